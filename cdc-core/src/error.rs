@@ -1,0 +1,159 @@
+//! The one error type of `cdc-core`.
+//!
+//! Every variant carries the context needed to find the bad input again: the table, the Kafka
+//! coordinates (topic, partition, offset) of the record and, where it is known, the column.
+
+use std::fmt;
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a record came from: its Kafka coordinates.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct RecordLocation {
+    /// Kafka topic.
+    pub topic: String,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset of the record.
+    pub offset: i64,
+}
+
+impl fmt::Display for RecordLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// Errors of `cdc-core`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A record could not be decoded.
+    #[error("cannot decode record {location}{}: {message}", field.as_ref().map(|f| format!(" field `{f}`")).unwrap_or_default())]
+    Decode {
+        /// The record.
+        location: RecordLocation,
+        /// The field (column) that failed, when known.
+        field: Option<String>,
+        /// What was expected and what was seen.
+        message: String,
+    },
+
+    /// The schema of a record cannot be turned into an Arrow schema.
+    #[error("unsupported schema for table `{table}` column `{column}`: {message}")]
+    UnsupportedSchema {
+        /// Target table.
+        table: String,
+        /// Column.
+        column: String,
+        /// Why.
+        message: String,
+    },
+
+    /// A new schema cannot replace the table's current schema.
+    #[error("incompatible schema change for table `{table}` column `{column}`: {message}")]
+    IncompatibleSchema {
+        /// Target table.
+        table: String,
+        /// Column.
+        column: String,
+        /// What changed and why it cannot be applied.
+        message: String,
+    },
+
+    /// Records without a usable key.
+    #[error("table `{table}` has no primary key: {message}")]
+    MissingKey {
+        /// Target table.
+        table: String,
+        /// What was tried.
+        message: String,
+    },
+
+    /// A source (raw files, Kafka) failed.
+    #[error("source error at {location}: {message}")]
+    Source {
+        /// Path, URL or topic.
+        location: String,
+        /// What happened.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A sink failed to apply or read back a commit.
+    #[error("sink error for table `{table}`: {message}")]
+    Sink {
+        /// Target table.
+        table: String,
+        /// What happened.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Bad configuration, found when it was built.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// An Arrow computation failed.
+    #[error("arrow error in {context}: {source}")]
+    Arrow {
+        /// What was being done.
+        context: String,
+        /// The Arrow error.
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+
+    /// Object store access failed.
+    #[error("object store error at `{path}`: {source}")]
+    ObjectStore {
+        /// The path or URL.
+        path: String,
+        /// The error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Local I/O failed.
+    #[error("i/o error at `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for an Arrow error with what was being done.
+    pub fn arrow(context: impl Into<String>, source: arrow_schema::ArrowError) -> Self {
+        Error::Arrow {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for a sink error without a source error.
+    pub fn sink(table: impl fmt::Display, message: impl Into<String>) -> Self {
+        Error::Sink {
+            table: table.to_string(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The record this error is about, if it is about one.
+    pub fn location(&self) -> Option<&RecordLocation> {
+        match self {
+            Error::Decode { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+}

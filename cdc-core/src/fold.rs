@@ -1,0 +1,386 @@
+//! Folding: many change events of one table into their net effect per primary key.
+//!
+//! Events are taken in capture order (Kafka offset within a partition; partitions merged by the
+//! database's commit order). Per key the last event wins: an upsert of the final row image, or a
+//! delete. A truncate drops everything before it and tells the sink to empty the table first.
+//! A primary-key change arrives from Debezium as a delete of the old key and a create of the
+//! new one, and folds as such. Unchanged cells (TOAST placeholders, columns a row's schema did not
+//! have) take the value of an earlier event of the same key in the batch when there is one;
+//! otherwise they stay marked for the sink to resolve from the table.
+//!
+//! ```
+//! # use cdc_core::fold::fold;
+//! # use cdc_core::model::TableId;
+//! // `batches` come from the decoder; see the crate's integration tests for a full example.
+//! let set = fold(&TableId::new("public", "t"), None, None, Vec::new());
+//! assert!(set.is_err()); // nothing to fold
+//! ```
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_row::{RowConverter, Rows, SortField};
+use arrow_schema::{Schema, SchemaRef};
+
+use crate::error::{Error, Result};
+use crate::model::{ChangeBatch, Checkpoint, EventMeta, Op, TableId, UnchangedMask};
+use crate::schema::{conform_batch, merge_schemas};
+
+/// The net effect of a batch of events on one table: what a sink applies in one commit.
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    /// Table.
+    pub table: TableId,
+    /// Schema of `upserts` (the table's schema merged with every event's schema).
+    pub schema: SchemaRef,
+    /// Primary-key columns.
+    pub key_columns: Arc<[String]>,
+    /// Empty the table before applying the rest.
+    pub truncate: bool,
+    /// Final row images to insert or replace, one per key.
+    pub upserts: RecordBatch,
+    /// Cells of `upserts` the source did not send: keep the table's value for keys that exist
+    /// (unless `new_keys` says the key is new), else the column default.
+    pub upsert_unchanged: UnchangedMask,
+    /// Per upsert: `true` when the key cannot be in the table before this change set because it
+    /// was deleted or truncated earlier in the batch. An insert (`c`) alone does not make a key
+    /// new: Debezium delivers at least once, and after a connector restart an insert can arrive
+    /// again at a new offset, so sinks must still look such keys up (cheaply, by key ranges).
+    pub new_keys: BooleanArray,
+    /// Keys to delete (only the key columns), disjoint from the upserts' keys.
+    pub deletes: RecordBatch,
+    /// Positions of every event folded in: the checkpoint to commit with this change set.
+    pub checkpoint: Checkpoint,
+    /// Number of events folded.
+    pub events: usize,
+    /// Latest `source.ts_ms` among the events, for lag reporting.
+    pub max_source_ts_ms: Option<i64>,
+}
+
+impl ChangeSet {
+    /// True when applying it changes no row (it may still advance the checkpoint).
+    pub fn is_noop(&self) -> bool {
+        !self.truncate && self.upserts.num_rows() == 0 && self.deletes.num_rows() == 0
+    }
+
+    /// Indices of the key columns in [`ChangeSet::schema`].
+    pub fn key_indices(&self) -> Result<Vec<usize>> {
+        key_indices(&self.table, &self.schema, &self.key_columns)
+    }
+}
+
+/// Indices of `keys` in `schema`, or an error naming the missing one.
+pub fn key_indices(table: &TableId, schema: &Schema, keys: &[String]) -> Result<Vec<usize>> {
+    keys.iter()
+        .map(|k| {
+            schema.index_of(k).map_err(|_| Error::MissingKey {
+                table: table.to_string(),
+                message: format!("key column `{k}` is not in the schema"),
+            })
+        })
+        .collect()
+}
+
+/// A row converter over the key columns of `schema`, for hashing and comparing keys.
+pub fn key_converter(table: &TableId, schema: &Schema, keys: &[usize]) -> Result<RowConverter> {
+    RowConverter::new(
+        keys.iter()
+            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+            .collect(),
+    )
+    .map_err(|e| Error::arrow(format!("key encoding of {table}"), e))
+}
+
+/// The encoded keys of `batch` (columns `keys`).
+pub fn encode_keys(
+    table: &TableId,
+    converter: &RowConverter,
+    batch: &RecordBatch,
+    keys: &[usize],
+) -> Result<Rows> {
+    let cols: Vec<ArrayRef> = keys.iter().map(|&i| batch.column(i).clone()).collect();
+    converter
+        .convert_columns(&cols)
+        .map_err(|e| Error::arrow(format!("encoding keys of {table}"), e))
+}
+
+/// What is known of one key while folding.
+struct KeyState {
+    /// Row of the last event.
+    row: usize,
+    /// Final op is a delete.
+    deleted: bool,
+    /// The key cannot exist in the table before the batch.
+    new: bool,
+    /// Per column, the row its value comes from (only when an earlier event filled an
+    /// unchanged cell).
+    sources: Option<Vec<u32>>,
+    /// Order of first appearance, so output is deterministic.
+    first_seen: usize,
+}
+
+/// Folds `batches` of one table into a [`ChangeSet`].
+///
+/// `table_schema` is the table's current schema (if it exists) so the set's schema covers it;
+/// `known_keys` the table's key, used when the events carry none.
+pub fn fold(
+    table: &TableId,
+    table_schema: Option<&Schema>,
+    known_keys: Option<&[String]>,
+    batches: Vec<ChangeBatch>,
+) -> Result<ChangeSet> {
+    if batches.is_empty() {
+        return Err(Error::sink(table, "nothing to fold"));
+    }
+    let key_columns: Arc<[String]> = batches
+        .iter()
+        .find(|b| !b.key_columns.is_empty())
+        .map(|b| b.key_columns.clone())
+        .or_else(|| known_keys.filter(|k| !k.is_empty()).map(Arc::from))
+        .ok_or_else(|| Error::MissingKey {
+            table: table.to_string(),
+            message: "the events carry no key (no key record stored, no key schema) and none was \
+                      configured; store Kafka keys (store.kafka.keys=true) or give the key columns"
+                .into(),
+        })?;
+
+    // One schema for the whole set.
+    let mut schema = match table_schema {
+        Some(s) => s.clone(),
+        None => batches[0].rows.schema().as_ref().clone(),
+    };
+    for b in &batches {
+        schema = merge_schemas(table, &schema, &b.rows.schema())?;
+    }
+    let schema: SchemaRef = Arc::new(schema);
+
+    // Conform and concatenate.
+    let mut rows = Vec::with_capacity(batches.len());
+    let mut masks = Vec::with_capacity(batches.len());
+    let mut events: Vec<EventMeta> = Vec::new();
+    for b in batches {
+        let (batch, mask) = conform_batch(table, &b.rows, &b.unchanged, &schema)?;
+        rows.push(batch);
+        masks.push((mask, b.events.len()));
+        events.extend(b.events);
+    }
+    let all = arrow_select::concat::concat_batches(&schema, &rows)
+        .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))?;
+    let unchanged = concat_masks(schema.fields().len(), &masks)?;
+
+    let keys = key_indices(table, &schema, &key_columns)?;
+    let converter = key_converter(table, &schema, &keys)?;
+    let key_rows = encode_keys(table, &converter, &all, &keys)?;
+
+    let order = capture_order(&events);
+    let mut checkpoint = Checkpoint::default();
+    let mut states: HashMap<&[u8], KeyState> = HashMap::new();
+    let mut truncate = false;
+    let mut max_ts = None;
+    let n_cols = schema.fields().len();
+    let has_unchanged = !unchanged.is_empty();
+    for &row in &order {
+        let meta = &events[row];
+        checkpoint.advance(
+            &meta.position.topic,
+            meta.position.partition,
+            meta.position.offset,
+        );
+        max_ts = max_ts.max(meta.source_ts_ms);
+        if meta.op == Op::Truncate {
+            states.clear();
+            truncate = true;
+            continue;
+        }
+        for &k in &keys {
+            if all.column(k).is_null(row) {
+                return Err(Error::Decode {
+                    location: crate::error::RecordLocation {
+                        topic: meta.position.topic.clone(),
+                        partition: meta.position.partition,
+                        offset: meta.position.offset,
+                    },
+                    field: Some(schema.field(k).name().clone()),
+                    message: "primary-key column is null".into(),
+                });
+            }
+        }
+        let key = key_rows.row(row).data();
+        let deleted = meta.op == Op::Delete;
+        let next_index = states.len();
+        match states.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(KeyState {
+                    row,
+                    deleted,
+                    new: truncate,
+                    sources: None,
+                    first_seen: next_index,
+                });
+            }
+            Entry::Occupied(mut o) => {
+                let st = o.get_mut();
+                let prev_row = st.row;
+                let prev_deleted = st.deleted;
+                if prev_deleted && !deleted {
+                    // Deleted earlier in this batch: whatever the table held is gone.
+                    st.new = true;
+                }
+                let mut sources = None;
+                if !deleted && !prev_deleted && has_unchanged {
+                    // Fill this event's unchanged cells from the previous image of the key.
+                    for c in 0..n_cols {
+                        if unchanged.is_unchanged(c, row) {
+                            let src = sources.get_or_insert_with(|| vec![row as u32; n_cols]);
+                            src[c] = st.sources.as_ref().map_or(prev_row as u32, |s| s[c]);
+                        }
+                    }
+                }
+                st.row = row;
+                st.deleted = deleted;
+                st.sources = sources;
+            }
+        }
+    }
+
+    let mut finals: Vec<&KeyState> = states.values().collect();
+    finals.sort_by_key(|s| s.first_seen);
+    let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
+    // A key inserted and deleted within the batch never reached the table: nothing to delete.
+    let delete_rows: Vec<u32> = finals
+        .iter()
+        .filter(|s| s.deleted && !s.new)
+        .map(|s| s.row as u32)
+        .collect();
+
+    let mut columns = Vec::with_capacity(n_cols);
+    let mut out_masks = Vec::with_capacity(n_cols);
+    for c in 0..n_cols {
+        let idx = UInt32Array::from_iter_values(
+            upserts
+                .iter()
+                .map(|s| s.sources.as_ref().map_or(s.row as u32, |src| src[c])),
+        );
+        columns.push(take(table, all.column(c), &idx)?);
+        out_masks.push(match unchanged.column(c) {
+            Some(m) => Some(
+                take(table, &(Arc::new(m.clone()) as ArrayRef), &idx)?
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .expect("boolean")
+                    .clone(),
+            ),
+            None => None,
+        });
+    }
+    let upsert_batch = RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(upserts.len())),
+    )
+    .map_err(|e| Error::arrow(format!("building upserts of {table}"), e))?;
+    let delete_idx = UInt32Array::from(delete_rows);
+    let key_batch = all
+        .project(&keys)
+        .map_err(|e| Error::arrow(format!("projecting keys of {table}"), e))?;
+    let deletes = arrow_select::take::take_record_batch(&key_batch, &delete_idx)
+        .map_err(|e| Error::arrow(format!("building deletes of {table}"), e))?;
+
+    Ok(ChangeSet {
+        table: table.clone(),
+        schema,
+        key_columns,
+        truncate,
+        upserts: upsert_batch,
+        upsert_unchanged: UnchangedMask::new(out_masks),
+        new_keys: BooleanArray::from(upserts.iter().map(|s| s.new).collect::<Vec<_>>()),
+        deletes,
+        checkpoint,
+        events: events.len(),
+        max_source_ts_ms: max_ts,
+    })
+}
+
+fn take(table: &TableId, array: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef> {
+    arrow_select::take::take(array, idx, None)
+        .map_err(|e| Error::arrow(format!("folding {table}"), e))
+}
+
+fn concat_masks(n_cols: usize, masks: &[(UnchangedMask, usize)]) -> Result<UnchangedMask> {
+    let mut out = Vec::with_capacity(n_cols);
+    for c in 0..n_cols {
+        if masks.iter().all(|(m, _)| m.column(c).is_none()) {
+            out.push(None);
+            continue;
+        }
+        let parts: Vec<BooleanArray> = masks
+            .iter()
+            .map(|(m, len)| {
+                m.column(c)
+                    .cloned()
+                    .unwrap_or_else(|| BooleanArray::from(vec![false; *len]))
+            })
+            .collect();
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a as &dyn Array).collect();
+        let merged = crate::model::concat_arrays("unchanged masks", &refs)?;
+        out.push(Some(
+            merged
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .expect("boolean")
+                .clone(),
+        ));
+    }
+    Ok(UnchangedMask::new(out))
+}
+
+/// Row indices in capture order: each topic-partition in offset order, partitions merged by the
+/// database's commit order (then Kafka coordinates). A merge rather than a sort, because the two
+/// orders need not agree and only the per-partition one is authoritative.
+pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
+    let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        partitions
+            .entry((e.position.topic.as_str(), e.position.partition))
+            .or_default()
+            .push(i);
+    }
+    let mut queues: Vec<Vec<usize>> = partitions.into_values().collect();
+    for q in &mut queues {
+        q.sort_by_key(|&i| events[i].position.offset);
+    }
+    if queues.len() == 1 {
+        return queues.pop().expect("one queue");
+    }
+    let mut heads = vec![0usize; queues.len()];
+    let mut out = Vec::with_capacity(events.len());
+    loop {
+        let mut best: Option<usize> = None;
+        for (q, queue) in queues.iter().enumerate() {
+            let Some(&i) = queue.get(heads[q]) else {
+                continue;
+            };
+            best = match best {
+                None => Some(q),
+                Some(b) => {
+                    let j = queues[b][heads[b]];
+                    if events[i]
+                        .position
+                        .cmp_capture_order(&events[j].position)
+                        .is_lt()
+                    {
+                        Some(q)
+                    } else {
+                        Some(b)
+                    }
+                }
+            };
+        }
+        let Some(q) = best else { break };
+        out.push(queues[q][heads[q]]);
+        heads[q] += 1;
+    }
+    out
+}

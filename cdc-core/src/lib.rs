@@ -1,0 +1,28 @@
+//! `cdc-core`: the format-independent heart of cdc-lake.
+//!
+//! Debezium change events go through four steps:
+//! 1. a [source](source) reads raw Kafka records (the S3 sink layout on any object store);
+//! 2. a [decoder](decode) turns them into columnar [`ChangeBatch`](model::ChangeBatch)es, one
+//!    Arrow batch of row images per table and schema;
+//! 3. [`fold`](fold::fold) reduces a batch to its net effect per primary key, a
+//!    [`ChangeSet`](fold::ChangeSet);
+//! 4. a [`TableSink`](sink::TableSink) applies the change set and its checkpoint in one atomic
+//!    commit.
+//!
+//! [`pipeline`] runs the four in bounded batches and resumes from the sinks' checkpoints.
+//! This crate knows no table format: Delta, Iceberg and Hudi live in their own crates and
+//! implement [`sink::TableSink`]; [`sink::MemoryWarehouse`] is the reference implementation.
+
+pub mod decode;
+pub mod error;
+pub mod fold;
+pub mod model;
+pub mod pipeline;
+pub mod render;
+pub mod schema;
+pub mod sink;
+pub mod source;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use error::{Error, Result};

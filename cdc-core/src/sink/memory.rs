@@ -1,0 +1,271 @@
+//! The reference sink: a table held in memory that implements the [`TableSink`] contract exactly.
+//! Format adapters are tested against what it produces for the same events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+
+use super::{CommitOutcome, TableSchema, TableSink, Warehouse};
+use crate::error::{Error, Result};
+use crate::fold::{encode_keys, key_converter, key_indices, ChangeSet};
+use crate::model::{Checkpoint, TableId};
+use crate::schema::{cast_column, conform_batch, default_column, merge_schemas};
+
+/// One table's rows, schema, key and checkpoint.
+#[derive(Debug, Clone)]
+pub struct MemTable {
+    /// Table id.
+    pub table: TableId,
+    /// Schema.
+    pub schema: SchemaRef,
+    /// Primary key.
+    pub key_columns: Vec<String>,
+    /// All rows, in no particular order.
+    pub rows: RecordBatch,
+    /// Committed checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Number of commits.
+    pub version: u64,
+}
+
+impl MemTable {
+    /// An empty table created from a change set's schema and key.
+    pub fn create(changes: &ChangeSet) -> Self {
+        MemTable {
+            table: changes.table.clone(),
+            schema: changes.schema.clone(),
+            key_columns: changes.key_columns.to_vec(),
+            rows: RecordBatch::new_empty(changes.schema.clone()),
+            checkpoint: Checkpoint::default(),
+            version: 0,
+        }
+    }
+
+    /// Applies a change set per the [`TableSink`] contract.
+    pub fn apply(&mut self, changes: &ChangeSet) -> Result<CommitOutcome> {
+        let table = &self.table;
+        if !self.checkpoint.is_empty() && changes.checkpoint.is_covered_by(&self.checkpoint) {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let merged: SchemaRef = Arc::new(merge_schemas(table, &self.schema, &changes.schema)?);
+        let existing = if changes.truncate {
+            RecordBatch::new_empty(merged.clone())
+        } else {
+            self.evolved_rows(&merged)?
+        };
+        let (upserts, unchanged) =
+            conform_batch(table, &changes.upserts, &changes.upsert_unchanged, &merged)?;
+        let keys = key_indices(table, &merged, &self.key_columns)?;
+        let converter = key_converter(table, &merged, &keys)?;
+        let existing_keys = encode_keys(table, &converter, &existing, &keys)?;
+        let index: HashMap<&[u8], usize> = (0..existing.num_rows())
+            .map(|i| (existing_keys.row(i).data(), i))
+            .collect();
+
+        let delete_cols = keys
+            .iter()
+            .map(|&k| {
+                let name = merged.field(k).name();
+                let col =
+                    changes
+                        .deletes
+                        .column_by_name(name)
+                        .ok_or_else(|| Error::MissingKey {
+                            table: table.to_string(),
+                            message: format!("deletes lack key column `{name}`"),
+                        })?;
+                cast_column(table, merged.field(k), col)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let delete_keys = converter
+            .convert_columns(&delete_cols)
+            .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
+        let upsert_keys = encode_keys(table, &converter, &upserts, &keys)?;
+
+        let mut keep = vec![true; existing.num_rows()];
+        let mut rows_deleted = 0u64;
+        for i in 0..delete_keys.num_rows() {
+            if let Some(&r) = index.get(delete_keys.row(i).data()) {
+                keep[r] = false;
+                rows_deleted += 1;
+            }
+        }
+        let mut found: Vec<Option<usize>> = Vec::with_capacity(upserts.num_rows());
+        for j in 0..upserts.num_rows() {
+            let hit = index.get(upsert_keys.row(j).data()).copied();
+            if let Some(r) = hit {
+                keep[r] = false;
+            }
+            found.push(hit.filter(|_| !changes.new_keys.value(j)));
+        }
+
+        // Unchanged cells: the old row's value, else the column default.
+        let mut columns = Vec::with_capacity(merged.fields().len());
+        for (c, field) in merged.fields().iter().enumerate() {
+            let up = upserts.column(c);
+            let Some(mask) = unchanged.column(c) else {
+                columns.push(up.clone());
+                continue;
+            };
+            let default = default_column(table, field, 1)?;
+            let sources: [&dyn Array; 3] =
+                [existing.column(c).as_ref(), up.as_ref(), default.as_ref()];
+            let picks: Vec<(usize, usize)> = (0..upserts.num_rows())
+                .map(|j| match (mask.value(j), found[j]) {
+                    (false, _) => (1, j),
+                    (true, Some(r)) => (0, r),
+                    (true, None) => (2, 0),
+                })
+                .collect();
+            columns.push(
+                arrow_select::interleave::interleave(&sources, &picks).map_err(|e| {
+                    Error::arrow(format!("resolving unchanged cells of {table}"), e)
+                })?,
+            );
+        }
+        let resolved = RecordBatch::try_new_with_options(
+            merged.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(upserts.num_rows())),
+        )
+        .map_err(|e| Error::arrow(format!("upserts of {table}"), e))?;
+        let kept = arrow_select::filter::filter_record_batch(&existing, &BooleanArray::from(keep))
+            .map_err(|e| Error::arrow(format!("removing rows of {table}"), e))?;
+        self.rows = arrow_select::concat::concat_batches(&merged, [&kept, &resolved])
+            .map_err(|e| Error::arrow(format!("writing rows of {table}"), e))?;
+        self.schema = merged;
+        self.checkpoint.merge(&changes.checkpoint);
+        self.version += 1;
+        Ok(CommitOutcome::Committed {
+            version: self.version.to_string(),
+            rows_written: resolved.num_rows() as u64,
+            rows_deleted,
+        })
+    }
+
+    /// The current rows in `schema` (a widening of the table's): types cast, new columns filled
+    /// with their default.
+    fn evolved_rows(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+        if schema == &self.schema {
+            return Ok(self.rows.clone());
+        }
+        let n = self.rows.num_rows();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| match self.rows.column_by_name(f.name()) {
+                Some(col) => cast_column(&self.table, f, col),
+                None => default_column(&self.table, f, n),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(|e| Error::arrow(format!("evolving {}", self.table), e))
+    }
+
+    /// The rows ordered by primary key.
+    pub fn sorted_rows(&self) -> Result<RecordBatch> {
+        let keys = key_indices(&self.table, &self.schema, &self.key_columns)?;
+        let converter = key_converter(&self.table, &self.schema, &keys)?;
+        let encoded = encode_keys(&self.table, &converter, &self.rows, &keys)?;
+        let mut order: Vec<u32> = (0..self.rows.num_rows() as u32).collect();
+        order.sort_by(|&a, &b| encoded.row(a as usize).cmp(&encoded.row(b as usize)));
+        arrow_select::take::take_record_batch(&self.rows, &UInt32Array::from(order))
+            .map_err(|e| Error::arrow(format!("sorting {}", self.table), e))
+    }
+}
+
+/// In-memory tables, shared between the sinks it opens and whoever inspects them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryWarehouse {
+    tables: Arc<Mutex<BTreeMap<TableId, MemTable>>>,
+}
+
+impl MemoryWarehouse {
+    /// An empty warehouse.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of one table.
+    pub fn table(&self, table: &TableId) -> Option<MemTable> {
+        self.tables
+            .lock()
+            .expect("not poisoned")
+            .get(table)
+            .cloned()
+    }
+
+    /// Ids of all tables.
+    pub fn table_ids(&self) -> Vec<TableId> {
+        self.tables
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Warehouse for MemoryWarehouse {
+    async fn open(&self, table: &TableId) -> Result<Box<dyn TableSink>> {
+        Ok(Box::new(MemorySink {
+            table: table.clone(),
+            tables: self.tables.clone(),
+        }))
+    }
+}
+
+/// The sink of one in-memory table.
+#[derive(Debug)]
+pub struct MemorySink {
+    table: TableId,
+    tables: Arc<Mutex<BTreeMap<TableId, MemTable>>>,
+}
+
+#[async_trait]
+impl TableSink for MemorySink {
+    fn table(&self) -> &TableId {
+        &self.table
+    }
+
+    async fn schema(&mut self) -> Result<Option<TableSchema>> {
+        Ok(self
+            .tables
+            .lock()
+            .expect("not poisoned")
+            .get(&self.table)
+            .map(|t| TableSchema {
+                schema: t.schema.clone(),
+                key_columns: t.key_columns.clone(),
+            }))
+    }
+
+    async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .tables
+            .lock()
+            .expect("not poisoned")
+            .get(&self.table)
+            .map(|t| t.checkpoint.clone()))
+    }
+
+    async fn apply(&mut self, changes: &ChangeSet) -> Result<CommitOutcome> {
+        let mut tables = self.tables.lock().expect("not poisoned");
+        // Work on a copy so a failed apply leaves the last commit in place.
+        let mut t = tables
+            .get(&self.table)
+            .cloned()
+            .unwrap_or_else(|| MemTable::create(changes));
+        let outcome = t.apply(changes)?;
+        tables.insert(self.table.clone(), t);
+        Ok(outcome)
+    }
+}
