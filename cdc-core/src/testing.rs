@@ -1,1 +1,452 @@
-//! placeholder
+//! Test support shared by every crate of the workspace (feature `test-util`): the loader of the
+//! Debezium fixtures in `../shared/fixtures/debezium/`, a writer of the Confluent S3 sink layout,
+//! and the comparison of a table with a scenario's `expected/` state.
+//!
+//! The comparison follows the fixtures' README: values are compared in the canonical rendering
+//! of [`crate::render`]; for the lossy variants the same loss is applied to the expected value
+//! (decimals as doubles in `-decimal-double`, millisecond times in `-connect-time`), and
+//! intervals are compared as Debezium's microsecond approximation (365.25-day years,
+//! 30.4375-day months).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Schema, TimeUnit};
+use serde_json::{Map, Value};
+
+use crate::decode::debezium::numeric::{parse_time, parse_timestamp};
+use crate::model::TableId;
+use crate::render::render_rows;
+
+/// The fixtures' `debezium/` directory: `$CDC_LAKE_FIXTURES`, else `../shared/fixtures/debezium`
+/// beside the repository.
+pub fn fixtures_root() -> PathBuf {
+    if let Ok(p) = std::env::var("CDC_LAKE_FIXTURES") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/debezium")
+}
+
+/// One record of a fixture's `events.jsonl`, key and value as their verbatim JSON text.
+#[derive(Debug, Clone)]
+pub struct FixtureRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key JSON text (`None` when null).
+    pub key: Option<String>,
+    /// Value JSON text (`None` for a tombstone).
+    pub value: Option<String>,
+}
+
+/// One fixture scenario directory.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `crud`, `types-noschema`, ...
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Tables with their primary keys.
+    pub tables: Vec<(TableId, Vec<String>)>,
+}
+
+impl Scenario {
+    /// Loads `postgres/<name>`.
+    pub fn load(name: &str) -> Scenario {
+        let dir = fixtures_root().join("postgres").join(name);
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("scenario.json"))
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())),
+        )
+        .expect("scenario.json is JSON");
+        let tables = meta["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .map(|t| {
+                (
+                    TableId::new(t["schema"].as_str().unwrap(), t["table"].as_str().unwrap()),
+                    t["primary_key"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect();
+        Scenario {
+            name: name.to_string(),
+            dir,
+            tables,
+        }
+    }
+
+    /// Every scenario under `postgres/`, sorted by name.
+    pub fn all() -> Vec<Scenario> {
+        let mut names: Vec<String> = std::fs::read_dir(fixtures_root().join("postgres"))
+            .unwrap_or_else(|e| panic!("fixtures not found at {}: {e}", fixtures_root().display()))
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("events.jsonl").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.iter().map(|n| Scenario::load(n)).collect()
+    }
+
+    /// The variant suffix (`noschema`, `unwrap`, ...), or `""` for the base form.
+    pub fn variant(&self) -> &str {
+        for v in [
+            "noschema",
+            "decimal-string",
+            "decimal-double",
+            "unwrap",
+            "connect-time",
+        ] {
+            if self.name.ends_with(&format!("-{v}")) {
+                return v;
+            }
+        }
+        ""
+    }
+
+    /// The base scenario name (`types` for `types-noschema`).
+    pub fn base(&self) -> &str {
+        let v = self.variant();
+        if v.is_empty() {
+            &self.name
+        } else {
+            &self.name[..self.name.len() - v.len() - 1]
+        }
+    }
+
+    /// The records of `events.jsonl`.
+    pub fn records(&self) -> Vec<FixtureRecord> {
+        #[derive(serde::Deserialize)]
+        struct Line<'a> {
+            topic: String,
+            partition: i32,
+            offset: i64,
+            #[serde(borrow)]
+            key: &'a serde_json::value::RawValue,
+            #[serde(borrow)]
+            value: &'a serde_json::value::RawValue,
+        }
+        let text = std::fs::read_to_string(self.dir.join("events.jsonl")).expect("events.jsonl");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let line: Line = serde_json::from_str(l).expect("fixture line");
+                let opt = |v: &serde_json::value::RawValue| {
+                    Some(v.get().to_string()).filter(|s| s != "null")
+                };
+                FixtureRecord {
+                    topic: line.topic,
+                    partition: line.partition,
+                    offset: line.offset,
+                    key: opt(line.key),
+                    value: opt(line.value),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes the records in the Confluent S3 sink layout under `dest`, `per_file` records a
+    /// file, keys in `.keys.json` files, gzipped when `gzip`.
+    pub fn write_s3_layout(&self, dest: &Path, per_file: usize, gzip: bool) {
+        let mut by_tp: BTreeMap<(String, i32), Vec<FixtureRecord>> = BTreeMap::new();
+        for r in self.records() {
+            by_tp
+                .entry((r.topic.clone(), r.partition))
+                .or_default()
+                .push(r);
+        }
+        for ((topic, partition), records) in by_tp {
+            let dir = dest.join(&topic).join(format!("partition={partition}"));
+            std::fs::create_dir_all(&dir).expect("create layout dir");
+            for chunk in records.chunks(per_file) {
+                let start = chunk[0].offset;
+                let base = format!("{topic}+{partition}+{start:010}");
+                let ext = if gzip { ".json.gz" } else { ".json" };
+                let mut values = String::new();
+                let mut keys = String::new();
+                for r in chunk {
+                    values.push_str(r.value.as_deref().unwrap_or("null"));
+                    values.push('\n');
+                    keys.push_str(r.key.as_deref().unwrap_or("null"));
+                    keys.push('\n');
+                }
+                write_file(&dir.join(format!("{base}{ext}")), values.as_bytes(), gzip);
+                write_file(
+                    &dir.join(format!("{base}.keys{ext}")),
+                    keys.as_bytes(),
+                    gzip,
+                );
+            }
+        }
+    }
+
+    /// `expected/<schema>.<table>.json` of every table.
+    pub fn expected(&self) -> BTreeMap<TableId, Vec<Map<String, Value>>> {
+        self.tables
+            .iter()
+            .map(|(t, _)| {
+                let path = self.dir.join("expected").join(format!("{t}.json"));
+                let rows: Vec<Map<String, Value>> =
+                    serde_json::from_str(&std::fs::read_to_string(&path).expect("expected file"))
+                        .expect("expected JSON");
+                (t.clone(), rows)
+            })
+            .collect()
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], gzip: bool) {
+    let mut f = std::fs::File::create(path).expect("create fixture file");
+    if gzip {
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        gz.write_all(bytes).expect("write");
+        gz.finish().expect("finish gzip");
+    } else {
+        f.write_all(bytes).expect("write");
+    }
+}
+
+/// Debezium's `MicroDuration` of a Postgres ISO-8601 interval (`P1Y2M3DT4H5M6.789S`).
+pub fn iso_interval_micros(s: &str) -> Option<i64> {
+    let body = s.strip_prefix('P')?;
+    let (date, time) = body.split_once('T').unwrap_or((body, ""));
+    let mut micros = 0f64;
+    let mut parse = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '-' || c == '.' {
+                num.push(c);
+            } else {
+                let (_, scale) = units.iter().find(|(u, _)| *u == c)?;
+                micros += num.parse::<f64>().ok()? * scale;
+                num.clear();
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    const DAY: f64 = 86_400e6;
+    parse(
+        date,
+        &[
+            ('Y', 365.25 * DAY),
+            ('M', 30.4375 * DAY),
+            ('W', 7.0 * DAY),
+            ('D', DAY),
+        ],
+    )?;
+    parse(time, &[('H', 3_600e6), ('M', 60e6), ('S', 1e6)])?;
+    Some(micros.round() as i64)
+}
+
+/// Our rendering of a duration (`PT-1.5S`) in microseconds.
+fn rendered_duration_micros(s: &str) -> Option<i64> {
+    let secs: f64 = s.strip_prefix("PT")?.strip_suffix('S')?.parse().ok()?;
+    Some((secs * 1e6).round() as i64)
+}
+
+fn numbers_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| numbers_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| numbers_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Whether our rendered cell (of type `dt`) equals the expected cell after applying the
+/// representation's known loss to the expected value.
+fn cell_matches(dt: &DataType, ours: &Value, expected: &Value) -> bool {
+    if ours.is_null() || expected.is_null() {
+        return ours.is_null() && expected.is_null();
+    }
+    match (dt, ours, expected) {
+        // decimal.handling.mode=double: the double nearest the exact value.
+        (DataType::Float64 | DataType::Float32, Value::Number(o), Value::String(e)) => {
+            e.parse::<f64>().ok() == o.as_f64()
+        }
+        // A float4 is only defined to float4 precision.
+        (DataType::Float32, Value::Number(o), Value::Number(e)) => {
+            o.as_f64().map(|v| v as f32) == e.as_f64().map(|v| v as f32)
+        }
+        (DataType::Timestamp(unit, _), Value::String(o), Value::String(e)) => {
+            let (Ok(o), Ok(e)) = (
+                parse_timestamp(o, TimeUnit::Microsecond),
+                parse_timestamp(e, TimeUnit::Microsecond),
+            ) else {
+                return false;
+            };
+            o == floor_to(e, *unit)
+        }
+        (DataType::Time32(unit) | DataType::Time64(unit), Value::String(o), Value::String(e)) => {
+            let (Ok(o), Ok(e)) = (
+                parse_time(o, TimeUnit::Microsecond),
+                parse_time(e, TimeUnit::Microsecond),
+            ) else {
+                return false;
+            };
+            o == floor_to(e, *unit)
+        }
+        (DataType::Duration(_), Value::String(o), Value::String(e)) => {
+            rendered_duration_micros(o).is_some()
+                && rendered_duration_micros(o) == iso_interval_micros(e)
+        }
+        _ => numbers_equal(ours, expected),
+    }
+}
+
+fn floor_to(micros: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => micros.div_euclid(1_000_000) * 1_000_000,
+        TimeUnit::Millisecond => micros.div_euclid(1_000) * 1_000,
+        _ => micros,
+    }
+}
+
+/// Compares a table's rows with the expected rows: same keys, same columns, equal cells.
+/// Returns every difference found (at most 20), or `Ok` when equal.
+pub fn compare_with_expected(
+    table: &TableId,
+    key_columns: &[String],
+    rows: &RecordBatch,
+    expected: &[Map<String, Value>],
+) -> Result<(), String> {
+    let schema: &Schema = &rows.schema();
+    let ours = render_rows(rows).map_err(|e| e.to_string())?;
+    let key_of = |row: &Map<String, Value>| -> String {
+        key_columns
+            .iter()
+            .map(|k| row.get(k).cloned().unwrap_or(Value::Null).to_string())
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let mut problems = Vec::new();
+    let ours_by_key: BTreeMap<String, &Map<String, Value>> =
+        ours.iter().map(|r| (key_of(r), r)).collect();
+    if ours_by_key.len() != ours.len() {
+        problems.push(format!(
+            "{table}: duplicate keys ({} rows, {} keys)",
+            ours.len(),
+            ours_by_key.len()
+        ));
+    }
+    let expected_by_key: BTreeMap<String, &Map<String, Value>> =
+        expected.iter().map(|r| (key_of(r), r)).collect();
+    for k in expected_by_key.keys() {
+        if !ours_by_key.contains_key(k) {
+            problems.push(format!("{table}: missing key {k}"));
+        }
+    }
+    for k in ours_by_key.keys() {
+        if !expected_by_key.contains_key(k) {
+            problems.push(format!("{table}: unexpected key {k}"));
+        }
+    }
+    if let Some(first) = expected.first() {
+        let mut exp_cols: Vec<&String> = first.keys().collect();
+        let mut our_cols: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+        exp_cols.sort();
+        our_cols.sort();
+        if exp_cols != our_cols {
+            problems.push(format!(
+                "{table}: columns differ: ours {our_cols:?}, expected {exp_cols:?}"
+            ));
+        }
+    }
+    for (k, exp) in &expected_by_key {
+        let Some(our) = ours_by_key.get(k) else {
+            continue;
+        };
+        for (col, e) in exp.iter() {
+            let Ok(field) = schema.field_with_name(col) else {
+                continue;
+            };
+            let o = our.get(col).unwrap_or(&Value::Null);
+            if !cell_matches(field.data_type(), o, e) {
+                problems.push(format!(
+                    "{table} key {k} column {col} ({}): ours {o}, expected {e}",
+                    field.data_type()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.truncate(20);
+        Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_debezium() {
+        assert_eq!(
+            iso_interval_micros("P-1000Y"),
+            Some(-31_557_600_000_000_000)
+        );
+        assert_eq!(iso_interval_micros("P1DT2H3M4S"), Some(93_784_000_000));
+        assert_eq!(rendered_duration_micros("PT93784S"), Some(93_784_000_000));
+    }
+
+    #[test]
+    fn differences_are_reported() {
+        use arrow_array::{Int32Array, StringArray};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![
+            arrow_schema::Field::new("id", DataType::Int32, true),
+            arrow_schema::Field::new("body", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec!["__debezium_unavailable_value", "b"])),
+            ],
+        )
+        .unwrap();
+        let expected: Vec<Map<String, Value>> =
+            serde_json::from_str(r#"[{"id":1,"body":"real"},{"id":3,"body":"c"}]"#).unwrap();
+        let t = TableId::new("public", "documents");
+        let err = compare_with_expected(&t, &["id".into()], &batch, &expected).unwrap_err();
+        assert!(err.contains("column body"), "{err}");
+        assert!(err.contains("missing key 3"), "{err}");
+        assert!(err.contains("unexpected key 2"), "{err}");
+    }
+
+    #[test]
+    fn lossy_comparisons() {
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
+        assert!(cell_matches(
+            &ms,
+            &Value::from("1900-01-01T00:00:00.000000"),
+            &Value::from("1900-01-01T00:00:00.000001")
+        ));
+        assert!(!cell_matches(
+            &ms,
+            &Value::from("1900-01-01T00:00:00.001000"),
+            &Value::from("1900-01-01T00:00:00.000001")
+        ));
+    }
+}

@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests of cdc-core: the fixtures end to end through the raw-file source, the
+//! pipeline and the reference sink; restarts; and fuzzing of the decoder.
+
+mod common;
+mod decode_fuzz;
+mod fixtures;
+mod restart;

@@ -1,0 +1,108 @@
+//! Helpers: run a scenario through the pipeline into a warehouse.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cdc_core::decode::TableHint;
+use cdc_core::model::TableId;
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
+use cdc_core::sink::{MemoryWarehouse, Warehouse};
+use cdc_core::source::raw::RawFileSource;
+use cdc_core::testing::{compare_with_expected, Scenario};
+
+/// How to lay out and batch a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunShape {
+    pub records_per_file: usize,
+    pub gzip: bool,
+    pub batch_events: usize,
+}
+
+pub const ONE_BATCH: RunShape = RunShape {
+    records_per_file: 100,
+    gzip: false,
+    batch_events: 1_000_000,
+};
+
+pub const SMALL_BATCHES: RunShape = RunShape {
+    records_per_file: 13,
+    gzip: true,
+    batch_events: 7,
+};
+
+/// Writes the scenario's S3 layout under `dir` and syncs it into `warehouse`.
+pub async fn sync(
+    scenario: &Scenario,
+    dir: &Path,
+    shape: RunShape,
+    hints: HashMap<TableId, TableHint>,
+    warehouse: &dyn Warehouse,
+    stop_after_batches: Option<usize>,
+) -> cdc_core::Result<PipelineStats> {
+    let topics = dir.join("topics");
+    if !topics.exists() {
+        scenario.write_s3_layout(&topics, shape.records_per_file, shape.gzip);
+    }
+    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
+    let mut config = PipelineConfig {
+        table_hints: hints,
+        stop_after_batches,
+        ..PipelineConfig::default()
+    };
+    config.limits.max_events = shape.batch_events;
+    let mut pipeline = Pipeline::new(config, warehouse)?;
+    pipeline.run_to_end(&mut source, |_| {}).await
+}
+
+/// The schemas a user gives for a schemaless variant: those of its base scenario, passed
+/// through Arrow's JSON schema form as a schema file would be.
+pub async fn hints_for(scenario: &Scenario) -> HashMap<TableId, TableHint> {
+    if scenario.variant() != "noschema" {
+        return HashMap::new();
+    }
+    let base = Scenario::load(scenario.base());
+    let dir = tempfile::tempdir().unwrap();
+    let wh = MemoryWarehouse::new();
+    sync(&base, dir.path(), ONE_BATCH, HashMap::new(), &wh, None)
+        .await
+        .unwrap();
+    base.tables
+        .iter()
+        .map(|(t, _)| {
+            let schema = wh.table(t).unwrap().schema;
+            let text = serde_json::to_string(schema.as_ref()).unwrap();
+            let parsed: arrow_schema::Schema = serde_json::from_str(&text).unwrap();
+            (
+                t.clone(),
+                TableHint {
+                    schema: Some(std::sync::Arc::new(parsed)),
+                    key_columns: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Asserts every table of `warehouse` equals the scenario's expected state.
+pub fn assert_expected(scenario: &Scenario, warehouse: &MemoryWarehouse) {
+    let expected = scenario.expected();
+    let mut failures = Vec::new();
+    for (table, keys) in &scenario.tables {
+        let Some(t) = warehouse.table(table) else {
+            failures.push(format!("{table}: not created"));
+            continue;
+        };
+        assert_eq!(&t.key_columns, keys, "{table}: key columns");
+        if let Err(e) =
+            compare_with_expected(table, keys, &t.sorted_rows().unwrap(), &expected[table])
+        {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "scenario {}:\n{}",
+        scenario.name,
+        failures.join("\n")
+    );
+}
