@@ -42,13 +42,14 @@ pub struct ChangeSet {
     /// Final row images to insert or replace, one per key.
     pub upserts: RecordBatch,
     /// Cells of `upserts` the source did not send: keep the table's value for keys that exist
-    /// (unless `new_keys` says the key is new), else the column default.
+    /// (unless `ignore_table_values` says that value is obsolete), else the column default.
     pub upsert_unchanged: UnchangedMask,
-    /// Per upsert: `true` when the key cannot be in the table before this change set because it
-    /// was deleted or truncated earlier in the batch. An insert (`c`) alone does not make a key
-    /// new: Debezium delivers at least once, and after a connector restart an insert can arrive
-    /// again at a new offset, so sinks must still look such keys up (cheaply, by key ranges).
-    pub new_keys: BooleanArray,
+    /// Per upsert: `true` when the table's current row for the key (if any) is obsolete because
+    /// the key was deleted or the table truncated earlier in the batch: its unchanged cells take
+    /// the column default, never the table's value. The old row is still replaced, like any
+    /// upsert's. (No flag says a key is absent from the table: Debezium delivers at least once,
+    /// so even an insert can arrive again after a connector restart.)
+    pub ignore_table_values: BooleanArray,
     /// Keys to delete (only the key columns), disjoint from the upserts' keys.
     pub deletes: RecordBatch,
     /// Positions of every event folded in: the checkpoint to commit with this change set.
@@ -112,8 +113,10 @@ struct KeyState {
     row: usize,
     /// Final op is a delete.
     deleted: bool,
-    /// The key cannot exist in the table before the batch.
-    new: bool,
+    /// The table's row for this key is obsolete (deleted or truncated in this batch).
+    table_row_obsolete: bool,
+    /// The key first appeared after a truncate in this batch: the table cannot hold it.
+    after_truncate: bool,
     /// Per column, the row its value comes from (only when an earlier event filled an
     /// unchanged cell).
     sources: Option<Vec<u32>>,
@@ -215,7 +218,8 @@ pub fn fold(
                 v.insert(KeyState {
                     row,
                     deleted,
-                    new: truncate,
+                    table_row_obsolete: truncate,
+                    after_truncate: truncate,
                     sources: None,
                     first_seen: next_index,
                 });
@@ -226,7 +230,7 @@ pub fn fold(
                 let prev_deleted = st.deleted;
                 if prev_deleted && !deleted {
                     // Deleted earlier in this batch: whatever the table held is gone.
-                    st.new = true;
+                    st.table_row_obsolete = true;
                 }
                 let mut sources = None;
                 if !deleted && !prev_deleted && has_unchanged {
@@ -248,10 +252,10 @@ pub fn fold(
     let mut finals: Vec<&KeyState> = states.values().collect();
     finals.sort_by_key(|s| s.first_seen);
     let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
-    // A key inserted and deleted within the batch never reached the table: nothing to delete.
+    // After a truncate the table holds no key: nothing to delete.
     let delete_rows: Vec<u32> = finals
         .iter()
-        .filter(|s| s.deleted && !s.new)
+        .filter(|s| s.deleted && !s.after_truncate)
         .map(|s| s.row as u32)
         .collect();
 
@@ -295,7 +299,9 @@ pub fn fold(
         truncate,
         upserts: upsert_batch,
         upsert_unchanged: UnchangedMask::new(out_masks),
-        new_keys: BooleanArray::from(upserts.iter().map(|s| s.new).collect::<Vec<_>>()),
+        ignore_table_values: BooleanArray::from(
+            upserts.iter().map(|s| s.table_row_obsolete).collect::<Vec<_>>(),
+        ),
         deletes,
         checkpoint,
         events: events.len(),
@@ -383,4 +389,108 @@ pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
         heads[q] += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DbPosition, SourcePosition};
+    use crate::sink::MemTable;
+    use arrow_array::{Int32Array, StringArray};
+    use arrow_schema::{DataType, Field};
+
+    fn batch(ops: &[(Op, i32, Option<&str>)], first_offset: i64, unchanged: Option<Vec<bool>>) -> ChangeBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(ops.iter().map(|o| o.1).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(ops.iter().map(|o| o.2).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
+        ChangeBatch {
+            table: TableId::new("s", "t"),
+            key_columns: Arc::from(vec!["id".to_string()]),
+            rows,
+            events: ops
+                .iter()
+                .enumerate()
+                .map(|(i, o)| EventMeta {
+                    op: o.0,
+                    position: SourcePosition {
+                        topic: "x.s.t".into(),
+                        partition: 0,
+                        offset: first_offset + i as i64,
+                        db: DbPosition::Unknown,
+                    },
+                    source_ts_ms: None,
+                    tx_id: None,
+                })
+                .collect(),
+            unchanged: UnchangedMask::new(vec![None, unchanged.map(BooleanArray::from)]),
+        }
+    }
+
+    fn names(t: &MemTable) -> Vec<(i32, Option<String>)> {
+        let rows = t.sorted_rows().unwrap();
+        let ids = rows.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+        let names = rows.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        (0..rows.num_rows())
+            .map(|i| (ids.value(i), names.is_valid(i).then(|| names.value(i).to_string())))
+            .collect()
+    }
+
+    fn apply(t: Option<MemTable>, b: ChangeBatch) -> MemTable {
+        let set = fold(&TableId::new("s", "t"), t.as_ref().map(|t| t.schema.as_ref()), None, vec![b]).unwrap();
+        let mut t = t.unwrap_or_else(|| MemTable::create(&set));
+        t.apply(&set).unwrap();
+        t
+    }
+
+    #[test]
+    fn delete_reinsert_delete_removes_the_existing_row() {
+        let t = apply(None, batch(&[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))], 0, None));
+        let t = apply(
+            Some(t),
+            batch(&[(Op::Delete, 1, None), (Op::Create, 1, Some("c")), (Op::Delete, 1, None)], 2, None),
+        );
+        assert_eq!(names(&t), vec![(2, Some("b".into()))]);
+    }
+
+    #[test]
+    fn unchanged_cells_come_from_the_batch_then_the_table_but_not_after_a_delete() {
+        let t = apply(None, batch(&[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))], 0, None));
+        let t = apply(
+            Some(t),
+            batch(
+                &[
+                    (Op::Update, 1, None),          // unchanged: keeps "a" from the table
+                    (Op::Update, 2, Some("b2")),
+                    (Op::Update, 2, None),          // unchanged: "b2" from the batch
+                    (Op::Delete, 3, None),
+                    (Op::Create, 3, None),          // unchanged after delete: default (null)
+                ],
+                2,
+                Some(vec![true, false, true, false, true]),
+            ),
+        );
+        assert_eq!(
+            names(&t),
+            vec![(1, Some("a".into())), (2, Some("b2".into())), (3, None)]
+        );
+    }
+
+    #[test]
+    fn truncate_drops_earlier_events_and_rows() {
+        let t = apply(None, batch(&[(Op::Create, 1, Some("a"))], 0, None));
+        let t = apply(
+            Some(t),
+            batch(&[(Op::Create, 2, Some("b")), (Op::Truncate, 0, None), (Op::Create, 3, Some("c"))], 1, None),
+        );
+        assert_eq!(names(&t), vec![(3, Some("c".into()))]);
+    }
 }

@@ -26,3 +26,7 @@ pub mod source;
 pub mod testing;
 
 pub use error::{Error, Result};
+
+// The Arrow version every crate of the workspace shares.
+pub use arrow_array;
+pub use arrow_schema;

@@ -99,7 +99,7 @@ impl MemTable {
             if let Some(r) = hit {
                 keep[r] = false;
             }
-            found.push(hit.filter(|_| !changes.new_keys.value(j)));
+            found.push(hit.filter(|_| !changes.ignore_table_values.value(j)));
         }
 
         // Unchanged cells: the old row's value, else the column default.

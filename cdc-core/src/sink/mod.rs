@@ -15,7 +15,7 @@
 //! - **Semantics of a change set**, in this order: if `truncate`, remove every row; remove the
 //!   rows whose key is in `deletes` or `upserts`; add `upserts`. A cell marked in
 //!   `upsert_unchanged` keeps the value the table held for that key, or gets the column default
-//!   (else null) when the key had no row or `new_keys` marks it.
+//!   (else null) when the key had no row or `ignore_table_values` marks it.
 //! - **Ordering.** `apply` is called with change sets in capture order; a sink must not reorder
 //!   commits. Within a set, keys are distinct.
 //! - **Schema.** The first `apply` creates the table from `changes.schema` with primary key

@@ -24,6 +24,12 @@ pub const ONE_BATCH: RunShape = RunShape {
     batch_events: 1_000_000,
 };
 
+pub const MEDIUM_BATCHES: RunShape = RunShape {
+    records_per_file: 50,
+    gzip: true,
+    batch_events: 100,
+};
+
 pub const SMALL_BATCHES: RunShape = RunShape {
     records_per_file: 13,
     gzip: true,

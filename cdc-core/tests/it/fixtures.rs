@@ -1,17 +1,17 @@
 //! Every fixture scenario and variant, through the S3-sink layout on local disk, the pipeline and
-//! the reference sink, ends equal to its `expected/` state: once as one batch (folding inside a
-//! batch) and once in batches of 7 events over gzipped files of 13 (folding across commits,
-//! unchanged values resolved from the table).
+//! the reference sink, ends equal to its `expected/` state: as one batch (folding inside a
+//! batch), in batches of 100 and in batches of 7 events over gzipped files (folding across
+//! commits, unchanged values resolved from the table).
 
 use cdc_core::sink::MemoryWarehouse;
 use cdc_core::testing::Scenario;
 
-use crate::common::{assert_expected, hints_for, sync, ONE_BATCH, SMALL_BATCHES};
+use crate::common::{assert_expected, hints_for, sync, MEDIUM_BATCHES, ONE_BATCH, SMALL_BATCHES};
 
 async fn check(name: &str) {
     let scenario = Scenario::load(name);
     let hints = hints_for(&scenario).await;
-    for shape in [ONE_BATCH, SMALL_BATCHES] {
+    for shape in [ONE_BATCH, MEDIUM_BATCHES, SMALL_BATCHES] {
         let dir = tempfile::tempdir().unwrap();
         let wh = MemoryWarehouse::new();
         let stats = sync(&scenario, dir.path(), shape, hints.clone(), &wh, None)

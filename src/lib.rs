@@ -1,0 +1,82 @@
+//! cdc-lake keeps data-lake tables in sync with operational databases through Debezium change
+//! data capture: it decodes Debezium change events, folds them per primary key and upserts them,
+//! in order and exactly once, into table formats.
+//!
+//! This facade re-exports the parts an application picks by feature:
+//! - always: [`core`] (`cdc-core`: model, decoders, folding, sources, the `TableSink` trait and
+//!   the reference / `jsonl` sinks);
+//! - `delta`, `iceberg`, `hudi`: the format adapters;
+//! - `s3`: raw files on S3; `kafka`: the streaming source; `cli`: the `cdc-lake` binary.
+
+pub use cdc_core as core;
+#[cfg(feature = "delta")]
+pub use cdc_delta as delta;
+#[cfg(feature = "hudi")]
+pub use cdc_hudi as hudi;
+#[cfg(feature = "iceberg")]
+pub use cdc_iceberg as iceberg;
+
+/// Table formats the `cdc-lake` binary can write, and whether this build has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The reference table as JSON lines on the local filesystem (always available).
+    Jsonl,
+    /// Delta Lake (feature `delta`).
+    Delta,
+    /// Apache Iceberg (feature `iceberg`).
+    Iceberg,
+    /// Apache Hudi (feature `hudi`).
+    Hudi,
+}
+
+impl Format {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Delta => "delta",
+            Format::Iceberg => "iceberg",
+            Format::Hudi => "hudi",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "jsonl" => Format::Jsonl,
+            "delta" => Format::Delta,
+            "iceberg" => Format::Iceberg,
+            "hudi" => Format::Hudi,
+            other => return Err(format!("unknown format `{other}`: use jsonl, delta, iceberg or hudi")),
+        })
+    }
+}
+
+/// Opens the warehouse of `format` at `warehouse` (a local path or URL).
+pub fn open_warehouse(
+    format: Format,
+    warehouse: &str,
+) -> cdc_core::Result<Box<dyn cdc_core::sink::Warehouse>> {
+    let missing = |feature: &str| {
+        cdc_core::Error::Config(format!(
+            "format `{feature}` is not in this build; rebuild with `--features {feature}` \
+             (its sink arrives with the `{feature}` adapter)"
+        ))
+    };
+    match format {
+        Format::Jsonl => {
+            let path = warehouse.strip_prefix("file://").unwrap_or(warehouse);
+            if path.contains("://") {
+                return Err(cdc_core::Error::Config(format!(
+                    "the jsonl format writes to a local directory, not `{warehouse}`"
+                )));
+            }
+            Ok(Box::new(cdc_core::sink::JsonlWarehouse::new(path)))
+        }
+        Format::Delta => Err(missing("delta")),
+        Format::Iceberg => Err(missing("iceberg")),
+        Format::Hudi => Err(missing("hudi")),
+    }
+}
