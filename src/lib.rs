@@ -49,7 +49,11 @@ impl std::str::FromStr for Format {
             "delta" => Format::Delta,
             "iceberg" => Format::Iceberg,
             "hudi" => Format::Hudi,
-            other => return Err(format!("unknown format `{other}`: use jsonl, delta, iceberg or hudi")),
+            other => {
+                return Err(format!(
+                    "unknown format `{other}`: use jsonl, delta, iceberg or hudi"
+                ))
+            }
         })
     }
 }

@@ -130,7 +130,9 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
-    let stats = pipeline.run_to_end(&mut source, |p| show_progress(p, tty)).await?;
+    let stats = pipeline
+        .run_to_end(&mut source, |p| show_progress(p, tty))
+        .await?;
     if tty {
         eprintln!();
     }
@@ -150,7 +152,10 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -26,17 +26,40 @@ fn sync_writes_the_expected_tables_and_resumes() {
     let topics = dir.path().join("topics");
     let wh = dir.path().join("wh");
     scenario.write_s3_layout(&topics, 50, true);
-    let args = ["sync", "--source", s(&topics), "--warehouse", s(&wh), "--max-batch-events", "100"];
+    let args = [
+        "sync",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--max-batch-events",
+        "100",
+    ];
     let out = cdc_lake(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("synced 359 records"), "{stdout}");
 
     let warehouse = JsonlWarehouse::new(&wh);
     for (table, keys) in &scenario.tables {
         let t = warehouse.load(table).unwrap().unwrap();
-        compare_with_expected(table, keys, &t.sorted_rows().unwrap(), &scenario.expected()[table]).unwrap();
-        let lines = std::fs::read_to_string(warehouse.table_dir(table).join(format!("v{:08}.jsonl", t.version))).unwrap();
+        compare_with_expected(
+            table,
+            keys,
+            &t.sorted_rows().unwrap(),
+            &scenario.expected()[table],
+        )
+        .unwrap();
+        let lines = std::fs::read_to_string(
+            warehouse
+                .table_dir(table)
+                .join(format!("v{:08}.jsonl", t.version)),
+        )
+        .unwrap();
         assert_eq!(lines.lines().count(), scenario.expected()[table].len());
     }
 
@@ -51,8 +74,9 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let topics = dir.path().join("topics");
     scenario.write_s3_layout(&topics, 1000, false);
-    let file = topics
-        .join("dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json");
+    let file = topics.join(
+        "dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json",
+    );
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[7] = lines[7].replacen("\"op\":\"", "\"op\":\"X", 1);
@@ -62,14 +86,30 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     let out = cdc_lake(&["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("dbserver1.public.customers[0]@7") && stderr.contains("`op`"), "{stderr}");
+    assert!(
+        stderr.contains("dbserver1.public.customers[0]@7") && stderr.contains("`op`"),
+        "{stderr}"
+    );
 
     let dlq = dir.path().join("dlq");
-    let out = cdc_lake(&["sync", "--source", s(&topics), "--warehouse", s(&wh), "--dead-letter", s(&dlq)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cdc_lake(&[
+        "sync",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--dead-letter",
+        s(&dlq),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 dead-lettered"));
     let letter = dlq.join("dbserver1.public.customers/partition=0/00000000000000000007.json");
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(letter).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(letter).unwrap()).unwrap();
     assert_eq!(doc["offset"], 7);
     assert_eq!(doc["field"], "op");
 }

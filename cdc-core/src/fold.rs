@@ -300,7 +300,10 @@ pub fn fold(
         upserts: upsert_batch,
         upsert_unchanged: UnchangedMask::new(out_masks),
         ignore_table_values: BooleanArray::from(
-            upserts.iter().map(|s| s.table_row_obsolete).collect::<Vec<_>>(),
+            upserts
+                .iter()
+                .map(|s| s.table_row_obsolete)
+                .collect::<Vec<_>>(),
         ),
         deletes,
         checkpoint,
@@ -399,7 +402,11 @@ mod tests {
     use arrow_array::{Int32Array, StringArray};
     use arrow_schema::{DataType, Field};
 
-    fn batch(ops: &[(Op, i32, Option<&str>)], first_offset: i64, unchanged: Option<Vec<bool>>) -> ChangeBatch {
+    fn batch(
+        ops: &[(Op, i32, Option<&str>)],
+        first_offset: i64,
+        unchanged: Option<Vec<bool>>,
+    ) -> ChangeBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int32, true),
             Field::new("name", DataType::Utf8, true),
@@ -407,8 +414,12 @@ mod tests {
         let rows = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(Int32Array::from(ops.iter().map(|o| o.1).collect::<Vec<_>>())),
-                Arc::new(StringArray::from(ops.iter().map(|o| o.2).collect::<Vec<_>>())),
+                Arc::new(Int32Array::from(
+                    ops.iter().map(|o| o.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ops.iter().map(|o| o.2).collect::<Vec<_>>(),
+                )),
             ],
         )
         .unwrap();
@@ -437,15 +448,34 @@ mod tests {
 
     fn names(t: &MemTable) -> Vec<(i32, Option<String>)> {
         let rows = t.sorted_rows().unwrap();
-        let ids = rows.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-        let names = rows.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
+        let names = rows
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         (0..rows.num_rows())
-            .map(|i| (ids.value(i), names.is_valid(i).then(|| names.value(i).to_string())))
+            .map(|i| {
+                (
+                    ids.value(i),
+                    names.is_valid(i).then(|| names.value(i).to_string()),
+                )
+            })
             .collect()
     }
 
     fn apply(t: Option<MemTable>, b: ChangeBatch) -> MemTable {
-        let set = fold(&TableId::new("s", "t"), t.as_ref().map(|t| t.schema.as_ref()), None, vec![b]).unwrap();
+        let set = fold(
+            &TableId::new("s", "t"),
+            t.as_ref().map(|t| t.schema.as_ref()),
+            None,
+            vec![b],
+        )
+        .unwrap();
         let mut t = t.unwrap_or_else(|| MemTable::create(&set));
         t.apply(&set).unwrap();
         t
@@ -453,26 +483,48 @@ mod tests {
 
     #[test]
     fn delete_reinsert_delete_removes_the_existing_row() {
-        let t = apply(None, batch(&[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))], 0, None));
+        let t = apply(
+            None,
+            batch(
+                &[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))],
+                0,
+                None,
+            ),
+        );
         let t = apply(
             Some(t),
-            batch(&[(Op::Delete, 1, None), (Op::Create, 1, Some("c")), (Op::Delete, 1, None)], 2, None),
+            batch(
+                &[
+                    (Op::Delete, 1, None),
+                    (Op::Create, 1, Some("c")),
+                    (Op::Delete, 1, None),
+                ],
+                2,
+                None,
+            ),
         );
         assert_eq!(names(&t), vec![(2, Some("b".into()))]);
     }
 
     #[test]
     fn unchanged_cells_come_from_the_batch_then_the_table_but_not_after_a_delete() {
-        let t = apply(None, batch(&[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))], 0, None));
+        let t = apply(
+            None,
+            batch(
+                &[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))],
+                0,
+                None,
+            ),
+        );
         let t = apply(
             Some(t),
             batch(
                 &[
-                    (Op::Update, 1, None),          // unchanged: keeps "a" from the table
+                    (Op::Update, 1, None), // unchanged: keeps "a" from the table
                     (Op::Update, 2, Some("b2")),
-                    (Op::Update, 2, None),          // unchanged: "b2" from the batch
+                    (Op::Update, 2, None), // unchanged: "b2" from the batch
                     (Op::Delete, 3, None),
-                    (Op::Create, 3, None),          // unchanged after delete: default (null)
+                    (Op::Create, 3, None), // unchanged after delete: default (null)
                 ],
                 2,
                 Some(vec![true, false, true, false, true]),
@@ -489,7 +541,15 @@ mod tests {
         let t = apply(None, batch(&[(Op::Create, 1, Some("a"))], 0, None));
         let t = apply(
             Some(t),
-            batch(&[(Op::Create, 2, Some("b")), (Op::Truncate, 0, None), (Op::Create, 3, Some("c"))], 1, None),
+            batch(
+                &[
+                    (Op::Create, 2, Some("b")),
+                    (Op::Truncate, 0, None),
+                    (Op::Create, 3, Some("c")),
+                ],
+                1,
+                None,
+            ),
         );
         assert_eq!(names(&t), vec![(3, Some("c".into()))]);
     }

@@ -2,6 +2,7 @@
 //! pipeline and the reference sink; restarts; and fuzzing of the decoder.
 
 mod common;
+mod debezium_docs;
 mod decode_fuzz;
 mod fixtures;
 mod restart;

@@ -648,14 +648,14 @@ impl DebeziumJsonDecoder {
         };
         // `{"schema": ..., "payload": ...}` is the JsonConverter's schema wrapper.
         let wrapped = top.0.len() == 2 && top.has("schema") && top.has("payload");
-        let (schema_text, payload) = if wrapped {
+        let (schema_text, payload_text, payload) = if wrapped {
             let payload_text = top.get("payload").expect("checked").get();
             match RawObject::parse(payload_text).map_err(|e| err(Some("payload"), e.to_string()))? {
                 None => return self.decode_tombstone(table, record),
-                Some(p) => (top.non_null("schema").map(|s| s.get()), p),
+                Some(p) => (top.non_null("schema").map(|s| s.get()), payload_text, p),
             }
         } else {
-            (None, top)
+            (None, value, top)
         };
 
         if payload.has("op")
@@ -690,7 +690,7 @@ impl DebeziumJsonDecoder {
             self.stats.messages += 1;
             Ok(Decoded::Message)
         } else {
-            self.decode_unwrapped(table, record, schema_text, payload.0.len(), value, wrapped)
+            self.decode_unwrapped(table, record, schema_text, payload_text)
         }
     }
 
@@ -1021,9 +1021,7 @@ impl DebeziumJsonDecoder {
         table: Option<&TableId>,
         record: &RawRecord,
         schema_text: Option<&str>,
-        _fields: usize,
-        value: &str,
-        wrapped: bool,
+        row_text: &str,
     ) -> Result<Decoded> {
         let table = table.cloned().ok_or_else(|| {
             Self::decode_error(
@@ -1037,17 +1035,8 @@ impl DebeziumJsonDecoder {
             None => self.layout_from_hint(&table, record)?,
         };
         self.table_decoder(&table, layout, record)?;
-        let row_text = if wrapped {
-            let top = RawObject::parse(value)
-                .ok()
-                .flatten()
-                .expect("parsed before");
-            top.get("payload").expect("wrapped").get().to_string()
-        } else {
-            value.to_string()
-        };
         let mut meta = UnwrapMeta::default();
-        self.decode_row_text(&table, record, &row_text, true, &mut meta)?;
+        self.decode_row_text(&table, record, row_text, true, &mut meta)?;
         let op = if meta.deleted == Some(true) {
             Op::Delete
         } else {

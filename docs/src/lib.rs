@@ -1,0 +1,10 @@
+//! The `docs/` pages as modules, so `cargo test` checks any Rust example in them.
+
+#[doc = include_str!("../architecture.md")]
+pub mod architecture {}
+#[doc = include_str!("../guarantees.md")]
+pub mod guarantees {}
+#[doc = include_str!("../type-mapping.md")]
+pub mod type_mapping {}
+#[doc = include_str!("../dependencies.md")]
+pub mod dependencies {}
