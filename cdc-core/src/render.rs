@@ -1,6 +1,7 @@
 //! Canonical JSON rendering of table rows, the form the fixtures' `expected/` files use and the
 //! `jsonl` output format writes: decimals as exact strings with their scale, timestamps as
-//! `YYYY-MM-DDTHH:MM:SS.ffffff` (`Z` when zoned), times as `HH:MM:SS[.ffffff]`, bytes as base64,
+//! `YYYY-MM-DDTHH:MM:SS.ffffff` (`Z` when zoned; nine digits for nanosecond columns), times as
+//! `HH:MM:SS[.ffffff]`, bytes as base64,
 //! JSON columns as the parsed JSON value, durations as ISO-8601 seconds (`PT93784S`).
 
 use arrow_array::cast::AsArray;
@@ -47,8 +48,12 @@ fn number(f: f64) -> Value {
     })
 }
 
-fn subsecond_micros(nanos: i64) -> String {
-    format!("{:06}", nanos / 1_000)
+/// Fraction digits: six (µs, the fixtures' form) unless the column holds nanoseconds.
+fn subsecond(nanos: i64, unit: TimeUnit) -> String {
+    match unit {
+        TimeUnit::Nanosecond => format!("{nanos:09}"),
+        _ => format!("{:06}", nanos / 1_000),
+    }
 }
 
 fn to_nanos(v: i64, unit: TimeUnit) -> Option<i128> {
@@ -69,7 +74,7 @@ fn render_timestamp(v: i64, unit: TimeUnit, zoned: bool) -> Value {
         Some(dt) => Value::String(format!(
             "{}.{}{}",
             dt.format("%Y-%m-%dT%H:%M:%S"),
-            subsecond_micros(i64::from(sub)),
+            subsecond(i64::from(sub), unit),
             if zoned { "Z" } else { "" }
         )),
         None => Value::from(v),
@@ -89,7 +94,7 @@ fn render_time(v: i64, unit: TimeUnit) -> Value {
     Value::String(if sub == 0 {
         hms
     } else {
-        format!("{hms}.{}", subsecond_micros(sub))
+        format!("{hms}.{}", subsecond(sub, unit))
     })
 }
 
