@@ -6,3 +6,5 @@ mod debezium_docs;
 mod decode_fuzz;
 mod fixtures;
 mod restart;
+#[cfg(feature = "s3")]
+mod s3;
