@@ -481,16 +481,15 @@ mod tests {
         t
     }
 
+    /// A table holding (1, "a") and (2, "b"), committed at offsets 0 and 1.
+    fn two_rows() -> MemTable {
+        let rows = [(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))];
+        apply(None, batch(&rows, 0, None))
+    }
+
     #[test]
     fn delete_reinsert_delete_removes_the_existing_row() {
-        let t = apply(
-            None,
-            batch(
-                &[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))],
-                0,
-                None,
-            ),
-        );
+        let t = two_rows();
         let t = apply(
             Some(t),
             batch(
@@ -508,14 +507,7 @@ mod tests {
 
     #[test]
     fn unchanged_cells_come_from_the_batch_then_the_table_but_not_after_a_delete() {
-        let t = apply(
-            None,
-            batch(
-                &[(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))],
-                0,
-                None,
-            ),
-        );
+        let t = two_rows();
         let t = apply(
             Some(t),
             batch(

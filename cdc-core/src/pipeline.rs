@@ -296,17 +296,11 @@ impl<'w> Pipeline<'w> {
                     continue;
                 }
             }
-            match self.decoder.decode(table.as_ref(), record) {
-                Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => {}
+            let consumed_without_row = match self.decoder.decode(table.as_ref(), record) {
+                Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => false,
                 Ok(_) => {
                     self.stats.control_records += 1;
-                    if let Some(t) = &table {
-                        consumed.entry(t.clone()).or_default().advance(
-                            &record.topic,
-                            record.partition,
-                            record.offset,
-                        );
-                    }
+                    true
                 }
                 Err(e) => {
                     let Some((store, prefix)) = &self.dead_letter else {
@@ -315,14 +309,15 @@ impl<'w> Pipeline<'w> {
                     write_dead_letter(store.as_ref(), prefix, record, &e).await?;
                     tracing::warn!(error = %e, "record sent to the dead-letter location");
                     self.stats.dead_lettered += 1;
-                    if let Some(t) = &table {
-                        consumed.entry(t.clone()).or_default().advance(
-                            &record.topic,
-                            record.partition,
-                            record.offset,
-                        );
-                    }
+                    true
                 }
+            };
+            if let (true, Some(t)) = (consumed_without_row, &table) {
+                consumed.entry(t.clone()).or_default().advance(
+                    &record.topic,
+                    record.partition,
+                    record.offset,
+                );
             }
         }
         let mut by_table: BTreeMap<TableId, Vec<ChangeBatch>> = BTreeMap::new();
