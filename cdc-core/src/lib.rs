@@ -22,6 +22,7 @@ pub mod render;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod storage;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

@@ -1,18 +1,19 @@
 //! The reference sink: a table held in memory that implements the [`TableSink`] contract exactly.
 //! Format adapters are tested against what it produces for the same events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow_array::{BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 
+use super::upsert::{resolve_upserts, ChangedKeys, Touch};
 use super::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::error::{Error, Result};
 use crate::fold::{encode_keys, key_converter, key_indices, ChangeSet};
 use crate::model::{Checkpoint, TableId};
-use crate::schema::{cast_column, conform_batch, default_column, merge_schemas};
+use crate::schema::{cast_column, default_column, merge_schemas};
 
 /// One table's rows, schema, key and checkpoint.
 #[derive(Debug, Clone)]
@@ -56,82 +57,24 @@ impl MemTable {
         } else {
             self.evolved_rows(&merged)?
         };
-        let (upserts, unchanged) =
-            conform_batch(table, &changes.upserts, &changes.upsert_unchanged, &merged)?;
-        let keys = key_indices(table, &merged, &self.key_columns)?;
-        let converter = key_converter(table, &merged, &keys)?;
-        let existing_keys = encode_keys(table, &converter, &existing, &keys)?;
-        let index: HashMap<&[u8], usize> = (0..existing.num_rows())
-            .map(|i| (existing_keys.row(i).data(), i))
-            .collect();
-
-        let delete_cols = keys
-            .iter()
-            .map(|&k| {
-                let name = merged.field(k).name();
-                let col =
-                    changes
-                        .deletes
-                        .column_by_name(name)
-                        .ok_or_else(|| Error::MissingKey {
-                            table: table.to_string(),
-                            message: format!("deletes lack key column `{name}`"),
-                        })?;
-                cast_column(table, merged.field(k), col)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let delete_keys = converter
-            .convert_columns(&delete_cols)
-            .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
-        let upsert_keys = encode_keys(table, &converter, &upserts, &keys)?;
-
+        let keys = ChangedKeys::new(changes, &merged, &self.key_columns)?;
         let mut keep = vec![true; existing.num_rows()];
+        let mut old_row = vec![None; keys.upserts.num_rows()];
         let mut rows_deleted = 0u64;
-        for i in 0..delete_keys.num_rows() {
-            if let Some(&r) = index.get(delete_keys.row(i).data()) {
-                keep[r] = false;
-                rows_deleted += 1;
+        for (i, touch) in keys.find(&existing)?.into_iter().enumerate() {
+            match touch {
+                None => {}
+                Some(Touch::Delete) => {
+                    keep[i] = false;
+                    rows_deleted += 1;
+                }
+                Some(Touch::Upsert(j)) => {
+                    keep[i] = false;
+                    old_row[j] = Some(i);
+                }
             }
         }
-        let mut found: Vec<Option<usize>> = Vec::with_capacity(upserts.num_rows());
-        for j in 0..upserts.num_rows() {
-            let hit = index.get(upsert_keys.row(j).data()).copied();
-            if let Some(r) = hit {
-                keep[r] = false;
-            }
-            found.push(hit.filter(|_| !changes.ignore_table_values.value(j)));
-        }
-
-        // Unchanged cells: the old row's value, else the column default.
-        let mut columns = Vec::with_capacity(merged.fields().len());
-        for (c, field) in merged.fields().iter().enumerate() {
-            let up = upserts.column(c);
-            let Some(mask) = unchanged.column(c) else {
-                columns.push(up.clone());
-                continue;
-            };
-            let default = default_column(table, field, 1)?;
-            let sources: [&dyn Array; 3] =
-                [existing.column(c).as_ref(), up.as_ref(), default.as_ref()];
-            let picks: Vec<(usize, usize)> = (0..upserts.num_rows())
-                .map(|j| match (mask.value(j), found[j]) {
-                    (false, _) => (1, j),
-                    (true, Some(r)) => (0, r),
-                    (true, None) => (2, 0),
-                })
-                .collect();
-            columns.push(
-                arrow_select::interleave::interleave(&sources, &picks).map_err(|e| {
-                    Error::arrow(format!("resolving unchanged cells of {table}"), e)
-                })?,
-            );
-        }
-        let resolved = RecordBatch::try_new_with_options(
-            merged.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(upserts.num_rows())),
-        )
-        .map_err(|e| Error::arrow(format!("upserts of {table}"), e))?;
+        let resolved = resolve_upserts(changes, &keys, &existing, &old_row)?;
         let kept = arrow_select::filter::filter_record_batch(&existing, &BooleanArray::from(keep))
             .map_err(|e| Error::arrow(format!("removing rows of {table}"), e))?;
         self.rows = arrow_select::concat::concat_batches(&merged, [&kept, &resolved])

@@ -36,6 +36,7 @@ use crate::model::{Checkpoint, TableId};
 
 mod jsonl;
 mod memory;
+pub mod upsert;
 
 pub use jsonl::JsonlWarehouse;
 pub use memory::{MemTable, MemoryWarehouse};

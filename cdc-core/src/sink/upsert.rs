@@ -1,0 +1,180 @@
+//! The row-level work every sink does to apply a [`ChangeSet`]: find which existing rows a
+//! change set touches, and build the final upsert rows with unchanged cells filled from the old
+//! rows (or the column default). Sinks differ only in where existing rows live and how they
+//! commit; this part is the same for all of them.
+
+use std::collections::HashMap;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_row::RowConverter;
+use arrow_schema::{FieldRef, SchemaRef};
+
+use crate::error::{Error, Result};
+use crate::fold::{key_converter, key_indices, ChangeSet};
+use crate::model::{TableId, UnchangedMask};
+use crate::schema::{cast_column, conform_batch, default_column};
+
+/// What a change set does to one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    /// Replaced by upsert row `j`.
+    Upsert(usize),
+    /// Deleted.
+    Delete,
+}
+
+/// A change set's upserts and deletes conformed to the table's schema, indexed by key.
+#[derive(Debug)]
+pub struct ChangedKeys {
+    table: TableId,
+    key_fields: Vec<FieldRef>,
+    converter: RowConverter,
+    index: HashMap<Box<[u8]>, Touch>,
+    /// Upserts in the table schema.
+    pub upserts: RecordBatch,
+    /// Their unchanged cells.
+    pub unchanged: UnchangedMask,
+    /// Delete keys (key columns in the table's key types).
+    pub deletes: Vec<ArrayRef>,
+}
+
+impl ChangedKeys {
+    /// Indexes `changes` for a table whose (merged) schema is `schema`.
+    pub fn new(changes: &ChangeSet, schema: &SchemaRef, key_columns: &[String]) -> Result<Self> {
+        let table = &changes.table;
+        let keys = key_indices(table, schema, key_columns)?;
+        let converter = key_converter(table, schema, &keys)?;
+        let key_fields: Vec<FieldRef> = keys.iter().map(|&k| schema.fields()[k].clone()).collect();
+        let (upserts, unchanged) =
+            conform_batch(table, &changes.upserts, &changes.upsert_unchanged, schema)?;
+        let deletes =
+            key_fields
+                .iter()
+                .map(|f| {
+                    let col = changes.deletes.column_by_name(f.name()).ok_or_else(|| {
+                        Error::MissingKey {
+                            table: table.to_string(),
+                            message: format!("deletes lack key column `{}`", f.name()),
+                        }
+                    })?;
+                    cast_column(table, f, col)
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let mut index = HashMap::with_capacity(upserts.num_rows() + changes.deletes.num_rows());
+        let delete_rows = converter
+            .convert_columns(&deletes)
+            .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
+        for row in delete_rows.iter() {
+            index.insert(Box::from(row.data()), Touch::Delete);
+        }
+        let upsert_keys: Vec<ArrayRef> = keys.iter().map(|&k| upserts.column(k).clone()).collect();
+        let upsert_rows = converter
+            .convert_columns(&upsert_keys)
+            .map_err(|e| Error::arrow(format!("encoding upserts of {table}"), e))?;
+        for (j, row) in upsert_rows.iter().enumerate() {
+            index.insert(Box::from(row.data()), Touch::Upsert(j));
+        }
+        Ok(ChangedKeys {
+            table: table.clone(),
+            key_fields,
+            converter,
+            index,
+            upserts,
+            unchanged,
+            deletes,
+        })
+    }
+
+    /// The key column fields, in key order.
+    pub fn key_fields(&self) -> &[FieldRef] {
+        &self.key_fields
+    }
+
+    /// Number of distinct keys touched.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no key is touched.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// For each row of `rows` (which must hold the key columns, by name), what the change set
+    /// does to it.
+    pub fn find(&self, rows: &RecordBatch) -> Result<Vec<Option<Touch>>> {
+        if self.index.is_empty() || rows.num_rows() == 0 {
+            return Ok(vec![None; rows.num_rows()]);
+        }
+        let cols = self
+            .key_fields
+            .iter()
+            .map(|f| {
+                let col = rows
+                    .column_by_name(f.name())
+                    .ok_or_else(|| Error::MissingKey {
+                        table: self.table.to_string(),
+                        message: format!("existing rows lack key column `{}`", f.name()),
+                    })?;
+                cast_column(&self.table, f, col)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let encoded = self
+            .converter
+            .convert_columns(&cols)
+            .map_err(|e| Error::arrow(format!("encoding keys of {}", self.table), e))?;
+        Ok(encoded
+            .iter()
+            .map(|r| self.index.get(r.data()).copied())
+            .collect())
+    }
+}
+
+/// The upsert rows to write: cells marked unchanged take row `old_row[j]` of `old` when given
+/// (and the change set does not say the table's value is obsolete), else the column default.
+/// `old` must be in the table's schema (`keys.upserts.schema()`).
+pub fn resolve_upserts(
+    changes: &ChangeSet,
+    keys: &ChangedKeys,
+    old: &RecordBatch,
+    old_row: &[Option<usize>],
+) -> Result<RecordBatch> {
+    let table = &changes.table;
+    let upserts = &keys.upserts;
+    let schema = upserts.schema();
+    let n = upserts.num_rows();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (c, field) in schema.fields().iter().enumerate() {
+        let up = upserts.column(c);
+        let Some(mask) = keys.unchanged.column(c) else {
+            columns.push(up.clone());
+            continue;
+        };
+        let default = default_column(table, field, 1)?;
+        let old_col = match old.column_by_name(field.name()) {
+            Some(col) => cast_column(table, field, col)?,
+            None => default_column(table, field, old.num_rows())?,
+        };
+        let sources: [&dyn Array; 3] = [old_col.as_ref(), up.as_ref(), default.as_ref()];
+        let picks: Vec<(usize, usize)> = (0..n)
+            .map(|j| {
+                let usable = old_row[j].filter(|_| !changes.ignore_table_values.value(j));
+                match (mask.value(j), usable) {
+                    (false, _) => (1, j),
+                    (true, Some(r)) => (0, r),
+                    (true, None) => (2, 0),
+                }
+            })
+            .collect();
+        columns.push(
+            arrow_select::interleave::interleave(&sources, &picks)
+                .map_err(|e| Error::arrow(format!("resolving unchanged cells of {table}"), e))?,
+        );
+    }
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| Error::arrow(format!("upserts of {table}"), e))
+}

@@ -1,0 +1,293 @@
+//! Arrow types a table format can store, and exact casts to and from them.
+//!
+//! The decoder produces the truest Arrow type of each column (`Time64`, `Duration`,
+//! `Timestamp(ns)`, `Decimal256`, ...). Formats store fewer types, so an adapter asks for the
+//! *storage schema* under its [`StorageTypes`]: a type the format lacks is stored without loss as
+//! the nearest type it has (an `Int64` in the source's own unit, the exact text of a wide
+//! decimal, a wider integer), and the field metadata `cdc.arrow.type` keeps the original type so
+//! that [`from_storage`] restores it on read.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow_schema::{DataType, Field, Schema, TimeUnit};
+//! use cdc_core::storage::{storage_schema, StorageTypes};
+//! let logical = Schema::new(vec![Field::new("t", DataType::Time64(TimeUnit::Microsecond), true)]);
+//! let stored = storage_schema(&logical, &StorageTypes::DELTA);
+//! assert_eq!(stored.field(0).data_type(), &DataType::Int64);
+//! assert_eq!(stored.field(0).metadata()["cdc.arrow.type"], "Time64(µs)");
+//! ```
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+
+/// Field metadata: the Arrow type a stored column had before it was mapped to a storage type.
+pub const META_ARROW_TYPE: &str = "cdc.arrow.type";
+
+/// What a table format can store natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageTypes {
+    /// `Int8` and `Int16` (else widened to `Int32`).
+    pub small_ints: bool,
+    /// `Time64(µs)` (else `Int64` in the source's unit).
+    pub time_micros: bool,
+    /// Timestamps without a time zone (else `Int64` in the source's unit).
+    pub timestamp_without_zone: bool,
+    /// Largest decimal precision (wider decimals are stored as their exact text).
+    pub max_decimal_precision: u8,
+    /// Map type (else a list of key/value structs).
+    pub maps: bool,
+}
+
+impl StorageTypes {
+    /// Delta Lake: no time or duration types, timestamps in µs (`timestamp_ntz` for the ones
+    /// without zone), decimals up to 38 digits.
+    pub const DELTA: StorageTypes = StorageTypes {
+        small_ints: true,
+        time_micros: false,
+        timestamp_without_zone: true,
+        max_decimal_precision: 38,
+        maps: true,
+    };
+
+    /// Apache Iceberg v2: `time` in µs, no 8/16-bit integers, decimals up to 38 digits.
+    pub const ICEBERG: StorageTypes = StorageTypes {
+        small_ints: false,
+        time_micros: true,
+        timestamp_without_zone: true,
+        max_decimal_precision: 38,
+        maps: true,
+    };
+}
+
+/// The storage type of one Arrow type, or `None` when it is stored as is.
+fn storage_type(dt: &DataType, caps: &StorageTypes) -> DataType {
+    use DataType::*;
+    match dt {
+        Int8 | Int16 if !caps.small_ints => Int32,
+        UInt8 | UInt16 => Int32,
+        UInt32 => Int64,
+        UInt64 => Decimal128(20, 0),
+        Time32(TimeUnit::Millisecond) | Time64(TimeUnit::Microsecond) if caps.time_micros => {
+            Time64(TimeUnit::Microsecond)
+        }
+        Time32(_) | Time64(_) | Duration(_) => Int64,
+        // Second and millisecond precision widen exactly to microseconds.
+        Timestamp(TimeUnit::Second | TimeUnit::Millisecond, tz) => {
+            if tz.is_none() && !caps.timestamp_without_zone {
+                Int64
+            } else {
+                Timestamp(TimeUnit::Microsecond, tz.clone())
+            }
+        }
+        Timestamp(TimeUnit::Microsecond, None) if !caps.timestamp_without_zone => Int64,
+        Timestamp(TimeUnit::Nanosecond, _) => Int64,
+        Decimal128(p, _) | Decimal256(p, _) if *p > caps.max_decimal_precision => Utf8,
+        Decimal256(p, s) => Decimal128(*p, *s),
+        LargeUtf8 | Utf8View => Utf8,
+        LargeBinary | BinaryView => Binary,
+        List(item) | LargeList(item) => List(Arc::new(storage_field(item, caps))),
+        Struct(fields) => Struct(storage_fields(fields, caps)),
+        Map(entries, sorted) if caps.maps => Map(Arc::new(storage_field(entries, caps)), *sorted),
+        Map(entries, _) => List(Arc::new(storage_field(entries, caps).with_name("entries"))),
+        other => other.clone(),
+    }
+}
+
+fn storage_field(field: &Field, caps: &StorageTypes) -> Field {
+    let stored = storage_type(field.data_type(), caps);
+    let mut f = field.clone().with_data_type(stored.clone());
+    if &stored != field.data_type()
+        && !matches!(field.data_type(), DataType::List(_) | DataType::Struct(_))
+    {
+        let mut meta = f.metadata().clone();
+        meta.insert(META_ARROW_TYPE.to_string(), field.data_type().to_string());
+        f = f.with_metadata(meta);
+    }
+    f
+}
+
+fn storage_fields(fields: &Fields, caps: &StorageTypes) -> Fields {
+    fields
+        .iter()
+        .map(|f| Arc::new(storage_field(f, caps)))
+        .collect()
+}
+
+/// The schema a format with `caps` stores `logical` as.
+pub fn storage_schema(logical: &Schema, caps: &StorageTypes) -> Schema {
+    Schema::new_with_metadata(
+        storage_fields(logical.fields(), caps),
+        logical.metadata().clone(),
+    )
+}
+
+/// The logical schema of a stored schema: fields with `cdc.arrow.type` get their type back.
+pub fn logical_schema(stored: &Schema) -> Result<Schema> {
+    let fields = stored
+        .fields()
+        .iter()
+        .map(|f| logical_field(f).map(Arc::new))
+        .collect::<Result<Vec<FieldRef>>>()?;
+    Ok(Schema::new_with_metadata(fields, stored.metadata().clone()))
+}
+
+fn logical_field(f: &Field) -> Result<Field> {
+    let data_type = match f.metadata().get(META_ARROW_TYPE) {
+        Some(t) => DataType::from_str(t).map_err(|e| Error::UnsupportedSchema {
+            table: String::new(),
+            column: f.name().clone(),
+            message: format!("bad `{META_ARROW_TYPE}` `{t}`: {e}"),
+        })?,
+        None => match f.data_type() {
+            DataType::List(item) => DataType::List(Arc::new(logical_field(item)?)),
+            DataType::Struct(fields) => DataType::Struct(
+                fields
+                    .iter()
+                    .map(|c| logical_field(c).map(Arc::new))
+                    .collect::<Result<Vec<_>>>()?
+                    .into(),
+            ),
+            other => other.clone(),
+        },
+    };
+    let mut meta = f.metadata().clone();
+    meta.remove(META_ARROW_TYPE);
+    Ok(f.clone().with_data_type(data_type).with_metadata(meta))
+}
+
+fn cast_to(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| Error::UnsupportedSchema {
+                    table: String::new(),
+                    column: f.name().clone(),
+                    message: format!("column missing when converting {what}"),
+                })?;
+            cast_array(col, f.data_type()).map_err(|e| Error::UnsupportedSchema {
+                table: String::new(),
+                column: f.name().clone(),
+                message: format!(
+                    "cannot convert {what} from {} to {}: {e}",
+                    col.data_type(),
+                    f.data_type()
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| Error::arrow(format!("converting {what}"), e))
+}
+
+/// Casts one array, through `Int64` where Arrow has no direct cast between a temporal type and
+/// its storage integer, and keeping the raw value (not a rescaled one) for times and durations.
+fn cast_array(
+    col: &ArrayRef,
+    to: &DataType,
+) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
+    use DataType::*;
+    if col.data_type() == to {
+        return Ok(col.clone());
+    }
+    match (col.data_type(), to) {
+        (Time32(_), Int64) => arrow_cast::cast(&arrow_cast::cast(col, &Int32)?, &Int64),
+        (Int64, Time32(_)) => arrow_cast::cast(&arrow_cast::cast(col, &Int32)?, to),
+        (List(_), List(item)) | (Map(_, _), List(item)) => {
+            let list = col.as_any().downcast_ref::<arrow_array::ListArray>();
+            match list {
+                Some(l) => Ok(Arc::new(arrow_array::ListArray::try_new(
+                    item.clone(),
+                    l.offsets().clone(),
+                    cast_array(l.values(), item.data_type())?,
+                    l.nulls().cloned(),
+                )?)),
+                None => arrow_cast::cast(col, to),
+            }
+        }
+        (Struct(_), Struct(fields)) => {
+            let s = col
+                .as_any()
+                .downcast_ref::<arrow_array::StructArray>()
+                .expect("struct array");
+            let children = fields
+                .iter()
+                .zip(s.columns())
+                .map(|(f, c)| cast_array(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Arc::new(arrow_array::StructArray::try_new(
+                fields.clone(),
+                children,
+                s.nulls().cloned(),
+            )?))
+        }
+        _ => arrow_cast::cast(col, to),
+    }
+}
+
+/// `batch` (logical types) converted to the storage schema `stored`.
+pub fn to_storage(batch: &RecordBatch, stored: &SchemaRef) -> Result<RecordBatch> {
+    cast_to(batch, stored, "to the storage schema")
+}
+
+/// `batch` (storage types) converted back to the logical schema `logical`.
+pub fn from_storage(batch: &RecordBatch, logical: &SchemaRef) -> Result<RecordBatch> {
+    cast_to(batch, logical, "from the storage schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{
+        Decimal256Array, DurationMicrosecondArray, Time32MillisecondArray, TimestampNanosecondArray,
+    };
+    use arrow_buffer::i256;
+
+    #[test]
+    fn round_trip_is_exact() {
+        let logical = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Time32(TimeUnit::Millisecond), true),
+            Field::new("d", DataType::Duration(TimeUnit::Microsecond), true),
+            Field::new("ns", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("big", DataType::Decimal256(50, 2), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            logical.clone(),
+            vec![
+                Arc::new(Time32MillisecondArray::from(vec![Some(45_296_789), None])),
+                Arc::new(DurationMicrosecondArray::from(vec![
+                    Some(-31_557_600_000_000_000),
+                    Some(1),
+                ])),
+                Arc::new(TimestampNanosecondArray::from(vec![
+                    Some(1_700_000_000_123_456_789),
+                    None,
+                ])),
+                Arc::new(
+                    Decimal256Array::from(vec![Some(i256::from_i128(-1)), None])
+                        .with_precision_and_scale(50, 2)
+                        .unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        for caps in [StorageTypes::DELTA, StorageTypes::ICEBERG] {
+            let stored = Arc::new(storage_schema(&logical, &caps));
+            let s = to_storage(&batch, &stored).unwrap();
+            assert_eq!(s.column(3).data_type(), &DataType::Utf8);
+            let back = from_storage(&s, &Arc::new(logical_schema(&stored).unwrap())).unwrap();
+            assert_eq!(back, batch);
+        }
+    }
+}
