@@ -169,6 +169,46 @@ pub fn cast_column(table: &TableId, field: &Field, array: &ArrayRef) -> Result<A
     })
 }
 
+/// `batch` in the wider `schema`: types cast, columns it lacks filled with their default (what
+/// existing rows show after a column is added).
+pub fn evolve_batch(
+    table: &TableId,
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    if &batch.schema() == schema {
+        return Ok(batch.clone());
+    }
+    let n = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(col) => cast_column(table, f, col),
+            None => default_column(table, f, n),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| Error::arrow(format!("evolving rows of {table}"), e))
+}
+
+/// Whether rows stored under `current` must be rewritten to read correctly under `merged`: a
+/// type was widened, or a column with a non-null default was added (files that lack a column
+/// read as null, which is only right when the default is null).
+pub fn evolution_rewrites_rows(current: &Schema, merged: &Schema) -> bool {
+    merged
+        .fields()
+        .iter()
+        .any(|f| match current.field_with_name(f.name()) {
+            Ok(c) => c.data_type() != f.data_type(),
+            Err(_) => f.metadata().contains_key(META_DEFAULT),
+        })
+}
+
 /// The column's default (from the source's schema, field metadata `cdc.default`) repeated `len`
 /// times, or nulls when it has none. This is what existing rows show for a newly added column.
 pub fn default_column(table: &TableId, field: &FieldRef, len: usize) -> Result<ArrayRef> {

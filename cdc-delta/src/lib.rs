@@ -1,4 +1,744 @@
-//! The delta adapter of cdc-lake. Its `TableSink` arrives with its own issue; until then the crate only
-//! re-exports the core contract it will implement, so the facade's `delta` feature already resolves.
+//! `cdc-delta`: cdc-lake's [`TableSink`] for Delta Lake.
+//!
+//! Each folded [`ChangeSet`] becomes ONE Delta commit holding:
+//! - `remove` actions for the data files that hold a changed or deleted key (found by the key
+//!   column's min/max statistics, then by reading only the key column), and `add` actions for
+//!   their rewritten rows plus the upserted rows;
+//! - `txn` actions, one per source topic-partition (`appId` = `cdc-lake:<topic>:<partition>`,
+//!   `version` = next Kafka offset), and the whole checkpoint in `commitInfo`
+//!   (`cdc-lake.checkpoint`), so a restart resumes exactly where the table is;
+//! - a `metaData` action when the schema evolved (new columns, widened types).
+//!
+//! Files whose key range cannot hold a changed key are never read; files that could but do not
+//! are read for their key column only and never rewritten. The commit is a `MERGE` operation to
+//! delta-rs's conflict checker, so a concurrent writer that changed data makes it fail; the sink
+//! then reloads the table and redoes the change set on the new version.
+//!
+//! ```no_run
+//! # async fn run() -> cdc_core::Result<()> {
+//! use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
+//! let warehouse = DeltaWarehouse::new("/data/lake", DeltaSinkConfig::default())?;
+//! // hand `warehouse` to cdc_core::pipeline::Pipeline::new(config, &warehouse)
+//! # Ok(()) }
+//! ```
 
-pub use cdc_core::sink::TableSink;
+mod config;
+mod error;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray, UInt32Array,
+};
+use arrow_schema::{Schema, SchemaRef};
+use async_trait::async_trait;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::{Checkpoint, TableId};
+use cdc_core::schema::{evolution_rewrites_rows, evolve_batch, merge_schemas};
+use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys, Touch};
+use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
+use cdc_core::storage::{from_storage, to_storage};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, MetadataExt, Transaction};
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::config::TablePropertiesExt;
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
+use url::Url;
+
+pub use config::{DeltaSinkConfig, FailPoint};
+pub use error::{DeltaSinkError, Result};
+
+/// Table property holding the primary-key columns (JSON list).
+pub const KEY_COLUMNS_PROPERTY: &str = "cdc-lake.keyColumns";
+/// `commitInfo` field holding the table's whole checkpoint after the commit.
+pub const CHECKPOINT_COMMIT_INFO: &str = "cdc-lake.checkpoint";
+/// How many commits back [`TableSink::committed_checkpoint`] looks for cdc-lake's last commit.
+const HISTORY_DEPTH: usize = 10_000;
+
+/// The Delta `txn` application id of a topic-partition.
+pub fn app_id(topic: &str, partition: i32) -> String {
+    format!("cdc-lake:{topic}:{partition}")
+}
+
+/// Delta tables under one root: table `<schema>.<table>` at `<root>/<schema>/<table>/`.
+#[derive(Debug, Clone)]
+pub struct DeltaWarehouse {
+    root: Url,
+    config: Arc<DeltaSinkConfig>,
+}
+
+impl DeltaWarehouse {
+    /// A warehouse at `root` (local path, `file://` or `s3://` URL).
+    pub fn new(root: &str, config: DeltaSinkConfig) -> cdc_core::Result<Self> {
+        config.validate().map_err(cdc_core::Error::Config)?;
+        let mut root = deltalake::ensure_table_uri(root)
+            .map_err(|e| cdc_core::Error::Config(format!("bad Delta warehouse `{root}`: {e}")))?;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(DeltaWarehouse {
+            root,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The URL of one table.
+    pub fn table_url(&self, table: &TableId) -> Url {
+        self.root
+            .join(&format!("{}/{}/", table.namespace, table.name))
+            .expect("table names join onto the root")
+    }
+
+    /// The sink of one table (concrete type, for tests and tools).
+    pub fn sink(&self, table: &TableId) -> DeltaSink {
+        DeltaSink {
+            table: table.clone(),
+            url: self.table_url(table),
+            config: self.config.clone(),
+            fail_point: self.config.fail_point,
+            commits: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Warehouse for DeltaWarehouse {
+    async fn open(&self, table: &TableId) -> cdc_core::Result<Box<dyn TableSink>> {
+        Ok(Box::new(self.sink(table)))
+    }
+}
+
+/// The Delta sink of one table.
+#[derive(Debug)]
+pub struct DeltaSink {
+    table: TableId,
+    url: Url,
+    config: Arc<DeltaSinkConfig>,
+    fail_point: Option<FailPoint>,
+    commits: usize,
+}
+
+/// What one attempt of a change set needs from the current table version.
+struct Loaded {
+    table: DeltaTable,
+    logical: SchemaRef,
+    key_columns: Vec<String>,
+}
+
+impl DeltaSink {
+    fn location(&self) -> String {
+        let mut u = self.url.clone();
+        let _ = u.set_password(None);
+        let _ = u.set_username("");
+        u.to_string()
+    }
+
+    fn delta_err(&self, context: &'static str) -> impl Fn(DeltaTableError) -> DeltaSinkError + '_ {
+        move |source| DeltaSinkError::Delta {
+            table: self.table.to_string(),
+            location: self.location(),
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// The table at its latest version, or `None` when there is no table yet.
+    pub async fn load(&self) -> Result<Option<DeltaTable>> {
+        if let Ok(dir) = self.url.to_file_path() {
+            // delta-rs refuses local locations that do not exist yet.
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                DeltaSinkError::Core(cdc_core::Error::Io {
+                    path: dir.display().to_string(),
+                    source: e,
+                })
+            })?;
+        }
+        let mut table = DeltaTable::try_from_url_with_storage_options(
+            self.url.clone(),
+            self.config.storage_options.clone(),
+        )
+        .await
+        .map_err(self.delta_err("opening"))?;
+        if !table
+            .verify_deltatable_existence()
+            .await
+            .map_err(self.delta_err("checking for the table"))?
+        {
+            return Ok(None);
+        }
+        table.load().await.map_err(self.delta_err("loading"))?;
+        Ok(Some(table))
+    }
+
+    fn describe(&self, table: DeltaTable) -> Result<Loaded> {
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let logical = Arc::new(schema::logical_schema(&snapshot.schema())?);
+        let keys = snapshot
+            .metadata()
+            .configuration()
+            .get(KEY_COLUMNS_PROPERTY)
+            .ok_or_else(|| DeltaSinkError::Layout {
+                table: self.table.to_string(),
+                message: format!(
+                    "table property `{KEY_COLUMNS_PROPERTY}` is missing: not a cdc-lake table"
+                ),
+            })?;
+        let key_columns: Vec<String> =
+            serde_json::from_str(keys).map_err(|e| DeltaSinkError::Layout {
+                table: self.table.to_string(),
+                message: format!("bad `{KEY_COLUMNS_PROPERTY}` `{keys}`: {e}"),
+            })?;
+        Ok(Loaded {
+            table,
+            logical,
+            key_columns,
+        })
+    }
+
+    /// The checkpoint the table holds: the topic-partitions of cdc-lake's last commit, each at
+    /// the version of its `txn` action.
+    async fn read_checkpoint(&self, table: &DeltaTable) -> Result<Checkpoint> {
+        let history = table
+            .history(Some(HISTORY_DEPTH))
+            .await
+            .map_err(self.delta_err("reading the history"))?;
+        let mut checkpoint = Checkpoint::default();
+        for info in history {
+            if let Some(v) = info.info.get(CHECKPOINT_COMMIT_INFO) {
+                let text = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                checkpoint = Checkpoint::from_json(&text)?;
+                break;
+            }
+        }
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let log_store = table.log_store();
+        for (topic, parts) in checkpoint.offsets.iter_mut() {
+            for (partition, next) in parts.iter_mut() {
+                let txn = snapshot
+                    .transaction_version(log_store.as_ref(), app_id(topic, *partition))
+                    .await
+                    .map_err(self.delta_err("reading txn versions"))?;
+                if let Some(v) = txn {
+                    *next = v;
+                }
+            }
+        }
+        Ok(checkpoint)
+    }
+
+    async fn create(&self, changes: &ChangeSet) -> Result<DeltaTable> {
+        let table = DeltaTable::try_from_url_with_storage_options(
+            self.url.clone(),
+            self.config.storage_options.clone(),
+        )
+        .await
+        .map_err(self.delta_err("opening"))?;
+        let delta_schema = schema::delta_schema(&changes.schema).map_err(|e| {
+            cdc_core::Error::UnsupportedSchema {
+                table: self.table.to_string(),
+                column: String::new(),
+                message: format!("no Delta schema for {}: {e}", changes.schema),
+            }
+        })?;
+        let mut configuration: HashMap<String, Option<String>> = self
+            .config
+            .table_properties
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        configuration.insert(
+            KEY_COLUMNS_PROPERTY.to_string(),
+            Some(serde_json::to_string(&changes.key_columns.to_vec()).expect("strings serialise")),
+        );
+        let created = table
+            .create()
+            .with_columns(delta_schema.fields().cloned())
+            .with_partition_columns(self.config.partition_columns.clone())
+            .with_configuration(configuration)
+            .with_raise_if_key_not_exists(false)
+            .with_save_mode(SaveMode::Ignore)
+            .await;
+        match created {
+            Ok(t) => Ok(t),
+            // Another writer created it first: use theirs.
+            Err(e) => match self.load().await? {
+                Some(t) => Ok(t),
+                None => Err(self.delta_err("creating the table")(e)),
+            },
+        }
+    }
+
+    /// One attempt at committing `changes` on the latest table version.
+    async fn try_apply(&mut self, changes: &ChangeSet) -> Result<CommitOutcome> {
+        let table = match self.load().await? {
+            Some(t) => t,
+            None => self.create(changes).await?,
+        };
+        let committed = self.read_checkpoint(&table).await?;
+        if !committed.is_empty() && changes.checkpoint.is_covered_by(&committed) {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let Loaded {
+            table,
+            logical,
+            key_columns,
+        } = self.describe(table)?;
+        let merged: SchemaRef = Arc::new(merge_schemas(&self.table, &logical, &changes.schema)?);
+        let evolved = merged != logical;
+        let rewrite_all = evolved && evolution_rewrites_rows(&logical, &merged);
+        let keys = ChangedKeys::new(changes, &merged, &key_columns)?;
+        let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&merged));
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let store = table.object_store();
+
+        let mut writer = DeltaWriter::new(
+            store.clone(),
+            WriterConfig::new(
+                stored.clone(),
+                self.config.partition_columns.clone(),
+                None,
+                NonZeroU64::new(self.config.target_file_size),
+                None,
+                snapshot.table_config().num_indexed_cols(),
+                Some(match &snapshot.table_config().data_skipping_stats_columns {
+                    Some(cols) => cols.iter().map(|c| c.to_string()).collect(),
+                    None => stats_columns(&stored),
+                }),
+            ),
+        );
+
+        let ranges = KeyRanges::new(&keys);
+        let mut removes = Vec::new();
+        let mut old_parts: Vec<RecordBatch> = Vec::new();
+        let mut old_row: Vec<Option<usize>> = vec![None; keys.upserts.num_rows()];
+        let mut old_rows_seen = 0usize;
+        let mut rows_deleted = 0u64;
+        let mut rows_rewritten = 0u64;
+        // Collected first: the log iterator is not `Send` across the reads below.
+        let files: Vec<deltalake::kernel::LogicalFileView> =
+            snapshot.log_data().into_iter().collect();
+        for file in files {
+            if changes.truncate {
+                removes.push(file.remove_action(true));
+                continue;
+            }
+            if !rewrite_all && !ranges.may_hold_key(&file) {
+                continue;
+            }
+            let path = file.path().to_string();
+            let partition_values = partition_values(&file);
+            if !rewrite_all {
+                // Key column only first: most candidate files of a skewed batch hold no key.
+                let key_rows = self
+                    .read_file(
+                        &store,
+                        &path,
+                        file.size(),
+                        &stored,
+                        Some(&key_columns),
+                        &partition_values,
+                    )
+                    .await?;
+                if keys
+                    .find(&from_storage_lenient(&key_rows, &merged)?)?
+                    .iter()
+                    .all(Option::is_none)
+                {
+                    continue;
+                }
+            }
+            let rows = self
+                .read_file(&store, &path, file.size(), &stored, None, &partition_values)
+                .await?;
+            let rows = evolve_batch(&self.table, &from_storage_lenient(&rows, &merged)?, &merged)?;
+            let touches = keys.find(&rows)?;
+            let mut keep = Vec::with_capacity(rows.num_rows());
+            let mut taken = Vec::new();
+            for (i, t) in touches.iter().enumerate() {
+                match t {
+                    None => keep.push(true),
+                    Some(Touch::Delete) => {
+                        keep.push(false);
+                        rows_deleted += 1;
+                    }
+                    Some(Touch::Upsert(j)) => {
+                        keep.push(false);
+                        old_row[*j] = Some(old_rows_seen + taken.len());
+                        taken.push(i as u32);
+                    }
+                }
+            }
+            if !taken.is_empty() {
+                old_rows_seen += taken.len();
+                old_parts.push(
+                    arrow_select::take::take_record_batch(&rows, &UInt32Array::from(taken))
+                        .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?,
+                );
+            }
+            let kept = arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
+                .map_err(|e| cdc_core::Error::arrow("filtering a rewritten file", e))?;
+            if kept.num_rows() > 0 {
+                rows_rewritten += kept.num_rows() as u64;
+                writer
+                    .write(&to_storage(&kept, &stored)?)
+                    .await
+                    .map_err(self.delta_err("writing rewritten rows"))?;
+            }
+            removes.push(file.remove_action(true));
+        }
+        let old = arrow_select::concat::concat_batches(&merged, &old_parts)
+            .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
+        let upserts = resolve_upserts(changes, &keys, &old, &old_row)?;
+        if upserts.num_rows() > 0 {
+            writer
+                .write(&to_storage(&upserts, &stored)?)
+                .await
+                .map_err(self.delta_err("writing upserts"))?;
+        }
+        let adds = writer
+            .close()
+            .await
+            .map_err(self.delta_err("closing data files"))?;
+        if self.fail_now(FailPoint::AfterDataFiles) {
+            return Err(DeltaSinkError::FailPoint {
+                table: self.table.to_string(),
+                point: FailPoint::AfterDataFiles,
+            });
+        }
+
+        let mut actions: Vec<Action> = Vec::with_capacity(removes.len() + adds.len() + 1);
+        if evolved {
+            let delta_schema =
+                schema::delta_schema(&merged).map_err(|e| cdc_core::Error::UnsupportedSchema {
+                    table: self.table.to_string(),
+                    column: String::new(),
+                    message: format!("no Delta schema for {merged}: {e}"),
+                })?;
+            let metadata = snapshot
+                .metadata()
+                .clone()
+                .with_schema(&delta_schema)
+                .map_err(|e| self.delta_err("evolving the schema")(DeltaTableError::from(e)))?;
+            actions.push(Action::Metadata(metadata));
+        }
+        actions.extend(removes.into_iter().map(Action::Remove));
+        actions.extend(adds.into_iter().map(Action::Add));
+
+        let mut full = committed.clone();
+        full.merge(&changes.checkpoint);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .ok();
+        let txns = changes
+            .checkpoint
+            .offsets
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts.iter().map(move |(p, next)| {
+                    Transaction::new_with_last_update(app_id(topic, *p), *next, now)
+                })
+            })
+            .collect();
+        let properties = CommitProperties::default()
+            .with_metadata([(
+                CHECKPOINT_COMMIT_INFO.to_string(),
+                serde_json::Value::String(full.to_json()),
+            )])
+            .with_application_transactions(txns)
+            .with_max_retries(0);
+        let operation = DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: None,
+            matched_predicates: vec![],
+            not_matched_predicates: vec![],
+            not_matched_by_source_predicates: vec![],
+        };
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(self.delta_err("committing"))?;
+        let version = finalized.version();
+        self.commits += 1;
+        if self.fail_now(FailPoint::AfterCommit) {
+            return Err(DeltaSinkError::FailPoint {
+                table: self.table.to_string(),
+                point: FailPoint::AfterCommit,
+            });
+        }
+        tracing::debug!(table = %self.table, version, rows_rewritten, "delta commit");
+        Ok(CommitOutcome::Committed {
+            version: version.to_string(),
+            rows_written: upserts.num_rows() as u64,
+            rows_deleted,
+        })
+    }
+
+    /// Whether a crash test stops here (once).
+    fn fail_now(&mut self, point: FailPoint) -> bool {
+        let n = self.config.fail_after_commits;
+        let due = match point {
+            FailPoint::AfterDataFiles => self.commits >= n,
+            FailPoint::AfterCommit => self.commits > n,
+        };
+        if self.fail_point == Some(point) && due {
+            self.fail_point = None;
+            return true;
+        }
+        false
+    }
+
+    /// Reads one data file (all columns, or only `columns`), adding partition columns from the
+    /// file's partition values.
+    async fn read_file(
+        &self,
+        store: &deltalake::logstore::ObjectStoreRef,
+        path: &str,
+        size: i64,
+        stored: &SchemaRef,
+        columns: Option<&[String]>,
+        partition_values: &HashMap<String, String>,
+    ) -> Result<RecordBatch> {
+        let read_err = |message: String| DeltaSinkError::ReadFile {
+            table: self.table.to_string(),
+            path: path.to_string(),
+            message,
+        };
+        let object_path = Path::parse(path).map_err(|e| read_err(e.to_string()))?;
+        let reader =
+            ParquetObjectReader::new(store.clone(), object_path).with_file_size(size as u64);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| read_err(e.to_string()))?;
+        let file_schema = builder.schema().clone();
+        let mask = match columns {
+            Some(cols) => {
+                let indices: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| file_schema.index_of(c).ok())
+                    .collect();
+                ProjectionMask::roots(builder.parquet_schema(), indices)
+            }
+            None => ProjectionMask::all(),
+        };
+        let stream = builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| read_err(e.to_string()))?;
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| read_err(e.to_string()))?;
+        let out_schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => {
+                let projected: Vec<_> = file_schema
+                    .fields()
+                    .iter()
+                    .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
+                    .cloned()
+                    .collect();
+                Arc::new(Schema::new(projected))
+            }
+        };
+        let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
+            .map_err(|e| read_err(e.to_string()))?;
+        add_partition_columns(batch, stored, partition_values, columns).map_err(read_err)
+    }
+}
+
+/// Columns to keep min/max statistics for: all top-level columns but decimals wider than a
+/// double's 15 exact digits, whose statistics delta-rs writes as JSON floats it cannot read back.
+fn stats_columns(stored: &Schema) -> Vec<String> {
+    stored
+        .fields()
+        .iter()
+        .filter(|f| !matches!(f.data_type(), arrow_schema::DataType::Decimal128(p, _) if *p > 15))
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Partition values of a file, as strings.
+fn partition_values(file: &deltalake::kernel::LogicalFileView) -> HashMap<String, String> {
+    use deltalake::kernel::scalars::ScalarExt;
+    let Some(values) = file.partition_values() else {
+        return HashMap::new();
+    };
+    values
+        .fields()
+        .iter()
+        .zip(values.values())
+        .filter(|(_, v)| !v.is_null())
+        .map(|(f, v)| (f.name().to_string(), v.serialize()))
+        .collect()
+}
+
+fn add_partition_columns(
+    batch: RecordBatch,
+    stored: &SchemaRef,
+    partition_values: &HashMap<String, String>,
+    columns: Option<&[String]>,
+) -> std::result::Result<RecordBatch, String> {
+    let wanted: Vec<&arrow_schema::FieldRef> = stored
+        .fields()
+        .iter()
+        .filter(|f| batch.schema().index_of(f.name()).is_err())
+        .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(batch);
+    }
+    let n = batch.num_rows();
+    let mut fields: Vec<arrow_schema::FieldRef> = batch.schema().fields().iter().cloned().collect();
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    for f in wanted {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            partition_values
+                .get(f.name())
+                .cloned();
+            n
+        ]));
+        cols.push(arrow_cast::cast(&text, f.data_type()).map_err(|e| e.to_string())?);
+        fields.push(f.clone());
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A stored batch (possibly a projection, possibly an older schema) in logical types: every
+/// column it has converted to the merged logical type of the same name.
+fn from_storage_lenient(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .filter_map(|f| merged.field_with_name(f.name()).ok().cloned())
+        .map(Arc::new)
+        .collect();
+    let logical = Arc::new(Schema::new(fields));
+    let stored_names: Vec<usize> = logical
+        .fields()
+        .iter()
+        .map(|f| batch.schema().index_of(f.name()).expect("filtered"))
+        .collect();
+    let projected = batch
+        .project(&stored_names)
+        .map_err(|e| cdc_core::Error::arrow("projecting a data file", e))?;
+    from_storage(&projected, &logical)
+}
+
+/// Sorted values of the first key column, for pruning files by their min/max statistics.
+/// Only integer keys are pruned; other key types read every file's key column.
+struct KeyRanges {
+    column: String,
+    sorted: Option<Vec<i64>>,
+}
+
+impl KeyRanges {
+    fn new(keys: &ChangedKeys) -> Self {
+        let field = &keys.key_fields()[0];
+        let column = field.name().clone();
+        let to_i64 = |a: &ArrayRef| arrow_cast::cast(a, &arrow_schema::DataType::Int64).ok();
+        let sorted = if field.data_type().is_integer() {
+            let mut values = Vec::new();
+            let upserts = keys.upserts.column_by_name(&column).and_then(to_i64);
+            let deletes = to_i64(&keys.deletes[0]);
+            for a in [upserts, deletes].into_iter().flatten() {
+                let a = a
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .expect("int64");
+                values.extend(a.iter().flatten());
+            }
+            values.sort_unstable();
+            Some(values)
+        } else {
+            None
+        };
+        KeyRanges { column, sorted }
+    }
+
+    fn may_hold_key(&self, file: &deltalake::kernel::LogicalFileView) -> bool {
+        use deltalake::kernel::scalars::ScalarExt;
+        let Some(sorted) = &self.sorted else {
+            return true;
+        };
+        let bound = |v: Option<serde_json::Value>| {
+            v.and_then(|v| v.get(&self.column).and_then(serde_json::Value::as_i64))
+        };
+        let min = bound(file.min_values().map(|s| s.to_json()));
+        let max = bound(file.max_values().map(|s| s.to_json()));
+        let (Some(min), Some(max)) = (min, max) else {
+            return true;
+        };
+        let i = sorted.partition_point(|&k| k < min);
+        sorted.get(i).is_some_and(|&k| k <= max)
+    }
+}
+
+#[async_trait]
+impl TableSink for DeltaSink {
+    fn table(&self) -> &TableId {
+        &self.table
+    }
+
+    async fn schema(&mut self) -> cdc_core::Result<Option<TableSchema>> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        let loaded = self.describe(table)?;
+        Ok(Some(TableSchema {
+            schema: loaded.logical,
+            key_columns: loaded.key_columns,
+        }))
+    }
+
+    async fn committed_checkpoint(&mut self) -> cdc_core::Result<Option<Checkpoint>> {
+        match self.load().await? {
+            Some(t) => Ok(Some(self.read_checkpoint(&t).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn apply(&mut self, changes: &ChangeSet) -> cdc_core::Result<CommitOutcome> {
+        let attempts = self.config.max_commit_attempts;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.try_apply(changes).await {
+                Err(e) if e.is_conflict() => {
+                    tracing::info!(table = %self.table, attempt, error = %e, "commit conflict; retrying on the new version");
+                    last = e.to_string();
+                }
+                other => return Ok(other?),
+            }
+        }
+        Err(DeltaSinkError::Conflict {
+            table: self.table.to_string(),
+            attempts,
+            last,
+        }
+        .into())
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 
@@ -13,7 +13,7 @@ use super::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::error::{Error, Result};
 use crate::fold::{encode_keys, key_converter, key_indices, ChangeSet};
 use crate::model::{Checkpoint, TableId};
-use crate::schema::{cast_column, default_column, merge_schemas};
+use crate::schema::{evolve_batch, merge_schemas};
 
 /// One table's rows, schema, key and checkpoint.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl MemTable {
         let existing = if changes.truncate {
             RecordBatch::new_empty(merged.clone())
         } else {
-            self.evolved_rows(&merged)?
+            evolve_batch(table, &self.rows, &merged)?
         };
         let keys = ChangedKeys::new(changes, &merged, &self.key_columns)?;
         let mut keep = vec![true; existing.num_rows()];
@@ -87,29 +87,6 @@ impl MemTable {
             rows_written: resolved.num_rows() as u64,
             rows_deleted,
         })
-    }
-
-    /// The current rows in `schema` (a widening of the table's): types cast, new columns filled
-    /// with their default.
-    fn evolved_rows(&self, schema: &SchemaRef) -> Result<RecordBatch> {
-        if schema == &self.schema {
-            return Ok(self.rows.clone());
-        }
-        let n = self.rows.num_rows();
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| match self.rows.column_by_name(f.name()) {
-                Some(col) => cast_column(&self.table, f, col),
-                None => default_column(&self.table, f, n),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new_with_options(
-            schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )
-        .map_err(|e| Error::arrow(format!("evolving {}", self.table), e))
     }
 
     /// The rows ordered by primary key.

@@ -1,0 +1,84 @@
+//! Settings of the Delta sink.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a crash test stops the writer.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailPoint {
+    /// After the new data files are written, before the commit.
+    AfterDataFiles,
+    /// After the commit, before the sink reports it (the pipeline's own bookkeeping).
+    AfterCommit,
+}
+
+/// Settings of [`crate::DeltaWarehouse`] and its sinks.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeltaSinkConfig {
+    /// Partition columns of tables this sink creates.
+    pub partition_columns: Vec<String>,
+    /// Table properties of tables this sink creates (`delta.*` and others).
+    pub table_properties: HashMap<String, String>,
+    /// Data files roll over at this size (bytes).
+    pub target_file_size: u64,
+    /// Attempts of one change set when other writers commit first.
+    pub max_commit_attempts: usize,
+    /// Object-store options (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...). Never logged: `Debug`
+    /// shows only the keys. Credentials are best left to the environment.
+    #[serde(skip_serializing)]
+    pub storage_options: HashMap<String, String>,
+    /// Crash tests: stop an `apply` at this point...
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_point: Option<FailPoint>,
+    /// ...after this many successful commits of the sink.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_after_commits: usize,
+}
+
+impl Default for DeltaSinkConfig {
+    fn default() -> Self {
+        DeltaSinkConfig {
+            partition_columns: Vec::new(),
+            table_properties: HashMap::new(),
+            target_file_size: 128 << 20,
+            max_commit_attempts: 10,
+            storage_options: HashMap::new(),
+            fail_point: None,
+            fail_after_commits: 0,
+        }
+    }
+}
+
+impl fmt::Debug for DeltaSinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.storage_options.keys().collect();
+        keys.sort();
+        f.debug_struct("DeltaSinkConfig")
+            .field("partition_columns", &self.partition_columns)
+            .field("table_properties", &self.table_properties)
+            .field("target_file_size", &self.target_file_size)
+            .field("max_commit_attempts", &self.max_commit_attempts)
+            .field("storage_options (keys only)", &keys)
+            .field("fail_point", &self.fail_point)
+            .finish()
+    }
+}
+
+impl DeltaSinkConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_commit_attempts == 0 {
+            return Err("max_commit_attempts must be at least 1".into());
+        }
+        if self.target_file_size < 1 << 20 {
+            return Err("target_file_size must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
+}

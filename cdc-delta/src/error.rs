@@ -1,0 +1,105 @@
+//! Errors of the Delta sink.
+
+use deltalake::DeltaTableError;
+
+/// Result with [`DeltaSinkError`].
+pub type Result<T, E = DeltaSinkError> = std::result::Result<T, E>;
+
+/// Errors of the Delta sink. Locations never carry credentials (they come from storage
+/// options or the environment, never from URLs).
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaSinkError {
+    /// delta-rs failed.
+    #[error("delta table `{table}` at {location}: {context}: {source}")]
+    Delta {
+        /// Table.
+        table: String,
+        /// Table URL.
+        location: String,
+        /// What was being done.
+        context: &'static str,
+        /// The delta-rs error.
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    /// Another writer kept committing first.
+    #[error("delta table `{table}`: commit conflicts not resolved after {attempts} attempts; last: {last}")]
+    Conflict {
+        /// Table.
+        table: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last conflict.
+        last: String,
+    },
+    /// Reading a data file failed.
+    #[error("delta table `{table}`: cannot read data file `{path}`: {message}")]
+    ReadFile {
+        /// Table.
+        table: String,
+        /// File path relative to the table root.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A table property or the table's layout is not what cdc-lake wrote.
+    #[error("delta table `{table}`: {message}")]
+    Layout {
+        /// Table.
+        table: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A test hook stopped the writer (crash tests).
+    #[error("delta table `{table}`: stopped at fail point {point:?}")]
+    FailPoint {
+        /// Table.
+        table: String,
+        /// Where.
+        point: crate::config::FailPoint,
+    },
+    /// A core error (schema evolution, keys).
+    #[error(transparent)]
+    Core(#[from] cdc_core::Error),
+}
+
+impl DeltaSinkError {
+    /// True for errors a retry on the new table version can resolve.
+    pub fn is_conflict(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError;
+        match self {
+            DeltaSinkError::Delta { source, .. } => matches!(
+                source.as_ref(),
+                DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_)
+                        | TransactionError::MaxCommitAttempts(_)
+                        | TransactionError::VersionAlreadyExists(_)
+                } | DeltaTableError::VersionAlreadyExists(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl From<DeltaSinkError> for cdc_core::Error {
+    fn from(e: DeltaSinkError) -> Self {
+        match e {
+            DeltaSinkError::Core(core) => core,
+            other => {
+                let table = match &other {
+                    DeltaSinkError::Delta { table, .. }
+                    | DeltaSinkError::Conflict { table, .. }
+                    | DeltaSinkError::ReadFile { table, .. }
+                    | DeltaSinkError::Layout { table, .. }
+                    | DeltaSinkError::FailPoint { table, .. } => table.clone(),
+                    DeltaSinkError::Core(_) => unreachable!(),
+                };
+                cdc_core::Error::Sink {
+                    table,
+                    message: other.to_string(),
+                    source: Some(Box::new(other)),
+                }
+            }
+        }
+    }
+}

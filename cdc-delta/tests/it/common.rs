@@ -1,0 +1,129 @@
+//! Helpers: sync a scenario into Delta, read a Delta table back with delta-rs and with DuckDB.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use cdc_core::decode::TableHint;
+use cdc_core::model::TableId;
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
+use cdc_core::sink::{TableSink, Warehouse};
+use cdc_core::source::raw::RawFileSource;
+use cdc_core::storage::from_storage;
+use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
+use cdc_delta::schema::{logical_schema, stored_arrow_schema};
+use cdc_delta::DeltaWarehouse;
+use deltalake::datafusion::prelude::SessionContext;
+
+/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`.
+pub async fn sync(
+    scenario: &Scenario,
+    dir: &Path,
+    batch_events: usize,
+    hints: HashMap<TableId, TableHint>,
+    warehouse: &dyn Warehouse,
+) -> cdc_core::Result<PipelineStats> {
+    let topics = dir.join("topics");
+    if !topics.exists() {
+        scenario.write_s3_layout(&topics, 25, true);
+    }
+    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
+    let mut config = PipelineConfig {
+        table_hints: hints,
+        ..PipelineConfig::default()
+    };
+    config.limits.max_events = batch_events;
+    Pipeline::new(config, warehouse)?
+        .run_to_end(&mut source, |_| {})
+        .await
+}
+
+/// The table read by delta-rs through DataFusion, in logical types.
+pub async fn read_with_delta_rs(
+    warehouse: &DeltaWarehouse,
+    table: &TableId,
+) -> (RecordBatch, Vec<String>) {
+    let sink = warehouse.sink(table);
+    let delta = sink.load().await.unwrap().expect("table exists");
+    let snapshot = delta.snapshot().unwrap();
+    let logical: SchemaRef = Arc::new(logical_schema(&snapshot.schema()).unwrap());
+    let ctx = SessionContext::new();
+    delta.update_datafusion_session(&ctx.state()).unwrap();
+    let provider = delta.table_provider().await.unwrap();
+    let df = ctx.read_table(provider).unwrap();
+    let batches = df.collect().await.unwrap();
+    let stored_schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(stored_arrow_schema(&logical)));
+    let rows = arrow_select::concat::concat_batches(&stored_schema, &batches).unwrap();
+    let mut keys_sink = warehouse.sink(table);
+    let keys = keys_sink.schema().await.unwrap().unwrap().key_columns;
+    (to_logical(&rows, &logical), keys)
+}
+
+/// A batch read by another engine, cast column by column to the stored type and then back to
+/// the logical type.
+pub fn to_logical(rows: &RecordBatch, logical: &SchemaRef) -> RecordBatch {
+    let stored = stored_arrow_schema(logical);
+    let cols = stored
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = rows
+                .column_by_name(f.name())
+                .unwrap_or_else(|| panic!("reader lost column {}", f.name()));
+            arrow_cast::cast(col, f.data_type()).unwrap()
+        })
+        .collect();
+    let stored =
+        RecordBatch::try_new(Arc::new(Schema::new(stored.fields().clone())), cols).unwrap();
+    from_storage(&stored, logical).unwrap()
+}
+
+/// The table read by DuckDB's delta extension (written to Parquet by DuckDB, read back here).
+pub fn read_with_duckdb(table_location: &str, logical: &SchemaRef) -> RecordBatch {
+    let python = venv_python().expect("the venv with duckdb (.ci/run creates it)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/duckdb_delta.py");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.parquet");
+    let output = std::process::Command::new(python)
+        .args([script, table_location, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = std::fs::File::open(&out).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let rows = arrow_select::concat::concat_batches(&schema, &batches).unwrap();
+    to_logical(&rows, logical)
+}
+
+/// Asserts every table of the scenario reads back equal to `expected/` through delta-rs and,
+/// for local tables, DuckDB.
+pub async fn assert_expected(scenario: &Scenario, warehouse: &DeltaWarehouse, duckdb: bool) {
+    let expected = scenario.expected();
+    for (table, keys) in &scenario.tables {
+        let (rows, table_keys) = read_with_delta_rs(warehouse, table).await;
+        assert_eq!(&table_keys, keys);
+        compare_with_expected(table, keys, &rows, &expected[table])
+            .unwrap_or_else(|e| panic!("{} via delta-rs:\n{e}", scenario.name));
+        if duckdb {
+            let url = warehouse.table_url(table);
+            let path = url.to_file_path().unwrap();
+            let rows = read_with_duckdb(path.to_str().unwrap(), &rows.schema());
+            compare_with_expected(table, keys, &rows, &expected[table])
+                .unwrap_or_else(|e| panic!("{} via DuckDB:\n{e}", scenario.name));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the Delta sink: every fixture through the raw-file source into Delta,
+//! read back by delta-rs (DataFusion) and by DuckDB's delta extension; crash recovery; S3.
+
+mod common;
+mod crash;
+mod fixtures;
+#[cfg(feature = "s3")]
+mod s3;
