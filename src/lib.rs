@@ -58,6 +58,14 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// `AWS_*` settings from the environment, for formats whose object stores take them as options.
+#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+fn storage_options_from_env() -> std::collections::HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect()
+}
+
 /// Opens the warehouse of `format` at `warehouse` (a local path or URL).
 pub fn open_warehouse(
     format: Format,
@@ -79,6 +87,16 @@ pub fn open_warehouse(
             }
             Ok(Box::new(cdc_core::sink::JsonlWarehouse::new(path)))
         }
+        #[cfg(feature = "delta")]
+        Format::Delta => {
+            // Object-store settings (endpoint, region, credentials) come from the environment.
+            let config = cdc_delta::DeltaSinkConfig {
+                storage_options: storage_options_from_env(),
+                ..cdc_delta::DeltaSinkConfig::default()
+            };
+            Ok(Box::new(cdc_delta::DeltaWarehouse::new(warehouse, config)?))
+        }
+        #[cfg(not(feature = "delta"))]
         Format::Delta => Err(missing("delta")),
         Format::Iceberg => Err(missing("iceberg")),
         Format::Hudi => Err(missing("hudi")),

@@ -113,3 +113,35 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     assert_eq!(doc["offset"], 7);
     assert_eq!(doc["field"], "op");
 }
+
+#[cfg(feature = "delta")]
+#[test]
+fn sync_into_delta_from_the_command_line() {
+    let scenario = Scenario::load("toast");
+    let dir = tempfile::tempdir().unwrap();
+    let topics = dir.path().join("topics");
+    let wh = dir.path().join("wh");
+    scenario.write_s3_layout(&topics, 5, false);
+    let args = [
+        "sync",
+        "--format",
+        "delta",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--max-batch-events",
+        "4",
+    ];
+    let out = cdc_lake(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wh
+        .join("public/documents/_delta_log/00000000000000000001.json")
+        .exists());
+    let again = cdc_lake(&args);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("in 0 commits"));
+}
