@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +16,20 @@ pub enum FailPoint {
     AfterDataFiles,
     /// After the commit, before the sink reports it (the pipeline's own bookkeeping).
     AfterCommit,
+}
+
+/// A test hook run just before each commit, with the table as the sink read it (concurrency
+/// tests make another writer commit there).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct BeforeCommitHook(
+    pub Arc<dyn Fn(deltalake::DeltaTable) -> BoxFuture<'static, ()> + Send + Sync>,
+);
+
+impl fmt::Debug for BeforeCommitHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BeforeCommitHook")
+    }
 }
 
 /// Settings of [`crate::DeltaWarehouse`] and its sinks.
@@ -39,6 +56,10 @@ pub struct DeltaSinkConfig {
     #[doc(hidden)]
     #[serde(skip)]
     pub fail_after_commits: usize,
+    /// Concurrency tests: runs before every commit.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub before_commit: Option<BeforeCommitHook>,
 }
 
 impl Default for DeltaSinkConfig {
@@ -51,6 +72,7 @@ impl Default for DeltaSinkConfig {
             storage_options: HashMap::new(),
             fail_point: None,
             fail_after_commits: 0,
+            before_commit: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod schema;
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{
@@ -53,7 +54,7 @@ use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream
 use parquet::arrow::ProjectionMask;
 use url::Url;
 
-pub use config::{DeltaSinkConfig, FailPoint};
+pub use config::{BeforeCommitHook, DeltaSinkConfig, FailPoint};
 pub use error::{DeltaSinkError, Result};
 
 /// Table property holding the primary-key columns (JSON list).
@@ -73,6 +74,7 @@ pub fn app_id(topic: &str, partition: i32) -> String {
 pub struct DeltaWarehouse {
     root: Url,
     config: Arc<DeltaSinkConfig>,
+    conflicts: Arc<AtomicU64>,
 }
 
 impl DeltaWarehouse {
@@ -87,6 +89,7 @@ impl DeltaWarehouse {
         Ok(DeltaWarehouse {
             root,
             config: Arc::new(config),
+            conflicts: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -97,6 +100,11 @@ impl DeltaWarehouse {
             .expect("table names join onto the root")
     }
 
+    /// Commit conflicts with other writers that its sinks resolved by retrying.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+
     /// The sink of one table (concrete type, for tests and tools).
     pub fn sink(&self, table: &TableId) -> DeltaSink {
         DeltaSink {
@@ -105,6 +113,7 @@ impl DeltaWarehouse {
             config: self.config.clone(),
             fail_point: self.config.fail_point,
             commits: 0,
+            conflicts: self.conflicts.clone(),
         }
     }
 }
@@ -124,6 +133,7 @@ pub struct DeltaSink {
     config: Arc<DeltaSinkConfig>,
     fail_point: Option<FailPoint>,
     commits: usize,
+    conflicts: Arc<AtomicU64>,
 }
 
 /// What one attempt of a change set needs from the current table version.
@@ -471,6 +481,9 @@ impl DeltaSink {
             not_matched_predicates: vec![],
             not_matched_by_source_predicates: vec![],
         };
+        if let Some(hook) = &self.config.before_commit {
+            (hook.0)(table.clone()).await;
+        }
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
@@ -728,6 +741,7 @@ impl TableSink for DeltaSink {
         for attempt in 1..=attempts {
             match self.try_apply(changes).await {
                 Err(e) if e.is_conflict() => {
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(table = %self.table, attempt, error = %e, "commit conflict; retrying on the new version");
                     last = e.to_string();
                 }

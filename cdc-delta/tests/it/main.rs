@@ -2,6 +2,7 @@
 //! read back by delta-rs (DataFusion) and by DuckDB's delta extension; crash recovery; S3.
 
 mod common;
+mod concurrency;
 mod crash;
 mod fixtures;
 #[cfg(feature = "s3")]
