@@ -24,6 +24,7 @@
 
 mod config;
 mod error;
+mod rewrite;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -31,27 +32,22 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray, UInt32Array,
-};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Schema, SchemaRef};
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId};
-use cdc_core::schema::{evolution_rewrites_rows, evolve_batch, merge_schemas};
-use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys, Touch};
+use cdc_core::schema::{evolution_rewrites_rows, merge_schemas};
+use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
-use cdc_core::storage::{from_storage, to_storage};
+use cdc_core::storage::to_storage;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, MetadataExt, Transaction};
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
-use object_store::path::Path;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::ProjectionMask;
+use futures::StreamExt;
 use url::Url;
 
 pub use config::{BeforeCommitHook, DeltaSinkConfig, FailPoint};
@@ -61,8 +57,12 @@ pub use error::{DeltaSinkError, Result};
 pub const KEY_COLUMNS_PROPERTY: &str = "cdc-lake.keyColumns";
 /// `commitInfo` field holding the table's whole checkpoint after the commit.
 pub const CHECKPOINT_COMMIT_INFO: &str = "cdc-lake.checkpoint";
-/// How many commits back [`TableSink::committed_checkpoint`] looks for cdc-lake's last commit.
+/// How many commits back [`TableSink::committed_checkpoint`] looks for cdc-lake's last commit
+/// (other writers' commits in between, such as `OPTIMIZE`, are skipped).
 const HISTORY_DEPTH: usize = 10_000;
+/// A candidate file with at most this many changed keys in its key range is probed (key columns
+/// read first); with more, it almost surely holds one and is read whole at once.
+const PROBE_AT_MOST_KEYS: usize = 16;
 
 /// The Delta `txn` application id of a topic-partition.
 pub fn app_id(topic: &str, partition: i32) -> String {
@@ -216,27 +216,41 @@ impl DeltaSink {
     }
 
     /// The checkpoint the table holds: the topic-partitions of cdc-lake's last commit, each at
-    /// the version of its `txn` action.
+    /// the version of its `txn` action. Commits are read newest first and only until the first
+    /// cdc-lake one (usually the latest), so this costs one or a few small reads.
     async fn read_checkpoint(&self, table: &DeltaTable) -> Result<Checkpoint> {
-        let history = table
-            .history(Some(HISTORY_DEPTH))
-            .await
-            .map_err(self.delta_err("reading the history"))?;
+        let log_store = table.log_store();
+        let latest = table.version().unwrap_or(0);
         let mut checkpoint = Checkpoint::default();
-        for info in history {
-            if let Some(v) = info.info.get(CHECKPOINT_COMMIT_INFO) {
-                let text = v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string());
-                checkpoint = Checkpoint::from_json(&text)?;
+        'versions: for version in (0..=latest).rev().take(HISTORY_DEPTH) {
+            let Some(bytes) = log_store
+                .read_commit_entry(version)
+                .await
+                .map_err(self.delta_err("reading a commit"))?
+            else {
+                // Cleaned up: nothing older can be read either.
                 break;
+            };
+            for line in bytes.split(|b| *b == b'\n') {
+                let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let info = action
+                    .get("commitInfo")
+                    .and_then(|c| c.get(CHECKPOINT_COMMIT_INFO));
+                if let Some(v) = info {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    checkpoint = Checkpoint::from_json(&text)?;
+                    break 'versions;
+                }
             }
         }
         let snapshot = table
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
-        let log_store = table.log_store();
         for (topic, parts) in checkpoint.offsets.iter_mut() {
             for (partition, next) in parts.iter_mut() {
                 let txn = snapshot
@@ -336,11 +350,7 @@ impl DeltaSink {
 
         let ranges = KeyRanges::new(&keys);
         let mut removes = Vec::new();
-        let mut old_parts: Vec<RecordBatch> = Vec::new();
-        let mut old_row: Vec<Option<usize>> = vec![None; keys.upserts.num_rows()];
-        let mut old_rows_seen = 0usize;
-        let mut rows_deleted = 0u64;
-        let mut rows_rewritten = 0u64;
+        let mut candidates = Vec::new();
         // Collected first: the log iterator is not `Send` across the reads below.
         let files: Vec<deltalake::kernel::LogicalFileView> =
             snapshot.log_data().into_iter().collect();
@@ -349,73 +359,73 @@ impl DeltaSink {
                 removes.push(file.remove_action(true));
                 continue;
             }
-            if !rewrite_all && !ranges.may_hold_key(&file) {
+            let in_range = if rewrite_all {
+                None
+            } else {
+                ranges.keys_in_range(&file)
+            };
+            if in_range == Some(0) {
                 continue;
             }
-            let path = file.path().to_string();
-            let partition_values = partition_values(&file);
-            if !rewrite_all {
-                // Key column only first: most candidate files of a skewed batch hold no key.
-                let key_rows = self
-                    .read_file(
-                        &store,
-                        &path,
-                        file.size(),
-                        &stored,
-                        Some(&key_columns),
-                        &partition_values,
-                    )
-                    .await?;
-                if keys
-                    .find(&from_storage_lenient(&key_rows, &merged)?)?
-                    .iter()
-                    .all(Option::is_none)
-                {
-                    continue;
-                }
+            candidates.push((
+                file.remove_action(true),
+                rewrite::Candidate {
+                    path: file.path().to_string(),
+                    size: file.size(),
+                    partition_values: partition_values(&file),
+                    // Few changed keys in its range: read the key columns before the whole file.
+                    probe: !rewrite_all && in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS),
+                },
+            ));
+        }
+
+        let ctx = Arc::new(rewrite::RewriteContext {
+            table: self.table.clone(),
+            store: store.clone(),
+            stored: stored.clone(),
+            merged: merged.clone(),
+            key_columns: key_columns.clone(),
+            keys,
+        });
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut results = futures::stream::iter(candidates.into_iter().map(|(remove, file)| {
+            let ctx = ctx.clone();
+            async move {
+                let task = tokio::spawn(rewrite::rewrite_file(ctx, file));
+                (remove, task.await)
             }
-            let rows = self
-                .read_file(&store, &path, file.size(), &stored, None, &partition_values)
-                .await?;
-            let rows = evolve_batch(&self.table, &from_storage_lenient(&rows, &merged)?, &merged)?;
-            let touches = keys.find(&rows)?;
-            let mut keep = Vec::with_capacity(rows.num_rows());
-            let mut taken = Vec::new();
-            for (i, t) in touches.iter().enumerate() {
-                match t {
-                    None => keep.push(true),
-                    Some(Touch::Delete) => {
-                        keep.push(false);
-                        rows_deleted += 1;
-                    }
-                    Some(Touch::Upsert(j)) => {
-                        keep.push(false);
-                        old_row[*j] = Some(old_rows_seen + taken.len());
-                        taken.push(i as u32);
-                    }
-                }
+        }))
+        .buffered(parallelism);
+        let mut old_parts: Vec<RecordBatch> = Vec::new();
+        let mut old_row: Vec<Option<usize>> = vec![None; ctx.keys.upserts.num_rows()];
+        let mut old_rows_seen = 0usize;
+        let mut rows_deleted = 0u64;
+        let mut rows_rewritten = 0u64;
+        while let Some((remove, joined)) = results.next().await {
+            let outcome = joined.map_err(|e| DeltaSinkError::Layout {
+                table: self.table.to_string(),
+                message: format!("file task failed: {e}"),
+            })??;
+            let Some(done) = outcome else { continue };
+            rows_deleted += done.deleted;
+            for (i, j) in done.replaced_upserts.iter().enumerate() {
+                old_row[*j] = Some(old_rows_seen + i);
             }
-            if !taken.is_empty() {
-                old_rows_seen += taken.len();
-                old_parts.push(
-                    arrow_select::take::take_record_batch(&rows, &UInt32Array::from(taken))
-                        .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?,
-                );
-            }
-            let kept = arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
-                .map_err(|e| cdc_core::Error::arrow("filtering a rewritten file", e))?;
-            if kept.num_rows() > 0 {
-                rows_rewritten += kept.num_rows() as u64;
+            old_rows_seen += done.replaced.num_rows();
+            old_parts.push(done.replaced);
+            if done.kept.num_rows() > 0 {
+                rows_rewritten += done.kept.num_rows() as u64;
                 writer
-                    .write(&to_storage(&kept, &stored)?)
+                    .write(&to_storage(&done.kept, &stored)?)
                     .await
                     .map_err(self.delta_err("writing rewritten rows"))?;
             }
-            removes.push(file.remove_action(true));
+            removes.push(remove);
         }
+        drop(results);
         let old = arrow_select::concat::concat_batches(&merged, &old_parts)
             .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
-        let upserts = resolve_upserts(changes, &keys, &old, &old_row)?;
+        let upserts = resolve_upserts(changes, &ctx.keys, &old, &old_row)?;
         if upserts.num_rows() > 0 {
             writer
                 .write(&to_storage(&upserts, &stored)?)
@@ -518,64 +528,6 @@ impl DeltaSink {
         }
         false
     }
-
-    /// Reads one data file (all columns, or only `columns`), adding partition columns from the
-    /// file's partition values.
-    async fn read_file(
-        &self,
-        store: &deltalake::logstore::ObjectStoreRef,
-        path: &str,
-        size: i64,
-        stored: &SchemaRef,
-        columns: Option<&[String]>,
-        partition_values: &HashMap<String, String>,
-    ) -> Result<RecordBatch> {
-        let read_err = |message: String| DeltaSinkError::ReadFile {
-            table: self.table.to_string(),
-            path: path.to_string(),
-            message,
-        };
-        let object_path = Path::parse(path).map_err(|e| read_err(e.to_string()))?;
-        let reader =
-            ParquetObjectReader::new(store.clone(), object_path).with_file_size(size as u64);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| read_err(e.to_string()))?;
-        let file_schema = builder.schema().clone();
-        let mask = match columns {
-            Some(cols) => {
-                let indices: Vec<usize> = cols
-                    .iter()
-                    .filter_map(|c| file_schema.index_of(c).ok())
-                    .collect();
-                ProjectionMask::roots(builder.parquet_schema(), indices)
-            }
-            None => ProjectionMask::all(),
-        };
-        let stream = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| read_err(e.to_string()))?;
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| read_err(e.to_string()))?;
-        let out_schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => {
-                let projected: Vec<_> = file_schema
-                    .fields()
-                    .iter()
-                    .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
-                    .cloned()
-                    .collect();
-                Arc::new(Schema::new(projected))
-            }
-        };
-        let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
-            .map_err(|e| read_err(e.to_string()))?;
-        add_partition_columns(batch, stored, partition_values, columns).map_err(read_err)
-    }
 }
 
 /// Columns to keep min/max statistics for: all top-level columns but decimals wider than a
@@ -602,64 +554,6 @@ fn partition_values(file: &deltalake::kernel::LogicalFileView) -> HashMap<String
         .filter(|(_, v)| !v.is_null())
         .map(|(f, v)| (f.name().to_string(), v.serialize()))
         .collect()
-}
-
-fn add_partition_columns(
-    batch: RecordBatch,
-    stored: &SchemaRef,
-    partition_values: &HashMap<String, String>,
-    columns: Option<&[String]>,
-) -> std::result::Result<RecordBatch, String> {
-    let wanted: Vec<&arrow_schema::FieldRef> = stored
-        .fields()
-        .iter()
-        .filter(|f| batch.schema().index_of(f.name()).is_err())
-        .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(batch);
-    }
-    let n = batch.num_rows();
-    let mut fields: Vec<arrow_schema::FieldRef> = batch.schema().fields().iter().cloned().collect();
-    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-    for f in wanted {
-        let text: ArrayRef = Arc::new(StringArray::from(vec![
-            partition_values
-                .get(f.name())
-                .cloned();
-            n
-        ]));
-        cols.push(arrow_cast::cast(&text, f.data_type()).map_err(|e| e.to_string())?);
-        fields.push(f.clone());
-    }
-    RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        cols,
-        &RecordBatchOptions::new().with_row_count(Some(n)),
-    )
-    .map_err(|e| e.to_string())
-}
-
-/// A stored batch (possibly a projection, possibly an older schema) in logical types: every
-/// column it has converted to the merged logical type of the same name.
-fn from_storage_lenient(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
-    let fields: Vec<_> = batch
-        .schema()
-        .fields()
-        .iter()
-        .filter_map(|f| merged.field_with_name(f.name()).ok().cloned())
-        .map(Arc::new)
-        .collect();
-    let logical = Arc::new(Schema::new(fields));
-    let stored_names: Vec<usize> = logical
-        .fields()
-        .iter()
-        .map(|f| batch.schema().index_of(f.name()).expect("filtered"))
-        .collect();
-    let projected = batch
-        .project(&stored_names)
-        .map_err(|e| cdc_core::Error::arrow("projecting a data file", e))?;
-    from_storage(&projected, &logical)
 }
 
 /// Sorted values of the first key column, for pruning files by their min/max statistics.
@@ -693,21 +587,18 @@ impl KeyRanges {
         KeyRanges { column, sorted }
     }
 
-    fn may_hold_key(&self, file: &deltalake::kernel::LogicalFileView) -> bool {
+    /// How many changed keys fall in the file's key range; `None` when unknown (no integer key
+    /// or no statistics).
+    fn keys_in_range(&self, file: &deltalake::kernel::LogicalFileView) -> Option<usize> {
         use deltalake::kernel::scalars::ScalarExt;
-        let Some(sorted) = &self.sorted else {
-            return true;
-        };
+        let sorted = self.sorted.as_ref()?;
         let bound = |v: Option<serde_json::Value>| {
             v.and_then(|v| v.get(&self.column).and_then(serde_json::Value::as_i64))
         };
         let min = bound(file.min_values().map(|s| s.to_json()));
         let max = bound(file.max_values().map(|s| s.to_json()));
-        let (Some(min), Some(max)) = (min, max) else {
-            return true;
-        };
-        let i = sorted.partition_point(|&k| k < min);
-        sorted.get(i).is_some_and(|&k| k <= max)
+        let (min, max) = (min?, max?);
+        Some(sorted.partition_point(|&k| k <= max) - sorted.partition_point(|&k| k < min))
     }
 }
 

@@ -6,5 +6,7 @@ pub mod architecture {}
 pub mod guarantees {}
 #[doc = include_str!("../type-mapping.md")]
 pub mod type_mapping {}
+#[doc = include_str!("../formats.md")]
+pub mod formats {}
 #[doc = include_str!("../dependencies.md")]
 pub mod dependencies {}

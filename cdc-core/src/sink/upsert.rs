@@ -4,10 +4,11 @@
 //! commit; this part is the same for all of them.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow_row::RowConverter;
-use arrow_schema::{FieldRef, SchemaRef};
+use arrow_schema::{DataType, FieldRef, SchemaRef};
 
 use crate::error::{Error, Result};
 use crate::fold::{key_converter, key_indices, ChangeSet};
@@ -23,13 +24,60 @@ pub enum Touch {
     Delete,
 }
 
+/// Keys to what happens to them. A single integer key (the common primary key) is looked up as
+/// an `i64` with a cheap hash; other keys by their Arrow row encoding.
+#[derive(Debug)]
+enum KeyIndex {
+    Int(HashMap<i64, Touch, BuildHasherDefault<IntHasher>>),
+    Encoded(HashMap<Box<[u8]>, Touch>),
+}
+
+impl KeyIndex {
+    fn len(&self) -> usize {
+        match self {
+            KeyIndex::Int(m) => m.len(),
+            KeyIndex::Encoded(m) => m.len(),
+        }
+    }
+}
+
+/// A multiplicative hash for integer keys (keys are not attacker-chosen here: they are the
+/// source table's primary keys, already unique).
+#[derive(Debug, Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = (v as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+}
+
+fn int_keys(col: &ArrayRef) -> Option<Int64Array> {
+    if !col.data_type().is_integer() {
+        return None;
+    }
+    let cast = arrow_cast::cast(col, &DataType::Int64).ok()?;
+    cast.as_any().downcast_ref::<Int64Array>().cloned()
+}
+
 /// A change set's upserts and deletes conformed to the table's schema, indexed by key.
 #[derive(Debug)]
 pub struct ChangedKeys {
     table: TableId,
     key_fields: Vec<FieldRef>,
     converter: RowConverter,
-    index: HashMap<Box<[u8]>, Touch>,
+    index: KeyIndex,
     /// Upserts in the table schema.
     pub upserts: RecordBatch,
     /// Their unchanged cells.
@@ -60,20 +108,38 @@ impl ChangedKeys {
                     cast_column(table, f, col)
                 })
                 .collect::<Result<Vec<_>>>()?;
-        let mut index = HashMap::with_capacity(upserts.num_rows() + changes.deletes.num_rows());
-        let delete_rows = converter
-            .convert_columns(&deletes)
-            .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
-        for row in delete_rows.iter() {
-            index.insert(Box::from(row.data()), Touch::Delete);
-        }
+        let capacity = upserts.num_rows() + changes.deletes.num_rows();
         let upsert_keys: Vec<ArrayRef> = keys.iter().map(|&k| upserts.column(k).clone()).collect();
-        let upsert_rows = converter
-            .convert_columns(&upsert_keys)
-            .map_err(|e| Error::arrow(format!("encoding upserts of {table}"), e))?;
-        for (j, row) in upsert_rows.iter().enumerate() {
-            index.insert(Box::from(row.data()), Touch::Upsert(j));
-        }
+        let int_pair = match (keys.len(), deletes.first(), upsert_keys.first()) {
+            (1, Some(d), Some(u)) => int_keys(d).zip(int_keys(u)),
+            _ => None,
+        };
+        let index = if let Some((del, ups)) = int_pair {
+            let mut map =
+                HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default());
+            map.extend(del.iter().flatten().map(|k| (k, Touch::Delete)));
+            map.extend(
+                ups.iter()
+                    .enumerate()
+                    .filter_map(|(j, k)| Some((k?, Touch::Upsert(j)))),
+            );
+            KeyIndex::Int(map)
+        } else {
+            let mut map = HashMap::with_capacity(capacity);
+            let delete_rows = converter
+                .convert_columns(&deletes)
+                .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
+            for row in delete_rows.iter() {
+                map.insert(Box::from(row.data()), Touch::Delete);
+            }
+            let upsert_rows = converter
+                .convert_columns(&upsert_keys)
+                .map_err(|e| Error::arrow(format!("encoding upserts of {table}"), e))?;
+            for (j, row) in upsert_rows.iter().enumerate() {
+                map.insert(Box::from(row.data()), Touch::Upsert(j));
+            }
+            KeyIndex::Encoded(map)
+        };
         Ok(ChangedKeys {
             table: table.clone(),
             key_fields,
@@ -97,13 +163,13 @@ impl ChangedKeys {
 
     /// True when no key is touched.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len() == 0
     }
 
     /// For each row of `rows` (which must hold the key columns, by name), what the change set
     /// does to it.
     pub fn find(&self, rows: &RecordBatch) -> Result<Vec<Option<Touch>>> {
-        if self.index.is_empty() || rows.num_rows() == 0 {
+        if self.is_empty() || rows.num_rows() == 0 {
             return Ok(vec![None; rows.num_rows()]);
         }
         let cols = self
@@ -119,14 +185,25 @@ impl ChangedKeys {
                 cast_column(&self.table, f, col)
             })
             .collect::<Result<Vec<_>>>()?;
-        let encoded = self
-            .converter
-            .convert_columns(&cols)
-            .map_err(|e| Error::arrow(format!("encoding keys of {}", self.table), e))?;
-        Ok(encoded
-            .iter()
-            .map(|r| self.index.get(r.data()).copied())
-            .collect())
+        match &self.index {
+            KeyIndex::Int(map) => {
+                let ints = int_keys(&cols[0]).ok_or_else(|| Error::MissingKey {
+                    table: self.table.to_string(),
+                    message: "integer key column changed type".into(),
+                })?;
+                Ok(ints
+                    .iter()
+                    .map(|k| k.and_then(|k| map.get(&k).copied()))
+                    .collect())
+            }
+            KeyIndex::Encoded(map) => {
+                let encoded = self
+                    .converter
+                    .convert_columns(&cols)
+                    .map_err(|e| Error::arrow(format!("encoding keys of {}", self.table), e))?;
+                Ok(encoded.iter().map(|r| map.get(r.data()).copied()).collect())
+            }
+        }
     }
 }
 

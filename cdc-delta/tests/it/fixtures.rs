@@ -88,3 +88,32 @@ scenarios! {
     types_noschema => "types-noschema",
     types_unwrap => "types-unwrap",
 }
+
+/// A partitioned table (by a column that updates change, so rows move between partitions)
+/// ends equal too, and its files sit in hive-style partition directories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_table_ends_equal() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let config = DeltaSinkConfig {
+        partition_columns: vec!["name".into()],
+        ..DeltaSinkConfig::default()
+    };
+    let root = dir.path().join("wh");
+    let warehouse = DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_expected(&scenario, &warehouse, true).await;
+    let partitions = std::fs::read_dir(root.join("public/customers"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("name=")
+        })
+        .count();
+    assert!(partitions > 5, "{partitions} partition directories");
+}

@@ -1,0 +1,403 @@
+//! Upsert benchmark for Delta: a batch of CDC changes (70 % updates, 20 % inserts, 10 % deletes)
+//! into a large table, applied by cdc-delta, by a plain delta-rs MERGE of the same batch (the
+//! peer), and by the floor: rewriting only the touched files' rows with arrow-rs/parquet
+//! directly, without any table format. Each mode runs in its own process (so peak memory is its
+//! own) on its own copy of the same base table; `examples/bench/delta_upsert.sh` drives it.
+//!
+//! ```text
+//! delta_bench setup <dir> <rows> <changes> <uniform|skewed>
+//! delta_bench <cdc|merge|floor> <table dir> <setup dir>
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::sink::TableSink;
+use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
+use deltalake::datafusion::prelude::SessionContext;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const FILE_ROWS: usize = 100_000;
+
+fn table_id() -> TableId {
+    TableId::new("bench", "accounts")
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new(
+            "updated_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+    ]))
+}
+
+/// A small deterministic PRNG (xorshift64*), so every run draws the same keys.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn rows(ids: &[i64], version: i64) -> RecordBatch {
+    let name: StringArray = ids
+        .iter()
+        .map(|i| Some(format!("account-{i}-v{version}")))
+        .collect();
+    let amount: Float64Array = ids
+        .iter()
+        .map(|i| Some((*i % 10_000) as f64 * 1.25 + version as f64))
+        .collect();
+    let ts: TimestampMicrosecondArray = ids
+        .iter()
+        .map(|i| Some(1_700_000_000_000_000 + i * 1_000 + version))
+        .collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+            Arc::new(name),
+            Arc::new(amount),
+            Arc::new(ts),
+        ],
+    )
+    .expect("bench batch")
+}
+
+fn change_set(upserts: RecordBatch, deletes: Vec<i64>, offset: i64) -> ChangeSet {
+    let mut checkpoint = Checkpoint::default();
+    checkpoint.advance("bench.bench.accounts", 0, offset);
+    let key_schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let deletes = RecordBatch::try_new(key_schema, vec![Arc::new(Int64Array::from(deletes))])
+        .expect("deletes");
+    ChangeSet {
+        table: table_id(),
+        schema: schema(),
+        key_columns: Arc::from(vec!["id".to_string()]),
+        truncate: false,
+        upsert_unchanged: UnchangedMask::none(4),
+        ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
+        events: upserts.num_rows() + deletes.num_rows(),
+        upserts,
+        deletes,
+        checkpoint,
+        max_source_ts_ms: None,
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn warehouse(dir: &str) -> Result<DeltaWarehouse, BoxError> {
+    Ok(DeltaWarehouse::new(dir, DeltaSinkConfig::default())?)
+}
+
+fn write_ipc(path: &std::path::Path, batch: &RecordBatch) -> Result<(), BoxError> {
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(path)?, &batch.schema())?;
+    w.write(batch)?;
+    w.finish()?;
+    Ok(())
+}
+
+fn read_ipc(path: &std::path::Path) -> Result<RecordBatch, BoxError> {
+    let r = arrow_ipc::reader::FileReader::try_new(std::fs::File::open(path)?, None)?;
+    let schema = r.schema();
+    let batches = r.collect::<Result<Vec<_>, _>>()?;
+    Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+}
+
+async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxError> {
+    let base = format!("{dir}/base");
+    let wh = warehouse(&base)?;
+    let mut sink = wh.sink(&table_id());
+    let start = Instant::now();
+    let mut offset = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(FILE_ROWS) {
+        sink.apply(&change_set(rows(chunk, 0), Vec::new(), offset))
+            .await?;
+        offset += 1;
+    }
+    eprintln!(
+        "base table of {n} rows in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+
+    // Distinct existing keys for updates and deletes, new keys for inserts.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let existing = changes * 8 / 10;
+    let recent_from = n - n / 10;
+    let mut picked = HashSet::with_capacity(existing as usize);
+    while (picked.len() as i64) < existing {
+        let key = if dist == "skewed" && rng.below(10) < 9 {
+            recent_from + rng.below((n - recent_from) as u64) as i64
+        } else {
+            rng.below(n as u64) as i64
+        };
+        picked.insert(key);
+    }
+    let mut picked: Vec<i64> = picked.into_iter().collect();
+    picked.sort_unstable();
+    // Shuffle deterministically, then split 7:1 into updates and deletes.
+    for i in (1..picked.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        picked.swap(i, j);
+    }
+    let updates = &picked[..(changes * 7 / 10) as usize];
+    let deletes = picked[(changes * 7 / 10) as usize..].to_vec();
+    let inserts: Vec<i64> = (n..n + changes * 2 / 10).collect();
+    let mut upsert_ids = updates.to_vec();
+    upsert_ids.extend(inserts);
+    let d = std::path::Path::new(dir);
+    write_ipc(&d.join("upserts.arrow"), &rows(&upsert_ids, 1))?;
+    let key_schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    write_ipc(
+        &d.join("deletes.arrow"),
+        &RecordBatch::try_new(key_schema, vec![Arc::new(Int64Array::from(deletes))])?,
+    )?;
+    Ok(())
+}
+
+fn load_changes(setup_dir: &str) -> Result<ChangeSet, BoxError> {
+    let d = std::path::Path::new(setup_dir);
+    let upserts = read_ipc(&d.join("upserts.arrow"))?;
+    let deletes = read_ipc(&d.join("deletes.arrow"))?;
+    let ids = deletes
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ids")
+        .values()
+        .to_vec();
+    Ok(change_set(upserts, ids, 1_000_000))
+}
+
+async fn run_cdc(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
+    let root = std::path::Path::new(table_dir);
+    let wh = warehouse(root.to_str().expect("utf-8"))?;
+    let mut sink = wh.sink(&table_id());
+    let start = Instant::now();
+    let outcome = sink.apply(changes).await?;
+    Ok(
+        serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "outcome": format!("{outcome:?}")}),
+    )
+}
+
+async fn run_merge(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
+    let wh = warehouse(table_dir)?;
+    let table = wh.sink(&table_id()).load().await?.ok_or("no table")?;
+    // The source: upserts with op 'u', deletes with op 'd' (other columns null).
+    let n_del = changes.deletes.num_rows();
+    let del_ids = changes.deletes.column(0).clone();
+    let deletes = RecordBatch::try_new(
+        schema(),
+        vec![
+            del_ids,
+            arrow_array::new_null_array(&DataType::Utf8, n_del),
+            arrow_array::new_null_array(&DataType::Float64, n_del),
+            arrow_array::new_null_array(&DataType::Timestamp(TimeUnit::Microsecond, None), n_del),
+        ],
+    )?;
+    let with_op = |b: &RecordBatch, op: &str| -> Result<RecordBatch, BoxError> {
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("op", DataType::Utf8, false));
+        let mut cols = b.columns().to_vec();
+        cols.push(Arc::new(StringArray::from(vec![op; b.num_rows()])));
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    };
+    let source = arrow_select::concat::concat_batches(
+        &with_op(&deletes, "d")?.schema(),
+        &[with_op(&changes.upserts, "u")?, with_op(&deletes, "d")?],
+    )?;
+    let ctx = SessionContext::new();
+    let start = Instant::now();
+    let df = ctx.read_batch(source)?;
+    let (_table, metrics) = table
+        .merge(df, "target.id = source.id")
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .when_matched_delete(|d| d.predicate("source.op = 'd'"))?
+        .when_matched_update(|u| {
+            u.predicate("source.op = 'u'")
+                .update("name", "source.name")
+                .update("amount", "source.amount")
+                .update("updated_at", "source.updated_at")
+        })?
+        .when_not_matched_insert(|i| {
+            i.predicate("source.op = 'u'")
+                .set("id", "source.id")
+                .set("name", "source.name")
+                .set("amount", "source.amount")
+                .set("updated_at", "source.updated_at")
+        })?
+        .await?;
+    Ok(serde_json::json!({
+        "seconds": start.elapsed().as_secs_f64(),
+        "files_removed": metrics.num_target_files_removed,
+        "files_added": metrics.num_target_files_added,
+    }))
+}
+
+/// Snappy, as delta-rs writes by default, so the floor compresses like the table formats do.
+fn snappy() -> parquet::file::properties::WriterProperties {
+    parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build()
+}
+
+/// The floor: find the files whose key range holds a changed key (statistics), read them,
+/// drop the changed keys, write the kept rows and the upserts as new Parquet files. No table
+/// format, no commit.
+async fn run_floor(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
+    use deltalake::kernel::scalars::ScalarExt;
+    let wh = warehouse(table_dir)?;
+    let table = wh.sink(&table_id()).load().await?.ok_or("no table")?;
+    let files: Vec<(String, i64, i64)> = table
+        .snapshot()?
+        .log_data()
+        .into_iter()
+        .map(|f| {
+            let b = |v: Option<serde_json::Value>| {
+                v.and_then(|v| v.get("id").and_then(|x| x.as_i64()))
+                    .unwrap_or(0)
+            };
+            (
+                f.path().to_string(),
+                b(f.min_values().map(|s| s.to_json())),
+                b(f.max_values().map(|s| s.to_json())),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    let mut changed: Vec<i64> = changes
+        .upserts
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ids")
+        .values()
+        .to_vec();
+    changed.extend(
+        changes
+            .deletes
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ids")
+            .values()
+            .iter(),
+    );
+    let set: HashSet<i64> = changed.iter().copied().collect();
+    changed.sort_unstable();
+    let out_dir = std::path::Path::new(table_dir).join("floor-out");
+    std::fs::create_dir_all(&out_dir)?;
+    let root = wh
+        .table_url(&table_id())
+        .to_file_path()
+        .map_err(|_| "local table")?;
+    let mut touched = 0;
+    for (i, (path, min, max)) in files.iter().enumerate() {
+        let p = changed.partition_point(|k| k < min);
+        if changed.get(p).is_none_or(|k| k > max) {
+            continue;
+        }
+        touched += 1;
+        let file = std::fs::File::open(root.join(path))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+            .build()?;
+        let out = std::fs::File::create(out_dir.join(format!("{i}.parquet")))?;
+        let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
+        for batch in reader {
+            let batch = batch?;
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("ids");
+            let keep: BooleanArray = ids
+                .iter()
+                .map(|id| Some(!id.is_some_and(|id| set.contains(&id))))
+                .collect();
+            let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(parquet::arrow::ArrowWriter::try_new(
+                    out.try_clone()?,
+                    kept.schema(),
+                    Some(snappy()),
+                )?),
+            };
+            w.write(&kept)?;
+        }
+        if let Some(w) = writer {
+            w.close()?;
+        }
+    }
+    let out = std::fs::File::create(out_dir.join("upserts.parquet"))?;
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(out, changes.upserts.schema(), Some(snappy()))?;
+    w.write(&changes.upserts)?;
+    w.close()?;
+    Ok(
+        serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "files_touched": touched, "files": files.len()}),
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let report = match args.first().map(String::as_str) {
+        Some("setup") if args.len() == 5 => {
+            setup(&args[1], args[2].parse()?, args[3].parse()?, &args[4]).await?;
+            serde_json::json!({})
+        }
+        Some(mode @ ("cdc" | "merge" | "floor")) if args.len() == 3 => {
+            let changes = load_changes(&args[2])?;
+            match mode {
+                "cdc" => run_cdc(&args[1], &changes).await?,
+                "merge" => run_merge(&args[1], &changes).await?,
+                _ => run_floor(&args[1], &changes).await?,
+            }
+        }
+        _ => return Err("usage: delta_bench setup <dir> <rows> <changes> <uniform|skewed> | <cdc|merge|floor> <table dir> <setup dir>".into()),
+    };
+    let mut report = report;
+    report["mode"] = serde_json::json!(args[0]);
+    report["peak_rss_mib"] = serde_json::json!(peak_rss_mib());
+    println!("{report}");
+    Ok(())
+}
