@@ -141,11 +141,9 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     let wh = warehouse(&base)?;
     let mut sink = wh.sink(&table_id());
     let start = Instant::now();
-    let mut offset = 0;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(FILE_ROWS) {
-        sink.apply(&change_set(rows(chunk, 0), Vec::new(), offset))
+    for (offset, chunk) in (0..n).collect::<Vec<_>>().chunks(FILE_ROWS).enumerate() {
+        sink.apply(&change_set(rows(chunk, 0), Vec::new(), offset as i64))
             .await?;
-        offset += 1;
     }
     eprintln!(
         "base table of {n} rows in {:.1}s",
