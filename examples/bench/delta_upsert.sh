@@ -11,13 +11,16 @@ WORK=${3:-/tmp/cdc-lake-delta-bench}
 cd "$(dirname "$0")/../.."
 cargo build --release -p cdc-lake-examples --bin delta_bench >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/delta_bench"
-for dist in uniform skewed; do
+for dist in uniform skewed recent; do
   rm -rf "$WORK/$dist" && mkdir -p "$WORK/$dist"
   "$BIN" setup "$WORK/$dist" "$ROWS" "$CHANGES" "$dist" >&2
   for mode in floor cdc merge; do
     cp -r "$WORK/$dist/base" "$WORK/$dist/t_$mode"
     sync
     echo "{\"distribution\":\"$dist\",\"rows\":$ROWS,\"changes\":$CHANGES,\"result\":$("$BIN" "$mode" "$WORK/$dist/t_$mode" "$WORK/$dist")}"
+    if [ "$mode" != floor ]; then
+      echo "{\"distribution\":\"$dist\",\"mode\":\"$mode\",\"digest\":$("$BIN" digest "$WORK/$dist/t_$mode")}"
+    fi
     rm -rf "$WORK/$dist/t_$mode"
   done
   rm -rf "$WORK/$dist"

@@ -5,7 +5,7 @@
 //! own) on its own copy of the same base table; `examples/bench/delta_upsert.sh` drives it.
 //!
 //! ```text
-//! delta_bench setup <dir> <rows> <changes> <uniform|skewed>
+//! delta_bench setup <dir> <rows> <changes> <uniform|skewed|recent>
 //! delta_bench <cdc|merge|floor> <table dir> <setup dir>
 //! ```
 
@@ -156,7 +156,12 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     let recent_from = n - n / 10;
     let mut picked = HashSet::with_capacity(existing as usize);
     while (picked.len() as i64) < existing {
-        let key = if dist == "skewed" && rng.below(10) < 9 {
+        let recent = match dist {
+            "recent" => true,
+            "skewed" => rng.below(10) < 9,
+            _ => false,
+        };
+        let key = if recent {
             recent_from + rng.below((n - recent_from) as u64) as i64
         } else {
             rng.below(n as u64) as i64
@@ -270,6 +275,45 @@ async fn run_merge(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::V
     }))
 }
 
+/// Copies `input` to `output` without the rows whose key is in `changed`.
+fn rewrite_without(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    changed: &HashSet<i64>,
+) -> Result<(), BoxError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(input)?,
+    )?
+    .build()?;
+    let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
+    for batch in reader {
+        let batch = batch?;
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ids");
+        let keep: BooleanArray = ids
+            .iter()
+            .map(|id| Some(!id.is_some_and(|id| changed.contains(&id))))
+            .collect();
+        let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(output)?,
+                kept.schema(),
+                Some(snappy()),
+            )?),
+        };
+        w.write(&kept)?;
+    }
+    if let Some(w) = writer {
+        w.close()?;
+    }
+    Ok(())
+}
+
 /// Snappy, as delta-rs writes by default, so the floor compresses like the table formats do.
 fn snappy() -> parquet::file::properties::WriterProperties {
     parquet::file::properties::WriterProperties::builder()
@@ -327,44 +371,39 @@ async fn run_floor(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::V
         .table_url(&table_id())
         .to_file_path()
         .map_err(|_| "local table")?;
-    let mut touched = 0;
-    for (i, (path, min, max)) in files.iter().enumerate() {
-        let p = changed.partition_point(|k| k < min);
-        if changed.get(p).is_none_or(|k| k > max) {
-            continue;
+    // Touched files, rewritten on every core like the table formats do.
+    let touched: Vec<(usize, &String)> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, min, max))| {
+            let p = changed.partition_point(|k| k < min);
+            changed.get(p).is_some_and(|k| k <= max)
+        })
+        .map(|(i, (path, _, _))| (i, path))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| -> Result<(), BoxError> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (touched, set, root, out_dir) = (&touched, &set, &root, &out_dir);
+                scope.spawn(move || -> Result<(), BoxError> {
+                    for (i, path) in touched.iter().skip(t).step_by(threads) {
+                        rewrite_without(
+                            &root.join(path),
+                            &out_dir.join(format!("{i}.parquet")),
+                            set,
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "floor thread panicked")??;
         }
-        touched += 1;
-        let file = std::fs::File::open(root.join(path))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
-            .build()?;
-        let out = std::fs::File::create(out_dir.join(format!("{i}.parquet")))?;
-        let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
-        for batch in reader {
-            let batch = batch?;
-            let ids = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("ids");
-            let keep: BooleanArray = ids
-                .iter()
-                .map(|id| Some(!id.is_some_and(|id| set.contains(&id))))
-                .collect();
-            let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(parquet::arrow::ArrowWriter::try_new(
-                    out.try_clone()?,
-                    kept.schema(),
-                    Some(snappy()),
-                )?),
-            };
-            w.write(&kept)?;
-        }
-        if let Some(w) = writer {
-            w.close()?;
-        }
-    }
+        Ok(())
+    })?;
+    let touched = touched.len();
     let out = std::fs::File::create(out_dir.join("upserts.parquet"))?;
     let mut w =
         parquet::arrow::ArrowWriter::try_new(out, changes.upserts.schema(), Some(snappy()))?;
@@ -372,6 +411,29 @@ async fn run_floor(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::V
     w.close()?;
     Ok(
         serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "files_touched": touched, "files": files.len()}),
+    )
+}
+
+/// Count, distinct keys and sums of the table, to check that cdc-delta and MERGE agree.
+async fn digest(table_dir: &str) -> Result<serde_json::Value, BoxError> {
+    let wh = warehouse(table_dir)?;
+    let table = wh.sink(&table_id()).load().await?.ok_or("no table")?;
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    ctx.register_table("t", table.table_provider().await?)?;
+    let batches = ctx
+        .sql(
+            "SELECT count(*) AS n, count(DISTINCT id) AS keys, sum(id) AS id_sum, \
+             sum(amount) AS amount_sum, count(name) AS names FROM t",
+        )
+        .await?
+        .collect()
+        .await?;
+    let b = &batches[0];
+    let int =
+        |c: usize| arrow_cast::display::array_value_to_string(b.column(c), 0).unwrap_or_default();
+    Ok(
+        serde_json::json!({"rows": int(0), "keys": int(1), "id_sum": int(2), "amount_sum": int(3), "names": int(4)}),
     )
 }
 
@@ -383,6 +445,7 @@ async fn main() -> Result<(), BoxError> {
             setup(&args[1], args[2].parse()?, args[3].parse()?, &args[4]).await?;
             serde_json::json!({})
         }
+        Some("digest") if args.len() == 2 => digest(&args[1]).await?,
         Some(mode @ ("cdc" | "merge" | "floor")) if args.len() == 3 => {
             let changes = load_changes(&args[2])?;
             match mode {
@@ -391,7 +454,7 @@ async fn main() -> Result<(), BoxError> {
                 _ => run_floor(&args[1], &changes).await?,
             }
         }
-        _ => return Err("usage: delta_bench setup <dir> <rows> <changes> <uniform|skewed> | <cdc|merge|floor> <table dir> <setup dir>".into()),
+        _ => return Err("usage: delta_bench setup <dir> <rows> <changes> <uniform|skewed|recent> | <cdc|merge|floor> <table dir> <setup dir>".into()),
     };
     let mut report = report;
     report["mode"] = serde_json::json!(args[0]);
