@@ -523,6 +523,97 @@ pub fn compare_with_expected(
     }
 }
 
+/// One `#[tokio::test]` per fixture scenario and variant, each calling `$check(name).await`,
+/// plus a test that no scenario in the fixtures directory is left without one. Shared by the
+/// reference sink's tests and every format adapter's.
+#[macro_export]
+macro_rules! fixture_tests {
+    ($check:path) => {
+        $crate::fixture_tests!(@each $check;
+            crud => "crud",
+            crud_connect_time => "crud-connect-time",
+            crud_decimal_double => "crud-decimal-double",
+            crud_decimal_string => "crud-decimal-string",
+            crud_noschema => "crud-noschema",
+            crud_unwrap => "crud-unwrap",
+            pk_change => "pk_change",
+            schema_change => "schema_change",
+            toast => "toast",
+            truncate => "truncate",
+            types => "types",
+            types_connect_time => "types-connect-time",
+            types_decimal_double => "types-decimal-double",
+            types_decimal_string => "types-decimal-string",
+            types_noschema => "types-noschema",
+            types_unwrap => "types-unwrap",
+        );
+    };
+    (@each $check:path; $($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                $check($name).await;
+            }
+        )*
+
+        #[test]
+        fn every_fixture_scenario_has_a_test() {
+            let tested = [$($name),*];
+            for s in $crate::testing::Scenario::all() {
+                assert!(tested.contains(&s.name.as_str()), "no test for scenario {}", s.name);
+            }
+        }
+    };
+}
+
+/// For a schemaless variant (`-noschema`), the table schemas a user would give: those the base
+/// scenario's schema-carrying events produce, through Arrow's JSON schema form as a schema file
+/// would carry them. Empty for every other scenario.
+pub async fn schemaless_hints(
+    scenario: &Scenario,
+) -> std::collections::HashMap<TableId, crate::decode::TableHint> {
+    use crate::pipeline::{Pipeline, PipelineConfig};
+    use crate::sink::MemoryWarehouse;
+    use crate::source::raw::RawFileSource;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    if scenario.variant() != "noschema" {
+        return Default::default();
+    }
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let base = Scenario::load(scenario.base());
+    let dir = std::env::temp_dir().join(format!(
+        "cdc-lake-hints-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    base.write_s3_layout(&dir, 1000, false);
+    let warehouse = MemoryWarehouse::new();
+    let mut source = RawFileSource::open(dir.to_str().expect("utf-8 temp dir"))
+        .await
+        .expect("layout");
+    Pipeline::new(PipelineConfig::default(), &warehouse)
+        .expect("pipeline")
+        .run_to_end(&mut source, |_| {})
+        .await
+        .expect("base scenario syncs");
+    let _ = std::fs::remove_dir_all(&dir);
+    base.tables
+        .iter()
+        .map(|(t, _)| {
+            let schema = warehouse.table(t).expect("synced").schema;
+            let text = serde_json::to_string(schema.as_ref()).expect("schema to JSON");
+            let parsed: arrow_schema::Schema =
+                serde_json::from_str(&text).expect("schema from JSON");
+            let hint = crate::decode::TableHint {
+                schema: Some(std::sync::Arc::new(parsed)),
+                key_columns: None,
+            };
+            (t.clone(), hint)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,35 +60,6 @@ pub async fn sync(
     pipeline.run_to_end(&mut source, |_| {}).await
 }
 
-/// The schemas a user gives for a schemaless variant: those of its base scenario, passed
-/// through Arrow's JSON schema form as a schema file would be.
-pub async fn hints_for(scenario: &Scenario) -> HashMap<TableId, TableHint> {
-    if scenario.variant() != "noschema" {
-        return HashMap::new();
-    }
-    let base = Scenario::load(scenario.base());
-    let dir = tempfile::tempdir().unwrap();
-    let wh = MemoryWarehouse::new();
-    sync(&base, dir.path(), ONE_BATCH, HashMap::new(), &wh, None)
-        .await
-        .unwrap();
-    base.tables
-        .iter()
-        .map(|(t, _)| {
-            let schema = wh.table(t).unwrap().schema;
-            let text = serde_json::to_string(schema.as_ref()).unwrap();
-            let parsed: arrow_schema::Schema = serde_json::from_str(&text).unwrap();
-            (
-                t.clone(),
-                TableHint {
-                    schema: Some(std::sync::Arc::new(parsed)),
-                    key_columns: None,
-                },
-            )
-        })
-        .collect()
-}
-
 /// Asserts every table of `warehouse` equals the scenario's expected state.
 pub fn assert_expected(scenario: &Scenario, warehouse: &MemoryWarehouse) {
     let expected = scenario.expected();
