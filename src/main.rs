@@ -25,6 +25,31 @@ struct Cli {
 enum Command {
     /// Read raw change-event files (Confluent S3 sink layout) once to the end and commit them.
     Sync(SyncArgs),
+    /// Stream change events from Kafka until SIGINT/SIGTERM (finishing the commit in flight).
+    #[cfg(feature = "kafka")]
+    Stream(StreamArgs),
+}
+
+#[cfg(feature = "kafka")]
+#[derive(Debug, clap::Args)]
+struct StreamArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    brokers: String,
+    /// Topics to read: a regex matched against whole topic names.
+    #[arg(long)]
+    topics: String,
+    /// Consumer group, used only to report committed offsets for lag monitoring.
+    #[arg(long, default_value = "cdc-lake")]
+    group: String,
+    /// librdkafka property `KEY=VALUE` (security, SASL, SSL). Repeatable; never printed.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    kafka_properties: Vec<String>,
+    /// Longest wait before committing what arrived (ms).
+    #[arg(long, default_value_t = 1000)]
+    max_wait_ms: u64,
+    #[command(flatten)]
+    sync: SyncArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,6 +175,63 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+#[cfg(feature = "kafka")]
+async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut config = build_config(&args.sync)?;
+    config.limits.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
+    let properties = args
+        .kafka_properties
+        .iter()
+        .map(|p| split_pair(p, "--kafka-property").map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Result<_, _>>()?;
+    let mut source = KafkaSource::new(&KafkaConfig {
+        brokers: args.brokers.clone(),
+        topics: args.topics.clone(),
+        group_id: args.group.clone(),
+        properties,
+    })?;
+    let warehouse = open_warehouse(args.sync.format, &args.sync.warehouse)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!("\nstopping after the commit in flight");
+        on_signal.store(true, Ordering::Relaxed);
+    });
+    let tty = std::io::stderr().is_terminal();
+    let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
+    let stats = pipeline
+        .run_stream(&mut source, &stop, |p| {
+            show_progress(p, tty);
+            if !tty {
+                let last: Vec<String> = p
+                    .last_commits
+                    .iter()
+                    .map(|(t, v)| format!("{t}@{v}"))
+                    .collect();
+                eprintln!(
+                    "{} records, {} commits, last: {}",
+                    p.stats.records_read,
+                    p.stats.commits,
+                    last.join(" ")
+                );
+            }
+        })
+        .await?;
+    println!(
+        "streamed {} records: {} events in {} commits ({} dead-lettered)",
+        stats.records_read, stats.events_applied, stats.commits, stats.dead_lettered
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -164,6 +246,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Sync(args) => runtime.block_on(sync(args)),
+        #[cfg(feature = "kafka")]
+        Command::Stream(args) => runtime.block_on(stream(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,3 +145,73 @@ fn sync_into_delta_from_the_command_line() {
     let again = cdc_lake(&args);
     assert!(String::from_utf8_lossy(&again.stdout).contains("in 0 commits"));
 }
+
+#[cfg(feature = "kafka")]
+#[test]
+fn stream_from_kafka_until_sigterm() {
+    use cdc_core::testing::{produce_to_kafka, scenario_topics_regex, TansuBroker};
+    let Some(broker) = TansuBroker::start() else {
+        return;
+    };
+    let scenario = Scenario::load("toast");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(produce_to_kafka(&broker.bootstrap, &scenario));
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let topics = scenario_topics_regex(&scenario);
+    let child = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
+        .args([
+            "stream",
+            "--brokers",
+            &broker.bootstrap,
+            "--topics",
+            &topics,
+            "--warehouse",
+            s(&wh),
+        ])
+        .args(["--max-wait-ms", "200", "--max-batch-events", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let warehouse = JsonlWarehouse::new(&wh);
+    let (table, keys) = &scenario.tables[0];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let done = warehouse.load(table).ok().flatten().and_then(|t| {
+            t.checkpoint
+                .offsets
+                .values()
+                .next()
+                .and_then(|p| p.get(&0).copied())
+        });
+        if done == Some(scenario.records().len() as i64) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream did not catch up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("streamed"));
+    let t = warehouse.load(table).unwrap().unwrap();
+    compare_with_expected(
+        table,
+        keys,
+        &t.sorted_rows().unwrap(),
+        &scenario.expected()[table],
+    )
+    .unwrap();
+}

@@ -279,6 +279,62 @@ impl<'w> Pipeline<'w> {
         Ok(self.stats.clone())
     }
 
+    /// Streams from Kafka until `stop` is set, committing micro-batch by micro-batch; the batch
+    /// being processed when `stop` is set is finished and committed first.
+    ///
+    /// Every matching topic-partition is assigned at the start, positioned at its table's
+    /// checkpoint (topics created later need a restart).
+    #[cfg(feature = "kafka")]
+    pub async fn run_stream(
+        &mut self,
+        source: &mut crate::source::kafka::KafkaSource,
+        stop: &std::sync::atomic::AtomicBool,
+        mut progress: impl FnMut(&Progress<'_>),
+    ) -> Result<PipelineStats> {
+        use std::sync::atomic::Ordering;
+        let start = Instant::now();
+        let mut assignment = Vec::new();
+        for (topic, partition) in source.topic_partitions()? {
+            let next = match self.config.router.route(&topic) {
+                Some(table) => {
+                    self.open_table(&table).await?;
+                    self.tables[&table]
+                        .checkpoint
+                        .next_offset(&topic, partition)
+                }
+                None => None,
+            };
+            assignment.push(((topic, partition), next));
+        }
+        source.assign(&assignment)?;
+        while !stop.load(Ordering::Relaxed) {
+            let batch = source.next_batch(&self.config.limits).await?;
+            if batch.is_empty() {
+                continue;
+            }
+            self.process_batch(&batch).await?;
+            self.stats.batches += 1;
+            if let Err(e) = source.commit_for_monitoring(&self.committed()) {
+                tracing::warn!(error = %e, "cannot report consumer-group offsets");
+            }
+            progress(&Progress {
+                stats: &self.stats,
+                elapsed: start.elapsed(),
+                last_commits: &self.last_commits,
+            });
+        }
+        Ok(self.stats.clone())
+    }
+
+    /// The checkpoint every open table has committed, merged.
+    pub fn committed(&self) -> Checkpoint {
+        let mut all = Checkpoint::default();
+        for t in self.tables.values() {
+            all.merge(&t.checkpoint);
+        }
+        all
+    }
+
     /// Decodes, folds and commits one batch of records.
     pub async fn process_batch(&mut self, records: &[RawRecord]) -> Result<()> {
         // Positions consumed without producing a row (dead letters, redundant tombstones).

@@ -1,10 +1,12 @@
-//! Sources of raw Kafka records: the Confluent S3 sink layout on any object store ([`raw`]).
-//! The Kafka source arrives with its issue behind feature `kafka`.
+//! Sources of raw Kafka records: the Confluent S3 sink layout on any object store ([`raw`]),
+//! and Kafka itself (`kafka`, feature `kafka`).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod raw;
 
 /// One Kafka record as it was stored: coordinates, key and value bytes.

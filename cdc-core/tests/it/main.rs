@@ -5,6 +5,8 @@ mod common;
 mod debezium_docs;
 mod decode_fuzz;
 mod fixtures;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod restart;
 #[cfg(feature = "s3")]
 mod s3;
