@@ -127,22 +127,35 @@ fn build_config(args: &SyncArgs) -> Result<PipelineConfig, Box<dyn std::error::E
     Ok(config)
 }
 
-fn show_progress(p: &Progress<'_>, tty: bool) {
+/// One progress line: on a terminal it rewrites itself; elsewhere (logs) only when `log_lines`.
+fn show_progress(p: &Progress<'_>, tty: bool, log_lines: bool) {
     let s = p.stats;
     let secs = p.elapsed.as_secs_f64().max(1e-9);
+    let lag = s
+        .lag()
+        .map(|l| format!(", lag {:.1}s", l.as_secs_f64()))
+        .unwrap_or_default();
+    let last: Vec<String> = p
+        .last_commits
+        .iter()
+        .map(|(t, v)| format!("{t}@{v}"))
+        .collect();
     let line = format!(
-        "{} records ({:.0}/s), {} events applied, {} commits, {} upserted, {} deleted, {} dead-lettered",
+        "{} records ({:.0}/s), {} events applied, {} commits, {} upserted, {} deleted, {} dead-lettered{lag}, last commit {}",
         s.records_read,
         s.records_read as f64 / secs,
         s.events_applied,
         s.commits,
         s.rows_upserted,
         s.rows_deleted,
-        s.dead_lettered
+        s.dead_lettered,
+        if last.is_empty() { "-".to_string() } else { last.join(" ") }
     );
     if tty {
         eprint!("\r\x1b[2K{line}");
         let _ = std::io::stderr().flush();
+    } else if log_lines {
+        eprintln!("{line}");
     }
 }
 
@@ -156,7 +169,7 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     let stats = pipeline
-        .run_to_end(&mut source, |p| show_progress(p, tty))
+        .run_to_end(&mut source, |p| show_progress(p, tty, false))
         .await?;
     if tty {
         eprintln!();
@@ -208,22 +221,7 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     let stats = pipeline
-        .run_stream(&mut source, &stop, |p| {
-            show_progress(p, tty);
-            if !tty {
-                let last: Vec<String> = p
-                    .last_commits
-                    .iter()
-                    .map(|(t, v)| format!("{t}@{v}"))
-                    .collect();
-                eprintln!(
-                    "{} records, {} commits, last: {}",
-                    p.stats.records_read,
-                    p.stats.commits,
-                    last.join(" ")
-                );
-            }
-        })
+        .run_stream(&mut source, &stop, |p| show_progress(p, tty, true))
         .await?;
     println!(
         "streamed {} records: {} events in {} commits ({} dead-lettered)",

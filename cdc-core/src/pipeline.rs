@@ -146,6 +146,21 @@ pub struct PipelineStats {
     pub rows_deleted: u64,
     /// Batches processed.
     pub batches: u64,
+    /// Latest database timestamp (`source.ts_ms`) of any event applied, for lag.
+    pub last_source_ts_ms: Option<i64>,
+}
+
+impl PipelineStats {
+    /// How far the tables trail the database: now minus the newest applied change's database
+    /// timestamp.
+    pub fn lag(&self) -> Option<Duration> {
+        let ts = self.last_source_ts_ms?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis() as i64;
+        Some(Duration::from_millis(now.saturating_sub(ts).max(0) as u64))
+    }
 }
 
 /// A progress report after each batch.
@@ -406,6 +421,8 @@ impl<'w> Pipeline<'w> {
                 self.last_commits.insert(table.clone(), version.clone());
             }
             self.stats.events_applied += changes.events as u64;
+            self.stats.last_source_ts_ms =
+                self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);
             state.checkpoint.merge(&changes.checkpoint);
             let new_schema = TableSchema {
                 schema: changes.schema.clone(),

@@ -8,5 +8,7 @@ pub mod guarantees {}
 pub mod type_mapping {}
 #[doc = include_str!("../formats.md")]
 pub mod formats {}
+#[doc = include_str!("../operations.md")]
+pub mod operations {}
 #[doc = include_str!("../dependencies.md")]
 pub mod dependencies {}
