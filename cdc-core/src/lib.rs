@@ -20,6 +20,7 @@ pub mod model;
 pub mod pipeline;
 pub mod render;
 pub mod schema;
+pub mod secrets;
 pub mod sink;
 pub mod source;
 pub mod storage;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use cdc_core::secrets::KeysOnly;
 use serde::{Deserialize, Serialize};
 
 /// Where a crash test stops the writer.
@@ -79,14 +80,15 @@ impl Default for DeltaSinkConfig {
 
 impl fmt::Debug for DeltaSinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<&String> = self.storage_options.keys().collect();
-        keys.sort();
         f.debug_struct("DeltaSinkConfig")
             .field("partition_columns", &self.partition_columns)
             .field("table_properties", &self.table_properties)
             .field("target_file_size", &self.target_file_size)
             .field("max_commit_attempts", &self.max_commit_attempts)
-            .field("storage_options (keys only)", &keys)
+            .field(
+                "storage_options (keys only)",
+                &KeysOnly(&self.storage_options),
+            )
             .field("fail_point", &self.fail_point)
             .finish()
     }
@@ -102,5 +104,26 @@ impl DeltaSinkConfig {
             return Err("target_file_size must be at least 1 MiB".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_option_values() {
+        let config = DeltaSinkConfig {
+            storage_options: HashMap::from([(
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                "s3cr3t".to_string(),
+            )]),
+            ..DeltaSinkConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("AWS_SECRET_ACCESS_KEY") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 }

@@ -26,6 +26,7 @@ use super::RawRecord;
 use crate::error::{Error, Result};
 use crate::model::Checkpoint;
 use crate::pipeline::BatchLimits;
+use crate::secrets::KeysOnly;
 
 /// Settings of the Kafka source.
 #[derive(Clone)]
@@ -42,13 +43,11 @@ pub struct KafkaConfig {
 
 impl fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<&String> = self.properties.keys().collect();
-        keys.sort();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("topics", &self.topics)
             .field("group_id", &self.group_id)
-            .field("properties (keys only)", &keys)
+            .field("properties (keys only)", &KeysOnly(&self.properties))
             .finish()
     }
 }
