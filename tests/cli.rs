@@ -2,7 +2,7 @@
 //! again (nothing to do), and bad input either stops with a located error or goes to the
 //! dead-letter location.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
@@ -19,13 +19,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn sync_writes_the_expected_tables_and_resumes() {
-    let scenario = Scenario::load("crud");
+/// A scenario's S3-sink layout in a temporary directory: (dir guard, topics dir, warehouse dir).
+fn layout(
+    name: &str,
+    per_file: usize,
+    gzip: bool,
+) -> (Scenario, tempfile::TempDir, PathBuf, PathBuf) {
+    let scenario = Scenario::load(name);
     let dir = tempfile::tempdir().unwrap();
     let topics = dir.path().join("topics");
     let wh = dir.path().join("wh");
-    scenario.write_s3_layout(&topics, 50, true);
+    scenario.write_s3_layout(&topics, per_file, gzip);
+    (scenario, dir, topics, wh)
+}
+
+#[test]
+fn sync_writes_the_expected_tables_and_resumes() {
+    let (scenario, _dir, topics, wh) = layout("crud", 50, true);
     let args = [
         "sync",
         "--source",
@@ -70,10 +80,7 @@ fn sync_writes_the_expected_tables_and_resumes() {
 
 #[test]
 fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
-    let scenario = Scenario::load("crud");
-    let dir = tempfile::tempdir().unwrap();
-    let topics = dir.path().join("topics");
-    scenario.write_s3_layout(&topics, 1000, false);
+    let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
     let file = topics.join(
         "dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json",
     );
@@ -82,7 +89,6 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     lines[7] = lines[7].replacen("\"op\":\"", "\"op\":\"X", 1);
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
 
-    let wh = dir.path().join("wh");
     let out = cdc_lake(&["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -117,11 +123,7 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
 #[cfg(feature = "delta")]
 #[test]
 fn sync_into_delta_from_the_command_line() {
-    let scenario = Scenario::load("toast");
-    let dir = tempfile::tempdir().unwrap();
-    let topics = dir.path().join("topics");
-    let wh = dir.path().join("wh");
-    scenario.write_s3_layout(&topics, 5, false);
+    let (_scenario, _dir, topics, wh) = layout("toast", 5, false);
     let args = [
         "sync",
         "--format",
