@@ -246,15 +246,7 @@ impl MotoServer {
         let bin = std::env::var("CDC_LAKE_MOTO_SERVER")
             .map(PathBuf::from)
             .ok()
-            .or_else(|| {
-                let venv = std::env::var("CDC_LAKE_VENV")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|_| {
-                        PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                            .join(".cache/cdc-lake/venv")
-                    });
-                Some(venv.join("bin/moto_server")).filter(|p| p.exists())
-            });
+            .or_else(|| Some(venv_dir().join("bin/moto_server")).filter(|p| p.exists()));
         let Some(bin) = bin else {
             assert!(
                 std::env::var("CI").is_err(),
@@ -265,24 +257,14 @@ impl MotoServer {
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_loopback_port();
         let child = std::process::Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_for_port(port, "moto_server");
         Some(MotoServer {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -370,10 +352,7 @@ impl TansuBroker {
             eprintln!("skipping: tansu not found (run .ci/run once, or set CDC_LAKE_TANSU)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_loopback_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = std::process::Command::new(&bin)
             .args([
@@ -389,11 +368,7 @@ impl TansuBroker {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start tansu");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_for_port(port, "tansu");
         Some(TansuBroker {
             child,
             bootstrap: format!("127.0.0.1:{port}"),
@@ -462,15 +437,35 @@ pub async fn produce_to_kafka(bootstrap: &str, scenario: &Scenario) -> i64 {
     records.len() as i64
 }
 
-/// The Python of the tests' venv (`$CDC_LAKE_VENV`, default `~/.cache/cdc-lake/venv`), if it
-/// exists.
-pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var("CDC_LAKE_VENV")
+/// The tests' venv: `$CDC_LAKE_VENV`, default `~/.cache/cdc-lake/venv` (what `.ci/run` creates).
+fn venv_dir() -> PathBuf {
+    std::env::var("CDC_LAKE_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cdc-lake/venv")
-        });
-    Some(venv.join("bin/python")).filter(|p| p.exists())
+        })
+}
+
+/// The Python of the tests' venv, if it exists.
+pub fn venv_python() -> Option<PathBuf> {
+    Some(venv_dir().join("bin/python")).filter(|p| p.exists())
+}
+
+/// A loopback port nobody listens on right now.
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits (up to 30 s) until a server accepts connections on a loopback port.
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Debezium's `MicroDuration` of a Postgres ISO-8601 interval (`P1Y2M3DT4H5M6.789S`).

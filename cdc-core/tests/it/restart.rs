@@ -15,35 +15,26 @@ async fn stopped_and_restarted_pipeline_ends_equal() {
         let scenario = Scenario::load(name);
         let dir = tempfile::tempdir().unwrap();
         let wh = JsonlWarehouse::new(dir.path().join("warehouse"));
-        // Three runs that each stop early, then one to the end.
-        for _ in 0..3 {
+        let run = |stop_after| {
             sync(
                 &scenario,
                 dir.path(),
                 SMALL_BATCHES,
                 HashMap::new(),
                 &wh,
-                Some(4),
-            )
-            .await
-            .unwrap();
-        }
-        let to_end = || {
-            sync(
-                &scenario,
-                dir.path(),
-                SMALL_BATCHES,
-                HashMap::new(),
-                &wh,
-                None,
+                stop_after,
             )
         };
-        let last = to_end().await.unwrap();
+        // Three runs that each stop early, then one to the end.
+        for _ in 0..3 {
+            run(Some(4)).await.unwrap();
+        }
+        let last = run(None).await.unwrap();
         assert_eq!(
             last.records_already_committed, 0,
             "seek skips committed files"
         );
-        let again = to_end().await.unwrap();
+        let again = run(None).await.unwrap();
         assert_eq!(again.commits, 0, "{name}: a re-run must not commit");
         let expected = scenario.expected();
         for (table, keys) in &scenario.tables {

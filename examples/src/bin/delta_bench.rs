@@ -190,18 +190,22 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     Ok(())
 }
 
+/// The `id` values (first column) of a bench batch.
+fn key_values(batch: &RecordBatch) -> Vec<i64> {
+    batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("id column is int64")
+        .values()
+        .to_vec()
+}
+
 fn load_changes(setup_dir: &str) -> Result<ChangeSet, BoxError> {
     let d = std::path::Path::new(setup_dir);
     let upserts = read_ipc(&d.join("upserts.arrow"))?;
     let deletes = read_ipc(&d.join("deletes.arrow"))?;
-    let ids = deletes
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("ids")
-        .values()
-        .to_vec();
-    Ok(change_set(upserts, ids, 1_000_000))
+    Ok(change_set(upserts, key_values(&deletes), 1_000_000))
 }
 
 async fn run_cdc(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
@@ -345,24 +349,8 @@ async fn run_floor(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::V
         })
         .collect();
     let start = Instant::now();
-    let mut changed: Vec<i64> = changes
-        .upserts
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("ids")
-        .values()
-        .to_vec();
-    changed.extend(
-        changes
-            .deletes
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("ids")
-            .values()
-            .iter(),
-    );
+    let mut changed = key_values(&changes.upserts);
+    changed.extend(key_values(&changes.deletes));
     let set: HashSet<i64> = changed.iter().copied().collect();
     changed.sort_unstable();
     let out_dir = std::path::Path::new(table_dir).join("floor-out");

@@ -624,15 +624,8 @@ impl DebeziumJsonDecoder {
     ///
     /// On error nothing of the record stays in the batch.
     pub fn decode(&mut self, table: Option<&TableId>, record: &RawRecord) -> Result<Decoded> {
-        let location = || RecordLocation {
-            topic: record.topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
-        };
-        let err = |field: Option<&str>, message: String| Error::Decode {
-            location: location(),
-            field: field.map(str::to_string),
-            message,
+        let err = |field: Option<&str>, message: String| {
+            Self::decode_error(record, field.map(str::to_string), message)
         };
         let value = match &record.value {
             None => return self.decode_tombstone(table, record),
