@@ -1,0 +1,108 @@
+//! Settings of the Hudi sink.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a crash test stops the writer.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailPoint {
+    /// After the new base files are written, before the instant is completed.
+    AfterDataFiles,
+    /// After the instant is completed, before the sink reports it.
+    AfterCommit,
+}
+
+/// Settings of [`crate::HudiWarehouse`] and its sinks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HudiSinkConfig {
+    /// Partition columns of tables this sink creates (`hoodie.table.partition.fields`); empty
+    /// for a non-partitioned table.
+    pub partition_fields: Vec<String>,
+    /// Partition directories as `column=value` (Hive style) instead of `value`.
+    pub hive_style_partitioning: bool,
+    /// `hoodie.table.precombine.field` of tables this sink creates (a column of the table).
+    /// Readers do not need it; Spark writers of the same table do.
+    pub precombine_field: Option<String>,
+    /// A base file grows to at most this many bytes (`hoodie.parquet.max.file.size`).
+    pub max_file_size: u64,
+    /// Base files smaller than this take new inserts (`hoodie.parquet.small.file.limit`).
+    pub small_file_limit: u64,
+    /// Bytes per record assumed before the table has any (`hoodie.copyonwrite.record.size.estimate`).
+    pub record_size_estimate: u64,
+    /// Cleaning: base-file versions needed by the last this many commits are kept, older ones
+    /// are deleted after each commit (`hoodie.cleaner.commits.retained`). 0 keeps everything.
+    pub commits_retained: usize,
+    /// Crash tests: stop an `apply` at this point...
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_point: Option<FailPoint>,
+    /// ...after this many successful commits of the sink.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_after_commits: usize,
+}
+
+impl Default for HudiSinkConfig {
+    fn default() -> Self {
+        HudiSinkConfig {
+            partition_fields: Vec::new(),
+            hive_style_partitioning: true,
+            precombine_field: None,
+            max_file_size: 120 << 20,
+            small_file_limit: 100 << 20,
+            record_size_estimate: 1024,
+            commits_retained: 10,
+            fail_point: None,
+            fail_after_commits: 0,
+        }
+    }
+}
+
+impl HudiSinkConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_file_size < 1 << 20 {
+            return Err("max_file_size must be at least 1 MiB".into());
+        }
+        if self.small_file_limit > self.max_file_size {
+            return Err(format!(
+                "small_file_limit ({}) must not exceed max_file_size ({})",
+                self.small_file_limit, self.max_file_size
+            ));
+        }
+        if self.record_size_estimate == 0 {
+            return Err("record_size_estimate must be at least 1 byte".into());
+        }
+        for f in self
+            .partition_fields
+            .iter()
+            .chain(self.precombine_field.iter())
+        {
+            if f.is_empty() || f.contains(',') {
+                return Err(format!(
+                    "column name `{f}` cannot be a Hudi partition or precombine field (empty or \
+                     contains a comma)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_fail_at_start() {
+        assert!(HudiSinkConfig::default().validate().is_ok());
+        let bad = HudiSinkConfig {
+            small_file_limit: 200 << 20,
+            ..HudiSinkConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("small_file_limit"));
+        let parsed: Result<HudiSinkConfig, _> = serde_json::from_str(r#"{"max_file_sise": 1}"#);
+        assert!(parsed.is_err());
+    }
+}

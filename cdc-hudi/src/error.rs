@@ -1,0 +1,108 @@
+//! Errors of the Hudi sink.
+
+/// Result with [`HudiSinkError`].
+pub type Result<T, E = HudiSinkError> = std::result::Result<T, E>;
+
+/// Errors of the Hudi sink. Every variant names the table; paths are relative to the table
+/// root and never carry credentials (those come from the environment, never from URLs).
+#[derive(Debug, thiserror::Error)]
+pub enum HudiSinkError {
+    /// The object store failed.
+    #[error("hudi table `{table}`: {context} `{path}`: {source}")]
+    Store {
+        /// Table.
+        table: String,
+        /// Path relative to the table root.
+        path: String,
+        /// What was being done.
+        context: &'static str,
+        /// The object-store error.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// Reading or writing a base file failed.
+    #[error("hudi table `{table}`: base file `{path}`: {message}")]
+    BaseFile {
+        /// Table.
+        table: String,
+        /// Path relative to the table root.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A timeline instant is unreadable or cannot be written.
+    #[error("hudi table `{table}` instant {instant}: {message}")]
+    Timeline {
+        /// Table.
+        table: String,
+        /// Instant time.
+        instant: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `hoodie.properties` or the table layout is not what cdc-lake writes.
+    #[error("hudi table `{table}`: {message}")]
+    Layout {
+        /// Table.
+        table: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A column cannot be stored in Hudi.
+    #[error("hudi table `{table}` column `{column}`: {message}")]
+    Column {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+        /// Why.
+        message: String,
+    },
+    /// A test hook stopped the writer (crash tests).
+    #[error("hudi table `{table}`: stopped at fail point {point:?}")]
+    FailPoint {
+        /// Table.
+        table: String,
+        /// Where.
+        point: crate::config::FailPoint,
+    },
+    /// A core error (schema evolution, keys, storage casts).
+    #[error(transparent)]
+    Core(#[from] cdc_core::Error),
+}
+
+impl HudiSinkError {
+    fn table(&self) -> Option<&str> {
+        match self {
+            HudiSinkError::Store { table, .. }
+            | HudiSinkError::BaseFile { table, .. }
+            | HudiSinkError::Timeline { table, .. }
+            | HudiSinkError::Layout { table, .. }
+            | HudiSinkError::Column { table, .. }
+            | HudiSinkError::FailPoint { table, .. } => Some(table),
+            HudiSinkError::Core(_) => None,
+        }
+    }
+}
+
+impl From<HudiSinkError> for cdc_core::Error {
+    fn from(e: HudiSinkError) -> Self {
+        match e {
+            HudiSinkError::Core(core) => core,
+            HudiSinkError::Column {
+                table,
+                column,
+                message,
+            } => cdc_core::Error::UnsupportedSchema {
+                table,
+                column,
+                message,
+            },
+            other => cdc_core::Error::Sink {
+                table: other.table().unwrap_or_default().to_string(),
+                message: other.to_string(),
+                source: Some(Box::new(other)),
+            },
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The table's files on the object store: `.hoodie/` metadata, base files
+//! (`<fileId>_<writeToken>_<instant>.parquet`, meta columns first, key range in the footer)
+//! and partition metadata.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{HudiSinkError, Result};
+
+/// Footer key of the least record key of a base file.
+pub const MIN_RECORD_KEY: &str = "hoodie_min_record_key";
+/// Footer key of the greatest record key of a base file.
+pub const MAX_RECORD_KEY: &str = "hoodie_max_record_key";
+/// Footer key of the base file's Avro schema (with meta columns).
+pub const AVRO_SCHEMA: &str = "parquet.avro.schema";
+/// The metadata directory.
+pub const HOODIE_DIR: &str = ".hoodie";
+/// Name of the partition metadata file in each partition directory.
+pub const PARTITION_METADATA: &str = ".hoodie_partition_metadata";
+
+/// The parts of a base file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseFileName {
+    /// File group id (`<uuid>-<n>`).
+    pub file_id: String,
+    /// Write token (`<task>-<stage>-<attempt>`).
+    pub write_token: String,
+    /// Instant time that wrote it.
+    pub instant: String,
+}
+
+impl BaseFileName {
+    /// Parses `<fileId>_<writeToken>_<instant>.parquet`.
+    pub fn parse(name: &str) -> Option<BaseFileName> {
+        let stem = name.strip_suffix(".parquet")?;
+        let (rest, instant) = stem.rsplit_once('_')?;
+        let (file_id, write_token) = rest.rsplit_once('_')?;
+        if file_id.is_empty() || !matches!(instant.len(), 14 | 17) {
+            return None;
+        }
+        Some(BaseFileName {
+            file_id: file_id.into(),
+            write_token: write_token.into(),
+            instant: instant.into(),
+        })
+    }
+
+    /// The file name.
+    pub fn name(&self) -> String {
+        format!(
+            "{}_{}_{}.parquet",
+            self.file_id, self.write_token, self.instant
+        )
+    }
+}
+
+/// `dir/name`, or `name` for the table root (`""`).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// One file listed under the table root.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The object store of one table, with paths relative to the table root.
+#[derive(Debug, Clone)]
+pub struct TableStore {
+    /// Table (for errors).
+    pub table: String,
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The table root inside the store.
+    pub root: Path,
+}
+
+impl TableStore {
+    /// The store path of a path relative to the table root.
+    pub fn path(&self, rel: &str) -> Path {
+        let root = self.root.as_ref();
+        if root.is_empty() {
+            Path::from(rel)
+        } else {
+            Path::from(format!("{root}/{rel}"))
+        }
+    }
+
+    fn err(
+        &self,
+        context: &'static str,
+        rel: &str,
+    ) -> impl FnOnce(object_store::Error) -> HudiSinkError {
+        let (table, path) = (self.table.clone(), rel.to_string());
+        move |source| HudiSinkError::Store {
+            table,
+            path,
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// The bytes of a file, or `None` when it does not exist.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(self.err("reading", rel))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("reading", rel)(e)),
+        }
+    }
+
+    /// Writes a file; with `create_only`, fails if it exists.
+    pub async fn put(&self, rel: &str, bytes: Bytes, create_only: bool) -> Result<()> {
+        let opts = PutOptions {
+            mode: if create_only {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&self.path(rel), PutPayload::from(bytes), opts)
+            .await
+            .map_err(self.err("writing", rel))?;
+        Ok(())
+    }
+
+    /// Deletes a file (absent is fine).
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err("deleting", rel)(e)),
+        }
+    }
+
+    fn relative(&self, location: &Path) -> String {
+        let full = location.as_ref();
+        let root = self.root.as_ref();
+        if root.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(root)
+                .map(|s| s.trim_start_matches('/'))
+                .unwrap_or(full)
+                .to_string()
+        }
+    }
+
+    /// The file names directly inside `dir` (relative to the root).
+    pub async fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(dir)))
+            .await
+            .map_err(self.err("listing", dir))?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Every file under the table root outside `.hoodie/`.
+    pub async fn list_data_files(&self) -> Result<Vec<Listed>> {
+        let prefix = if self.root.as_ref().is_empty() {
+            None
+        } else {
+            Some(self.root.clone())
+        };
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(self.err("listing", ""))?;
+        Ok(objects
+            .into_iter()
+            .map(|o| Listed {
+                path: self.relative(&o.location),
+                size: o.size,
+            })
+            .filter(|l| !l.path.starts_with(".hoodie/") && l.path != HOODIE_DIR)
+            .collect())
+    }
+
+    /// The footer of a base file: row count and its record-key range.
+    pub async fn read_footer(&self, rel: &str, size: u64) -> Result<Footer> {
+        let err = |message: String| HudiSinkError::BaseFile {
+            table: self.table.clone(),
+            path: rel.to_string(),
+            message,
+        };
+        let mut reader =
+            ParquetObjectReader::new(self.store.clone(), self.path(rel)).with_file_size(size);
+        let meta = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let file_meta = meta.metadata().file_metadata();
+        let kv = |k: &str| {
+            file_meta.key_value_metadata().and_then(|kvs| {
+                kvs.iter()
+                    .find(|e| e.key == k)
+                    .and_then(|e| e.value.clone())
+            })
+        };
+        Ok(Footer {
+            rows: file_meta.num_rows().max(0) as u64,
+            min_key: kv(MIN_RECORD_KEY),
+            max_key: kv(MAX_RECORD_KEY),
+        })
+    }
+
+    /// Reads a base file: every column, or only `columns` (those it has).
+    pub async fn read_base_file(
+        &self,
+        rel: &str,
+        size: u64,
+        columns: Option<&[String]>,
+    ) -> Result<RecordBatch> {
+        let err = |message: String| HudiSinkError::BaseFile {
+            table: self.table.clone(),
+            path: rel.to_string(),
+            message,
+        };
+        let reader =
+            ParquetObjectReader::new(self.store.clone(), self.path(rel)).with_file_size(size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let file_schema = builder.schema().clone();
+        let mask = match columns {
+            Some(cols) => {
+                let indices: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| file_schema.index_of(c).ok())
+                    .collect();
+                ProjectionMask::roots(builder.parquet_schema(), indices)
+            }
+            None => ProjectionMask::all(),
+        };
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let out_schema = Arc::new(match columns {
+            Some(cols) => Schema::new(
+                file_schema
+                    .fields()
+                    .iter()
+                    .filter(|f| cols.contains(f.name()))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
+            None => file_schema.as_ref().clone(),
+        });
+        let batches: Vec<RecordBatch> =
+            stream.try_collect().await.map_err(|e| err(e.to_string()))?;
+        let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
+        arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| err(e.to_string()))
+    }
+
+    /// Writes a base file holding `batch` with the footer entries `footer`; returns its size.
+    pub async fn write_base_file(
+        &self,
+        rel: &str,
+        batch: RecordBatch,
+        footer: Vec<(String, String)>,
+    ) -> Result<u64> {
+        let err = |message: String| HudiSinkError::BaseFile {
+            table: self.table.clone(),
+            path: rel.to_string(),
+            message,
+        };
+        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_key_value_metadata(Some(
+                    footer
+                        .into_iter()
+                        .map(|(k, v)| KeyValue::new(k, v))
+                        .collect(),
+                ))
+                .build();
+            let mut out = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+                .map_err(|e| e.to_string())?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.close().map_err(|e| e.to_string())?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| err(format!("encoding task failed: {e}")))?
+        .map_err(err)?;
+        let size = encoded.len() as u64;
+        self.put(rel, Bytes::from(encoded), false).await?;
+        Ok(size)
+    }
+}
+
+/// What a base file's footer says.
+#[derive(Debug, Clone)]
+pub struct Footer {
+    /// Rows.
+    pub rows: u64,
+    /// Least record key.
+    pub min_key: Option<String>,
+    /// Greatest record key.
+    pub max_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_file_names() {
+        let n = BaseFileName::parse(
+            "b271b5f8-1038-4a3d-8b1c-1b0a1a3b3b3b-0_0-13-35_20240402123035233.parquet",
+        )
+        .unwrap();
+        assert_eq!(n.file_id, "b271b5f8-1038-4a3d-8b1c-1b0a1a3b3b3b-0");
+        assert_eq!(n.write_token, "0-13-35");
+        assert_eq!(n.instant, "20240402123035233");
+        assert_eq!(
+            n.name(),
+            "b271b5f8-1038-4a3d-8b1c-1b0a1a3b3b3b-0_0-13-35_20240402123035233.parquet"
+        );
+        assert!(BaseFileName::parse(".hoodie_partition_metadata").is_none());
+        assert!(BaseFileName::parse("x_1.parquet").is_none());
+    }
+}

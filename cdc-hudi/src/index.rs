@@ -1,0 +1,235 @@
+//! Record keys and partition paths as Hudi writes them, and the record-key index that finds
+//! the file groups a change set touches.
+//!
+//! A record key is the key column's value as text (`SimpleKeyGenerator` /
+//! `NonpartitionedKeyGenerator` with one key column), or `col1:v1,col2:v2` for composite keys
+//! (`ComplexKeyGenerator`); a null value is `__null__` and an empty string `__empty__`.
+//! Temporal values are their stored integer (Hudi renders the Avro long), dates `yyyy-MM-dd`,
+//! decimals their plain text, binary values lower-case hex.
+//!
+//! Every base file carries the least and greatest record key of its rows in its footer
+//! (`hoodie_min_record_key` / `hoodie_max_record_key`, compared as strings, as Hudi's bloom
+//! index does). [`KeyRanges`] counts the changed keys inside such a range, so a file group
+//! whose range holds none is never read.
+//!
+//! ```
+//! use cdc_hudi::index::KeyRanges;
+//! let ranges = KeyRanges::new(vec!["17".into(), "3".into(), "42".into()]);
+//! assert_eq!(ranges.count_in("1", "20"), 1); // "17"; "3" sorts after "20" as text
+//! assert_eq!(ranges.count_in("5", "9"), 0);
+//! ```
+
+use std::fmt::Write;
+
+use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
+use arrow_schema::DataType;
+
+/// Hudi's text of a null key or partition value.
+pub const NULL_KEY: &str = "__null__";
+/// Hudi's text of an empty key value.
+pub const EMPTY_KEY: &str = "__empty__";
+/// Hudi's partition directory of a null partition value.
+pub const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The text of every value of a stored column (`None` for nulls).
+pub fn value_strings(col: &ArrayRef) -> Result<Vec<Option<String>>, String> {
+    use DataType::*;
+    let text: ArrayRef = match col.data_type() {
+        Timestamp(_, _) | Time32(_) | Time64(_) | Duration(_) | Date64 => {
+            let ints = arrow_cast::cast(col, &Int64).map_err(|e| e.to_string())?;
+            arrow_cast::cast(&ints, &Utf8).map_err(|e| e.to_string())?
+        }
+        Binary | LargeBinary | FixedSizeBinary(_) | BinaryView => {
+            let bin = arrow_cast::cast(col, &Binary).map_err(|e| e.to_string())?;
+            let bin = bin
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .expect("binary array");
+            return Ok(bin
+                .iter()
+                .map(|v| {
+                    v.map(|b| {
+                        b.iter()
+                            .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+                                let _ = write!(s, "{x:02x}");
+                                s
+                            })
+                    })
+                })
+                .collect());
+        }
+        List(_) | LargeList(_) | Struct(_) | Map(_, _) => {
+            return Err(format!(
+                "a {} column cannot be a record key or partition field",
+                col.data_type()
+            ))
+        }
+        _ => arrow_cast::cast(col, &Utf8).map_err(|e| e.to_string())?,
+    };
+    let strings = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8 array");
+    Ok(strings.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// The record key of every row of `batch` (stored types; must hold the key columns).
+pub fn record_keys(batch: &RecordBatch, key_columns: &[String]) -> Result<Vec<String>, String> {
+    let columns = key_columns
+        .iter()
+        .map(|k| {
+            let col = batch
+                .column_by_name(k)
+                .ok_or_else(|| format!("key column `{k}` is missing"))?;
+            value_strings(col).map_err(|e| format!("key column `{k}`: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let one = |v: &Option<String>| match v.as_deref() {
+        None => NULL_KEY.to_string(),
+        Some("") => EMPTY_KEY.to_string(),
+        Some(s) => s.to_string(),
+    };
+    Ok((0..batch.num_rows())
+        .map(|r| {
+            if columns.len() == 1 {
+                one(&columns[0][r])
+            } else {
+                key_columns
+                    .iter()
+                    .zip(&columns)
+                    .map(|(k, c)| format!("{k}:{}", one(&c[r])))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        })
+        .collect())
+}
+
+/// The partition path of every row of `batch` (stored types): `""` when `fields` is empty,
+/// else the values (`field=value` when `hive_style`) joined by `/`.
+pub fn partition_paths(
+    batch: &RecordBatch,
+    fields: &[String],
+    hive_style: bool,
+) -> Result<Vec<String>, String> {
+    if fields.is_empty() {
+        return Ok(vec![String::new(); batch.num_rows()]);
+    }
+    let columns = fields
+        .iter()
+        .map(|f| {
+            let col = batch
+                .column_by_name(f)
+                .ok_or_else(|| format!("partition column `{f}` is missing"))?;
+            value_strings(col).map_err(|e| format!("partition column `{f}`: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((0..batch.num_rows())
+        .map(|r| {
+            fields
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| {
+                    let v = match c[r].as_deref() {
+                        None | Some("") => DEFAULT_PARTITION.to_string(),
+                        // A slash would nest directories; Hudi's URL-encoding form of it.
+                        Some(s) => s.replace('/', "%2F"),
+                    };
+                    if hive_style {
+                        format!("{f}={v}")
+                    } else {
+                        v
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect())
+}
+
+/// The changed record keys of a change set, sorted, for pruning by key range.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRanges {
+    sorted: Vec<String>,
+}
+
+impl KeyRanges {
+    /// Index of `keys`.
+    pub fn new(mut keys: Vec<String>) -> Self {
+        keys.sort_unstable();
+        keys.dedup();
+        KeyRanges { sorted: keys }
+    }
+
+    /// How many changed keys lie in `[min, max]`.
+    pub fn count_in(&self, min: &str, max: &str) -> usize {
+        let lo = self.sorted.partition_point(|k| k.as_str() < min);
+        let hi = self.sorted.partition_point(|k| k.as_str() <= max);
+        hi.saturating_sub(lo)
+    }
+
+    /// Number of changed keys.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// True when no key changed.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Date32Array, Int32Array, TimestampMicrosecondArray};
+    use arrow_schema::{Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    #[test]
+    fn keys_like_hudi_key_generators() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(7), None])),
+                Arc::new(StringArray::from(vec![Some(""), Some("a/b")])),
+                Arc::new(Date32Array::from(vec![Some(19_723), None])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None])
+                        .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            record_keys(&batch, &["id".into()]).unwrap(),
+            ["7", "__null__"]
+        );
+        assert_eq!(
+            record_keys(&batch, &["id".into(), "name".into()]).unwrap(),
+            ["id:7,name:__empty__", "id:__null__,name:a/b"]
+        );
+        assert_eq!(
+            record_keys(&batch, &["at".into()]).unwrap(),
+            ["1700000000000000", "__null__"]
+        );
+        assert_eq!(
+            partition_paths(&batch, &["day".into(), "name".into()], true).unwrap(),
+            [
+                "day=2024-01-01/name=__HIVE_DEFAULT_PARTITION__",
+                "day=__HIVE_DEFAULT_PARTITION__/name=a%2Fb"
+            ]
+        );
+        assert_eq!(partition_paths(&batch, &[], true).unwrap(), ["", ""]);
+    }
+}

@@ -1,0 +1,818 @@
+//! Applying one change set as one instant: find the file groups holding changed keys, rewrite
+//! them with updates applied and deleted keys removed, route new keys to small or new file
+//! groups, write the base files, then complete the instant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::TableId;
+use cdc_core::schema::{evolution_rewrites_rows, evolve_batch, merge_schemas};
+use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys, Touch};
+use cdc_core::sink::CommitOutcome;
+use cdc_core::storage::{from_storage, to_storage};
+use futures::StreamExt;
+
+use crate::error::{HudiSinkError, Result};
+use crate::files::{self, BaseFileName, TableStore, HOODIE_DIR};
+use crate::index::{partition_paths, record_keys, KeyRanges};
+use crate::schema::{self as hschema, FILE_NAME, META_COLUMNS, RECORD_KEY};
+use crate::timeline::{
+    self, CommitMetadata, Instant, RuntimeStats, State, TableProperties, WriteStat, COMMIT,
+    REPLACE_COMMIT,
+};
+use crate::{
+    FailPoint, FileGroup, FileVersion, HudiSink, Latest, ARROW_SCHEMA_KEY, AVRO_SCHEMA_KEY,
+    CHECKPOINT_KEY, PROPERTIES_FILE,
+};
+
+/// A candidate with at most this many changed keys in its key range has its key columns read
+/// first; with more it almost surely holds one and is read whole at once.
+const PROBE_AT_MOST_KEYS: usize = 16;
+
+/// What every file task of one change set shares.
+struct Ctx {
+    table: TableId,
+    store: TableStore,
+    merged: SchemaRef,
+    stored: SchemaRef,
+    file_schema: SchemaRef,
+    key_columns: Vec<String>,
+    keys: ChangedKeys,
+}
+
+/// A file group read for this instant.
+struct Touched {
+    group: FileGroup,
+    /// Rows carried over, in the base-file schema (meta columns as they were).
+    kept: RecordBatch,
+    /// Old rows of upserted keys (logical, merged schema) and the upsert index of each.
+    replaced: RecordBatch,
+    replaced_upserts: Vec<usize>,
+    deleted: u64,
+}
+
+/// One base file this instant writes.
+struct Output {
+    existing: Option<FileGroup>,
+    file_id: String,
+    partition: String,
+    kept: Option<RecordBatch>,
+    updates: Vec<usize>,
+    inserts: Vec<usize>,
+    deleted: u64,
+}
+
+impl Output {
+    /// Bytes the new base file will roughly take.
+    fn estimated_size(&self, avg: u64) -> u64 {
+        let kept = self.kept.as_ref().map_or(0, |k| k.num_rows() as u64);
+        let carried = match &self.existing {
+            Some(g) if g.rows > 0 => g.size * kept / g.rows,
+            _ => kept * avg,
+        };
+        carried + (self.updates.len() + self.inserts.len()) as u64 * avg
+    }
+}
+
+/// The columns of `batch` that `merged` has, converted to their logical types.
+fn logical_part(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .filter_map(|f| merged.field_with_name(f.name()).ok().cloned())
+        .map(Arc::new)
+        .collect();
+    let logical = Arc::new(Schema::new(fields));
+    let indices: Vec<usize> = logical
+        .fields()
+        .iter()
+        .map(|f| batch.schema().index_of(f.name()).expect("filtered"))
+        .collect();
+    let projected = batch
+        .project(&indices)
+        .map_err(|e| cdc_core::Error::arrow("projecting a base file", e))?;
+    from_storage(&projected, &logical)
+}
+
+/// Same columns, types and nullability (metadata aside).
+fn same_shape(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| {
+            x.name() == y.name()
+                && x.data_type() == y.data_type()
+                && x.is_nullable() == y.is_nullable()
+        })
+}
+
+/// Reads a candidate file group: `None` when it holds no changed key (unless `whole`, which
+/// returns all its rows as kept, for a small file taking inserts).
+async fn process(
+    ctx: Arc<Ctx>,
+    group: FileGroup,
+    probe: bool,
+    whole: bool,
+) -> Result<Option<Touched>> {
+    let path = group.path();
+    let err = |message: String| HudiSinkError::BaseFile {
+        table: ctx.table.to_string(),
+        path: path.clone(),
+        message,
+    };
+    if probe && !whole {
+        let key_rows = ctx
+            .store
+            .read_base_file(&path, group.size, Some(&ctx.key_columns))
+            .await?;
+        let touches = ctx.keys.find(&logical_part(&key_rows, &ctx.merged)?)?;
+        if touches.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+    }
+    let rows = ctx.store.read_base_file(&path, group.size, None).await?;
+    for m in META_COLUMNS {
+        if rows.column_by_name(m).is_none() {
+            return Err(err(format!("meta column `{m}` is missing")));
+        }
+    }
+    let data = evolve_batch(&ctx.table, &logical_part(&rows, &ctx.merged)?, &ctx.merged)?;
+    let touches = if whole {
+        vec![None; rows.num_rows()]
+    } else {
+        ctx.keys.find(&data)?
+    };
+    let mut keep = Vec::with_capacity(rows.num_rows());
+    let mut taken = Vec::new();
+    let mut replaced_upserts = Vec::new();
+    let mut deleted = 0;
+    for (i, t) in touches.iter().enumerate() {
+        match t {
+            None => keep.push(true),
+            Some(Touch::Delete) => {
+                keep.push(false);
+                deleted += 1;
+            }
+            Some(Touch::Upsert(j)) => {
+                keep.push(false);
+                taken.push(i as u32);
+                replaced_upserts.push(*j);
+            }
+        }
+    }
+    if !whole && taken.is_empty() && deleted == 0 {
+        return Ok(None);
+    }
+    let keep = BooleanArray::from(keep);
+    let kept = if same_shape(&rows.schema(), &ctx.file_schema) {
+        arrow_select::filter::filter_record_batch(&rows, &keep)
+            .and_then(|b| b.with_schema(ctx.file_schema.clone()))
+            .map_err(|e| err(e.to_string()))?
+    } else {
+        // Written under an older schema: carry the rows over in the new one.
+        let kept_data = arrow_select::filter::filter_record_batch(&data, &keep)
+            .map_err(|e| err(e.to_string()))?;
+        let stored = to_storage(&kept_data, &ctx.stored)?;
+        let mut columns: Vec<ArrayRef> = META_COLUMNS
+            .iter()
+            .map(|m| {
+                let col = rows.column_by_name(m).expect("checked");
+                arrow_select::filter::filter(col.as_ref(), &keep)
+                    .and_then(|c| arrow_cast::cast(&c, &arrow_schema::DataType::Utf8))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        columns.extend(stored.columns().iter().cloned());
+        RecordBatch::try_new(ctx.file_schema.clone(), columns).map_err(|e| err(e.to_string()))?
+    };
+    let replaced = arrow_select::take::take_record_batch(&data, &UInt32Array::from(taken))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Some(Touched {
+        group,
+        kept,
+        replaced,
+        replaced_upserts,
+        deleted,
+    }))
+}
+
+fn strings(col: &ArrayRef) -> Vec<Option<String>> {
+    match col.as_any().downcast_ref::<StringArray>() {
+        Some(a) => a.iter().map(|v| v.map(str::to_string)).collect(),
+        None => vec![None; col.len()],
+    }
+}
+
+impl HudiSink {
+    /// Creates `.hoodie/hoodie.properties` for the first change set.
+    async fn create(&self, changes: &ChangeSet) -> Result<()> {
+        let table = self.table.to_string();
+        let column_err = |column: &str, message: String| HudiSinkError::Column {
+            table: table.clone(),
+            column: column.to_string(),
+            message,
+        };
+        let cfg = &self.config;
+        for c in cfg
+            .partition_fields
+            .iter()
+            .chain(cfg.precombine_field.iter())
+        {
+            if changes.schema.index_of(c).is_err() {
+                return Err(column_err(
+                    c,
+                    "configured as a partition or precombine field but not in the table".into(),
+                ));
+            }
+        }
+        for k in changes.key_columns.iter() {
+            if k.contains(',') {
+                return Err(column_err(
+                    k,
+                    "a Hudi record key field cannot contain a comma".into(),
+                ));
+            }
+        }
+        let stored = hschema::stored_schema(&changes.schema);
+        let avro = hschema::avro_schema(&self.table.name, &stored)
+            .map_err(|e| column_err(&e.column, e.message))?;
+        let props = TableProperties {
+            name: self.table.name.clone(),
+            key_columns: changes.key_columns.to_vec(),
+            partition_fields: cfg.partition_fields.clone(),
+            hive_style: cfg.hive_style_partitioning,
+            precombine_field: cfg.precombine_field.clone(),
+            create_schema: Some(avro),
+        };
+        self.store
+            .put(PROPERTIES_FILE, Bytes::from(props.to_text()), true)
+            .await
+            .or_else(|e| match e {
+                // Created meanwhile by another writer: use theirs.
+                HudiSinkError::Store { source, .. }
+                    if matches!(*source, object_store::Error::AlreadyExists { .. }) =>
+                {
+                    Ok(())
+                }
+                e => Err(e),
+            })
+    }
+
+    pub(crate) async fn apply_inner(&mut self, changes: &ChangeSet) -> Result<CommitOutcome> {
+        if self.load().await?.is_none() {
+            self.create(changes).await?;
+            self.state = None;
+        }
+        let mut state = self
+            .load()
+            .await?
+            .cloned()
+            .ok_or_else(|| self.layout_err("table vanished while it was created"))?;
+        if let Some(l) = &state.latest {
+            if !l.checkpoint.is_empty() && changes.checkpoint.is_covered_by(&l.checkpoint) {
+                return Ok(CommitOutcome::AlreadyCommitted);
+            }
+        }
+        let table = self.table.clone();
+        let props = state.props.clone();
+        let current = state.latest.as_ref().map(|l| l.logical.clone());
+        let merged: SchemaRef = Arc::new(match &current {
+            Some(c) => merge_schemas(&table, c, &changes.schema)?,
+            None => changes.schema.as_ref().clone(),
+        });
+        let rewrite_all = current
+            .as_ref()
+            .is_some_and(|c| **c != *merged && evolution_rewrites_rows(c, &merged));
+        let key_columns = props.key_columns.clone();
+        let keys = ChangedKeys::new(changes, &merged, &key_columns)?;
+        let stored: SchemaRef = Arc::new(hschema::stored_schema(&merged));
+        let file_schema: SchemaRef = Arc::new(hschema::file_schema(&stored));
+        let column_err = |e: hschema::AvroError| HudiSinkError::Column {
+            table: table.to_string(),
+            column: e.column,
+            message: e.message,
+        };
+        let avro = hschema::avro_schema(&props.name, &stored).map_err(column_err)?;
+        let avro_file = hschema::avro_file_schema(&props.name, &stored).map_err(column_err)?;
+
+        // The instant: planned, then in flight.
+        let instant = timeline::next_instant_time(state.timeline.last_time(), chrono::Utc::now());
+        let action = if changes.truncate {
+            REPLACE_COMMIT
+        } else {
+            COMMIT
+        };
+        for s in [State::Requested, State::Inflight] {
+            let name = timeline::file_name(&instant, action, s);
+            self.store
+                .put(&files::join(HOODIE_DIR, &name), Bytes::new(), true)
+                .await?;
+        }
+
+        // The changed record keys, for pruning by key range.
+        let changed = {
+            let key_fields: Vec<_> = keys.key_fields().to_vec();
+            let key_schema = Arc::new(Schema::new(key_fields.clone()));
+            let upsert_keys = keys
+                .upserts
+                .project(
+                    &key_fields
+                        .iter()
+                        .map(|f| merged.index_of(f.name()).expect("key in schema"))
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(|e| cdc_core::Error::arrow("projecting keys", e))?;
+            let delete_keys = RecordBatch::try_new(key_schema.clone(), keys.deletes.clone())
+                .map_err(|e| cdc_core::Error::arrow("delete keys", e))?;
+            let stored_keys: SchemaRef = Arc::new(hschema::stored_schema(&key_schema));
+            let mut all = Vec::new();
+            for b in [upsert_keys, delete_keys] {
+                let b = to_storage(&b, &stored_keys)?;
+                all.extend(record_keys(&b, &key_columns).map_err(|m| self.layout_err(m))?);
+            }
+            KeyRanges::new(all)
+        };
+
+        let live: Vec<FileGroup> = state.groups.values().cloned().collect();
+        let mut candidates = Vec::new();
+        if !changes.truncate && (!ranges_empty(&changed) || rewrite_all) {
+            for g in &live {
+                let in_range = match (&g.min_key, &g.max_key) {
+                    _ if rewrite_all => None,
+                    (Some(a), Some(b)) => Some(changed.count_in(a, b)),
+                    _ if g.rows == 0 => Some(0),
+                    _ => None,
+                };
+                if in_range == Some(0) {
+                    continue;
+                }
+                let probe = !rewrite_all && in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS);
+                candidates.push((g.clone(), probe));
+            }
+        }
+        let ctx = Arc::new(Ctx {
+            table: table.clone(),
+            store: self.store.clone(),
+            merged: merged.clone(),
+            stored: stored.clone(),
+            file_schema: file_schema.clone(),
+            key_columns: key_columns.clone(),
+            keys,
+        });
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let task_err =
+            |e: tokio::task::JoinError| self.layout_err(format!("file task failed: {e}"));
+        let mut results = futures::stream::iter(candidates.into_iter().map(|(g, probe)| {
+            let ctx = ctx.clone();
+            async move { tokio::spawn(process(ctx, g, probe, rewrite_all)).await }
+        }))
+        .buffered(parallelism);
+        let n = ctx.keys.upserts.num_rows();
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut old_parts = Vec::new();
+        let mut old_row: Vec<Option<usize>> = vec![None; n];
+        let mut owner: Vec<Option<usize>> = vec![None; n];
+        let mut seen = 0usize;
+        let mut rows_deleted = 0u64;
+        while let Some(joined) = results.next().await {
+            let Some(t) = joined.map_err(task_err)?? else {
+                continue;
+            };
+            for (i, &j) in t.replaced_upserts.iter().enumerate() {
+                old_row[j] = Some(seen + i);
+                owner[j] = Some(touched.len());
+            }
+            seen += t.replaced.num_rows();
+            rows_deleted += t.deleted;
+            old_parts.push(t.replaced.clone());
+            touched.push(t);
+        }
+        drop(results);
+        let old = arrow_select::concat::concat_batches(&merged, &old_parts)
+            .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
+        let resolved = resolve_upserts(changes, &ctx.keys, &old, &old_row)?;
+        let resolved = to_storage(&resolved, &stored)?;
+        let rkeys = record_keys(&resolved, &key_columns).map_err(|m| self.layout_err(m))?;
+        let parts = partition_paths(&resolved, &props.partition_fields, props.hive_style)
+            .map_err(|m| self.layout_err(m))?;
+
+        // Route: updates stay in their file group, new keys (and keys whose partition
+        // changed) go to small file groups of their partition, then to new ones.
+        let mut outputs: Vec<Output> = touched
+            .into_iter()
+            .map(|t| Output {
+                file_id: t.group.file_id.clone(),
+                partition: t.group.partition.clone(),
+                existing: Some(t.group),
+                kept: Some(t.kept),
+                updates: Vec::new(),
+                inserts: Vec::new(),
+                deleted: t.deleted,
+            })
+            .collect();
+        let mut inserts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for j in 0..n {
+            match owner[j] {
+                Some(o) if outputs[o].partition == parts[j] => outputs[o].updates.push(j),
+                _ => inserts.entry(parts[j].clone()).or_default().push(j),
+            }
+        }
+        let (total_size, total_rows) = live
+            .iter()
+            .filter(|g| g.rows > 0)
+            .fold((0u64, 0u64), |(s, r), g| (s + g.size, r + g.rows));
+        let avg = total_size
+            .checked_div(total_rows)
+            .map_or(self.config.record_size_estimate, |a| a.max(1));
+        let max_size = self.config.max_file_size;
+        let small = self.config.small_file_limit;
+        for (partition, js) in inserts {
+            let mut rest: &[usize] = &js;
+            let fill = |o: &mut Output, rest: &mut &[usize]| {
+                let est = o.estimated_size(avg);
+                let cap = (max_size.saturating_sub(est) / avg) as usize;
+                let take = cap.min(rest.len());
+                o.inserts.extend_from_slice(&rest[..take]);
+                *rest = &rest[take..];
+            };
+            let mut order: Vec<usize> = (0..outputs.len())
+                .filter(|&o| {
+                    outputs[o].partition == partition && outputs[o].estimated_size(avg) < small
+                })
+                .collect();
+            order.sort_by_key(|&o| outputs[o].estimated_size(avg));
+            for o in order {
+                if rest.is_empty() {
+                    break;
+                }
+                fill(&mut outputs[o], &mut rest);
+            }
+            if !changes.truncate && !rest.is_empty() {
+                let mut untouched: Vec<&FileGroup> = live
+                    .iter()
+                    .filter(|g| {
+                        g.partition == partition
+                            && g.size < small
+                            && !outputs.iter().any(|o| o.file_id == g.file_id)
+                    })
+                    .collect();
+                untouched.sort_by_key(|g| g.size);
+                for g in untouched {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let t = process(ctx.clone(), g.clone(), false, true)
+                        .await?
+                        .expect("whole read");
+                    let mut o = Output {
+                        file_id: g.file_id.clone(),
+                        partition: g.partition.clone(),
+                        existing: Some(t.group),
+                        kept: Some(t.kept),
+                        updates: Vec::new(),
+                        inserts: Vec::new(),
+                        deleted: 0,
+                    };
+                    fill(&mut o, &mut rest);
+                    outputs.push(o);
+                }
+            }
+            while !rest.is_empty() {
+                let cap = ((max_size / avg) as usize).max(1);
+                let take = cap.min(rest.len());
+                outputs.push(Output {
+                    existing: None,
+                    file_id: format!("{}-0", uuid::Uuid::new_v4()),
+                    partition: partition.clone(),
+                    kept: None,
+                    updates: Vec::new(),
+                    inserts: rest[..take].to_vec(),
+                    deleted: 0,
+                });
+                rest = &rest[take..];
+            }
+        }
+
+        // Partition metadata of new partitions (Spark discovers partitions by it).
+        if !props.partition_fields.is_empty() {
+            for p in outputs
+                .iter()
+                .map(|o| o.partition.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                if state.partitions.contains(&p) {
+                    continue;
+                }
+                let depth = p.split('/').count();
+                let text =
+                    format!("#partition metadata\ncommitTime={instant}\npartitionDepth={depth}\n");
+                self.store
+                    .put(
+                        &files::join(&p, files::PARTITION_METADATA),
+                        Bytes::from(text),
+                        false,
+                    )
+                    .await?;
+                state.partitions.insert(p);
+            }
+        }
+
+        // Write the base files.
+        let resolved = Arc::new(resolved);
+        let rkeys = Arc::new(rkeys);
+        let avro_file = Arc::new(avro_file);
+        let written: Vec<Result<(WriteStat, FileGroup)>> =
+            futures::stream::iter(outputs.into_iter().enumerate().map(|(idx, o)| {
+                let (store, file_schema) = (self.store.clone(), file_schema.clone());
+                let (resolved, rkeys, avro_file) =
+                    (resolved.clone(), rkeys.clone(), avro_file.clone());
+                let instant = instant.clone();
+                let table = table.to_string();
+                async move {
+                    let task = tokio::spawn(write_output(
+                        store,
+                        table,
+                        file_schema,
+                        resolved,
+                        rkeys,
+                        avro_file,
+                        instant,
+                        idx,
+                        o,
+                    ));
+                    match task.await {
+                        Ok(r) => r,
+                        Err(e) => Err(HudiSinkError::Layout {
+                            table: String::new(),
+                            message: format!("write task failed: {e}"),
+                        }),
+                    }
+                }
+            }))
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        let mut stats: BTreeMap<String, Vec<WriteStat>> = BTreeMap::new();
+        let mut new_groups = Vec::new();
+        for w in written {
+            let (stat, group) = w?;
+            stats.entry(group.partition.clone()).or_default().push(stat);
+            new_groups.push(group);
+        }
+        if self.fail_now(FailPoint::AfterDataFiles) {
+            return Err(HudiSinkError::FailPoint {
+                table: table.to_string(),
+                point: FailPoint::AfterDataFiles,
+            });
+        }
+
+        // Complete the instant.
+        let mut checkpoint = state
+            .latest
+            .as_ref()
+            .map(|l| l.checkpoint.clone())
+            .unwrap_or_default();
+        checkpoint.merge(&changes.checkpoint);
+        let replaced_ids: BTreeMap<String, Vec<String>> = if changes.truncate {
+            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for g in &live {
+                m.entry(g.partition.clone())
+                    .or_default()
+                    .push(g.file_id.clone());
+            }
+            m
+        } else {
+            BTreeMap::new()
+        };
+        let meta = CommitMetadata {
+            partition_to_write_stats: stats,
+            partition_to_replace_file_ids: changes.truncate.then(|| replaced_ids.clone()),
+            compacted: false,
+            extra_metadata: BTreeMap::from([
+                (AVRO_SCHEMA_KEY.to_string(), avro),
+                (CHECKPOINT_KEY.to_string(), checkpoint.to_json()),
+                (
+                    ARROW_SCHEMA_KEY.to_string(),
+                    serde_json::to_string(merged.as_ref()).expect("schemas serialise"),
+                ),
+            ]),
+            operation_type: if changes.truncate {
+                "INSERT_OVERWRITE_TABLE".into()
+            } else {
+                "UPSERT".into()
+            },
+        };
+        let body = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
+        let completed = timeline::file_name(&instant, action, State::Completed);
+        self.store
+            .put(
+                &files::join(HOODIE_DIR, &completed),
+                Bytes::from(body),
+                true,
+            )
+            .await?;
+        self.commits += 1;
+
+        // The new state.
+        state.timeline.instants.push(Instant {
+            time: instant.clone(),
+            action: action.to_string(),
+            state: State::Completed,
+        });
+        if changes.truncate {
+            for ids in replaced_ids.values() {
+                for id in ids {
+                    state.groups.remove(id);
+                    state.replaced.insert(id.clone(), instant.clone());
+                }
+            }
+        }
+        for g in new_groups {
+            state
+                .versions
+                .entry(g.file_id.clone())
+                .or_default()
+                .push(FileVersion {
+                    path: g.path(),
+                    instant: instant.clone(),
+                });
+            state.groups.insert(g.file_id.clone(), g);
+        }
+        state.latest = Some(Latest {
+            logical: merged,
+            checkpoint,
+        });
+        if self.config.commits_retained > 0 {
+            self.clean(&mut state).await;
+        }
+        self.state = Some(state);
+        if self.fail_now(FailPoint::AfterCommit) {
+            return Err(HudiSinkError::FailPoint {
+                table: table.to_string(),
+                point: FailPoint::AfterCommit,
+            });
+        }
+        tracing::debug!(table = %table, instant = %instant, upserts = n, rows_deleted, "hudi commit");
+        Ok(CommitOutcome::Committed {
+            version: instant,
+            rows_written: n as u64,
+            rows_deleted,
+        })
+    }
+
+    /// Deletes base files no query as of the last `commits_retained` commits can read
+    /// (Hudi's KEEP_LATEST_COMMITS policy). Failures are logged, never returned: the commit
+    /// is done and the next clean tries again.
+    async fn clean(&self, state: &mut crate::TableState) {
+        let writes: Vec<&Instant> = state.timeline.completed_writes().collect();
+        let keep = self.config.commits_retained;
+        if writes.len() <= keep {
+            return;
+        }
+        let earliest = writes[writes.len() - keep].time.clone();
+        let mut doomed = Vec::new();
+        for (id, versions) in state.versions.iter_mut() {
+            let dead = state.replaced.get(id).is_some_and(|r| *r <= earliest);
+            let cut = if dead {
+                versions.len()
+            } else {
+                // Keep the version live at `earliest` and every newer one.
+                versions
+                    .iter()
+                    .rposition(|v| v.instant <= earliest)
+                    .unwrap_or(0)
+            };
+            doomed.extend(versions.drain(..cut).map(|v| v.path));
+        }
+        state.versions.retain(|_, v| !v.is_empty());
+        for path in doomed {
+            if let Err(e) = self.store.delete(&path).await {
+                tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
+                return;
+            }
+        }
+    }
+}
+
+fn ranges_empty(r: &KeyRanges) -> bool {
+    r.is_empty()
+}
+
+/// Writes one base file: carried-over rows (their meta columns kept, file name updated) and
+/// the updated and inserted rows with new meta columns.
+#[allow(clippy::too_many_arguments)]
+async fn write_output(
+    store: TableStore,
+    table: String,
+    file_schema: SchemaRef,
+    resolved: Arc<RecordBatch>,
+    rkeys: Arc<Vec<String>>,
+    avro_file: Arc<String>,
+    instant: String,
+    idx: usize,
+    o: Output,
+) -> Result<(WriteStat, FileGroup)> {
+    let name = BaseFileName {
+        file_id: o.file_id.clone(),
+        write_token: format!("{idx}-0-0"),
+        instant: instant.clone(),
+    }
+    .name();
+    let path = files::join(&o.partition, &name);
+    let err = |message: String| HudiSinkError::BaseFile {
+        table: table.clone(),
+        path: path.clone(),
+        message,
+    };
+    let mut parts: Vec<RecordBatch> = Vec::new();
+    let mut keys_in_file: Vec<String> = Vec::new();
+    if let Some(kept) = &o.kept {
+        let n = kept.num_rows();
+        let file_col = file_schema.index_of(FILE_NAME).expect("meta column");
+        let mut columns = kept.columns().to_vec();
+        columns[file_col] = Arc::new(StringArray::from(vec![name.as_str(); n]));
+        parts.push(
+            RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
+        );
+        keys_in_file.extend(
+            strings(kept.column_by_name(RECORD_KEY).expect("meta column"))
+                .into_iter()
+                .flatten(),
+        );
+    }
+    let new_rows: Vec<usize> = o.updates.iter().chain(&o.inserts).copied().collect();
+    if !new_rows.is_empty() {
+        let indices = UInt32Array::from(new_rows.iter().map(|&j| j as u32).collect::<Vec<_>>());
+        let data = arrow_select::take::take_record_batch(&resolved, &indices)
+            .map_err(|e| err(e.to_string()))?;
+        let m = new_rows.len();
+        let seqno: Vec<String> = (0..m).map(|r| format!("{instant}_{idx}_{r}")).collect();
+        let keys: Vec<&str> = new_rows.iter().map(|&j| rkeys[j].as_str()).collect();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![instant.as_str(); m])),
+            Arc::new(StringArray::from(seqno)),
+            Arc::new(StringArray::from(keys.clone())),
+            Arc::new(StringArray::from(vec![o.partition.as_str(); m])),
+            Arc::new(StringArray::from(vec![name.as_str(); m])),
+        ];
+        columns.extend(data.columns().iter().cloned());
+        parts.push(
+            RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
+        );
+        keys_in_file.extend(keys.into_iter().map(str::to_string));
+    }
+    let batch = arrow_select::concat::concat_batches(&file_schema, &parts)
+        .map_err(|e| err(e.to_string()))?;
+    let rows = batch.num_rows() as u64;
+    let min_key = keys_in_file.iter().min().cloned();
+    let max_key = keys_in_file.iter().max().cloned();
+    let mut footer = vec![
+        (files::AVRO_SCHEMA.to_string(), avro_file.as_ref().clone()),
+        ("writer.model.name".to_string(), "avro".to_string()),
+    ];
+    if let (Some(a), Some(b)) = (&min_key, &max_key) {
+        footer.push((files::MIN_RECORD_KEY.to_string(), a.clone()));
+        footer.push((files::MAX_RECORD_KEY.to_string(), b.clone()));
+    }
+    let started = std::time::Instant::now();
+    let size = store.write_base_file(&path, batch, footer).await?;
+    let millis = started.elapsed().as_millis() as i64;
+    let stat = WriteStat {
+        file_id: o.file_id.clone(),
+        path: Some(path.clone()),
+        cdc_stats: None,
+        prev_commit: o
+            .existing
+            .as_ref()
+            .map_or_else(|| "null".to_string(), |g| g.instant.clone()),
+        num_writes: rows as i64,
+        num_deletes: o.deleted as i64,
+        num_update_writes: o.updates.len() as i64,
+        num_inserts: o.inserts.len() as i64,
+        total_write_bytes: size as i64,
+        total_write_errors: 0,
+        temp_path: None,
+        partition_path: Some(o.partition.clone()),
+        file_size_in_bytes: size as i64,
+        runtime_stats: Some(RuntimeStats {
+            total_scan_time: 0,
+            total_upsert_time: if o.existing.is_some() { millis } else { 0 },
+            total_create_time: if o.existing.is_some() { 0 } else { millis },
+        }),
+        ..WriteStat::default()
+    };
+    let group = FileGroup {
+        partition: o.partition,
+        file_id: o.file_id,
+        file_name: name,
+        instant,
+        size,
+        rows,
+        min_key,
+        max_key,
+    };
+    Ok((stat, group))
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the Hudi sink: every fixture through the raw-file source into Hudi,
+//! read back by hudi-rs and by the Python `hudi` package (snapshot, time travel, incremental);
+//! replay; crash recovery.
+
+mod common;
+mod crash;
+mod fixtures;
