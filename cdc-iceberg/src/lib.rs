@@ -1,4 +1,461 @@
-//! The iceberg adapter of cdc-lake. Its `TableSink` arrives with its own issue; until then the crate only
-//! re-exports the core contract it will implement, so the facade's `iceberg` feature already resolves.
+//! `cdc-iceberg`: cdc-lake's [`TableSink`] for Apache Iceberg (format v2, merge-on-read).
+//!
+//! Each folded [`ChangeSet`] becomes ONE Iceberg snapshot holding:
+//! - a position-delete file (`file_path`, `pos`, sorted) naming the row of every changed or
+//!   deleted key, found by pruning data files with their manifest bounds of the key column and
+//!   reading only the key columns of the candidates ([`locate`]);
+//! - a data file with the upserted rows (unchanged TOAST cells filled from the old rows);
+//! - a data manifest and a delete manifest for them, the parent's manifests carried over, a
+//!   manifest list, and the table's whole checkpoint in the snapshot summary
+//!   (`cdc-lake.checkpoint`), so a restart resumes exactly where the table is and a replay is
+//!   a no-op;
+//! - the evolved schema when the source's schema grew (field ids kept; see [`schema`]).
+//!
+//! A truncate is a snapshot that removes every data and delete file. Schema changes that old
+//! files cannot be read under (a widened type, a new column with a non-null default) rewrite
+//! the table's live rows in the same snapshot.
+//!
+//! The catalog is a SQLite file in the Iceberg JDBC layout ([`catalog`]), so pyiceberg's
+//! `SqlCatalog` and Java's `JdbcCatalog` open the same tables. The snapshot becomes visible when
+//! the catalog's `metadata_location` is swapped from the metadata file the attempt read to the
+//! new one; if another writer swapped first, the attempt is redone on the new metadata.
+//!
+//! ```no_run
+//! # async fn run() -> cdc_core::Result<()> {
+//! use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+//! let warehouse = IcebergWarehouse::new("/data/lake", IcebergSinkConfig::default())?;
+//! // hand `warehouse` to cdc_core::pipeline::Pipeline::new(config, &warehouse);
+//! // pyiceberg: SqlCatalog("cdc_lake", uri="sqlite:////data/lake/catalog.db").load_table("public.customers")
+//! # Ok(()) }
+//! ```
 
-pub use cdc_core::sink::TableSink;
+pub mod catalog;
+mod commit;
+mod config;
+mod error;
+mod files;
+pub mod locate;
+pub mod maintenance;
+pub mod schema;
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::{Checkpoint, TableId};
+use cdc_core::schema::{evolution_rewrites_rows, merge_schemas};
+use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
+use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
+use cdc_core::storage::to_storage;
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataContentType, FormatVersion, PartitionSpec, SortOrder, TableMetadataBuilder,
+};
+use iceberg::MetadataLocation;
+use tokio::sync::OnceCell;
+
+use crate::catalog::SqlCatalog;
+use crate::commit::{evolve_metadata, write_snapshot, Staged};
+use crate::files::{position_delete_batch, position_delete_schema, write_parquet};
+use crate::locate::{locate, read_all_live, Located};
+use crate::schema::{file_arrow_schema, iceberg_schema, schema_properties, stored_arrow_schema};
+use crate::table::Loaded;
+
+pub use config::{FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
+pub use error::{IcebergSinkError, Result};
+pub use table::CHECKPOINT_SUMMARY;
+
+/// Iceberg tables under one local root, registered in `<root>/catalog.db`: table
+/// `<schema>.<table>` is Iceberg namespace `<schema>`, table `<table>`, at
+/// `<root>/<schema>/<table>/`.
+#[derive(Debug, Clone)]
+pub struct IcebergWarehouse {
+    root: PathBuf,
+    catalog_path: String,
+    config: Arc<IcebergSinkConfig>,
+    catalog: Arc<OnceCell<SqlCatalog>>,
+    io: FileIO,
+    conflicts: Arc<AtomicU64>,
+}
+
+impl IcebergWarehouse {
+    /// A warehouse at `root` (a local directory or `file://` URL; created when missing).
+    pub fn new(root: &str, config: IcebergSinkConfig) -> cdc_core::Result<Self> {
+        config.validate().map_err(cdc_core::Error::Config)?;
+        let path = root.strip_prefix("file://").unwrap_or(root);
+        if path.contains("://") {
+            return Err(cdc_core::Error::Config(format!(
+                "Iceberg warehouse `{root}`: only local directories are supported so far; \
+                 give a path or a file:// URL"
+            )));
+        }
+        std::fs::create_dir_all(path).map_err(|e| cdc_core::Error::Io {
+            path: path.to_string(),
+            source: e,
+        })?;
+        let root = std::fs::canonicalize(path).map_err(|e| cdc_core::Error::Io {
+            path: path.to_string(),
+            source: e,
+        })?;
+        let catalog_path = match &config.catalog_path {
+            Some(p) => p.clone(),
+            None => root.join("catalog.db").display().to_string(),
+        };
+        Ok(IcebergWarehouse {
+            root,
+            catalog_path,
+            config: Arc::new(config),
+            catalog: Arc::new(OnceCell::new()),
+            io: FileIO::new_with_fs(),
+            conflicts: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The warehouse directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite catalog file.
+    pub fn catalog_path(&self) -> &str {
+        &self.catalog_path
+    }
+
+    /// The catalog name readers must open the catalog under.
+    pub fn catalog_name(&self) -> &str {
+        &self.config.catalog_name
+    }
+
+    /// The catalog (opened on first use).
+    pub async fn catalog(&self) -> Result<&SqlCatalog> {
+        self.catalog
+            .get_or_try_init(|| SqlCatalog::open(&self.catalog_path, &self.config.catalog_name))
+            .await
+    }
+
+    /// The directory of one table.
+    pub fn table_location(&self, table: &TableId) -> String {
+        self.root
+            .join(&table.namespace)
+            .join(&table.name)
+            .display()
+            .to_string()
+    }
+
+    /// The table's current metadata file, `None` when the catalog has no such table.
+    pub async fn metadata_location(&self, table: &TableId) -> Result<Option<String>> {
+        self.catalog()
+            .await?
+            .metadata_location(&table.namespace, &table.name)
+            .await
+    }
+
+    /// The file I/O the sinks use.
+    pub fn file_io(&self) -> &FileIO {
+        &self.io
+    }
+
+    /// Commit conflicts with other writers that its sinks resolved by retrying.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// The sink of one table (concrete type, for tests and tools).
+    pub fn sink(&self, table: &TableId) -> IcebergSink {
+        IcebergSink {
+            table: table.clone(),
+            warehouse: self.clone(),
+            fail_point: self.config.fail_point,
+            commits: 0,
+        }
+    }
+}
+
+#[async_trait]
+impl Warehouse for IcebergWarehouse {
+    async fn open(&self, table: &TableId) -> cdc_core::Result<Box<dyn TableSink>> {
+        Ok(Box::new(self.sink(table)))
+    }
+}
+
+/// The Iceberg sink of one table.
+#[derive(Debug)]
+pub struct IcebergSink {
+    table: TableId,
+    warehouse: IcebergWarehouse,
+    fail_point: Option<FailPoint>,
+    commits: usize,
+}
+
+impl IcebergSink {
+    fn name(&self) -> String {
+        self.table.to_string()
+    }
+
+    /// The table as the catalog points at it now, `None` when it does not exist yet.
+    pub(crate) async fn load(&self) -> Result<Option<Loaded>> {
+        let Some(location) = self.warehouse.metadata_location(&self.table).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            Loaded::load(&self.name(), &self.warehouse.io, &location).await?,
+        ))
+    }
+
+    /// Creates the table from the first change set (or loads it when another writer created
+    /// it first).
+    async fn create(&self, changes: &ChangeSet) -> Result<Loaded> {
+        let name = self.name();
+        let keys = changes.key_columns.to_vec();
+        let schema = iceberg_schema(&name, &changes.schema, None, 0, &keys)?;
+        let mut properties = self.warehouse.config.table_properties.clone();
+        properties.extend(schema_properties(&changes.schema, &keys));
+        let location = self.warehouse.table_location(&self.table);
+        let metadata = TableMetadataBuilder::new(
+            schema,
+            PartitionSpec::unpartition_spec(),
+            SortOrder::unsorted_order(),
+            location.clone(),
+            FormatVersion::V2,
+            properties,
+        )
+        .and_then(|b| b.build())
+        .map_err(error::iceberg_err(&name, "creating table metadata"))?
+        .metadata;
+        let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
+        metadata
+            .write_to(&self.warehouse.io, &metadata_location)
+            .await
+            .map_err(error::iceberg_err(&name, "writing the first metadata file"))?;
+        let catalog = self.warehouse.catalog().await?;
+        catalog
+            .create_table(
+                &self.table.namespace,
+                &self.table.name,
+                &metadata_location.to_string(),
+            )
+            .await?;
+        // Ours, or the one another writer registered first.
+        self.load().await?.ok_or_else(|| IcebergSinkError::Layout {
+            table: name,
+            message: "the table vanished from the catalog right after it was created".into(),
+        })
+    }
+
+    /// One attempt at committing `changes` on the table's current metadata.
+    async fn try_apply(&mut self, changes: &ChangeSet) -> Result<CommitOutcome> {
+        let name = self.name();
+        let io = self.warehouse.io.clone();
+        let loaded = match self.load().await? {
+            Some(l) => l,
+            None => self.create(changes).await?,
+        };
+        let committed = loaded.checkpoint(&name)?;
+        if !committed.is_empty() && changes.checkpoint.is_covered_by(&committed) {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let merged: SchemaRef = Arc::new(merge_schemas(
+            &self.table,
+            &loaded.logical,
+            &changes.schema,
+        )?);
+        let evolved = merged != loaded.logical;
+        let rewrite_all = evolved
+            && !loaded.data_files.is_empty()
+            && evolution_rewrites_rows(&loaded.logical, &merged);
+        let keys = ChangedKeys::new(changes, &merged, &loaded.key_columns)?;
+
+        let mut staged = Staged::default();
+        if evolved {
+            staged.schema = Some(iceberg_schema(
+                &name,
+                &merged,
+                Some(&loaded.schema()),
+                loaded.metadata.last_column_id(),
+                &loaded.key_columns,
+            )?);
+            staged.properties = schema_properties(&merged, &loaded.key_columns);
+        }
+        let metadata = evolve_metadata(&name, &loaded, &staged)?;
+        let schema = metadata.current_schema().clone();
+        let need_old = !keys.unchanged.is_empty();
+
+        let (kept, located) = if changes.truncate {
+            staged.remove_all = true;
+            let located = Located {
+                old_row: vec![None; keys.upserts.num_rows()],
+                ..Located::default()
+            };
+            (None, located)
+        } else if rewrite_all {
+            staged.remove_all = true;
+            let (kept, located) =
+                read_all_live(&self.table, &io, &loaded, Some(&keys), &merged).await?;
+            (Some(kept), located)
+        } else {
+            let located = locate(&self.table, &io, &loaded, &keys, &merged, need_old).await?;
+            (None, located)
+        };
+        let empty = RecordBatch::new_empty(merged.clone());
+        let old = located.old.as_ref().unwrap_or(&empty);
+        let resolved = resolve_upserts(changes, &keys, old, &located.old_row)?;
+        let rows = match kept {
+            Some(kept) => arrow_select::concat::concat_batches(&merged, [&kept, &resolved])
+                .map_err(|e| cdc_core::Error::arrow("joining kept and new rows", e))?,
+            None => resolved.clone(),
+        };
+
+        let data_dir = format!("{}/data", metadata.location());
+        if rows.num_rows() > 0 {
+            let stored = to_storage(&rows, &Arc::new(stored_arrow_schema(&merged)))?;
+            let file_rows = to_storage(&stored, &file_arrow_schema(&name, &schema)?)?;
+            let path = format!("{data_dir}/{}.parquet", uuid::Uuid::new_v4());
+            staged.data.push(
+                write_parquet(
+                    &name,
+                    &io,
+                    &path,
+                    schema.clone(),
+                    &file_rows,
+                    DataContentType::Data,
+                )
+                .await?,
+            );
+        }
+        if !staged.remove_all && !located.positions.is_empty() {
+            let delete_schema = position_delete_schema();
+            let batch = position_delete_batch(&name, &delete_schema, &located.positions)?;
+            let path = format!("{data_dir}/{}-deletes.parquet", uuid::Uuid::new_v4());
+            staged.deletes.push(
+                write_parquet(
+                    &name,
+                    &io,
+                    &path,
+                    delete_schema,
+                    &batch,
+                    DataContentType::PositionDeletes,
+                )
+                .await?,
+            );
+        }
+        let mut full = committed.clone();
+        full.merge(&changes.checkpoint);
+        staged.checkpoint = full.to_json();
+        let (new_location, snapshot_id) =
+            write_snapshot(&name, &io, &loaded, metadata, &staged).await?;
+
+        if self.fail_now(FailPoint::AfterDataFiles) {
+            return Err(IcebergSinkError::FailPoint {
+                table: name,
+                point: FailPoint::AfterDataFiles,
+            });
+        }
+        let swapped = self
+            .warehouse
+            .catalog()
+            .await?
+            .swap(
+                &self.table.namespace,
+                &self.table.name,
+                &loaded.metadata_location,
+                &new_location,
+            )
+            .await?;
+        if !swapped {
+            return Err(IcebergSinkError::CommitConflict {
+                table: name,
+                expected: loaded.metadata_location,
+            });
+        }
+        self.commits += 1;
+        if self.fail_now(FailPoint::AfterCommit) {
+            return Err(IcebergSinkError::FailPoint {
+                table: name,
+                point: FailPoint::AfterCommit,
+            });
+        }
+        let rows_deleted = if changes.truncate {
+            loaded
+                .data_files
+                .iter()
+                .map(|f| f.entry.data_file.record_count())
+                .sum::<u64>()
+                .saturating_sub(
+                    loaded
+                        .delete_files
+                        .iter()
+                        .map(|f| f.entry.data_file.record_count())
+                        .sum(),
+                )
+        } else {
+            located.deleted
+        };
+        tracing::debug!(table = %self.table, snapshot_id, rows = resolved.num_rows(), "iceberg commit");
+        Ok(CommitOutcome::Committed {
+            version: snapshot_id.to_string(),
+            rows_written: resolved.num_rows() as u64,
+            rows_deleted,
+        })
+    }
+
+    /// Whether a crash test stops here (once).
+    fn fail_now(&mut self, point: FailPoint) -> bool {
+        let n = self.warehouse.config.fail_after_commits;
+        let due = match point {
+            FailPoint::AfterDataFiles => self.commits >= n,
+            FailPoint::AfterCommit => self.commits > n,
+        };
+        if self.fail_point == Some(point) && due {
+            self.fail_point = None;
+            return true;
+        }
+        false
+    }
+}
+
+#[async_trait]
+impl TableSink for IcebergSink {
+    fn table(&self) -> &TableId {
+        &self.table
+    }
+
+    async fn schema(&mut self) -> cdc_core::Result<Option<TableSchema>> {
+        Ok(self.load().await?.map(|l| TableSchema {
+            schema: l.logical,
+            key_columns: l.key_columns,
+        }))
+    }
+
+    async fn committed_checkpoint(&mut self) -> cdc_core::Result<Option<Checkpoint>> {
+        match self.load().await? {
+            Some(l) => Ok(Some(l.checkpoint(&self.name())?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn apply(&mut self, changes: &ChangeSet) -> cdc_core::Result<CommitOutcome> {
+        let attempts = self.warehouse.config.max_commit_attempts;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.try_apply(changes).await {
+                Err(e) if e.is_conflict() => {
+                    self.warehouse.conflicts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(table = %self.table, attempt, error = %e, "commit conflict; retrying on the new metadata");
+                    last = e.to_string();
+                }
+                other => return Ok(other?),
+            }
+        }
+        Err(IcebergSinkError::Conflict {
+            table: self.name(),
+            attempts,
+            last,
+        }
+        .into())
+    }
+}

@@ -1,0 +1,374 @@
+//! One Iceberg v2 snapshot from written files: manifests, manifest list, snapshot, table
+//! metadata, and the catalog swap.
+//!
+//! - New data files go into a new data manifest and new position-delete files into a new
+//!   delete manifest, both ADDED at the snapshot's sequence number `last-sequence-number + 1`.
+//!   A position delete applies to data files whose data sequence number is at most its own, and
+//!   names only files of earlier snapshots, so it never touches the rows added with it.
+//! - The parent's manifests are carried over unchanged, except those holding only DELETED
+//!   entries. Files the snapshot removes (truncate, full rewrites) are written as DELETED
+//!   entries (with their original sequence numbers) into manifests of their own, and the
+//!   parent manifests that held them are dropped.
+//! - The summary carries the operation, the usual added/removed/total metrics and the
+//!   checkpoint (`cdc-lake.checkpoint`).
+//! - The new `metadata.json` (next version number) is written, then the catalog's pointer is
+//!   swapped only if it still is the one the attempt read ([`crate::catalog::SqlCatalog::swap`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataFile, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
+    Operation, Schema as IcebergSchema, Snapshot, SnapshotReference, SnapshotRetention, Summary,
+    TableMetadata, TableMetadataBuilder, MAIN_BRANCH,
+};
+use iceberg::MetadataLocation;
+use std::str::FromStr;
+
+use crate::error::{file_err, iceberg_err, Result};
+use crate::table::{LiveFile, Loaded, CHECKPOINT_SUMMARY};
+
+/// What one snapshot changes.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    /// New data files.
+    pub data: Vec<DataFile>,
+    /// New position-delete files.
+    pub deletes: Vec<DataFile>,
+    /// Every live file is removed (truncate, full rewrite).
+    pub remove_all: bool,
+    /// The evolved schema, when it changed.
+    pub schema: Option<IcebergSchema>,
+    /// Table properties to set.
+    pub properties: HashMap<String, String>,
+    /// The table's checkpoint after the snapshot (JSON).
+    pub checkpoint: String,
+    /// `replace` (compaction) instead of a row-level operation.
+    pub replace: bool,
+}
+
+/// The table's metadata with the new schema and properties (no snapshot yet): files of the
+/// new snapshot are written against its current schema.
+pub(crate) fn evolve_metadata(
+    table: &str,
+    loaded: &Loaded,
+    staged: &Staged,
+) -> Result<TableMetadata> {
+    let mut builder = TableMetadataBuilder::new_from_metadata(
+        loaded.metadata.clone(),
+        Some(loaded.metadata_location.clone()),
+    );
+    if let Some(schema) = &staged.schema {
+        builder = builder
+            .add_current_schema(schema.clone())
+            .map_err(iceberg_err(&table, "evolving the schema"))?;
+    }
+    if !staged.properties.is_empty() {
+        builder = builder
+            .set_properties(staged.properties.clone())
+            .map_err(iceberg_err(&table, "setting table properties"))?;
+    }
+    Ok(builder
+        .build()
+        .map_err(iceberg_err(&table, "building table metadata"))?
+        .metadata)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh positive snapshot id.
+pub(crate) fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
+        let id = (uuid::Uuid::new_v4().as_u64_pair().0 & (i64::MAX as u64)) as i64;
+        if id != 0 && metadata.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+struct ManifestOut<'a> {
+    table: &'a str,
+    io: &'a FileIO,
+    metadata: &'a TableMetadata,
+    schema: Arc<IcebergSchema>,
+    snapshot_id: i64,
+    seq: i64,
+}
+
+impl ManifestOut<'_> {
+    fn builder(&self, location: &str) -> Result<ManifestWriterBuilder> {
+        let output = self
+            .io
+            .new_output(location)
+            .map_err(file_err(&self.table, location))?;
+        Ok(ManifestWriterBuilder::new(
+            output,
+            Some(self.snapshot_id),
+            self.schema.clone(),
+            self.metadata.default_partition_spec().as_ref().clone(),
+        ))
+    }
+
+    fn location(&self, suffix: &str) -> String {
+        format!(
+            "{}/metadata/{}-{suffix}.avro",
+            self.metadata.location(),
+            uuid::Uuid::new_v4()
+        )
+    }
+
+    /// A manifest of ADDED files.
+    async fn added(
+        &self,
+        files: &[DataFile],
+        content: ManifestContentType,
+    ) -> Result<ManifestFile> {
+        let location = self.location("m-added");
+        let builder = self.builder(&location)?;
+        let mut writer = match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        };
+        for f in files {
+            writer.add_file(f.clone(), self.seq).map_err(iceberg_err(
+                &self.table,
+                format!("writing manifest {location}"),
+            ))?;
+        }
+        writer.write_manifest_file().await.map_err(iceberg_err(
+            &self.table,
+            format!("writing manifest {location}"),
+        ))
+    }
+
+    /// A manifest of DELETED entries for removed files.
+    async fn removed(
+        &self,
+        files: &[&LiveFile],
+        content: ManifestContentType,
+    ) -> Result<ManifestFile> {
+        let location = self.location("m-removed");
+        let builder = self.builder(&location)?;
+        let mut writer = match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        };
+        for f in files {
+            writer
+                .add_delete_file(
+                    f.entry.data_file.clone(),
+                    f.seq(),
+                    f.entry.file_sequence_number.or(Some(f.seq())),
+                )
+                .map_err(iceberg_err(
+                    &self.table,
+                    format!("writing manifest {location}"),
+                ))?;
+        }
+        writer.write_manifest_file().await.map_err(iceberg_err(
+            &self.table,
+            format!("writing manifest {location}"),
+        ))
+    }
+}
+
+/// Summary metrics of the snapshot.
+fn summary(loaded: &Loaded, staged: &Staged, operation: Operation) -> Summary {
+    let sum = |files: &mut dyn Iterator<Item = &DataFile>| -> (u64, u64, u64) {
+        files.fold((0, 0, 0), |(n, rows, size), f| {
+            (
+                n + 1,
+                rows + f.record_count(),
+                size + f.file_size_in_bytes(),
+            )
+        })
+    };
+    let (added_data, added_records, added_data_size) = sum(&mut staged.data.iter());
+    let (added_del, added_pos, added_del_size) = sum(&mut staged.deletes.iter());
+    let (old_data, old_records, old_data_size) =
+        sum(&mut loaded.data_files.iter().map(|f| &f.entry.data_file));
+    let (old_del, old_pos, old_del_size) =
+        sum(&mut loaded.delete_files.iter().map(|f| &f.entry.data_file));
+    let (rm_data, rm_records, rm_pos, rm_del, rm_size) = if staged.remove_all {
+        (
+            old_data,
+            old_records,
+            old_pos,
+            old_del,
+            old_data_size + old_del_size,
+        )
+    } else {
+        (0, 0, 0, 0, 0)
+    };
+    let mut p = HashMap::new();
+    let mut put = |k: &str, v: u64| {
+        p.insert(k.to_string(), v.to_string());
+    };
+    if added_data > 0 {
+        put("added-data-files", added_data);
+        put("added-records", added_records);
+    }
+    if added_del > 0 {
+        put("added-delete-files", added_del);
+        put("added-position-delete-files", added_del);
+        put("added-position-deletes", added_pos);
+    }
+    put("added-files-size", added_data_size + added_del_size);
+    if rm_data > 0 {
+        put("deleted-data-files", rm_data);
+        put("deleted-records", rm_records);
+    }
+    if rm_del > 0 {
+        put("removed-delete-files", rm_del);
+        put("removed-position-delete-files", rm_del);
+        put("removed-position-deletes", rm_pos);
+    }
+    if rm_size > 0 {
+        put("removed-files-size", rm_size);
+    }
+    put("total-data-files", old_data + added_data - rm_data);
+    put("total-delete-files", old_del + added_del - rm_del);
+    put("total-records", old_records + added_records - rm_records);
+    put("total-position-deletes", old_pos + added_pos - rm_pos);
+    put("total-equality-deletes", 0);
+    put(
+        "total-files-size",
+        old_data_size + old_del_size + added_data_size + added_del_size - rm_size,
+    );
+    if !staged.checkpoint.is_empty() {
+        p.insert(CHECKPOINT_SUMMARY.to_string(), staged.checkpoint.clone());
+    }
+    Summary {
+        operation,
+        additional_properties: p,
+    }
+}
+
+/// Writes the manifests, manifest list and metadata file of one snapshot on top of `evolved`
+/// (from [`evolve_metadata`]) and returns the new metadata location (not yet in the catalog).
+pub(crate) async fn write_snapshot(
+    table: &str,
+    io: &FileIO,
+    loaded: &Loaded,
+    evolved: TableMetadata,
+    staged: &Staged,
+) -> Result<(String, i64)> {
+    let snapshot_id = new_snapshot_id(&evolved);
+    let seq = evolved.next_sequence_number();
+    let out = ManifestOut {
+        table,
+        io,
+        metadata: &evolved,
+        schema: evolved.current_schema().clone(),
+        snapshot_id,
+        seq,
+    };
+    let mut manifests: Vec<ManifestFile> = Vec::new();
+    if !staged.data.is_empty() {
+        manifests.push(out.added(&staged.data, ManifestContentType::Data).await?);
+    }
+    if !staged.deletes.is_empty() {
+        manifests.push(
+            out.added(&staged.deletes, ManifestContentType::Deletes)
+                .await?,
+        );
+    }
+    if staged.remove_all {
+        let data: Vec<&LiveFile> = loaded.data_files.iter().collect();
+        let deletes: Vec<&LiveFile> = loaded.delete_files.iter().collect();
+        if !data.is_empty() {
+            manifests.push(out.removed(&data, ManifestContentType::Data).await?);
+        }
+        if !deletes.is_empty() {
+            manifests.push(out.removed(&deletes, ManifestContentType::Deletes).await?);
+        }
+    } else {
+        manifests.extend(
+            loaded
+                .manifests
+                .iter()
+                .filter(|m| {
+                    m.added_files_count.unwrap_or(1) + m.existing_files_count.unwrap_or(1) > 0
+                })
+                .cloned(),
+        );
+    }
+
+    let operation = if staged.replace {
+        Operation::Replace
+    } else if staged.remove_all || (!staged.data.is_empty() && !staged.deletes.is_empty()) {
+        if staged.data.is_empty() {
+            Operation::Delete
+        } else {
+            Operation::Overwrite
+        }
+    } else if !staged.deletes.is_empty() {
+        Operation::Delete
+    } else {
+        Operation::Append
+    };
+
+    let list_location = format!(
+        "{}/metadata/snap-{snapshot_id}-1-{}.avro",
+        evolved.location(),
+        uuid::Uuid::new_v4()
+    );
+    let parent = loaded.metadata.current_snapshot_id();
+    let output = io
+        .new_output(&list_location)
+        .map_err(file_err(&table, &list_location))?;
+    let writer = output
+        .writer()
+        .await
+        .map_err(file_err(&table, &list_location))?;
+    let mut list = ManifestListWriter::v2(writer, snapshot_id, parent, seq);
+    list.add_manifests(manifests.into_iter())
+        .map_err(iceberg_err(&table, "writing the manifest list"))?;
+    list.close()
+        .await
+        .map_err(iceberg_err(&table, "writing the manifest list"))?;
+
+    let timestamp = now_ms().max(evolved.last_updated_ms());
+    let snapshot = Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent)
+        .with_sequence_number(seq)
+        .with_timestamp_ms(timestamp)
+        .with_manifest_list(list_location)
+        .with_summary(summary(loaded, staged, operation))
+        .with_schema_id(evolved.current_schema_id())
+        .build();
+    let metadata = TableMetadataBuilder::new_from_metadata(evolved, None)
+        .add_snapshot(snapshot)
+        .and_then(|b| {
+            b.set_ref(
+                MAIN_BRANCH,
+                SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+            )
+        })
+        .and_then(|b| b.build())
+        .map_err(iceberg_err(&table, "adding the snapshot"))?
+        .metadata;
+    let location = next_metadata_location(table, &loaded.metadata_location)?;
+    metadata
+        .write_to(io, &location)
+        .await
+        .map_err(iceberg_err(&table, format!("writing {location}")))?;
+    Ok((location.to_string(), snapshot_id))
+}
+
+/// The location of the metadata file after `current`.
+pub(crate) fn next_metadata_location(table: &str, current: &str) -> Result<MetadataLocation> {
+    Ok(MetadataLocation::from_str(current)
+        .map_err(iceberg_err(
+            &table,
+            format!("parsing metadata location {current}"),
+        ))?
+        .with_next_version())
+}

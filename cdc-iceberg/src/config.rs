@@ -1,0 +1,105 @@
+//! Settings of the Iceberg sink.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a crash test stops the writer.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailPoint {
+    /// After the data, delete, manifest and metadata files are written, before the catalog swap.
+    AfterDataFiles,
+    /// After the catalog swap, before the sink reports it (the pipeline's own bookkeeping).
+    AfterCommit,
+}
+
+/// Settings of [`crate::IcebergWarehouse`] and its sinks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcebergSinkConfig {
+    /// The catalog's name: the `catalog_name` column of the JDBC catalog tables. Readers must
+    /// open the catalog under the same name (pyiceberg `SqlCatalog(name, ...)`).
+    pub catalog_name: String,
+    /// The SQLite catalog file; default `<warehouse>/catalog.db`.
+    pub catalog_path: Option<String>,
+    /// Table properties of tables this sink creates.
+    pub table_properties: HashMap<String, String>,
+    /// Attempts of one change set when other writers commit first.
+    pub max_commit_attempts: usize,
+    /// Crash tests: stop an `apply` at this point...
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_point: Option<FailPoint>,
+    /// ...after this many successful commits of the sink.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub fail_after_commits: usize,
+}
+
+/// The default catalog name.
+pub const DEFAULT_CATALOG_NAME: &str = "cdc_lake";
+
+impl Default for IcebergSinkConfig {
+    fn default() -> Self {
+        IcebergSinkConfig {
+            catalog_name: DEFAULT_CATALOG_NAME.to_string(),
+            catalog_path: None,
+            table_properties: HashMap::new(),
+            max_commit_attempts: 10,
+            fail_point: None,
+            fail_after_commits: 0,
+        }
+    }
+}
+
+impl IcebergSinkConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_commit_attempts == 0 {
+            return Err("max_commit_attempts must be at least 1".into());
+        }
+        if self.catalog_name.is_empty() || self.catalog_name.len() > 255 {
+            return Err(format!(
+                "catalog_name must be 1 to 255 characters, but is {} characters",
+                self.catalog_name.len()
+            ));
+        }
+        if let Some(k) = self
+            .table_properties
+            .keys()
+            .find(|k| k.starts_with("cdc-lake."))
+        {
+            return Err(format!(
+                "table property `{k}` is reserved: cdc-lake.* properties are written by the sink"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates() {
+        assert!(IcebergSinkConfig::default().validate().is_ok());
+        let bad = IcebergSinkConfig {
+            max_commit_attempts: 0,
+            ..IcebergSinkConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("max_commit_attempts"));
+        let reserved = IcebergSinkConfig {
+            table_properties: HashMap::from([("cdc-lake.keyColumns".into(), "x".into())]),
+            ..IcebergSinkConfig::default()
+        };
+        assert!(reserved.validate().unwrap_err().contains("reserved"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = serde_json::from_str::<IcebergSinkConfig>(r#"{"catalog":"x"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,193 @@
+//! Errors of the Iceberg sink.
+//!
+//! Every variant names the table; file errors name the file, schema errors the column.
+//! Locations are local paths or URLs without credentials (credentials never enter a location).
+
+/// Result with [`IcebergSinkError`].
+pub type Result<T, E = IcebergSinkError> = std::result::Result<T, E>;
+
+/// Errors of the Iceberg sink.
+#[derive(Debug, thiserror::Error)]
+pub enum IcebergSinkError {
+    /// The iceberg crate failed (metadata, manifests, file I/O).
+    #[error("iceberg table `{table}`: {context}: {source}")]
+    Iceberg {
+        /// Table.
+        table: String,
+        /// What was being done.
+        context: String,
+        /// The iceberg error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// The SQL catalog failed.
+    #[error("iceberg catalog `{catalog}`: {context}: {source}")]
+    Catalog {
+        /// Catalog database (path, never with a password).
+        catalog: String,
+        /// What was being done.
+        context: String,
+        /// The database error.
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    /// Another writer moved the table's metadata pointer between our read and our swap.
+    #[error("iceberg table `{table}`: commit conflict: metadata is no longer `{expected}`")]
+    CommitConflict {
+        /// Table.
+        table: String,
+        /// The metadata location we read and tried to replace.
+        expected: String,
+    },
+    /// Another writer kept committing first.
+    #[error("iceberg table `{table}`: commit conflicts not resolved after {attempts} attempts; last: {last}")]
+    Conflict {
+        /// Table.
+        table: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last conflict.
+        last: String,
+    },
+    /// Reading or writing a data or delete file failed.
+    #[error("iceberg table `{table}`: file `{path}`: {message}")]
+    File {
+        /// Table.
+        table: String,
+        /// File location.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A column cannot be stored in Iceberg or changed the way the source changed it.
+    #[error("iceberg table `{table}` column `{column}`: {message}")]
+    Schema {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A table property or the table's layout is not what cdc-lake wrote.
+    #[error("iceberg table `{table}`: {message}")]
+    Layout {
+        /// Table.
+        table: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A test hook stopped the writer (crash tests).
+    #[error("iceberg table `{table}`: stopped at fail point {point:?}")]
+    FailPoint {
+        /// Table.
+        table: String,
+        /// Where.
+        point: crate::config::FailPoint,
+    },
+    /// A core error (schema evolution, keys, Arrow).
+    #[error(transparent)]
+    Core(#[from] cdc_core::Error),
+}
+
+impl IcebergSinkError {
+    /// True for errors a retry on the table's new metadata can resolve.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, IcebergSinkError::CommitConflict { .. })
+    }
+
+    /// The table the error is about (empty for catalog-wide errors).
+    pub fn table(&self) -> String {
+        match self {
+            IcebergSinkError::Iceberg { table, .. }
+            | IcebergSinkError::CommitConflict { table, .. }
+            | IcebergSinkError::Conflict { table, .. }
+            | IcebergSinkError::File { table, .. }
+            | IcebergSinkError::Schema { table, .. }
+            | IcebergSinkError::Layout { table, .. }
+            | IcebergSinkError::FailPoint { table, .. } => table.clone(),
+            IcebergSinkError::Catalog { .. } | IcebergSinkError::Core(_) => String::new(),
+        }
+    }
+}
+
+/// Wraps an iceberg error with the table and what was being done.
+pub(crate) fn iceberg_err(
+    table: &impl ToString,
+    context: impl Into<String>,
+) -> impl FnOnce(iceberg::Error) -> IcebergSinkError {
+    let table = table.to_string();
+    let context = context.into();
+    move |source| IcebergSinkError::Iceberg {
+        table,
+        context,
+        source: Box::new(source),
+    }
+}
+
+/// Wraps a file error with the table and the file.
+pub(crate) fn file_err<E: std::fmt::Display>(
+    table: &impl ToString,
+    path: &str,
+) -> impl FnOnce(E) -> IcebergSinkError {
+    let table = table.to_string();
+    let path = path.to_string();
+    move |e| IcebergSinkError::File {
+        table,
+        path,
+        message: e.to_string(),
+    }
+}
+
+impl From<IcebergSinkError> for cdc_core::Error {
+    fn from(e: IcebergSinkError) -> Self {
+        match e {
+            IcebergSinkError::Core(core) => core,
+            IcebergSinkError::Schema {
+                table,
+                column,
+                message,
+            } => cdc_core::Error::IncompatibleSchema {
+                table,
+                column,
+                message,
+            },
+            other => cdc_core::Error::Sink {
+                table: other.table(),
+                message: other.to_string(),
+                source: Some(Box::new(other)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_errors_become_incompatible_schema_naming_the_column() {
+        let e: cdc_core::Error = IcebergSinkError::Schema {
+            table: "public.t".into(),
+            column: "price".into(),
+            message: "cannot change type Utf8 to Int32".into(),
+        }
+        .into();
+        assert!(matches!(e, cdc_core::Error::IncompatibleSchema { .. }));
+        assert!(e.to_string().contains("price"), "{e}");
+    }
+
+    #[test]
+    fn only_commit_conflicts_are_retried() {
+        let conflict = IcebergSinkError::CommitConflict {
+            table: "a.b".into(),
+            expected: "m".into(),
+        };
+        assert!(conflict.is_conflict());
+        let layout = IcebergSinkError::Layout {
+            table: "a.b".into(),
+            message: "x".into(),
+        };
+        assert!(!layout.is_conflict());
+    }
+}

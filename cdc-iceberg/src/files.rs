@@ -1,0 +1,219 @@
+//! Reading and writing the Parquet files of a table: data files (all columns or only some),
+//! position-delete files (`file_path`, `pos`, with the reserved field ids), and their
+//! [`DataFile`] entries with column statistics for the manifests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    DataContentType, DataFile, NestedField, PrimitiveType, Schema as IcebergSchema, Type,
+};
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{file_err, IcebergSinkError, Result};
+
+/// Field id of `file_path` in position-delete files (Iceberg spec, reserved).
+pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
+/// Field id of `pos` in position-delete files (Iceberg spec, reserved).
+pub const DELETE_POS_ID: i32 = 2147483545;
+
+/// Reads a whole Parquet file, all columns or only `columns` (by name; names the file lacks are
+/// skipped).
+pub(crate) async fn read_parquet(
+    table: &str,
+    io: &FileIO,
+    path: &str,
+    columns: Option<&[String]>,
+) -> Result<RecordBatch> {
+    let bytes: Bytes = io
+        .new_input(path)
+        .map_err(file_err(&table, path))?
+        .read()
+        .await
+        .map_err(file_err(&table, path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(file_err(&table, path))?;
+    let file_schema = builder.schema().clone();
+    let (mask, out_schema) = match columns {
+        Some(cols) => {
+            let indices: Vec<usize> = cols
+                .iter()
+                .filter_map(|c| file_schema.index_of(c).ok())
+                .collect();
+            let mut sorted = indices.clone();
+            sorted.sort_unstable();
+            let fields: Vec<_> = sorted
+                .iter()
+                .map(|&i| file_schema.fields()[i].clone())
+                .collect();
+            (
+                ProjectionMask::roots(builder.parquet_schema(), sorted),
+                Arc::new(Schema::new(fields)),
+            )
+        }
+        None => (ProjectionMask::all(), file_schema.clone()),
+    };
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(file_err(&table, path))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(file_err(&table, path))?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
+    arrow_select::concat::concat_batches(&schema, &batches).map_err(file_err(&table, path))
+}
+
+/// Writes `batch` (already in the file Arrow schema of `schema`) as one Parquet file at
+/// `location` and returns its manifest entry content (`content` as given, unpartitioned).
+pub(crate) async fn write_parquet(
+    table: &str,
+    io: &FileIO,
+    location: &str,
+    schema: Arc<IcebergSchema>,
+    batch: &RecordBatch,
+    content: DataContentType,
+) -> Result<DataFile> {
+    let props = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let output = io
+        .new_output(location)
+        .map_err(file_err(&table, location))?;
+    let mut writer = ParquetWriterBuilder::new(props, schema)
+        .build(output)
+        .await
+        .map_err(file_err(&table, location))?;
+    writer
+        .write(batch)
+        .await
+        .map_err(file_err(&table, location))?;
+    let mut built = writer.close().await.map_err(file_err(&table, location))?;
+    let mut builder = built.pop().ok_or_else(|| IcebergSinkError::File {
+        table: table.to_string(),
+        path: location.to_string(),
+        message: "the Parquet writer wrote no file".into(),
+    })?;
+    builder.content(content).partition_spec_id(0);
+    builder.build().map_err(file_err(&table, location))
+}
+
+/// The schema of position-delete files.
+pub(crate) fn position_delete_schema() -> Arc<IcebergSchema> {
+    Arc::new(
+        IcebergSchema::builder()
+            .with_fields(vec![
+                Arc::new(NestedField::required(
+                    DELETE_FILE_PATH_ID,
+                    "file_path",
+                    Type::Primitive(PrimitiveType::String),
+                )),
+                Arc::new(NestedField::required(
+                    DELETE_POS_ID,
+                    "pos",
+                    Type::Primitive(PrimitiveType::Long),
+                )),
+            ])
+            .build()
+            .expect("a valid schema"),
+    )
+}
+
+/// Position deletes to write: data file path → deleted row positions.
+pub(crate) type Positions = BTreeMap<String, Vec<i64>>;
+
+/// The rows of a position-delete file for `positions`, sorted by path then position.
+pub(crate) fn position_delete_batch(
+    table: &str,
+    schema: &Arc<IcebergSchema>,
+    positions: &Positions,
+) -> Result<RecordBatch> {
+    let arrow: SchemaRef = crate::schema::file_arrow_schema(table, schema)?;
+    let mut paths = Vec::new();
+    let mut pos = Vec::new();
+    for (path, rows) in positions {
+        let mut rows = rows.clone();
+        rows.sort_unstable();
+        rows.dedup();
+        paths.extend(std::iter::repeat_n(path.as_str(), rows.len()));
+        pos.extend(rows);
+    }
+    RecordBatch::try_new(
+        arrow,
+        vec![
+            Arc::new(StringArray::from(paths)),
+            Arc::new(Int64Array::from(pos)),
+        ],
+    )
+    .map_err(|e| cdc_core::Error::arrow("building position deletes", e).into())
+}
+
+/// Reads position-delete files and returns, for each data file in `wanted`, the positions they
+/// delete.
+pub(crate) async fn read_position_deletes(
+    table: &str,
+    io: &FileIO,
+    delete_files: &[&DataFile],
+    wanted: &std::collections::HashSet<&str>,
+) -> Result<HashMap<String, Vec<i64>>> {
+    let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+    let cols = ["file_path".to_string(), "pos".to_string()];
+    for file in delete_files {
+        let batch = read_parquet(table, io, file.file_path(), Some(&cols)).await?;
+        let bad = || IcebergSinkError::File {
+            table: table.to_string(),
+            path: file.file_path().to_string(),
+            message: "position-delete file lacks string `file_path` / long `pos`".into(),
+        };
+        let paths = batch
+            .column_by_name("file_path")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(bad)?;
+        let pos = batch
+            .column_by_name("pos")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(bad)?;
+        for i in 0..batch.num_rows() {
+            if paths.is_null(i) || pos.is_null(i) {
+                continue;
+            }
+            let p = paths.value(i);
+            if wanted.contains(p) {
+                out.entry(p.to_string()).or_default().push(pos.value(i));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Ok(out)
+}
+
+/// Whether a position-delete file can hold deletes of `path`, by its `file_path` bounds.
+pub(crate) fn may_reference(delete_file: &DataFile, path: &str) -> bool {
+    if let Some(referenced) = delete_file.referenced_data_file() {
+        return referenced == path;
+    }
+    let bound = |b: &HashMap<i32, iceberg::spec::Datum>| {
+        b.get(&DELETE_FILE_PATH_ID).and_then(|d| match d.literal() {
+            iceberg::spec::PrimitiveLiteral::String(s) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let lower = bound(delete_file.lower_bounds());
+    let upper = bound(delete_file.upper_bounds());
+    // Bounds may be truncated prefixes: compare only as far as they go.
+    let above_lower = lower.is_none_or(|l| path >= l.as_str() || path.starts_with(l.as_str()));
+    let below_upper = upper
+        .is_none_or(|u| path <= u.as_str() || path.starts_with(u.as_str()) || u.starts_with(path));
+    above_lower && below_upper
+}

@@ -1,0 +1,263 @@
+//! Finding the rows a change set touches: (data file, row position) of every changed key.
+//!
+//! Candidate data files are pruned with their manifest lower/upper bounds of the first key
+//! column (integer keys); candidates are read for their key columns only, rows already removed
+//! by earlier position deletes are skipped, and only files that hold an upserted key with
+//! unchanged (TOAST) cells are read whole, for the old values of those rows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::{Schema, SchemaRef};
+use cdc_core::model::TableId;
+use cdc_core::schema::evolve_batch;
+use cdc_core::sink::upsert::{ChangedKeys, Touch};
+use cdc_core::storage::from_storage;
+use iceberg::io::FileIO;
+use iceberg::spec::{Datum, PrimitiveLiteral};
+
+use crate::error::Result;
+use crate::files::{may_reference, read_parquet, read_position_deletes, Positions};
+use crate::table::{LiveFile, Loaded};
+
+/// What a change set does to the table's existing rows.
+#[derive(Debug, Default)]
+pub(crate) struct Located {
+    /// Rows to delete by position.
+    pub positions: Positions,
+    /// Old rows of upserted keys (merged logical schema), when unchanged cells need them.
+    pub old: Option<RecordBatch>,
+    /// Per upsert: its old row in `old`.
+    pub old_row: Vec<Option<usize>>,
+    /// Rows removed by deletes.
+    pub deleted: u64,
+}
+
+/// Sorted values of the first key column, for pruning files by their bounds. Only integer keys
+/// are pruned; other key types read every file's key columns.
+pub(crate) struct KeyRanges {
+    field_id: Option<i32>,
+    sorted: Option<Vec<i64>>,
+}
+
+impl KeyRanges {
+    pub fn new(keys: &ChangedKeys, field_id: Option<i32>) -> Self {
+        let field = &keys.key_fields()[0];
+        let to_i64 = |a: &ArrayRef| arrow_cast::cast(a, &arrow_schema::DataType::Int64).ok();
+        let sorted = field.data_type().is_integer().then(|| {
+            let mut values = Vec::new();
+            let upserts = keys.upserts.column_by_name(field.name()).and_then(to_i64);
+            let deletes = to_i64(&keys.deletes[0]);
+            for a in [upserts, deletes].into_iter().flatten() {
+                if let Some(a) = a.as_any().downcast_ref::<arrow_array::Int64Array>() {
+                    values.extend(a.iter().flatten());
+                }
+            }
+            values.sort_unstable();
+            values
+        });
+        KeyRanges { field_id, sorted }
+    }
+
+    /// How many changed keys fall in the file's key range; `None` when unknown.
+    pub fn keys_in_range(&self, file: &LiveFile) -> Option<usize> {
+        let sorted = self.sorted.as_ref()?;
+        let id = self.field_id?;
+        let as_i64 = |d: Option<&Datum>| match d?.literal() {
+            PrimitiveLiteral::Int(v) => Some(i64::from(*v)),
+            PrimitiveLiteral::Long(v) => Some(*v),
+            _ => None,
+        };
+        let df = &file.entry.data_file;
+        let min = as_i64(df.lower_bounds().get(&id))?;
+        let max = as_i64(df.upper_bounds().get(&id))?;
+        Some(sorted.partition_point(|&k| k <= max) - sorted.partition_point(|&k| k < min))
+    }
+}
+
+/// A stored batch (a projection, possibly of an older schema) in logical types: each column it
+/// has converted to the merged logical type of the same name.
+pub(crate) fn logical(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
+    let fields: Vec<_> = merged
+        .fields()
+        .iter()
+        .filter(|f| batch.schema().index_of(f.name()).is_ok())
+        .cloned()
+        .collect();
+    let logical = Arc::new(Schema::new(fields));
+    from_storage(batch, &logical)
+}
+
+/// Positions deleted so far, for the data files in `wanted`.
+pub(crate) async fn existing_deletes(
+    table: &str,
+    io: &FileIO,
+    loaded: &Loaded,
+    wanted: &[&LiveFile],
+) -> Result<HashMap<String, Vec<i64>>> {
+    let paths: HashSet<&str> = wanted.iter().map(|f| f.path()).collect();
+    let delete_files: Vec<_> = loaded
+        .delete_files
+        .iter()
+        .filter(|d| paths.iter().any(|p| may_reference(&d.entry.data_file, p)))
+        .map(|d| &d.entry.data_file)
+        .collect();
+    read_position_deletes(table, io, &delete_files, &paths).await
+}
+
+/// Rows of a file that are still live, as a keep-mask.
+pub(crate) fn live_mask(rows: usize, deleted: Option<&Vec<i64>>) -> Vec<bool> {
+    let mut live = vec![true; rows];
+    for &p in deleted.into_iter().flatten() {
+        if let Some(slot) = usize::try_from(p).ok().and_then(|p| live.get_mut(p)) {
+            *slot = false;
+        }
+    }
+    live
+}
+
+/// Finds the (file, position) of every changed key in the live rows of `loaded`.
+pub(crate) async fn locate(
+    table: &TableId,
+    io: &FileIO,
+    loaded: &Loaded,
+    keys: &ChangedKeys,
+    merged: &SchemaRef,
+    need_old: bool,
+) -> Result<Located> {
+    let name = table.to_string();
+    let mut located = Located {
+        old_row: vec![None; keys.upserts.num_rows()],
+        ..Located::default()
+    };
+    if keys.is_empty() {
+        return Ok(located);
+    }
+    let key_field_id = loaded
+        .metadata
+        .current_schema()
+        .field_id_by_name(keys.key_fields()[0].name());
+    let ranges = KeyRanges::new(keys, key_field_id);
+    let candidates: Vec<&LiveFile> = loaded
+        .data_files
+        .iter()
+        .filter(|f| ranges.keys_in_range(f) != Some(0))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(located);
+    }
+    let deleted = existing_deletes(&name, io, loaded, &candidates).await?;
+    let key_columns: Vec<String> = keys.key_fields().iter().map(|f| f.name().clone()).collect();
+    let mut old_parts: Vec<RecordBatch> = Vec::new();
+    let mut old_count = 0usize;
+    for file in candidates {
+        let key_rows = read_parquet(&name, io, file.path(), Some(&key_columns)).await?;
+        let touches = keys.find(&logical(&key_rows, merged)?)?;
+        let live = live_mask(touches.len(), deleted.get(file.path()));
+        let mut positions = Vec::new();
+        let mut upserted: Vec<(u32, usize)> = Vec::new();
+        for (i, t) in touches.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            match t {
+                None => {}
+                Some(Touch::Delete) => {
+                    positions.push(i as i64);
+                    located.deleted += 1;
+                }
+                Some(Touch::Upsert(j)) => {
+                    positions.push(i as i64);
+                    upserted.push((i as u32, *j));
+                }
+            }
+        }
+        if positions.is_empty() {
+            continue;
+        }
+        located.positions.insert(file.path().to_string(), positions);
+        if need_old && !upserted.is_empty() {
+            let rows = read_parquet(&name, io, file.path(), None).await?;
+            let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
+            let take = UInt32Array::from(upserted.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+            let taken = arrow_select::take::take_record_batch(&rows, &take)
+                .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?;
+            for (k, (_, j)) in upserted.iter().enumerate() {
+                located.old_row[*j] = Some(old_count + k);
+            }
+            old_count += taken.num_rows();
+            old_parts.push(taken);
+        }
+    }
+    if need_old {
+        located.old = Some(
+            arrow_select::concat::concat_batches(merged, &old_parts)
+                .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?,
+        );
+    }
+    Ok(located)
+}
+
+/// Every live row of the table (merged logical schema) minus the rows the change set touches,
+/// and the old rows of upserted keys: for commits that rewrite the whole table (schema changes
+/// that old files cannot be read under, compaction).
+pub(crate) async fn read_all_live(
+    table: &TableId,
+    io: &FileIO,
+    loaded: &Loaded,
+    keys: Option<&ChangedKeys>,
+    merged: &SchemaRef,
+) -> Result<(RecordBatch, Located)> {
+    let name = table.to_string();
+    let mut located = Located {
+        old_row: vec![None; keys.map_or(0, |k| k.upserts.num_rows())],
+        ..Located::default()
+    };
+    let files: Vec<&LiveFile> = loaded.data_files.iter().collect();
+    let deleted = existing_deletes(&name, io, loaded, &files).await?;
+    let mut kept_parts = Vec::new();
+    let mut old_parts = Vec::new();
+    let mut old_count = 0usize;
+    for file in files {
+        let rows = read_parquet(&name, io, file.path(), None).await?;
+        let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
+        let mut keep = live_mask(rows.num_rows(), deleted.get(file.path()));
+        if let Some(keys) = keys {
+            let mut taken = Vec::new();
+            for (i, t) in keys.find(&rows)?.into_iter().enumerate() {
+                if !keep[i] {
+                    continue;
+                }
+                match t {
+                    None => {}
+                    Some(Touch::Delete) => {
+                        keep[i] = false;
+                        located.deleted += 1;
+                    }
+                    Some(Touch::Upsert(j)) => {
+                        keep[i] = false;
+                        located.old_row[j] = Some(old_count + taken.len());
+                        taken.push(i as u32);
+                    }
+                }
+            }
+            old_count += taken.len();
+            old_parts.push(
+                arrow_select::take::take_record_batch(&rows, &UInt32Array::from(taken))
+                    .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?,
+            );
+        }
+        kept_parts.push(
+            arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
+                .map_err(|e| cdc_core::Error::arrow("dropping deleted rows", e))?,
+        );
+    }
+    located.old = Some(
+        arrow_select::concat::concat_batches(merged, &old_parts)
+            .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?,
+    );
+    let kept = arrow_select::concat::concat_batches(merged, &kept_parts)
+        .map_err(|e| cdc_core::Error::arrow("collecting live rows", e))?;
+    Ok((kept, located))
+}

@@ -1,0 +1,221 @@
+//! Helpers: sync a scenario into Iceberg, read a table back with iceberg-rust, pyiceberg and
+//! DuckDB.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use cdc_core::decode::TableHint;
+use cdc_core::model::TableId;
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
+use cdc_core::sink::{TableSink, Warehouse};
+use cdc_core::source::raw::RawFileSource;
+use cdc_core::storage::from_storage;
+use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
+use cdc_iceberg::schema::stored_arrow_schema;
+use cdc_iceberg::IcebergWarehouse;
+use futures::TryStreamExt;
+use iceberg::spec::TableMetadata;
+use iceberg::{NamespaceIdent, TableIdent};
+
+/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`.
+pub async fn sync(
+    scenario: &Scenario,
+    dir: &Path,
+    batch_events: usize,
+    hints: HashMap<TableId, TableHint>,
+    warehouse: &dyn Warehouse,
+) -> cdc_core::Result<PipelineStats> {
+    let topics = dir.join("topics");
+    if !topics.exists() {
+        scenario.write_s3_layout(&topics, 25, true);
+    }
+    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
+    let mut config = PipelineConfig {
+        table_hints: hints,
+        ..PipelineConfig::default()
+    };
+    config.limits.max_events = batch_events;
+    Pipeline::new(config, warehouse)?
+        .run_to_end(&mut source, |_| {})
+        .await
+}
+
+/// The table's logical schema and key columns, as the sink reports them.
+pub async fn logical_schema(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+) -> (SchemaRef, Vec<String>) {
+    let s = warehouse
+        .sink(table)
+        .schema()
+        .await
+        .unwrap()
+        .expect("table exists");
+    (s.schema, s.key_columns)
+}
+
+/// The current metadata file of a table.
+pub async fn metadata_location(warehouse: &IcebergWarehouse, table: &TableId) -> String {
+    warehouse
+        .metadata_location(table)
+        .await
+        .unwrap()
+        .expect("table in the catalog")
+}
+
+/// The table read by iceberg-rust's scan (position deletes applied by iceberg-rust), in
+/// logical types.
+pub async fn read_with_iceberg_rust(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
+    let (logical, _) = logical_schema(warehouse, table).await;
+    let location = metadata_location(warehouse, table).await;
+    let metadata = TableMetadata::read_from(warehouse.file_io(), &location)
+        .await
+        .unwrap();
+    let ident = TableIdent::new(
+        NamespaceIdent::new(table.namespace.clone()),
+        table.name.clone(),
+    );
+    let t = iceberg::table::Table::builder()
+        .metadata(metadata)
+        .metadata_location(location)
+        .identifier(ident)
+        .file_io(warehouse.file_io().clone())
+        .runtime(iceberg::Runtime::current())
+        .readonly(true)
+        .build()
+        .unwrap();
+    let stream = t
+        .scan()
+        .select_all()
+        .build()
+        .unwrap()
+        .to_arrow()
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    let rows = match batches.first() {
+        Some(b) => arrow_select::concat::concat_batches(&b.schema(), &batches).unwrap(),
+        None => RecordBatch::new_empty(Arc::new(stored_arrow_schema(&logical))),
+    };
+    to_logical(&rows, &logical)
+}
+
+/// A batch read by another engine, cast column by column to the stored type and then back to
+/// the logical type.
+pub fn to_logical(rows: &RecordBatch, logical: &SchemaRef) -> RecordBatch {
+    let stored = stored_arrow_schema(logical);
+    let cols = stored
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = rows
+                .column_by_name(f.name())
+                .unwrap_or_else(|| panic!("reader lost column {}", f.name()));
+            arrow_cast::cast(col, f.data_type()).unwrap_or_else(|e| {
+                panic!(
+                    "column {}: {} -> {}: {e}",
+                    f.name(),
+                    col.data_type(),
+                    f.data_type()
+                )
+            })
+        })
+        .collect();
+    let stored =
+        RecordBatch::try_new(Arc::new(Schema::new(stored.fields().clone())), cols).unwrap();
+    from_storage(&stored, logical).unwrap()
+}
+
+fn read_parquet(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    arrow_select::concat::concat_batches(&schema, &batches).unwrap()
+}
+
+fn run_reader(script: &str, args: &[&str]) -> RecordBatch {
+    let python = venv_python().expect("the venv with pyiceberg and duckdb (.ci/run creates it)");
+    let script = format!("{}/tests/readers/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.parquet");
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    read_parquet(&out)
+}
+
+/// The table read by pyiceberg's SqlCatalog on our catalog file.
+pub async fn read_with_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
+    let (logical, _) = logical_schema(warehouse, table).await;
+    let rows = run_reader(
+        "pyiceberg_sql.py",
+        &[
+            warehouse.catalog_path(),
+            warehouse.catalog_name(),
+            &table.to_string(),
+        ],
+    );
+    to_logical(&rows, &logical)
+}
+
+/// The table read by DuckDB's iceberg extension from its current metadata file.
+pub async fn read_with_duckdb(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
+    let (logical, _) = logical_schema(warehouse, table).await;
+    let location = metadata_location(warehouse, table).await;
+    let rows = run_reader("duckdb_iceberg.py", &[&location]);
+    to_logical(&rows, &logical)
+}
+
+/// Which readers [`assert_expected`] uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Readers {
+    pub pyiceberg: bool,
+    pub duckdb: bool,
+}
+
+impl Readers {
+    pub const ALL: Readers = Readers {
+        pyiceberg: true,
+        duckdb: true,
+    };
+    pub const RUST_ONLY: Readers = Readers {
+        pyiceberg: false,
+        duckdb: false,
+    };
+}
+
+/// Asserts every table of the scenario reads back equal to `expected/` through iceberg-rust
+/// and the chosen independent readers.
+pub async fn assert_expected(scenario: &Scenario, warehouse: &IcebergWarehouse, readers: Readers) {
+    let expected = scenario.expected();
+    for (table, keys) in &scenario.tables {
+        let (_, table_keys) = logical_schema(warehouse, table).await;
+        assert_eq!(&table_keys, keys);
+        let rows = read_with_iceberg_rust(warehouse, table).await;
+        compare_with_expected(table, keys, &rows, &expected[table])
+            .unwrap_or_else(|e| panic!("{} via iceberg-rust:\n{e}", scenario.name));
+        if readers.pyiceberg {
+            let rows = read_with_pyiceberg(warehouse, table).await;
+            compare_with_expected(table, keys, &rows, &expected[table])
+                .unwrap_or_else(|e| panic!("{} via pyiceberg:\n{e}", scenario.name));
+        }
+        if readers.duckdb {
+            let rows = read_with_duckdb(warehouse, table).await;
+            compare_with_expected(table, keys, &rows, &expected[table])
+                .unwrap_or_else(|e| panic!("{} via DuckDB:\n{e}", scenario.name));
+        }
+    }
+}

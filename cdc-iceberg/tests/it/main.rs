@@ -1,0 +1,7 @@
+//! Integration tests of the Iceberg sink: every fixture through the raw-file source into
+//! Iceberg, read back by iceberg-rust, pyiceberg (SqlCatalog on our catalog.db) and DuckDB's
+//! iceberg extension; crash recovery with orphan files.
+
+mod common;
+mod crash;
+mod fixtures;
