@@ -375,6 +375,7 @@ impl DeltaSink {
                     partition_values: partition_values(&file),
                     // Few changed keys in its range: read the key columns before the whole file.
                     probe: !rewrite_all && in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS),
+                    rewrite_anyway: rewrite_all,
                 },
             ));
         }
@@ -384,6 +385,7 @@ impl DeltaSink {
             store: store.clone(),
             stored: stored.clone(),
             merged: merged.clone(),
+            partition_columns: snapshot.metadata().partition_columns().to_vec(),
             key_columns: key_columns.clone(),
             keys,
         });

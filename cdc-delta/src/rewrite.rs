@@ -33,6 +33,9 @@ pub(crate) struct Candidate {
     pub partition_values: HashMap<String, String>,
     /// Read the key columns first and skip the file if it holds no changed key.
     pub probe: bool,
+    /// Rewrite the file even if it holds no changed key (a schema change needs its rows
+    /// rewritten).
+    pub rewrite_anyway: bool,
 }
 
 /// What is shared by every file task of one change set.
@@ -44,6 +47,8 @@ pub(crate) struct RewriteContext {
     pub stored: SchemaRef,
     /// Merged logical schema.
     pub merged: SchemaRef,
+    /// Columns whose values live in the file's partition values, not in the file.
+    pub partition_columns: Vec<String>,
     pub key_columns: Vec<String>,
     pub keys: ChangedKeys,
 }
@@ -93,7 +98,7 @@ pub(crate) async fn rewrite_file(
             }
         }
     }
-    if taken.is_empty() && deleted == 0 {
+    if taken.is_empty() && deleted == 0 && !file.rewrite_anyway {
         // Probing was skipped and the file holds none of the keys after all.
         return Ok(None);
     }
@@ -182,18 +187,22 @@ async fn read_file(
     };
     let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
         .map_err(|e| read_err(e.to_string()))?;
-    add_partition_columns(batch, &ctx.stored, &file.partition_values, columns).map_err(read_err)
+    add_partition_columns(batch, ctx, &file.partition_values, columns).map_err(read_err)
 }
 
 fn add_partition_columns(
     batch: RecordBatch,
-    stored: &SchemaRef,
+    ctx: &RewriteContext,
     partition_values: &HashMap<String, String>,
     columns: Option<&[String]>,
 ) -> std::result::Result<RecordBatch, String> {
-    let wanted: Vec<&arrow_schema::FieldRef> = stored
+    // Only partition columns: any other column a file lacks was added to the table after the
+    // file was written, and gets its default later (`evolve_batch`), not a null here.
+    let wanted: Vec<&arrow_schema::FieldRef> = ctx
+        .stored
         .fields()
         .iter()
+        .filter(|f| ctx.partition_columns.contains(f.name()))
         .filter(|f| batch.schema().index_of(f.name()).is_err())
         .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
         .collect();

@@ -7,3 +7,4 @@ mod crash;
 mod fixtures;
 #[cfg(feature = "s3")]
 mod s3;
+mod stepwise;
