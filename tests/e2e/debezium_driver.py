@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""End-to-end harness driver: a seeded DML workload on Postgres, captured by the real Debezium
+engine and delivered the two ways our users receive it.
+
+usage: debezium_driver.py --pg-port P --brokers HOST:PORT --s3-endpoint URL --bucket B --out DIR
+                          [--seed N] [--txns N] [--pace-ms N] [--flush-size N]
+
+Every record the engine emits is produced to the Kafka-compatible broker (the streaming path)
+and, with the offset the broker gave it, written in the Confluent S3 sink layout
+(`topics/<topic>/partition=0/<topic>+0+<start offset>.json` plus `.keys.json`) to the bucket (the
+batch path), so both paths see the same changes at the same offsets.
+
+Progress goes to stderr. Files in --out tell the test where things are:
+    ready             the snapshot is published; the pipeline can start
+    expected/<schema>.<table>.json   SELECT * of each source table at quiescence
+    offsets.json      next offset per topic at quiescence
+    done              everything above is written
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import decimal
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+TOPIC_PREFIX = "e2e"
+TABLES = [  # (schema, table, primary key)
+    ("public", "customers", ["id"]),
+    ("public", "orders", ["order_id", "line"]),
+    ("public", "documents", ["id"]),
+]
+DDL = [
+    "CREATE TABLE public.customers (id serial PRIMARY KEY, name varchar(80) NOT NULL, email text, "
+    "balance numeric(12,2), active boolean NOT NULL DEFAULT true, updated_at timestamptz, tags text[])",
+    "CREATE TABLE public.orders (order_id bigint, line smallint, sku text NOT NULL, qty integer NOT NULL, "
+    "price numeric(10,2), placed_on date, PRIMARY KEY (order_id, line))",
+    # body is large enough to be stored out of line (TOAST): updates that leave it alone make
+    # Debezium send a placeholder instead of its value.
+    "CREATE TABLE public.documents (id integer PRIMARY KEY, title text NOT NULL, body text, meta jsonb, "
+    "digest bytea, ref uuid)",
+]
+
+
+def log(*a):
+    print("driver:", *a, file=sys.stderr, flush=True)
+
+
+def sql_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, decimal.Decimal)):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------------------------
+# The workload
+# ------------------------------------------------------------------------------------------------
+
+NAMES = ["Ana", "Bo", "Chloé", "Dmitri", "Eve", "O'Neil", "Hiro 広", "Mia 😀", "Zoë", "Ravi"]
+
+
+class Workload:
+    """Seeded random transactions over the three tables. Keeps the live keys so updates and
+    deletes hit existing rows."""
+
+    def __init__(self, seed: int, txns: int):
+        self.r = random.Random(seed)
+        self.txns = txns
+        self.customers: list[int] = []
+        self.next_customer = 1
+        self.orders: list[tuple[int, int]] = []
+        self.next_order = 1
+        self.docs: list[int] = []
+        self.next_doc = 1
+        self.has_loyalty = False
+
+    # values
+    def money(self, digits=9):
+        return decimal.Decimal(self.r.randint(-10**digits, 10**digits)) / 100
+
+    def ts(self):
+        base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        return (base + dt.timedelta(seconds=self.r.randint(0, 86400 * 700),
+                                    microseconds=self.r.randint(0, 999999))).isoformat()
+
+    def tags(self):
+        n = self.r.randint(0, 3)
+        return "{" + ",".join(f'"t{self.r.randint(1, 50)}"' for _ in range(n)) + "}" if self.r.random() < 0.8 else None
+
+    def body(self):
+        # random hex does not compress much, so the value is toasted out of line
+        return "".join(f"{self.r.getrandbits(64):016x}" for _ in range(1200))
+
+    # statements
+    def insert_customer(self):
+        i = self.next_customer
+        self.next_customer += 1
+        self.customers.append(i)
+        cols = ["id", "name", "email", "balance", "updated_at", "tags"]
+        vals = [i, self.r.choice(NAMES), f"c{i}@example.com" if self.r.random() < 0.8 else None,
+                self.money(), self.ts(), self.tags()]
+        if self.has_loyalty and self.r.random() < 0.5:
+            cols.append("loyalty_points")
+            vals.append(self.r.randint(0, 5000))
+        return f"INSERT INTO public.customers ({', '.join(cols)}) VALUES ({', '.join(map(sql_literal, vals))})"
+
+    def update_customer(self):
+        i = self.r.choice(self.customers)
+        sets = [f"balance = {sql_literal(self.money() if self.r.random() < 0.9 else None)}",
+                f"updated_at = {sql_literal(self.ts())}"]
+        if self.r.random() < 0.3:
+            sets.append(f"name = {sql_literal(self.r.choice(NAMES))}")
+        if self.r.random() < 0.2:
+            sets.append(f"active = {sql_literal(self.r.random() < 0.5)}")
+        if self.r.random() < 0.2:
+            sets.append(f"tags = {sql_literal(self.tags())}")
+        if self.has_loyalty and self.r.random() < 0.4:
+            sets.append(f"loyalty_points = {self.r.randint(0, 5000)}")
+        return f"UPDATE public.customers SET {', '.join(sets)} WHERE id = {i}"
+
+    def delete_customer(self):
+        i = self.r.choice(self.customers)
+        self.customers.remove(i)
+        return f"DELETE FROM public.customers WHERE id = {i}"
+
+    def move_customer(self):
+        # primary-key change: Debezium sends a delete of the old key and a create of the new one
+        i = self.r.choice(self.customers)
+        new = self.next_customer
+        self.next_customer += 1
+        self.customers.remove(i)
+        self.customers.append(new)
+        return f"UPDATE public.customers SET id = {new}, name = {sql_literal(self.r.choice(NAMES))} WHERE id = {i}"
+
+    def insert_order(self):
+        o = self.next_order
+        self.next_order += 1
+        stmts = []
+        for line in range(1, self.r.randint(1, 4) + 1):
+            self.orders.append((o, line))
+            day = dt.date(2024, 1, 1) + dt.timedelta(days=self.r.randint(0, 800))
+            stmts.append("INSERT INTO public.orders VALUES (" + ", ".join(map(sql_literal, [
+                o, line, f"SKU-{self.r.randint(1, 999):03}", self.r.randint(1, 20), self.money(6),
+                day.isoformat()])) + ")")
+        return stmts
+
+    def update_order(self):
+        o, line = self.r.choice(self.orders)
+        return f"UPDATE public.orders SET qty = {self.r.randint(1, 50)} WHERE order_id = {o} AND line = {line}"
+
+    def delete_order(self):
+        o, line = self.r.choice(self.orders)
+        self.orders.remove((o, line))
+        return f"DELETE FROM public.orders WHERE order_id = {o} AND line = {line}"
+
+    def insert_doc(self):
+        i = self.next_doc
+        self.next_doc += 1
+        self.docs.append(i)
+        meta = json.dumps({"v": self.r.randint(1, 9), "tags": ["a", "b"][: self.r.randint(0, 2)]})
+        return ("INSERT INTO public.documents VALUES (" + ", ".join([
+            str(i), sql_literal(f"doc {i}"), sql_literal(self.body()), sql_literal(meta),
+            f"'\\x{self.r.getrandbits(128):032x}'::bytea", sql_literal(str(uuid.UUID(int=self.r.getrandbits(128))))])
+            + ")")
+
+    def touch_doc(self):
+        # leaves body alone: the change event carries the unavailable-value placeholder
+        i = self.r.choice(self.docs)
+        return (f"UPDATE public.documents SET title = {sql_literal(f'doc {i} rev {self.r.randint(1, 999)}')}, "
+                f"meta = {sql_literal(json.dumps({'rev': self.r.randint(1, 99)}))} WHERE id = {i}")
+
+    def rewrite_doc(self):
+        i = self.r.choice(self.docs)
+        return f"UPDATE public.documents SET body = {sql_literal(self.body())} WHERE id = {i}"
+
+    def delete_doc(self):
+        i = self.r.choice(self.docs)
+        self.docs.remove(i)
+        return f"DELETE FROM public.documents WHERE id = {i}"
+
+    def seed_rows(self):
+        stmts = [self.insert_customer() for _ in range(30)]
+        for _ in range(10):
+            stmts += self.insert_order()
+        stmts += [self.insert_doc() for _ in range(5)]
+        return stmts
+
+    def statement(self):
+        choices = [
+            (30, self.insert_customer, True),
+            (25, self.update_customer, bool(self.customers)),
+            (6, self.delete_customer, len(self.customers) > 5),
+            (4, self.move_customer, bool(self.customers)),
+            (10, self.insert_order, True),
+            (8, self.update_order, bool(self.orders)),
+            (4, self.delete_order, len(self.orders) > 3),
+            (3, self.insert_doc, True),
+            (5, self.touch_doc, bool(self.docs)),
+            (1, self.rewrite_doc, bool(self.docs)),
+            (1, self.delete_doc, len(self.docs) > 2),
+        ]
+        live = [(w, f) for w, f, ok in choices if ok]
+        pick = self.r.uniform(0, sum(w for w, _ in live))
+        for w, f in live:
+            pick -= w
+            if pick <= 0:
+                break
+        out = f()
+        return out if isinstance(out, list) else [out]
+
+    def transactions(self):
+        """Yields lists of statements, one list per transaction."""
+        for n in range(self.txns):
+            if n == self.txns // 2:
+                # schema change mid-stream; existing rows get the default
+                self.has_loyalty = True
+                yield ["ALTER TABLE public.customers ADD COLUMN loyalty_points integer DEFAULT 10"]
+            if n == (2 * self.txns) // 3:
+                self.orders.clear()
+                yield ["TRUNCATE public.orders"]
+            stmts = []
+            for _ in range(self.r.choice([1, 1, 2, 3, 5, 8])):
+                stmts += self.statement()
+            yield stmts
+
+
+# ------------------------------------------------------------------------------------------------
+# Canonical rendering of SELECT * (what the Rust side compares cell by cell)
+# ------------------------------------------------------------------------------------------------
+
+
+def canon(v):
+    if v is None or isinstance(v, (bool, int, str, dict)):
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            return v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return v.isoformat(timespec="microseconds")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, list):
+        return [canon(x) for x in v]
+    raise TypeError(f"cannot render {type(v)}: {v!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Delivery: broker and bucket
+# ------------------------------------------------------------------------------------------------
+
+
+class Delivery:
+    """Produces each record to the broker and writes it, at the offset the broker gave it, into
+    the bucket in the S3 sink layout (`flush_size` records a file)."""
+
+    def __init__(self, brokers, s3_endpoint, bucket, flush_size):
+        import boto3
+        from confluent_kafka import Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        topics = [f"{TOPIC_PREFIX}.{s}.{t}" for s, t, _ in TABLES]
+        admin = AdminClient({"bootstrap.servers": brokers})
+        for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics]).values():
+            f.result(30)
+        self.producer = Producer({"bootstrap.servers": brokers, "acks": "all", "linger.ms": 5,
+                                  "message.timeout.ms": 30000})
+        self.s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                               aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test-key"),
+                               aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test-secret"))
+        self.bucket = bucket
+        self.flush_size = flush_size
+        self.pending: dict[str, list] = {}  # topic -> [(offset, key, value)]
+        self.next_offset: dict[str, int] = {t: 0 for t in topics}
+        self.lock = threading.Lock()
+
+    def deliver(self, records):
+        """records: [(topic, key, value)] in capture order. Returns once the broker has them all."""
+        acked = []
+
+        def on_delivery(err, msg):
+            if err is not None:
+                raise RuntimeError(f"delivery failed: {err}")
+            acked.append(msg)
+
+        for topic, key, value in records:
+            self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            self.producer.poll(0)
+        left = self.producer.flush(60)
+        if left or len(acked) != len(records):
+            raise RuntimeError(f"{left} records not delivered")
+        with self.lock:
+            for msg in sorted(acked, key=lambda m: (m.topic(), m.offset())):
+                k, v = msg.key(), msg.value()
+                self.pending.setdefault(msg.topic(), []).append(
+                    (msg.offset(), None if k is None else k.decode(), None if v is None else v.decode()))
+                self.next_offset[msg.topic()] = msg.offset() + 1
+            for topic in list(self.pending):
+                if len(self.pending[topic]) >= self.flush_size:
+                    self._flush(topic)
+
+    def _flush(self, topic):
+        rows = self.pending.pop(topic, [])
+        if not rows:
+            return
+        start = rows[0][0]
+        base = f"topics/{topic}/partition=0/{topic}+0+{start:010}"
+        values = "".join((v if v is not None else "null") + "\n" for _, _, v in rows)
+        keys = "".join((k if k is not None else "null") + "\n" for _, k, _ in rows)
+        self.s3.put_object(Bucket=self.bucket, Key=base + ".keys.json", Body=keys.encode())
+        self.s3.put_object(Bucket=self.bucket, Key=base + ".json", Body=values.encode())
+
+    def flush_all(self):
+        with self.lock:
+            for topic in list(self.pending):
+                self._flush(topic)
+
+
+# ------------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg-host", default="127.0.0.1")
+    ap.add_argument("--pg-port", type=int, required=True)
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--s3-endpoint", required=True)
+    ap.add_argument("--bucket", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--txns", type=int, default=300)
+    ap.add_argument("--pace-ms", type=int, default=30)
+    ap.add_argument("--flush-size", type=int, default=100)
+    ap.add_argument("--timeout-s", type=int, default=240)
+    args = ap.parse_args()
+
+    import psycopg2
+    from pydbzengine import BasePythonChangeHandler, DebeziumJsonEngine
+
+    out = os.path.abspath(args.out)
+    os.makedirs(os.path.join(out, "expected"), exist_ok=True)
+
+    def connect(db):
+        conn = psycopg2.connect(host=args.pg_host, port=args.pg_port, user="postgres", dbname=db)
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        conn.commit()
+        return conn
+
+    admin = connect("postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE e2e")
+    conn = connect("e2e")
+    work = Workload(args.seed, args.txns)
+    with conn.cursor() as cur:
+        for s in DDL + work.seed_rows():
+            cur.execute(s)
+    conn.commit()
+
+    delivery = Delivery(args.brokers, args.s3_endpoint, args.bucket, args.flush_size)
+    state = {"records": 0, "last": time.time(), "txids": set(), "error": None}
+    lock = threading.Lock()
+
+    class Handler(BasePythonChangeHandler):
+        def handleJsonBatch(self, records):
+            batch = []
+            for rec in records:
+                k, v = rec.key(), rec.value()
+                batch.append((str(rec.destination()), None if k is None else str(k), None if v is None else str(v)))
+            try:
+                delivery.deliver(batch)
+            except Exception as e:  # the engine would swallow it; the main loop reports it
+                state["error"] = e
+                raise
+            with lock:
+                state["records"] += len(batch)
+                state["last"] = time.time()
+                for _, _, v in batch:
+                    if v is None:
+                        continue
+                    payload = json.loads(v)
+                    payload = payload.get("payload", payload)
+                    tx = (payload.get("source") or {}).get("txId") if isinstance(payload, dict) else None
+                    if tx is not None:
+                        state["txids"].add(int(tx))
+
+    props = {
+        "name": "e2e",
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": args.pg_host,
+        "database.port": str(args.pg_port),
+        "database.user": "postgres",
+        "database.password": "unused",
+        "database.dbname": "e2e",
+        "topic.prefix": TOPIC_PREFIX,
+        "plugin.name": "pgoutput",
+        "slot.name": "e2e",
+        "publication.name": "e2e_publication",
+        "publication.autocreate.mode": "all_tables",
+        "schema.include.list": "public",
+        "snapshot.mode": "initial",
+        "skipped.operations": "none",
+        "tombstones.on.delete": "true",
+        "offset.storage": "org.apache.kafka.connect.storage.MemoryOffsetBackingStore",
+        "offset.flush.interval.ms": "1000",
+    }
+    workdir = tempfile.mkdtemp(prefix="e2e_dbz_")
+    os.chdir(workdir)  # pydbzengine writes logs/ relative to the working directory
+    engine = DebeziumJsonEngine(properties=props, handler=Handler())
+    errors = []
+
+    def run_engine():
+        try:
+            engine.run()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threading.Thread(target=run_engine, daemon=True).start()
+
+    def check_engine():
+        if errors or state["error"]:
+            raise RuntimeError(f"debezium engine failed: {errors[0] if errors else state['error']}")
+
+    # The snapshot: every seed row published, then quiet.
+    n_seed = 30 + len(work.orders) + len(work.docs)
+    t0 = time.time()
+    while True:
+        check_engine()
+        with lock:
+            n, last = state["records"], state["last"]
+        if n >= n_seed and time.time() - last > 1.5:
+            break
+        if time.time() - t0 > args.timeout_s:
+            raise RuntimeError(f"timeout waiting for the snapshot ({n} of {n_seed} records)")
+        time.sleep(0.2)
+    log(f"snapshot published: {n} records")
+    with open(os.path.join(out, "ready"), "w") as f:
+        f.write("ready\n")
+
+    # The workload, while the pipeline streams.
+    t0 = time.time()
+    n_tx = 0
+    with conn.cursor() as cur:
+        for stmts in work.transactions():
+            for s in stmts:
+                cur.execute(s)
+            conn.commit()
+            n_tx += 1
+            if args.pace_ms:
+                time.sleep(args.pace_ms / 1000 * random.random() * 2)
+            check_engine()
+        # A last transaction whose id tells us when Debezium has delivered everything.
+        cur.execute(work.update_customer())
+        cur.execute("SELECT txid_current()")
+        last_tx = cur.fetchone()[0]
+        conn.commit()
+    log(f"workload done: {n_tx + 1} transactions in {time.time() - t0:.1f} s")
+
+    t0 = time.time()
+    while True:
+        check_engine()
+        with lock:
+            seen = last_tx in state["txids"]
+        if seen:
+            break
+        if time.time() - t0 > args.timeout_s:
+            raise RuntimeError("timeout waiting for the last transaction's events")
+        time.sleep(0.2)
+    time.sleep(1.0)  # the engine hands over a batch at a time; let any tail of it land
+    delivery.flush_all()
+
+    with conn.cursor() as cur:
+        for schema, table, pk in TABLES:
+            cur.execute(f"SELECT * FROM {schema}.{table} ORDER BY {', '.join(pk)}")
+            names = [d[0] for d in cur.description]
+            rows = [{n: canon(x) for n, x in zip(names, row)} for row in cur.fetchall()]
+            with open(os.path.join(out, "expected", f"{schema}.{table}.json"), "w", encoding="utf-8") as f:
+                json.dump(rows, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(out, "offsets.json"), "w") as f:
+        json.dump(delivery.next_offset, f)
+    with open(os.path.join(out, "done"), "w") as f:
+        f.write("done\n")
+    log(f"done: {state['records']} records, offsets {delivery.next_offset}")
+    engine.close()
+    conn.close()
+    admin.close()
+    os._exit(0)  # the engine's JVM threads would otherwise keep the process alive
+
+
+if __name__ == "__main__":
+    main()
