@@ -29,6 +29,9 @@ pub const AVRO_SCHEMA: &str = "parquet.avro.schema";
 pub const HOODIE_DIR: &str = ".hoodie";
 /// Name of the partition metadata file in each partition directory.
 pub const PARTITION_METADATA: &str = ".hoodie_partition_metadata";
+/// Footer key of the base file's partition path, as written in `_hoodie_partition_path`
+/// (directory names in listings may come back percent-encoded).
+pub const PARTITION_PATH_KEY: &str = "cdc-lake.partitionPath";
 
 /// The parts of a base file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +81,14 @@ pub fn join(dir: &str, name: &str) -> String {
 /// One file listed under the table root.
 #[derive(Debug, Clone)]
 pub struct Listed {
-    /// Path relative to the table root.
-    pub path: String,
+    /// Where it is, exactly as the store listed it.
+    pub location: Path,
+    /// Its directory, as the store listed it.
+    pub dir: Path,
+    /// File name.
+    pub name: String,
+    /// Directory relative to the table root, as listed (for display; may be percent-encoded).
+    pub rel_dir: String,
     /// Size in bytes.
     pub size: u64,
 }
@@ -148,9 +157,14 @@ impl TableStore {
 
     /// Deletes a file (absent is fine).
     pub async fn delete(&self, rel: &str) -> Result<()> {
-        match self.store.delete(&self.path(rel)).await {
+        self.delete_at(&self.path(rel), rel).await
+    }
+
+    /// Deletes the file at a store location (absent is fine); `shown` names it in errors.
+    pub async fn delete_at(&self, location: &Path, shown: &str) -> Result<()> {
+        match self.store.delete(location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.err("deleting", rel)(e)),
+            Err(e) => Err(self.err("deleting", shown)(e)),
         }
     }
 
@@ -196,23 +210,35 @@ impl TableStore {
             .map_err(self.err("listing", ""))?;
         Ok(objects
             .into_iter()
-            .map(|o| Listed {
-                path: self.relative(&o.location),
-                size: o.size,
+            .filter_map(|o| {
+                let rel = self.relative(&o.location);
+                if rel.starts_with(".hoodie/") || rel == HOODIE_DIR {
+                    return None;
+                }
+                let parts: Vec<_> = o.location.parts().collect();
+                let name = o.location.filename()?.to_string();
+                let dir = Path::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned());
+                let rel_dir = rel.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+                Some(Listed {
+                    location: o.location,
+                    dir,
+                    name,
+                    rel_dir,
+                    size: o.size,
+                })
             })
-            .filter(|l| !l.path.starts_with(".hoodie/") && l.path != HOODIE_DIR)
             .collect())
     }
 
     /// The footer of a base file: row count and its record-key range.
-    pub async fn read_footer(&self, rel: &str, size: u64) -> Result<Footer> {
+    pub async fn read_footer(&self, location: &Path, rel: &str, size: u64) -> Result<Footer> {
         let err = |message: String| HudiSinkError::BaseFile {
             table: self.table.clone(),
             path: rel.to_string(),
             message,
         };
         let mut reader =
-            ParquetObjectReader::new(self.store.clone(), self.path(rel)).with_file_size(size);
+            ParquetObjectReader::new(self.store.clone(), location.clone()).with_file_size(size);
         let meta = ArrowReaderMetadata::load_async(&mut reader, Default::default())
             .await
             .map_err(|e| err(e.to_string()))?;
@@ -228,12 +254,14 @@ impl TableStore {
             rows: file_meta.num_rows().max(0) as u64,
             min_key: kv(MIN_RECORD_KEY),
             max_key: kv(MAX_RECORD_KEY),
+            partition: kv(PARTITION_PATH_KEY),
         })
     }
 
     /// Reads a base file: every column, or only `columns` (those it has).
     pub async fn read_base_file(
         &self,
+        location: &Path,
         rel: &str,
         size: u64,
         columns: Option<&[String]>,
@@ -244,7 +272,7 @@ impl TableStore {
             message,
         };
         let reader =
-            ParquetObjectReader::new(self.store.clone(), self.path(rel)).with_file_size(size);
+            ParquetObjectReader::new(self.store.clone(), location.clone()).with_file_size(size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(|e| err(e.to_string()))?;
@@ -284,6 +312,7 @@ impl TableStore {
     /// Writes a base file holding `batch` with the footer entries `footer`; returns its size.
     pub async fn write_base_file(
         &self,
+        location: &Path,
         rel: &str,
         batch: RecordBatch,
         footer: Vec<(String, String)>,
@@ -314,7 +343,10 @@ impl TableStore {
         .map_err(|e| err(format!("encoding task failed: {e}")))?
         .map_err(err)?;
         let size = encoded.len() as u64;
-        self.put(rel, Bytes::from(encoded), false).await?;
+        self.store
+            .put(location, PutPayload::from(Bytes::from(encoded)))
+            .await
+            .map_err(self.err("writing", rel))?;
         Ok(size)
     }
 }
@@ -328,6 +360,8 @@ pub struct Footer {
     pub min_key: Option<String>,
     /// Greatest record key.
     pub max_key: Option<String>,
+    /// Partition path (cdc-lake's footer entry).
+    pub partition: Option<String>,
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub mod schema;
 pub mod timeline;
 mod write;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_schema::{Schema, SchemaRef};
@@ -132,8 +132,10 @@ impl Warehouse for HudiWarehouse {
 /// The latest base file of one file group.
 #[derive(Debug, Clone)]
 pub struct FileGroup {
-    /// Partition path (`""` when not partitioned).
+    /// Partition path (`""` when not partitioned), as in `_hoodie_partition_path`.
     pub partition: String,
+    /// Its directory in the store.
+    pub dir: Path,
     /// File group id.
     pub file_id: String,
     /// Base file name.
@@ -151,15 +153,21 @@ pub struct FileGroup {
 }
 
 impl FileGroup {
-    /// Base file path relative to the table root.
+    /// Base file path relative to the table root (as Hudi's write stats give it).
     pub fn path(&self) -> String {
         files::join(&self.partition, &self.file_name)
+    }
+
+    /// Where the base file is in the store.
+    pub fn location(&self) -> Path {
+        self.dir.clone().join(self.file_name.as_str())
     }
 }
 
 /// A committed base file of any version (for cleaning).
 #[derive(Debug, Clone)]
 pub(crate) struct FileVersion {
+    pub location: Path,
     pub path: String,
     pub instant: String,
 }
@@ -183,8 +191,6 @@ pub(crate) struct TableState {
     pub versions: BTreeMap<String, Vec<FileVersion>>,
     /// File groups replaced by a truncate: file id → the replacing instant.
     pub replaced: BTreeMap<String, String>,
-    /// Partition paths that have a partition metadata file.
-    pub partitions: BTreeSet<String>,
 }
 
 /// The Hudi sink of one table.
@@ -252,9 +258,10 @@ impl HudiSink {
         for p in &pending {
             let (doomed, kept): (Vec<_>, Vec<_>) = data
                 .into_iter()
-                .partition(|f| base_name(&f.path).is_some_and(|b| b.instant == p.time));
+                .partition(|f| BaseFileName::parse(&f.name).is_some_and(|b| b.instant == p.time));
             for f in &doomed {
-                self.store.delete(&f.path).await?;
+                let shown = files::join(&f.rel_dir, &f.name);
+                self.store.delete_at(&f.location, &shown).await?;
             }
             data = kept;
             for state in [State::Inflight, State::Requested] {
@@ -291,14 +298,9 @@ impl HudiSink {
         }
 
         let mut versions: BTreeMap<String, Vec<FileVersion>> = BTreeMap::new();
-        let mut newest: HashMap<String, (String, u64)> = HashMap::new();
-        let mut partitions = BTreeSet::new();
-        for f in &data {
-            if f.path.ends_with(files::PARTITION_METADATA) {
-                partitions.insert(parent(&f.path).to_string());
-                continue;
-            }
-            let Some(b) = base_name(&f.path) else {
+        let mut newest: HashMap<String, files::Listed> = HashMap::new();
+        for f in data {
+            let Some(b) = BaseFileName::parse(&f.name) else {
                 continue;
             };
             if !timeline.is_completed_write(&b.instant) {
@@ -308,17 +310,19 @@ impl HudiSink {
                 .entry(b.file_id.clone())
                 .or_default()
                 .push(FileVersion {
-                    path: f.path.clone(),
+                    location: f.location.clone(),
+                    path: files::join(&f.rel_dir, &f.name),
                     instant: b.instant.clone(),
                 });
             if replaced.contains_key(&b.file_id) {
                 continue;
             }
-            let e = newest
-                .entry(b.file_id.clone())
-                .or_insert_with(|| (f.path.clone(), f.size));
-            if base_name(&e.0).is_some_and(|old| old.instant < b.instant) {
-                *e = (f.path.clone(), f.size);
+            match newest.get(&b.file_id) {
+                Some(old)
+                    if BaseFileName::parse(&old.name).is_some_and(|o| o.instant >= b.instant) => {}
+                _ => {
+                    newest.insert(b.file_id.clone(), f);
+                }
             }
         }
         for v in versions.values_mut() {
@@ -326,17 +330,19 @@ impl HudiSink {
         }
         let store = self.store.clone();
         let footers: Vec<Result<FileGroup>> =
-            futures::stream::iter(newest.into_iter().map(|(file_id, (path, size))| {
+            futures::stream::iter(newest.into_iter().map(|(file_id, f)| {
                 let store = store.clone();
                 async move {
-                    let footer = store.read_footer(&path, size).await?;
-                    let b = base_name(&path).expect("parsed before");
+                    let shown = files::join(&f.rel_dir, &f.name);
+                    let footer = store.read_footer(&f.location, &shown, f.size).await?;
+                    let b = BaseFileName::parse(&f.name).expect("parsed before");
                     Ok(FileGroup {
-                        partition: parent(&path).to_string(),
+                        partition: footer.partition.unwrap_or(f.rel_dir),
+                        dir: f.dir,
                         file_id,
-                        file_name: b.name(),
+                        file_name: f.name,
                         instant: b.instant,
-                        size,
+                        size: f.size,
                         rows: footer.rows,
                         min_key: footer.min_key,
                         max_key: footer.max_key,
@@ -358,7 +364,6 @@ impl HudiSink {
             groups,
             versions,
             replaced,
-            partitions,
         }))
     }
 
@@ -403,16 +408,6 @@ impl HudiSink {
             None => Vec::new(),
         })
     }
-}
-
-/// The base file name of a path, if it is one.
-fn base_name(path: &str) -> Option<BaseFileName> {
-    BaseFileName::parse(path.rsplit('/').next().unwrap_or(path))
-}
-
-/// The directory part of a relative path (`""` at the root).
-fn parent(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
 #[async_trait]

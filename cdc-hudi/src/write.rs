@@ -60,6 +60,7 @@ struct Output {
     existing: Option<FileGroup>,
     file_id: String,
     partition: String,
+    dir: object_store::path::Path,
     kept: Option<RecordBatch>,
     updates: Vec<usize>,
     inserts: Vec<usize>,
@@ -109,38 +110,48 @@ fn same_shape(a: &Schema, b: &Schema) -> bool {
         })
 }
 
-/// Reads a candidate file group: `None` when it holds no changed key (unless `whole`, which
-/// returns all its rows as kept, for a small file taking inserts).
-async fn process(
-    ctx: Arc<Ctx>,
-    group: FileGroup,
-    probe: bool,
-    whole: bool,
-) -> Result<Option<Touched>> {
+/// How a file group is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Look for changed keys (key columns first when `probe`); `None` when it holds none.
+    Find { probe: bool },
+    /// Apply the changed keys and rewrite it even if it holds none (schema evolution).
+    Rewrite,
+    /// Carry every row over (a small file group taking inserts).
+    Carry,
+}
+
+/// Reads a file group for this instant: `None` when it holds no changed key and need not be
+/// rewritten.
+async fn process(ctx: Arc<Ctx>, group: FileGroup, read: Read) -> Result<Option<Touched>> {
     let path = group.path();
+    let location = group.location();
     let err = |message: String| HudiSinkError::BaseFile {
         table: ctx.table.to_string(),
         path: path.clone(),
         message,
     };
-    if probe && !whole {
+    if read == (Read::Find { probe: true }) {
         let key_rows = ctx
             .store
-            .read_base_file(&path, group.size, Some(&ctx.key_columns))
+            .read_base_file(&location, &path, group.size, Some(&ctx.key_columns))
             .await?;
         let touches = ctx.keys.find(&logical_part(&key_rows, &ctx.merged)?)?;
         if touches.iter().all(Option::is_none) {
             return Ok(None);
         }
     }
-    let rows = ctx.store.read_base_file(&path, group.size, None).await?;
+    let rows = ctx
+        .store
+        .read_base_file(&location, &path, group.size, None)
+        .await?;
     for m in META_COLUMNS {
         if rows.column_by_name(m).is_none() {
             return Err(err(format!("meta column `{m}` is missing")));
         }
     }
     let data = evolve_batch(&ctx.table, &logical_part(&rows, &ctx.merged)?, &ctx.merged)?;
-    let touches = if whole {
+    let touches = if read == Read::Carry {
         vec![None; rows.num_rows()]
     } else {
         ctx.keys.find(&data)?
@@ -163,13 +174,14 @@ async fn process(
             }
         }
     }
-    if !whole && taken.is_empty() && deleted == 0 {
+    if matches!(read, Read::Find { .. }) && taken.is_empty() && deleted == 0 {
         return Ok(None);
     }
     let keep = BooleanArray::from(keep);
     let kept = if same_shape(&rows.schema(), &ctx.file_schema) {
+        // Rebuilt under our schema: the file's footer entries came back as schema metadata.
         arrow_select::filter::filter_record_batch(&rows, &keep)
-            .and_then(|b| b.with_schema(ctx.file_schema.clone()))
+            .and_then(|b| RecordBatch::try_new(ctx.file_schema.clone(), b.columns().to_vec()))
             .map_err(|e| err(e.to_string()))?
     } else {
         // Written under an older schema: carry the rows over in the new one.
@@ -349,8 +361,14 @@ impl HudiSink {
                 if in_range == Some(0) {
                     continue;
                 }
-                let probe = !rewrite_all && in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS);
-                candidates.push((g.clone(), probe));
+                let read = if rewrite_all {
+                    Read::Rewrite
+                } else {
+                    Read::Find {
+                        probe: in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS),
+                    }
+                };
+                candidates.push((g.clone(), read));
             }
         }
         let ctx = Arc::new(Ctx {
@@ -365,9 +383,9 @@ impl HudiSink {
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         let task_err =
             |e: tokio::task::JoinError| self.layout_err(format!("file task failed: {e}"));
-        let mut results = futures::stream::iter(candidates.into_iter().map(|(g, probe)| {
+        let mut results = futures::stream::iter(candidates.into_iter().map(|(g, read)| {
             let ctx = ctx.clone();
-            async move { tokio::spawn(process(ctx, g, probe, rewrite_all)).await }
+            async move { tokio::spawn(process(ctx, g, read)).await }
         }))
         .buffered(parallelism);
         let n = ctx.keys.upserts.num_rows();
@@ -406,6 +424,7 @@ impl HudiSink {
             .map(|t| Output {
                 file_id: t.group.file_id.clone(),
                 partition: t.group.partition.clone(),
+                dir: t.group.dir.clone(),
                 existing: Some(t.group),
                 kept: Some(t.kept),
                 updates: Vec::new(),
@@ -464,12 +483,13 @@ impl HudiSink {
                     if rest.is_empty() {
                         break;
                     }
-                    let t = process(ctx.clone(), g.clone(), false, true)
+                    let t = process(ctx.clone(), g.clone(), Read::Carry)
                         .await?
                         .expect("whole read");
                     let mut o = Output {
                         file_id: g.file_id.clone(),
                         partition: g.partition.clone(),
+                        dir: g.dir.clone(),
                         existing: Some(t.group),
                         kept: Some(t.kept),
                         updates: Vec::new(),
@@ -480,6 +500,10 @@ impl HudiSink {
                     outputs.push(o);
                 }
             }
+            let dir = live
+                .iter()
+                .find(|g| g.partition == partition)
+                .map_or_else(|| self.store.path(&partition), |g| g.dir.clone());
             while !rest.is_empty() {
                 let cap = ((max_size / avg) as usize).max(1);
                 let take = cap.min(rest.len());
@@ -487,6 +511,7 @@ impl HudiSink {
                     existing: None,
                     file_id: format!("{}-0", uuid::Uuid::new_v4()),
                     partition: partition.clone(),
+                    dir: dir.clone(),
                     kept: None,
                     updates: Vec::new(),
                     inserts: rest[..take].to_vec(),
@@ -498,25 +523,28 @@ impl HudiSink {
 
         // Partition metadata of new partitions (Spark discovers partitions by it).
         if !props.partition_fields.is_empty() {
-            for p in outputs
+            let new: std::collections::BTreeMap<String, object_store::path::Path> = outputs
                 .iter()
-                .map(|o| o.partition.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-            {
-                if state.partitions.contains(&p) {
-                    continue;
-                }
+                .filter(|o| !live.iter().any(|g| g.partition == o.partition))
+                .map(|o| (o.partition.clone(), o.dir.clone()))
+                .collect();
+            for (p, dir) in new {
                 let depth = p.split('/').count();
                 let text =
                     format!("#partition metadata\ncommitTime={instant}\npartitionDepth={depth}\n");
-                self.store
-                    .put(
-                        &files::join(&p, files::PARTITION_METADATA),
-                        Bytes::from(text),
-                        false,
-                    )
-                    .await?;
-                state.partitions.insert(p);
+                let location = dir.join(files::PARTITION_METADATA);
+                object_store::ObjectStoreExt::put(
+                    self.store.store.as_ref(),
+                    &location,
+                    Bytes::from(text).into(),
+                )
+                .await
+                .map_err(|source| HudiSinkError::Store {
+                    table: table.to_string(),
+                    path: files::join(&p, files::PARTITION_METADATA),
+                    context: "writing",
+                    source: Box::new(source),
+                })?;
             }
         }
 
@@ -636,6 +664,7 @@ impl HudiSink {
                 .entry(g.file_id.clone())
                 .or_default()
                 .push(FileVersion {
+                    location: g.location(),
                     path: g.path(),
                     instant: instant.clone(),
                 });
@@ -685,11 +714,11 @@ impl HudiSink {
                     .rposition(|v| v.instant <= earliest)
                     .unwrap_or(0)
             };
-            doomed.extend(versions.drain(..cut).map(|v| v.path));
+            doomed.extend(versions.drain(..cut));
         }
         state.versions.retain(|_, v| !v.is_empty());
-        for path in doomed {
-            if let Err(e) = self.store.delete(&path).await {
+        for v in doomed {
+            if let Err(e) = self.store.delete_at(&v.location, &v.path).await {
                 tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
                 return;
             }
@@ -722,6 +751,7 @@ async fn write_output(
     }
     .name();
     let path = files::join(&o.partition, &name);
+    let location = o.dir.clone().join(name.as_str());
     let err = |message: String| HudiSinkError::BaseFile {
         table: table.clone(),
         path: path.clone(),
@@ -778,7 +808,10 @@ async fn write_output(
         footer.push((files::MAX_RECORD_KEY.to_string(), b.clone()));
     }
     let started = std::time::Instant::now();
-    let size = store.write_base_file(&path, batch, footer).await?;
+    footer.push((files::PARTITION_PATH_KEY.to_string(), o.partition.clone()));
+    let size = store
+        .write_base_file(&location, &path, batch, footer)
+        .await?;
     let millis = started.elapsed().as_millis() as i64;
     let stat = WriteStat {
         file_id: o.file_id.clone(),
@@ -806,6 +839,7 @@ async fn write_output(
     };
     let group = FileGroup {
         partition: o.partition,
+        dir: o.dir,
         file_id: o.file_id,
         file_name: name,
         instant,

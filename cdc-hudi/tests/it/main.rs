@@ -4,4 +4,6 @@
 
 mod common;
 mod crash;
+mod evolution;
 mod fixtures;
+mod layout;

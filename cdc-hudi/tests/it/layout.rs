@@ -1,0 +1,242 @@
+//! The files on disk are what Hudi writes: `hoodie.properties`, the three instant files per
+//! commit with JSON commit metadata, base file names and meta columns; partitioned tables in
+//! Hive-style directories with partition metadata; cleaning keeps only the file versions the
+//! last N commits need.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use cdc_core::testing::Scenario;
+use cdc_hudi::files::BaseFileName;
+use cdc_hudi::schema::META_COLUMNS;
+use cdc_hudi::timeline::{CommitMetadata, Timeline};
+use cdc_hudi::{HudiSinkConfig, HudiWarehouse, AVRO_SCHEMA_KEY, CHECKPOINT_KEY};
+use serde_json::Value;
+
+use crate::common::{assert_expected, logical_schema, read_with_hudi_rs, sync, to_logical, Query};
+
+fn names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every parquet file under `dir` (recursively), as paths relative to it.
+fn parquet_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == ".hoodie" {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if e.file_type().unwrap().is_dir() {
+            parquet_files(&e.path(), &rel, out);
+        } else if name.ends_with(".parquet") {
+            out.push(rel);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_follow_the_hudi_layout() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let config = HudiSinkConfig {
+        commits_retained: 0,
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let (table, keys) = &scenario.tables[0];
+    let location = warehouse.table_location(table);
+    let hoodie = Path::new(&location).join(".hoodie");
+
+    let props = std::fs::read_to_string(hoodie.join("hoodie.properties")).unwrap();
+    for line in [
+        "hoodie.table.type=COPY_ON_WRITE",
+        "hoodie.table.version=6",
+        "hoodie.timeline.layout.version=1",
+        &format!("hoodie.table.recordkey.fields={}", keys.join(",")),
+        "hoodie.table.keygenerator.class=org.apache.hudi.keygen.NonpartitionedKeyGenerator",
+        "hoodie.populate.meta.fields=true",
+        "hoodie.table.metadata.partitions=\n",
+    ] {
+        assert!(
+            props.contains(line),
+            "hoodie.properties lacks {line:?}:\n{props}"
+        );
+    }
+
+    let files = names(&hoodie);
+    let timeline = Timeline::from_names(files.iter().map(String::as_str));
+    let writes: Vec<_> = timeline.completed_writes().collect();
+    assert!(writes.len() > 3, "{files:?}");
+    let mut previous = String::new();
+    for w in &writes {
+        assert_eq!(w.time.len(), 17);
+        assert!(w.time > previous, "instant times increase");
+        previous = w.time.clone();
+        if w.action == "commit" {
+            for f in [
+                format!("{}.commit.requested", w.time),
+                format!("{}.inflight", w.time),
+            ] {
+                assert!(files.contains(&f), "{f} missing");
+            }
+        }
+        let text = std::fs::read_to_string(hoodie.join(w.file_name())).unwrap();
+        let raw: Value = serde_json::from_str(&text).unwrap();
+        let top: Vec<&String> = raw.as_object().unwrap().keys().collect();
+        assert_eq!(top[0], "partitionToWriteStats");
+        let meta: CommitMetadata = serde_json::from_str(&text).unwrap();
+        assert!(meta.extra_metadata[AVRO_SCHEMA_KEY].starts_with("{\"type\":\"record\""));
+        assert!(meta.extra_metadata.contains_key(CHECKPOINT_KEY));
+        for (partition, stats) in &meta.partition_to_write_stats {
+            assert_eq!(partition, "");
+            for s in stats {
+                let path = s.path.as_deref().unwrap();
+                let name = BaseFileName::parse(path).unwrap();
+                assert_eq!(name.file_id, s.file_id);
+                assert_eq!(name.instant, w.time);
+                let size = std::fs::metadata(Path::new(&location).join(path))
+                    .unwrap()
+                    .len();
+                assert_eq!(s.file_size_in_bytes as u64, size);
+                assert_eq!(
+                    s.num_writes,
+                    s.num_inserts + s.num_update_writes + carried(s)
+                );
+            }
+        }
+    }
+
+    // Meta columns first, record keys and file names right.
+    let read = read_with_hudi_rs(&location, &Query::Snapshot).await;
+    let read_schema = read.schema();
+    let names: Vec<&str> = read_schema
+        .fields()
+        .iter()
+        .take(5)
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, META_COLUMNS);
+    let (logical, _) = logical_schema(&warehouse, table).await;
+    let (meta, rows) = to_logical(&read, &logical);
+    let strings = |b: &arrow_array::RecordBatch, c: &str| -> Vec<String> {
+        let col =
+            arrow_cast::cast(b.column_by_name(c).unwrap(), &arrow_schema::DataType::Utf8).unwrap();
+        col.as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        strings(&meta, "_hoodie_record_key"),
+        strings(&rows, &keys[0])
+    );
+    for (f, t) in strings(&meta, "_hoodie_file_name")
+        .iter()
+        .zip(strings(&meta, "_hoodie_commit_time"))
+    {
+        let name = BaseFileName::parse(f).unwrap();
+        assert!(name.instant >= t, "{f} holds a row of {t}");
+    }
+}
+
+/// Records a rewritten file group carried over unchanged.
+fn carried(s: &cdc_hudi::timeline::WriteStat) -> i64 {
+    s.num_writes - s.num_inserts - s.num_update_writes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_table_ends_equal() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let config = HudiSinkConfig {
+        partition_fields: vec!["name".into()],
+        ..HudiSinkConfig::default()
+    };
+    let root = dir.path().join("wh");
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_expected(&scenario, &warehouse, true).await;
+    let location = warehouse.table_location(&scenario.tables[0].0);
+    let partitions: Vec<String> = names(Path::new(&location))
+        .into_iter()
+        .filter(|n| n.starts_with("name="))
+        .collect();
+    assert!(partitions.len() > 5, "{partitions:?}");
+    for p in &partitions {
+        let meta = Path::new(&location)
+            .join(p)
+            .join(".hoodie_partition_metadata");
+        let text = std::fs::read_to_string(&meta).unwrap();
+        assert!(text.contains("partitionDepth=1"), "{text}");
+    }
+    let props =
+        std::fs::read_to_string(Path::new(&location).join(".hoodie/hoodie.properties")).unwrap();
+    assert!(props.contains("hoodie.table.partition.fields=name"));
+    assert!(props.contains("hoodie.datasource.write.hive_style_partitioning=true"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleaning_keeps_the_versions_of_the_last_commits() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let config = HudiSinkConfig {
+        commits_retained: 2,
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_expected(&scenario, &warehouse, false).await;
+    let (table, keys) = &scenario.tables[0];
+    let location = warehouse.table_location(table);
+    let mut files = Vec::new();
+    parquet_files(Path::new(&location), "", &mut files);
+    let mut per_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &files {
+        let b = BaseFileName::parse(f.rsplit('/').next().unwrap()).unwrap();
+        per_group.entry(b.file_id).or_default().push(b.instant);
+    }
+    let hoodie = names(&Path::new(&location).join(".hoodie"));
+    let timeline = Timeline::from_names(hoodie.iter().map(String::as_str));
+    let writes: Vec<String> = timeline
+        .completed_writes()
+        .map(|i| i.time.clone())
+        .collect();
+    assert!(writes.len() > 5);
+    let earliest = &writes[writes.len() - 2];
+    for (id, versions) in &per_group {
+        // At most one version older than the earliest retained commit (the one live then).
+        let older = versions.iter().filter(|v| *v < earliest).count();
+        assert!(
+            older <= 1,
+            "file group {id} keeps {versions:?} (earliest retained {earliest})"
+        );
+    }
+    // Time travel to the earliest retained commit still works.
+    let (logical, _) = logical_schema(&warehouse, table).await;
+    let (meta, _) = to_logical(
+        &read_with_hudi_rs(&location, &Query::AsOf(earliest.clone())).await,
+        &logical,
+    );
+    crate::common::assert_unique_keys(&meta, "as of earliest retained");
+    let _ = keys;
+}
