@@ -1,7 +1,10 @@
 //! Settings of the Iceberg sink.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 /// Where a crash test stops the writer.
@@ -12,6 +15,18 @@ pub enum FailPoint {
     AfterDataFiles,
     /// After the catalog swap, before the sink reports it (the pipeline's own bookkeeping).
     AfterCommit,
+}
+
+/// A test hook run just before each catalog swap, after every file of the attempt is written
+/// (concurrency tests make another writer commit there).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct BeforeCommitHook(pub Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>);
+
+impl fmt::Debug for BeforeCommitHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BeforeCommitHook")
+    }
 }
 
 /// Settings of [`crate::IcebergWarehouse`] and its sinks.
@@ -35,6 +50,10 @@ pub struct IcebergSinkConfig {
     #[doc(hidden)]
     #[serde(skip)]
     pub fail_after_commits: usize,
+    /// Concurrency tests: runs before every catalog swap.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub before_commit: Option<BeforeCommitHook>,
 }
 
 /// The default catalog name.
@@ -49,6 +68,7 @@ impl Default for IcebergSinkConfig {
             max_commit_attempts: 10,
             fail_point: None,
             fail_after_commits: 0,
+            before_commit: None,
         }
     }
 }

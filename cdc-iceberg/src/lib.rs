@@ -66,7 +66,7 @@ use crate::locate::{locate, read_all_live, Located};
 use crate::schema::{file_arrow_schema, iceberg_schema, schema_properties, stored_arrow_schema};
 use crate::table::Loaded;
 
-pub use config::{FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
+pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
 pub use error::{IcebergSinkError, Result};
 pub use table::CHECKPOINT_SUMMARY;
 
@@ -354,6 +354,9 @@ impl IcebergSink {
                 table: name,
                 point: FailPoint::AfterDataFiles,
             });
+        }
+        if let Some(hook) = &self.warehouse.config.before_commit {
+            (hook.0)().await;
         }
         let swapped = self
             .warehouse

@@ -3,5 +3,8 @@
 //! iceberg extension; crash recovery with orphan files.
 
 mod common;
+mod concurrency;
 mod crash;
+mod evolution;
 mod fixtures;
+mod inspect;

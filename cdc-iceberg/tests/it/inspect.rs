@@ -1,0 +1,72 @@
+//! The committed table, looked at directly: row changes are position deletes (not rewrites),
+//! every snapshot carries the checkpoint, sequence numbers grow by one per snapshot, and a
+//! commit leaves no orphan files.
+
+use std::collections::HashMap;
+
+use cdc_core::testing::Scenario;
+use cdc_iceberg::maintenance::orphan_files;
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, CHECKPOINT_SUMMARY};
+use iceberg::spec::{FormatVersion, ManifestContentType, ManifestList, Operation, TableMetadata};
+
+use crate::common::{metadata_location, sync};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_position_deletes_with_checkpoints() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = IcebergWarehouse::new(
+        dir.path().join("wh").to_str().unwrap(),
+        IcebergSinkConfig::default(),
+    )
+    .unwrap();
+    sync(&scenario, dir.path(), 10, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let table = &scenario.tables[0].0;
+    let location = metadata_location(&warehouse, table).await;
+    let metadata = TableMetadata::read_from(warehouse.file_io(), &location)
+        .await
+        .unwrap();
+    let mut snapshots: Vec<_> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    assert!(snapshots.len() > 3);
+    for (i, s) in snapshots.iter().enumerate() {
+        assert_eq!(s.sequence_number(), i as i64 + 1);
+        assert!(s
+            .summary()
+            .additional_properties
+            .contains_key(CHECKPOINT_SUMMARY));
+    }
+    assert_eq!(metadata.last_sequence_number(), snapshots.len() as i64);
+    let ops: Vec<_> = snapshots
+        .iter()
+        .map(|s| s.summary().operation.clone())
+        .collect();
+    assert!(ops.contains(&Operation::Overwrite), "{ops:?}");
+    let current = metadata.current_snapshot().unwrap();
+    let props = &current.summary().additional_properties;
+    assert!(
+        props["total-position-deletes"].parse::<u64>().unwrap() > 0,
+        "{props:?}"
+    );
+    assert!(
+        props["total-delete-files"].parse::<u64>().unwrap() > 0,
+        "{props:?}"
+    );
+    let list = warehouse
+        .file_io()
+        .new_input(current.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let manifests = ManifestList::parse_with_version(&list, FormatVersion::V2).unwrap();
+    let deletes = manifests
+        .entries()
+        .iter()
+        .filter(|m| m.content == ManifestContentType::Deletes)
+        .count();
+    assert!(deletes > 0);
+    assert!(orphan_files(&warehouse, table).await.unwrap().is_empty());
+}
