@@ -29,6 +29,8 @@ pub const AVRO_SCHEMA: &str = "parquet.avro.schema";
 pub const HOODIE_DIR: &str = ".hoodie";
 /// Name of the partition metadata file in each partition directory.
 pub const PARTITION_METADATA: &str = ".hoodie_partition_metadata";
+/// Footer key of the numeric key range `min,max` of a single integer key column.
+pub const INT_KEY_RANGE: &str = "cdc-lake.intKeyRange";
 /// Footer key of the base file's partition path, as written in `_hoodie_partition_path`
 /// (directory names in listings may come back percent-encoded).
 pub const PARTITION_PATH_KEY: &str = "cdc-lake.partitionPath";
@@ -255,6 +257,10 @@ impl TableStore {
             min_key: kv(MIN_RECORD_KEY),
             max_key: kv(MAX_RECORD_KEY),
             partition: kv(PARTITION_PATH_KEY),
+            int_range: kv(INT_KEY_RANGE).and_then(|r| {
+                let (a, b) = r.split_once(',')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            }),
         })
     }
 
@@ -362,6 +368,8 @@ pub struct Footer {
     pub max_key: Option<String>,
     /// Partition path (cdc-lake's footer entry).
     pub partition: Option<String>,
+    /// Numeric range of a single integer key (cdc-lake's footer entry).
+    pub int_range: Option<(i64, i64)>,
 }
 
 #[cfg(test)]

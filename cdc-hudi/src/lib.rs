@@ -150,6 +150,8 @@ pub struct FileGroup {
     pub min_key: Option<String>,
     /// Greatest record key (footer).
     pub max_key: Option<String>,
+    /// Numeric range of a single integer key (footer).
+    pub int_range: Option<(i64, i64)>,
 }
 
 impl FileGroup {
@@ -346,6 +348,7 @@ impl HudiSink {
                         rows: footer.rows,
                         min_key: footer.min_key,
                         max_key: footer.max_key,
+                        int_range: footer.int_range,
                     })
                 }
             }))

@@ -18,7 +18,7 @@ use futures::StreamExt;
 
 use crate::error::{HudiSinkError, Result};
 use crate::files::{self, BaseFileName, TableStore, HOODIE_DIR};
-use crate::index::{partition_paths, record_keys, KeyRanges};
+use crate::index::{int_key_range, int_key_values, partition_paths, record_keys, KeyRanges};
 use crate::schema::{self as hschema, FILE_NAME, META_COLUMNS, RECORD_KEY};
 use crate::timeline::{
     self, CommitMetadata, Instant, RuntimeStats, State, TableProperties, WriteStat, COMMIT,
@@ -211,13 +211,6 @@ async fn process(ctx: Arc<Ctx>, group: FileGroup, read: Read) -> Result<Option<T
     }))
 }
 
-fn strings(col: &ArrayRef) -> Vec<Option<String>> {
-    match col.as_any().downcast_ref::<StringArray>() {
-        Some(a) => a.iter().map(|v| v.map(str::to_string)).collect(),
-        None => vec![None; col.len()],
-    }
-}
-
 impl HudiSink {
     /// Creates `.hoodie/hoodie.properties` for the first change set.
     async fn create(&self, changes: &ChangeSet) -> Result<()> {
@@ -325,6 +318,10 @@ impl HudiSink {
         }
 
         // The changed record keys, for pruning by key range.
+        let int_key = key_columns.len() == 1
+            && stored
+                .field_with_name(&key_columns[0])
+                .is_ok_and(|f| f.data_type().is_integer());
         let changed = {
             let key_fields: Vec<_> = keys.key_fields().to_vec();
             let key_schema = Arc::new(Schema::new(key_fields.clone()));
@@ -341,19 +338,32 @@ impl HudiSink {
                 .map_err(|e| cdc_core::Error::arrow("delete keys", e))?;
             let stored_keys: SchemaRef = Arc::new(hschema::stored_schema(&key_schema));
             let mut all = Vec::new();
+            let mut ints = Some(Vec::new());
             for b in [upsert_keys, delete_keys] {
                 let b = to_storage(&b, &stored_keys)?;
                 all.extend(record_keys(&b, &key_columns).map_err(|m| self.layout_err(m))?);
+                match (
+                    &mut ints,
+                    int_key.then(|| int_key_values(b.column(0))).flatten(),
+                ) {
+                    (Some(v), Some(a)) => v.extend(a.iter().flatten()),
+                    _ => ints = None,
+                }
             }
-            KeyRanges::new(all)
+            match ints {
+                Some(v) => KeyRanges::new(all).with_ints(v),
+                None => KeyRanges::new(all),
+            }
         };
 
         let live: Vec<FileGroup> = state.groups.values().cloned().collect();
         let mut candidates = Vec::new();
-        if !changes.truncate && (!ranges_empty(&changed) || rewrite_all) {
+        if !changes.truncate && (!changed.is_empty() || rewrite_all) {
             for g in &live {
+                let numeric = g.int_range.and_then(|(a, b)| changed.count_in_ints(a, b));
                 let in_range = match (&g.min_key, &g.max_key) {
                     _ if rewrite_all => None,
+                    _ if numeric.is_some() => numeric,
                     (Some(a), Some(b)) => Some(changed.count_in(a, b)),
                     _ if g.rows == 0 => Some(0),
                     _ => None,
@@ -559,14 +569,16 @@ impl HudiSink {
                     (resolved.clone(), rkeys.clone(), avro_file.clone());
                 let instant = instant.clone();
                 let table = table.to_string();
+                let int_key = int_key.then(|| key_columns[0].clone());
                 async move {
                     let task = tokio::spawn(write_output(
                         store,
-                        table,
+                        table.clone(),
                         file_schema,
                         resolved,
                         rkeys,
                         avro_file,
+                        int_key,
                         instant,
                         idx,
                         o,
@@ -574,7 +586,7 @@ impl HudiSink {
                     match task.await {
                         Ok(r) => r,
                         Err(e) => Err(HudiSinkError::Layout {
-                            table: String::new(),
+                            table,
                             message: format!("write task failed: {e}"),
                         }),
                     }
@@ -726,10 +738,6 @@ impl HudiSink {
     }
 }
 
-fn ranges_empty(r: &KeyRanges) -> bool {
-    r.is_empty()
-}
-
 /// Writes one base file: carried-over rows (their meta columns kept, file name updated) and
 /// the updated and inserted rows with new meta columns.
 #[allow(clippy::too_many_arguments)]
@@ -740,6 +748,7 @@ async fn write_output(
     resolved: Arc<RecordBatch>,
     rkeys: Arc<Vec<String>>,
     avro_file: Arc<String>,
+    int_key: Option<String>,
     instant: String,
     idx: usize,
     o: Output,
@@ -758,7 +767,6 @@ async fn write_output(
         message,
     };
     let mut parts: Vec<RecordBatch> = Vec::new();
-    let mut keys_in_file: Vec<String> = Vec::new();
     if let Some(kept) = &o.kept {
         let n = kept.num_rows();
         let file_col = file_schema.index_of(FILE_NAME).expect("meta column");
@@ -766,11 +774,6 @@ async fn write_output(
         columns[file_col] = Arc::new(StringArray::from(vec![name.as_str(); n]));
         parts.push(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
-        );
-        keys_in_file.extend(
-            strings(kept.column_by_name(RECORD_KEY).expect("meta column"))
-                .into_iter()
-                .flatten(),
         );
     }
     let new_rows: Vec<usize> = o.updates.iter().chain(&o.inserts).copied().collect();
@@ -784,7 +787,7 @@ async fn write_output(
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![instant.as_str(); m])),
             Arc::new(StringArray::from(seqno)),
-            Arc::new(StringArray::from(keys.clone())),
+            Arc::new(StringArray::from(keys)),
             Arc::new(StringArray::from(vec![o.partition.as_str(); m])),
             Arc::new(StringArray::from(vec![name.as_str(); m])),
         ];
@@ -792,13 +795,30 @@ async fn write_output(
         parts.push(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
         );
-        keys_in_file.extend(keys.into_iter().map(str::to_string));
     }
     let batch = arrow_select::concat::concat_batches(&file_schema, &parts)
         .map_err(|e| err(e.to_string()))?;
     let rows = batch.num_rows() as u64;
-    let min_key = keys_in_file.iter().min().cloned();
-    let max_key = keys_in_file.iter().max().cloned();
+    let record_key_col = batch.column_by_name(RECORD_KEY).expect("meta column");
+    let record_key_col = record_key_col
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8 meta column");
+    let mut range: Option<(&str, &str)> = None;
+    for k in record_key_col.iter().flatten() {
+        range = Some(match range {
+            None => (k, k),
+            Some((lo, hi)) => (lo.min(k), hi.max(k)),
+        });
+    }
+    let (min_key, max_key) = match range {
+        Some((a, b)) => (Some(a.to_string()), Some(b.to_string())),
+        None => (None, None),
+    };
+    let int_range = int_key
+        .as_deref()
+        .and_then(|k| batch.column_by_name(k))
+        .and_then(int_key_range);
     let mut footer = vec![
         (files::AVRO_SCHEMA.to_string(), avro_file.as_ref().clone()),
         ("writer.model.name".to_string(), "avro".to_string()),
@@ -806,6 +826,9 @@ async fn write_output(
     if let (Some(a), Some(b)) = (&min_key, &max_key) {
         footer.push((files::MIN_RECORD_KEY.to_string(), a.clone()));
         footer.push((files::MAX_RECORD_KEY.to_string(), b.clone()));
+    }
+    if let Some((a, b)) = int_range {
+        footer.push((files::INT_KEY_RANGE.to_string(), format!("{a},{b}")));
     }
     let started = std::time::Instant::now();
     footer.push((files::PARTITION_PATH_KEY.to_string(), o.partition.clone()));
@@ -847,6 +870,7 @@ async fn write_output(
         rows,
         min_key,
         max_key,
+        int_range,
     };
     Ok((stat, group))
 }

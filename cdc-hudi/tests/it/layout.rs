@@ -240,3 +240,81 @@ async fn cleaning_keeps_the_versions_of_the_last_commits() {
     crate::common::assert_unique_keys(&meta, "as of earliest retained");
     let _ = keys;
 }
+
+/// 100 rows spread over about ten file groups; updating one key rewrites only the file group
+/// holding it (found by the numeric key range in the footers), and inserting a new key fills a
+/// small file group instead of creating one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_rewrites_only_its_file_group() {
+    use std::sync::Arc;
+
+    use arrow_array::{BooleanArray, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use cdc_core::fold::ChangeSet;
+    use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+    use cdc_core::sink::{CommitOutcome, TableSink};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = HudiSinkConfig {
+        max_file_size: 1 << 20,
+        small_file_limit: 1 << 20,
+        record_size_estimate: 100_000,
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(dir.path().to_str().unwrap(), config).unwrap();
+    let table = TableId::new("public", "wide");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Utf8, true),
+    ]));
+    let set = |ids: Vec<i64>, v: &str, offset: i64| {
+        let n = ids.len();
+        let upserts = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(vec![v; n])),
+            ],
+        )
+        .unwrap();
+        let mut checkpoint = Checkpoint::default();
+        checkpoint.advance("t", 0, offset);
+        ChangeSet {
+            table: table.clone(),
+            schema: schema.clone(),
+            key_columns: Arc::from(vec!["id".to_string()]),
+            truncate: false,
+            upsert_unchanged: UnchangedMask::none(2),
+            ignore_table_values: BooleanArray::from(vec![false; n]),
+            deletes: upserts.project(&[0]).unwrap().slice(0, 0),
+            upserts,
+            checkpoint,
+            events: n,
+            max_source_ts_ms: None,
+        }
+    };
+    let mut sink = warehouse.sink(&table);
+    sink.apply(&set((0..100).collect(), "a", 0)).await.unwrap();
+    let groups = sink.file_groups().await.unwrap();
+    assert!(groups.len() >= 9, "{} file groups", groups.len());
+    let CommitOutcome::Committed { version, .. } =
+        sink.apply(&set(vec![42], "b", 1)).await.unwrap()
+    else {
+        panic!("not committed")
+    };
+    let location = warehouse.table_location(&table);
+    let text =
+        std::fs::read_to_string(Path::new(&location).join(format!(".hoodie/{version}.commit")))
+            .unwrap();
+    let meta: CommitMetadata = serde_json::from_str(&text).unwrap();
+    let stats = &meta.partition_to_write_stats[""];
+    assert_eq!(stats.len(), 1, "one file group rewritten");
+    assert_eq!((stats[0].num_update_writes, stats[0].num_inserts), (1, 0));
+    assert_ne!(stats[0].prev_commit, "null");
+    // A new key goes to an existing small file group.
+    sink.apply(&set(vec![1000], "c", 2)).await.unwrap();
+    assert_eq!(sink.file_groups().await.unwrap().len(), groups.len());
+    let rows = read_with_hudi_rs(&location, &Query::Snapshot).await;
+    assert_eq!(rows.num_rows(), 101);
+    crate::common::assert_unique_keys(&rows, "after updates");
+}
