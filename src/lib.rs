@@ -70,12 +70,12 @@ fn storage_options_from_env() -> std::collections::HashMap<String, String> {
 /// the first commit whose data files are written creates `<file>` and then waits forever
 /// instead of committing, so the test can SIGKILL the process exactly between data-file write
 /// and commit. Once `<file>` exists (a restarted process), commits go through.
-#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "delta", feature = "iceberg")), allow(dead_code))]
 fn crash_test_stall_marker() -> Option<std::path::PathBuf> {
     std::env::var_os("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT").map(Into::into)
 }
 
-#[cfg_attr(not(feature = "delta"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "delta", feature = "iceberg")), allow(dead_code))]
 async fn stall_once(marker: std::path::PathBuf) {
     let first = std::fs::OpenOptions::new()
         .write(true)
@@ -87,17 +87,22 @@ async fn stall_once(marker: std::path::PathBuf) {
     }
 }
 
+/// The error for a format this build was compiled without.
+#[cfg_attr(
+    all(feature = "delta", feature = "iceberg", feature = "hudi"),
+    allow(dead_code)
+)]
+fn missing_format(feature: &str) -> cdc_core::Error {
+    cdc_core::Error::Config(format!(
+        "format `{feature}` is not in this build; rebuild with `--features {feature}`"
+    ))
+}
+
 /// Opens the warehouse of `format` at `warehouse` (a local path or URL).
 pub fn open_warehouse(
     format: Format,
     warehouse: &str,
 ) -> cdc_core::Result<Box<dyn cdc_core::sink::Warehouse>> {
-    let missing = |feature: &str| {
-        cdc_core::Error::Config(format!(
-            "format `{feature}` is not in this build; rebuild with `--features {feature}` \
-             (its sink arrives with the `{feature}` adapter)"
-        ))
-    };
     match format {
         Format::Jsonl => {
             let path = warehouse.strip_prefix("file://").unwrap_or(warehouse);
@@ -123,8 +128,27 @@ pub fn open_warehouse(
             Ok(Box::new(cdc_delta::DeltaWarehouse::new(warehouse, config)?))
         }
         #[cfg(not(feature = "delta"))]
-        Format::Delta => Err(missing("delta")),
-        Format::Iceberg => Err(missing("iceberg")),
-        Format::Hudi => Err(missing("hudi")),
+        Format::Delta => Err(missing_format("delta")),
+        #[cfg(feature = "iceberg")]
+        Format::Iceberg => {
+            let mut config = cdc_iceberg::IcebergSinkConfig::default();
+            if let Some(marker) = crash_test_stall_marker() {
+                config.before_commit = Some(cdc_iceberg::BeforeCommitHook(std::sync::Arc::new(
+                    move || Box::pin(stall_once(marker.clone())),
+                )));
+            }
+            Ok(Box::new(cdc_iceberg::IcebergWarehouse::new(
+                warehouse, config,
+            )?))
+        }
+        #[cfg(not(feature = "iceberg"))]
+        Format::Iceberg => Err(missing_format("iceberg")),
+        #[cfg(feature = "hudi")]
+        Format::Hudi => Ok(Box::new(cdc_hudi::HudiWarehouse::new(
+            warehouse,
+            cdc_hudi::HudiSinkConfig::default(),
+        )?)),
+        #[cfg(not(feature = "hudi"))]
+        Format::Hudi => Err(missing_format("hudi")),
     }
 }

@@ -374,3 +374,37 @@ mod delta {
         end_to_end(Format::Delta, duckdb);
     }
 }
+
+#[cfg(feature = "iceberg")]
+mod iceberg {
+    use super::*;
+
+    /// pyiceberg's `SqlCatalog` on the warehouse's SQLite catalog (the reader script of
+    /// cdc-iceberg's tests).
+    fn pyiceberg(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
+        let opened = cdc_iceberg::IcebergWarehouse::new(
+            warehouse.to_str().unwrap(),
+            cdc_iceberg::IcebergSinkConfig::default(),
+        )
+        .unwrap();
+        let script = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/cdc-iceberg/tests/readers/pyiceberg_sql.py"
+        ));
+        let rows = cdc_core::testing::rows_from_python_reader(
+            script,
+            &[
+                opened.catalog_path(),
+                opened.catalog_name(),
+                &table.to_string(),
+            ],
+        );
+        let stored = cdc_iceberg::schema::stored_arrow_schema(&schema.schema);
+        cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
+    }
+
+    #[test]
+    fn postgres_debezium_kafka_s3_into_iceberg() {
+        end_to_end(Format::Iceberg, pyiceberg);
+    }
+}
