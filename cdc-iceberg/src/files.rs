@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{Schema, SchemaRef};
-use bytes::Bytes;
+use futures::TryStreamExt;
+use iceberg::arrow::ArrowFileReader;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, NestedField, PrimitiveType, Schema as IcebergSchema, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::properties::WriterProperties;
 
@@ -24,50 +25,45 @@ pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
 /// Field id of `pos` in position-delete files (Iceberg spec, reserved).
 pub const DELETE_POS_ID: i32 = 2147483545;
 
-/// Reads a whole Parquet file, all columns or only `columns` (by name; names the file lacks are
-/// skipped).
+/// Reads a Parquet file, all columns or only `columns` (by name; names the file lacks are
+/// skipped). Only the column chunks asked for are fetched.
 pub(crate) async fn read_parquet(
     table: &str,
     io: &FileIO,
     path: &str,
     columns: Option<&[String]>,
 ) -> Result<RecordBatch> {
-    let bytes: Bytes = io
-        .new_input(path)
-        .map_err(file_err(&table, path))?
-        .read()
+    let input = io.new_input(path).map_err(file_err(&table, path))?;
+    let meta = input.metadata().await.map_err(file_err(&table, path))?;
+    let reader = input.reader().await.map_err(file_err(&table, path))?;
+    let builder = ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
         .await
         .map_err(file_err(&table, path))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(file_err(&table, path))?;
     let file_schema = builder.schema().clone();
     let (mask, out_schema) = match columns {
         Some(cols) => {
-            let indices: Vec<usize> = cols
+            let mut indices: Vec<usize> = cols
                 .iter()
                 .filter_map(|c| file_schema.index_of(c).ok())
                 .collect();
-            let mut sorted = indices.clone();
-            sorted.sort_unstable();
-            let fields: Vec<_> = sorted
+            indices.sort_unstable();
+            let fields: Vec<_> = indices
                 .iter()
                 .map(|&i| file_schema.fields()[i].clone())
                 .collect();
             (
-                ProjectionMask::roots(builder.parquet_schema(), sorted),
+                ProjectionMask::roots(builder.parquet_schema(), indices),
                 Arc::new(Schema::new(fields)),
             )
         }
         None => (ProjectionMask::all(), file_schema.clone()),
     };
-    let reader = builder
+    let stream = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(file_err(&table, path))?;
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(file_err(&table, path))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(file_err(&table, path))?;
     let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
     arrow_select::concat::concat_batches(&schema, &batches).map_err(file_err(&table, path))
 }
@@ -156,38 +152,37 @@ pub(crate) fn position_delete_batch(
     .map_err(|e| cdc_core::Error::arrow("building position deletes", e).into())
 }
 
-/// Reads position-delete files and returns, for each data file in `wanted`, the positions they
-/// delete.
+/// Reads one position-delete file: data file path → deleted positions (sorted).
 pub(crate) async fn read_position_deletes(
     table: &str,
     io: &FileIO,
-    delete_files: &[&DataFile],
-    wanted: &std::collections::HashSet<&str>,
+    file: &DataFile,
 ) -> Result<HashMap<String, Vec<i64>>> {
-    let mut out: HashMap<String, Vec<i64>> = HashMap::new();
     let cols = ["file_path".to_string(), "pos".to_string()];
-    for file in delete_files {
-        let batch = read_parquet(table, io, file.file_path(), Some(&cols)).await?;
-        let bad = || IcebergSinkError::File {
-            table: table.to_string(),
-            path: file.file_path().to_string(),
-            message: "position-delete file lacks string `file_path` / long `pos`".into(),
-        };
-        let paths = batch
-            .column_by_name("file_path")
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(bad)?;
-        let pos = batch
-            .column_by_name("pos")
-            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-            .ok_or_else(bad)?;
-        for i in 0..batch.num_rows() {
-            if paths.is_null(i) || pos.is_null(i) {
-                continue;
-            }
-            let p = paths.value(i);
-            if wanted.contains(p) {
-                out.entry(p.to_string()).or_default().push(pos.value(i));
+    let batch = read_parquet(table, io, file.file_path(), Some(&cols)).await?;
+    let bad = || IcebergSinkError::File {
+        table: table.to_string(),
+        path: file.file_path().to_string(),
+        message: "position-delete file lacks string `file_path` / long `pos`".into(),
+    };
+    let paths = batch
+        .column_by_name("file_path")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(bad)?;
+    let pos = batch
+        .column_by_name("pos")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(bad)?;
+    let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+    for i in 0..batch.num_rows() {
+        if paths.is_null(i) || pos.is_null(i) {
+            continue;
+        }
+        let p = paths.value(i);
+        match out.get_mut(p) {
+            Some(v) => v.push(pos.value(i)),
+            None => {
+                out.insert(p.to_string(), vec![pos.value(i)]);
             }
         }
     }

@@ -64,7 +64,7 @@ use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::files::{position_delete_batch, position_delete_schema, write_parquet};
 use crate::locate::{locate, read_all_live, Located};
 use crate::schema::{file_arrow_schema, iceberg_schema, schema_properties, stored_arrow_schema};
-use crate::table::Loaded;
+use crate::table::{FileCache, Loaded};
 
 pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
 pub use error::{IcebergSinkError, Result};
@@ -172,6 +172,7 @@ impl IcebergWarehouse {
             warehouse: self.clone(),
             fail_point: self.config.fail_point,
             commits: 0,
+            cache: FileCache::default(),
         }
     }
 }
@@ -190,6 +191,7 @@ pub struct IcebergSink {
     warehouse: IcebergWarehouse,
     fail_point: Option<FailPoint>,
     commits: usize,
+    cache: FileCache,
 }
 
 impl IcebergSink {
@@ -198,18 +200,18 @@ impl IcebergSink {
     }
 
     /// The table as the catalog points at it now, `None` when it does not exist yet.
-    pub(crate) async fn load(&self) -> Result<Option<Loaded>> {
+    pub(crate) async fn load(&mut self) -> Result<Option<Loaded>> {
         let Some(location) = self.warehouse.metadata_location(&self.table).await? else {
             return Ok(None);
         };
         Ok(Some(
-            Loaded::load(&self.name(), &self.warehouse.io, &location).await?,
+            Loaded::load(&self.name(), &self.warehouse.io, &location, &mut self.cache).await?,
         ))
     }
 
     /// Creates the table from the first change set (or loads it when another writer created
     /// it first).
-    async fn create(&self, changes: &ChangeSet) -> Result<Loaded> {
+    async fn create(&mut self, changes: &ChangeSet) -> Result<Loaded> {
         let name = self.name();
         let keys = changes.key_columns.to_vec();
         let schema = iceberg_schema(&name, &changes.schema, None, 0, &keys)?;
@@ -294,11 +296,27 @@ impl IcebergSink {
             (None, located)
         } else if rewrite_all {
             staged.remove_all = true;
-            let (kept, located) =
-                read_all_live(&self.table, &io, &loaded, Some(&keys), &merged).await?;
+            let (kept, located) = read_all_live(
+                &self.table,
+                &io,
+                &loaded,
+                Some(&keys),
+                &merged,
+                &mut self.cache,
+            )
+            .await?;
             (Some(kept), located)
         } else {
-            let located = locate(&self.table, &io, &loaded, &keys, &merged, need_old).await?;
+            let located = locate(
+                &self.table,
+                &io,
+                &loaded,
+                &keys,
+                &merged,
+                need_old,
+                &mut self.cache,
+            )
+            .await?;
             (None, located)
         };
         let empty = RecordBatch::new_empty(merged.clone());

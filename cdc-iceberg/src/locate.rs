@@ -18,8 +18,8 @@ use iceberg::io::FileIO;
 use iceberg::spec::{Datum, PrimitiveLiteral};
 
 use crate::error::Result;
-use crate::files::{may_reference, read_parquet, read_position_deletes, Positions};
-use crate::table::{LiveFile, Loaded};
+use crate::files::{may_reference, read_parquet, Positions};
+use crate::table::{FileCache, LiveFile, Loaded};
 
 /// What a change set does to the table's existing rows.
 #[derive(Debug, Default)]
@@ -95,15 +95,22 @@ pub(crate) async fn existing_deletes(
     io: &FileIO,
     loaded: &Loaded,
     wanted: &[&LiveFile],
+    cache: &mut FileCache,
 ) -> Result<HashMap<String, Vec<i64>>> {
     let paths: HashSet<&str> = wanted.iter().map(|f| f.path()).collect();
-    let delete_files: Vec<_> = loaded
-        .delete_files
-        .iter()
-        .filter(|d| paths.iter().any(|p| may_reference(&d.entry.data_file, p)))
-        .map(|d| &d.entry.data_file)
-        .collect();
-    read_position_deletes(table, io, &delete_files, &paths).await
+    let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+    for d in &loaded.delete_files {
+        if !paths.iter().any(|p| may_reference(&d.entry.data_file, p)) {
+            continue;
+        }
+        let deletes = cache.deletes(table, io, &d.entry.data_file).await?;
+        for (path, positions) in deletes.iter() {
+            if paths.contains(path.as_str()) {
+                out.entry(path.clone()).or_default().extend(positions);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Rows of a file that are still live, as a keep-mask.
@@ -125,6 +132,7 @@ pub(crate) async fn locate(
     keys: &ChangedKeys,
     merged: &SchemaRef,
     need_old: bool,
+    cache: &mut FileCache,
 ) -> Result<Located> {
     let name = table.to_string();
     let mut located = Located {
@@ -147,7 +155,7 @@ pub(crate) async fn locate(
     if candidates.is_empty() {
         return Ok(located);
     }
-    let deleted = existing_deletes(&name, io, loaded, &candidates).await?;
+    let deleted = existing_deletes(&name, io, loaded, &candidates, cache).await?;
     let key_columns: Vec<String> = keys.key_fields().iter().map(|f| f.name().clone()).collect();
     let mut old_parts: Vec<RecordBatch> = Vec::new();
     let mut old_count = 0usize;
@@ -208,6 +216,7 @@ pub(crate) async fn read_all_live(
     loaded: &Loaded,
     keys: Option<&ChangedKeys>,
     merged: &SchemaRef,
+    cache: &mut FileCache,
 ) -> Result<(RecordBatch, Located)> {
     let name = table.to_string();
     let mut located = Located {
@@ -215,7 +224,7 @@ pub(crate) async fn read_all_live(
         ..Located::default()
     };
     let files: Vec<&LiveFile> = loaded.data_files.iter().collect();
-    let deleted = existing_deletes(&name, io, loaded, &files).await?;
+    let deleted = existing_deletes(&name, io, loaded, &files, cache).await?;
     let mut kept_parts = Vec::new();
     let mut old_parts = Vec::new();
     let mut old_count = 0usize;

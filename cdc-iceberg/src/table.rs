@@ -1,17 +1,19 @@
 //! One table's state as a commit attempt reads it: the metadata file the catalog points at, the
 //! current snapshot's manifests, their live data and delete files, and the checkpoint.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use cdc_core::model::Checkpoint;
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, FormatVersion, ManifestContentType, ManifestEntry, ManifestFile, ManifestList,
-    Snapshot, TableMetadata,
+    DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestEntry, ManifestFile,
+    ManifestList, Snapshot, TableMetadata,
 };
 
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
+use crate::files::read_position_deletes;
 use crate::schema::logical_from_properties;
 
 /// Snapshot summary key holding the table's whole checkpoint after the snapshot (JSON).
@@ -35,6 +37,70 @@ impl LiveFile {
     }
 }
 
+/// Manifests and position-delete files already read: both are immutable once written, so a
+/// sink reads each once however many commits carry it over. Entries that leave the table are
+/// dropped at the next load.
+#[derive(Debug, Default)]
+pub(crate) struct FileCache {
+    manifests: HashMap<String, Arc<Vec<Arc<ManifestEntry>>>>,
+    deletes: HashMap<String, Arc<HashMap<String, Vec<i64>>>>,
+}
+
+impl FileCache {
+    /// The entries of a manifest.
+    async fn manifest(
+        &mut self,
+        table: &str,
+        io: &FileIO,
+        manifest: &ManifestFile,
+    ) -> Result<Arc<Vec<Arc<ManifestEntry>>>> {
+        if let Some(entries) = self.manifests.get(&manifest.manifest_path) {
+            return Ok(entries.clone());
+        }
+        let entries = Arc::new(
+            manifest
+                .load_manifest(io)
+                .await
+                .map_err(iceberg_err(
+                    &table,
+                    format!("reading {}", manifest.manifest_path),
+                ))?
+                .into_parts()
+                .0,
+        );
+        self.manifests
+            .insert(manifest.manifest_path.clone(), entries.clone());
+        Ok(entries)
+    }
+
+    /// The positions a position-delete file deletes, per data file.
+    pub async fn deletes(
+        &mut self,
+        table: &str,
+        io: &FileIO,
+        file: &DataFile,
+    ) -> Result<Arc<HashMap<String, Vec<i64>>>> {
+        if let Some(d) = self.deletes.get(file.file_path()) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(read_position_deletes(table, io, file).await?);
+        self.deletes.insert(file.file_path().to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// Keeps only what `loaded` still references.
+    fn retain(&mut self, loaded: &Loaded) {
+        let manifests: HashSet<&str> = loaded
+            .manifests
+            .iter()
+            .map(|m| m.manifest_path.as_str())
+            .collect();
+        self.manifests.retain(|k, _| manifests.contains(k.as_str()));
+        let deletes: HashSet<&str> = loaded.delete_files.iter().map(|f| f.path()).collect();
+        self.deletes.retain(|k, _| deletes.contains(k.as_str()));
+    }
+}
+
 /// The table at the metadata location the catalog points at.
 #[derive(Debug, Clone)]
 pub(crate) struct Loaded {
@@ -52,7 +118,12 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Reads the metadata file at `metadata_location` and the current snapshot's manifests.
-    pub async fn load(table: &str, io: &FileIO, metadata_location: &str) -> Result<Loaded> {
+    pub async fn load(
+        table: &str,
+        io: &FileIO,
+        metadata_location: &str,
+        cache: &mut FileCache,
+    ) -> Result<Loaded> {
         let metadata = TableMetadata::read_from(io, metadata_location)
             .await
             .map_err(iceberg_err(&table, format!("reading {metadata_location}")))?;
@@ -71,16 +142,8 @@ impl Loaded {
         };
         loaded.manifests = manifest_list(table, io, &snapshot).await?;
         for manifest in &loaded.manifests {
-            let entries = manifest
-                .load_manifest(io)
-                .await
-                .map_err(iceberg_err(
-                    &table,
-                    format!("reading {}", manifest.manifest_path),
-                ))?
-                .into_parts()
-                .0;
-            for entry in entries {
+            let entries = cache.manifest(table, io, manifest).await?;
+            for entry in entries.iter() {
                 if !entry.is_alive() {
                     continue;
                 }
@@ -103,6 +166,7 @@ impl Loaded {
                 }
             }
         }
+        cache.retain(&loaded);
         Ok(loaded)
     }
 
