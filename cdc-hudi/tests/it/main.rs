@@ -7,3 +7,5 @@ mod crash;
 mod evolution;
 mod fixtures;
 mod layout;
+#[cfg(feature = "s3")]
+mod s3;
