@@ -19,6 +19,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{file_err, IcebergSinkError, Result};
+use crate::schema::{file_arrow_schema, stored_arrow_schema};
+use cdc_core::storage::to_storage;
 
 /// Field id of `file_path` in position-delete files (Iceberg spec, reserved).
 pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
@@ -100,6 +102,44 @@ pub(crate) async fn write_parquet(
     })?;
     builder.content(content).partition_spec_id(0);
     builder.build().map_err(file_err(&table, location))
+}
+
+/// Rows per data file at most (a file this size is around 100 MB for typical rows).
+pub(crate) const MAX_ROWS_PER_FILE: usize = 2_000_000;
+
+/// Writes logical `rows` (in the table's merged logical schema) as data files of `schema`
+/// under `dir`, [`MAX_ROWS_PER_FILE`] rows each; no file for no rows.
+pub(crate) async fn write_data_files(
+    table: &str,
+    io: &FileIO,
+    dir: &str,
+    schema: &Arc<IcebergSchema>,
+    rows: &RecordBatch,
+) -> Result<Vec<DataFile>> {
+    let mut out = Vec::new();
+    if rows.num_rows() == 0 {
+        return Ok(out);
+    }
+    let stored = to_storage(rows, &Arc::new(stored_arrow_schema(&rows.schema())))?;
+    let file_rows = to_storage(&stored, &file_arrow_schema(table, schema)?)?;
+    let mut offset = 0;
+    while offset < file_rows.num_rows() {
+        let len = MAX_ROWS_PER_FILE.min(file_rows.num_rows() - offset);
+        let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+        out.push(
+            write_parquet(
+                table,
+                io,
+                &path,
+                schema.clone(),
+                &file_rows.slice(offset, len),
+                DataContentType::Data,
+            )
+            .await?,
+        );
+        offset += len;
+    }
+    Ok(out)
 }
 
 /// The schema of position-delete files.

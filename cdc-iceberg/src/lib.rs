@@ -51,7 +51,6 @@ use cdc_core::model::{Checkpoint, TableId};
 use cdc_core::schema::{evolution_rewrites_rows, merge_schemas};
 use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
-use cdc_core::storage::to_storage;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, FormatVersion, PartitionSpec, SortOrder, TableMetadataBuilder,
@@ -61,9 +60,11 @@ use tokio::sync::OnceCell;
 
 use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
-use crate::files::{position_delete_batch, position_delete_schema, write_parquet};
+use crate::files::{
+    position_delete_batch, position_delete_schema, write_data_files, write_parquet,
+};
 use crate::locate::{locate, read_all_live, Located};
-use crate::schema::{file_arrow_schema, iceberg_schema, schema_properties, stored_arrow_schema};
+use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
 
 pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
@@ -158,6 +159,11 @@ impl IcebergWarehouse {
     /// The file I/O the sinks use.
     pub fn file_io(&self) -> &FileIO {
         &self.io
+    }
+
+    /// Attempts of one commit when other writers commit first.
+    pub(crate) fn max_commit_attempts(&self) -> usize {
+        self.config.max_commit_attempts
     }
 
     /// Commit conflicts with other writers that its sinks resolved by retrying.
@@ -329,22 +335,7 @@ impl IcebergSink {
         };
 
         let data_dir = format!("{}/data", metadata.location());
-        if rows.num_rows() > 0 {
-            let stored = to_storage(&rows, &Arc::new(stored_arrow_schema(&merged)))?;
-            let file_rows = to_storage(&stored, &file_arrow_schema(&name, &schema)?)?;
-            let path = format!("{data_dir}/{}.parquet", uuid::Uuid::new_v4());
-            staged.data.push(
-                write_parquet(
-                    &name,
-                    &io,
-                    &path,
-                    schema.clone(),
-                    &file_rows,
-                    DataContentType::Data,
-                )
-                .await?,
-            );
-        }
+        staged.data = write_data_files(&name, &io, &data_dir, &schema, &rows).await?;
         if !staged.remove_all && !located.positions.is_empty() {
             let delete_schema = position_delete_schema();
             let batch = position_delete_batch(&name, &delete_schema, &located.positions)?;

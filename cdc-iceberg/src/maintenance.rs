@@ -1,21 +1,240 @@
-//! Table maintenance: finding and removing orphan files, the files of commit attempts that
-//! never reached the catalog (a crash between writing files and the catalog swap, a lost
-//! conflict).
+//! Table maintenance:
+//! - [`compact`] rewrites the live rows (data files with their position deletes applied) into
+//!   clean data files, in one `replace` snapshot that keeps the checkpoint: merge-on-read
+//!   tables collect a delete file per commit, and readers pay for each of them.
+//! - [`expire_snapshots`] drops old snapshots from the metadata and deletes the files only they
+//!   reached (time travel to them ends).
+//! - [`orphan_files`] / [`remove_orphan_files`] find and remove the files of commit attempts
+//!   that never reached the catalog (a crash between writing files and the catalog swap, a lost
+//!   conflict).
+//!
+//! Each commits like the sink: a new metadata file, swapped into the catalog only if the
+//! pointer is still the one read, redone on conflict.
 //!
 //! A file is referenced when the current metadata file, a metadata file of its log, or any
 //! snapshot it still lists (manifest lists, manifests, and every data and delete file those
-//! manifests name, live or deleted) reaches it. Everything else under the table's directory is
+//! manifests list as live) reaches it. Everything else under the table's directory is
 //! an orphan.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use cdc_core::model::TableId;
-use iceberg::spec::TableMetadata;
+use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
+use crate::commit::{evolve_metadata, next_metadata_location, write_snapshot, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
-use crate::table::manifest_list;
+use crate::files::write_data_files;
+use crate::locate::read_all_live;
+use crate::table::{manifest_list, FileCache, Loaded};
 use crate::IcebergWarehouse;
+
+/// What [`compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compacted {
+    /// The new snapshot.
+    pub snapshot_id: i64,
+    /// Data files before and after.
+    pub data_files: (usize, usize),
+    /// Position-delete files removed.
+    pub delete_files: usize,
+    /// Live rows (written into the new files).
+    pub rows: u64,
+}
+
+/// Swaps the catalog pointer or reports a conflict.
+async fn swap(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+    expected: &str,
+    new: &str,
+) -> Result<()> {
+    let swapped = warehouse
+        .catalog()
+        .await?
+        .swap(&table.namespace, &table.name, expected, new)
+        .await?;
+    if swapped {
+        Ok(())
+    } else {
+        Err(IcebergSinkError::CommitConflict {
+            table: table.to_string(),
+            expected: expected.to_string(),
+        })
+    }
+}
+
+/// Runs `attempt` until it commits, retrying conflicts up to the configured attempts.
+async fn with_retries<T, F, Fut>(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let attempts = warehouse.max_commit_attempts();
+    let mut last = String::new();
+    for _ in 0..attempts {
+        match attempt().await {
+            Err(e) if e.is_conflict() => last = e.to_string(),
+            other => return other,
+        }
+    }
+    Err(IcebergSinkError::Conflict {
+        table: table.to_string(),
+        attempts,
+        last,
+    })
+}
+
+async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Loaded>> {
+    let Some(location) = warehouse.metadata_location(table).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        Loaded::load(
+            &table.to_string(),
+            warehouse.file_io(),
+            &location,
+            &mut FileCache::default(),
+        )
+        .await?,
+    ))
+}
+
+/// Rewrites the table's live rows into clean data files (no position deletes left) in one
+/// `replace` snapshot. `None` when there is nothing to compact (no table, or at most one data
+/// file and no delete file).
+pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Compacted>> {
+    with_retries(warehouse, table, || async {
+        let name = table.to_string();
+        let io = warehouse.file_io();
+        let Some(loaded) = load(warehouse, table).await? else {
+            return Ok(None);
+        };
+        if loaded.delete_files.is_empty() && loaded.data_files.len() <= 1 {
+            return Ok(None);
+        }
+        let merged = loaded.logical.clone();
+        let (rows, _) =
+            read_all_live(table, io, &loaded, None, &merged, &mut FileCache::default()).await?;
+        let mut staged = Staged {
+            remove_all: true,
+            replace: true,
+            checkpoint: loaded.checkpoint(&name)?.to_json(),
+            ..Staged::default()
+        };
+        let metadata = evolve_metadata(&name, &loaded, &staged)?;
+        let schema = metadata.current_schema().clone();
+        let dir = format!("{}/data", metadata.location());
+        staged.data = write_data_files(&name, io, &dir, &schema, &rows).await?;
+        let (location, snapshot_id) = write_snapshot(&name, io, &loaded, metadata, &staged).await?;
+        swap(warehouse, table, &loaded.metadata_location, &location).await?;
+        Ok(Some(Compacted {
+            snapshot_id,
+            data_files: (loaded.data_files.len(), staged.data.len()),
+            delete_files: loaded.delete_files.len(),
+            rows: rows.num_rows() as u64,
+        }))
+    })
+    .await
+}
+
+/// Drops snapshots older than `older_than_ms` (epoch milliseconds) but the newest
+/// `retain_last` (at least the current one), and deletes the manifest lists, manifests, data
+/// and delete files that only they reached. Returns the deleted files.
+pub async fn expire_snapshots(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+    older_than_ms: i64,
+    retain_last: usize,
+) -> Result<Vec<String>> {
+    let name = table.to_string();
+    let io = warehouse.file_io();
+    let expired = with_retries(warehouse, table, || async {
+        let Some(current) = warehouse.metadata_location(table).await? else {
+            return Ok(None);
+        };
+        let metadata = TableMetadata::read_from(io, &current)
+            .await
+            .map_err(iceberg_err(&name, format!("reading {current}")))?;
+        let mut snapshots: Vec<_> = metadata.snapshots().cloned().collect();
+        snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
+        let keep_current = metadata.current_snapshot_id();
+        let drop: Vec<i64> = snapshots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                *i >= retain_last.max(1)
+                    && s.timestamp_ms() < older_than_ms
+                    && Some(s.snapshot_id()) != keep_current
+            })
+            .map(|(_, s)| s.snapshot_id())
+            .collect();
+        if drop.is_empty() {
+            return Ok(None);
+        }
+        let before = referenced_by(&name, io, &metadata).await?;
+        let next = TableMetadataBuilder::new_from_metadata(metadata, Some(current.clone()))
+            .remove_snapshots(&drop)
+            .build()
+            .map_err(iceberg_err(&name, "removing snapshots"))?
+            .metadata;
+        let after = referenced_by(&name, io, &next).await?;
+        let location = next_metadata_location(&name, &current)?;
+        next.write_to(io, &location)
+            .await
+            .map_err(iceberg_err(&name, format!("writing {location}")))?;
+        swap(warehouse, table, &current, &location.to_string()).await?;
+        Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
+    })
+    .await?;
+    let mut removed = expired.unwrap_or_default();
+    removed.sort();
+    for path in &removed {
+        io.delete(path)
+            .await
+            .map_err(iceberg_err(&name, format!("deleting {path}")))?;
+    }
+    Ok(removed)
+}
+
+/// Files reached from the snapshots of `metadata` (manifest lists, manifests, data and delete
+/// files; not metadata files).
+async fn referenced_by(
+    table: &str,
+    io: &iceberg::io::FileIO,
+    metadata: &TableMetadata,
+) -> Result<HashSet<String>> {
+    let mut files = HashSet::new();
+    let mut manifests_seen = HashSet::new();
+    for snapshot in metadata.snapshots() {
+        files.insert(snapshot.manifest_list().to_string());
+        for manifest in manifest_list(table, io, snapshot).await? {
+            if !manifests_seen.insert(manifest.manifest_path.clone()) {
+                continue;
+            }
+            let (entries, _) = manifest
+                .load_manifest(io)
+                .await
+                .map_err(iceberg_err(
+                    &table,
+                    format!("reading {}", manifest.manifest_path),
+                ))?
+                .into_parts();
+            files.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.is_alive())
+                    .map(|e| e.file_path().to_string()),
+            );
+            files.insert(manifest.manifest_path);
+        }
+    }
+    Ok(files)
+}
 
 /// Every file the table's current metadata still references.
 pub async fn referenced_files(
@@ -30,32 +249,14 @@ pub async fn referenced_files(
     let metadata = TableMetadata::read_from(io, &current)
         .await
         .map_err(iceberg_err(&name, format!("reading {current}")))?;
-    let mut files = HashSet::from([current.clone()]);
+    let mut files = referenced_by(&name, io, &metadata).await?;
+    files.insert(current.clone());
     files.extend(
         metadata
             .metadata_log()
             .iter()
             .map(|m| m.metadata_file.clone()),
     );
-    let mut manifests_seen = HashSet::new();
-    for snapshot in metadata.snapshots() {
-        files.insert(snapshot.manifest_list().to_string());
-        for manifest in manifest_list(&name, io, snapshot).await? {
-            if !manifests_seen.insert(manifest.manifest_path.clone()) {
-                continue;
-            }
-            let (entries, _) = manifest
-                .load_manifest(io)
-                .await
-                .map_err(iceberg_err(
-                    &name,
-                    format!("reading {}", manifest.manifest_path),
-                ))?
-                .into_parts();
-            files.extend(entries.iter().map(|e| e.file_path().to_string()));
-            files.insert(manifest.manifest_path);
-        }
-    }
     Ok(files)
 }
 

@@ -8,3 +8,4 @@ mod crash;
 mod evolution;
 mod fixtures;
 mod inspect;
+mod maintenance;

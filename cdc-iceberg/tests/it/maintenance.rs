@@ -1,0 +1,79 @@
+//! Maintenance: compaction folds the position deletes into clean data files without changing
+//! rows or checkpoint; expiring snapshots deletes exactly the files only they reached; the
+//! table stays readable by every reader throughout.
+
+use std::collections::HashMap;
+
+use cdc_core::testing::Scenario;
+use cdc_iceberg::maintenance::{compact, expire_snapshots, orphan_files};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+use iceberg::spec::{Operation, TableMetadata};
+
+use crate::common::{assert_expected, metadata_location, sync, Readers};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_then_expire_keeps_rows_and_checkpoint() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = IcebergWarehouse::new(
+        dir.path().join("wh").to_str().unwrap(),
+        IcebergSinkConfig::default(),
+    )
+    .unwrap();
+    sync(&scenario, dir.path(), 10, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let table = &scenario.tables[0].0;
+    let files_before = std::fs::read_dir(warehouse.root().join("public/customers/data"))
+        .unwrap()
+        .count();
+
+    let done = compact(&warehouse, table)
+        .await
+        .unwrap()
+        .expect("something to compact");
+    assert!(done.data_files.0 > 1 && done.delete_files > 0, "{done:?}");
+    assert_eq!(done.data_files.1, 1);
+    let metadata = TableMetadata::read_from(
+        warehouse.file_io(),
+        metadata_location(&warehouse, table).await,
+    )
+    .await
+    .unwrap();
+    let current = metadata.current_snapshot().unwrap();
+    assert_eq!(current.summary().operation, Operation::Replace);
+    assert_eq!(
+        current.summary().additional_properties["total-delete-files"],
+        "0"
+    );
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    // Nothing left to compact; the checkpoint is kept, so a replay commits nothing.
+    assert_eq!(compact(&warehouse, table).await.unwrap(), None);
+    let again = sync(&scenario, dir.path(), 10, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_eq!(again.commits, 0);
+
+    let removed = expire_snapshots(&warehouse, table, i64::MAX, 1)
+        .await
+        .unwrap();
+    // Every old data and delete file, manifest and manifest list went; only the compacted
+    // data file is left.
+    assert!(
+        removed.iter().any(|p| p.ends_with("-deletes.parquet")),
+        "{removed:#?}"
+    );
+    let files_after = std::fs::read_dir(warehouse.root().join("public/customers/data"))
+        .unwrap()
+        .count();
+    assert_eq!(files_after, 1, "{files_before} data-directory files before");
+    let metadata = TableMetadata::read_from(
+        warehouse.file_io(),
+        metadata_location(&warehouse, table).await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(metadata.snapshots().count(), 1);
+    assert!(orphan_files(&warehouse, table).await.unwrap().is_empty());
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+}
