@@ -253,6 +253,30 @@ fn assert_equal_to_source(
     }
 }
 
+/// Prints how far the tables trailed the database after each streamed batch (the progress
+/// lines' `lag`: now minus the newest applied change's commit time). Restarts after the kills
+/// show as the high percentiles; the median is the steady-state visibility delay.
+fn report_lag(harness: &Harness, format: Format) {
+    let log = std::fs::read_to_string(harness.dir.path().join("stream.log")).unwrap_or_default();
+    let mut lags: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split(", lag ").nth(1)?.split('s').next()?.parse().ok())
+        .collect();
+    if lags.is_empty() {
+        return;
+    }
+    lags.sort_by(f64::total_cmp);
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{}: lag after {} batches: median {:.1} s, p90 {:.1} s, max {:.1} s",
+        format.name(),
+        lags.len(),
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    );
+}
+
 /// The whole run for one format: stream with kills while the workload runs, catch up, compare;
 /// then the batch path from the bucket, compare.
 fn end_to_end(format: Format, reader: Reader) {
@@ -331,6 +355,7 @@ fn end_to_end(format: Format, reader: Reader) {
         harness.log_tail("stream.log")
     );
     assert_equal_to_source(&harness, format, &streamed, reader, "stream");
+    report_lag(&harness, format);
 
     // The batch path: the same changes from the bucket's S3-sink layout.
     let batch = harness.dir.path().join("wh-batch");
