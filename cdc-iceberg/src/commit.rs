@@ -6,7 +6,9 @@
 //!   A position delete applies to data files whose data sequence number is at most its own, and
 //!   names only files of earlier snapshots, so it never touches the rows added with it.
 //! - The parent's manifests are carried over unchanged, except those holding only DELETED
-//!   entries. Files the snapshot removes (truncate, full rewrites) are written as DELETED
+//!   entries; once there are [`MERGE_MANIFESTS_AT`] of them, their live entries are rewritten
+//!   as EXISTING entries (original snapshot ids and sequence numbers) into one data and one
+//!   delete manifest. Files the snapshot removes (truncate, full rewrites) are written as DELETED
 //!   entries (with their original sequence numbers) into manifests of their own, and the
 //!   parent manifests that held them are dropped.
 //! - The summary carries the operation, the usual added/removed/total metrics and the
@@ -28,6 +30,10 @@ use std::str::FromStr;
 
 use crate::error::{file_err, iceberg_err, Result};
 use crate::table::{LiveFile, Loaded, CHECKPOINT_SUMMARY};
+
+/// Carried-over manifests are merged into one data and one delete manifest once there are this
+/// many.
+pub(crate) const MERGE_MANIFESTS_AT: usize = 32;
 
 /// What one snapshot changes.
 #[derive(Debug, Default)]
@@ -140,6 +146,37 @@ impl ManifestOut<'_> {
                 &self.table,
                 format!("writing manifest {location}"),
             ))?;
+        }
+        writer.write_manifest_file().await.map_err(iceberg_err(
+            &self.table,
+            format!("writing manifest {location}"),
+        ))
+    }
+
+    /// A manifest of EXISTING entries (original snapshot ids and sequence numbers kept).
+    async fn existing(
+        &self,
+        files: &[&LiveFile],
+        content: ManifestContentType,
+    ) -> Result<ManifestFile> {
+        let location = self.location("m-merged");
+        let builder = self.builder(&location)?;
+        let mut writer = match content {
+            ManifestContentType::Data => builder.build_v2_data(),
+            ManifestContentType::Deletes => builder.build_v2_deletes(),
+        };
+        for f in files {
+            writer
+                .add_existing_file(
+                    f.entry.data_file.clone(),
+                    f.entry.snapshot_id.unwrap_or(self.snapshot_id),
+                    f.seq(),
+                    f.entry.file_sequence_number.or(Some(f.seq())),
+                )
+                .map_err(iceberg_err(
+                    &self.table,
+                    format!("writing manifest {location}"),
+                ))?;
         }
         writer.write_manifest_file().await.map_err(iceberg_err(
             &self.table,
@@ -289,15 +326,25 @@ pub(crate) async fn write_snapshot(
             manifests.push(out.removed(&deletes, ManifestContentType::Deletes).await?);
         }
     } else {
-        manifests.extend(
-            loaded
-                .manifests
-                .iter()
-                .filter(|m| {
-                    m.added_files_count.unwrap_or(1) + m.existing_files_count.unwrap_or(1) > 0
-                })
-                .cloned(),
-        );
+        let carried: Vec<&ManifestFile> = loaded
+            .manifests
+            .iter()
+            .filter(|m| m.added_files_count.unwrap_or(1) + m.existing_files_count.unwrap_or(1) > 0)
+            .collect();
+        if carried.len() >= MERGE_MANIFESTS_AT {
+            // Every commit adds two manifests; readers and the next commit read them all.
+            // Fold the live entries into one data and one delete manifest.
+            let data: Vec<&LiveFile> = loaded.data_files.iter().collect();
+            let deletes: Vec<&LiveFile> = loaded.delete_files.iter().collect();
+            if !data.is_empty() {
+                manifests.push(out.existing(&data, ManifestContentType::Data).await?);
+            }
+            if !deletes.is_empty() {
+                manifests.push(out.existing(&deletes, ManifestContentType::Deletes).await?);
+            }
+        } else {
+            manifests.extend(carried.into_iter().cloned());
+        }
     }
 
     let operation = if staged.replace {

@@ -1,6 +1,6 @@
 //! The committed table, looked at directly: row changes are position deletes (not rewrites),
 //! every snapshot carries the checkpoint, sequence numbers grow by one per snapshot, and a
-//! commit leaves no orphan files.
+//! commit leaves no orphan files; manifests are merged before they pile up.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use cdc_iceberg::maintenance::orphan_files;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, CHECKPOINT_SUMMARY};
 use iceberg::spec::{FormatVersion, ManifestContentType, ManifestList, Operation, TableMetadata};
 
-use crate::common::{metadata_location, sync};
+use crate::common::{assert_expected, metadata_location, sync, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_are_position_deletes_with_checkpoints() {
@@ -68,5 +68,16 @@ async fn updates_are_position_deletes_with_checkpoints() {
         .filter(|m| m.content == ManifestContentType::Deletes)
         .count();
     assert!(deletes > 0);
+    // Manifests were merged on the way: fewer than two per commit, some with EXISTING entries.
+    assert!(
+        manifests.entries().len() < 34,
+        "{}",
+        manifests.entries().len()
+    );
+    assert!(manifests
+        .entries()
+        .iter()
+        .any(|m| m.existing_files_count.unwrap_or(0) > 0));
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
     assert!(orphan_files(&warehouse, table).await.unwrap().is_empty());
 }
