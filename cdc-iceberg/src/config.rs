@@ -38,6 +38,9 @@ pub struct IcebergSinkConfig {
     pub catalog_name: String,
     /// The SQLite catalog file; default `<warehouse>/catalog.db`.
     pub catalog_path: Option<String>,
+    /// Partition spec of tables this sink creates: columns (identity) or transforms of them,
+    /// `day(updated_at)`, `bucket(16, id)`, `truncate(4, name)`, `year|month|hour(c)`.
+    pub partition_by: Vec<String>,
     /// Table properties of tables this sink creates.
     pub table_properties: HashMap<String, String>,
     /// Attempts of one change set when other writers commit first.
@@ -64,6 +67,7 @@ impl Default for IcebergSinkConfig {
         IcebergSinkConfig {
             catalog_name: DEFAULT_CATALOG_NAME.to_string(),
             catalog_path: None,
+            partition_by: Vec::new(),
             table_properties: HashMap::new(),
             max_commit_attempts: 10,
             fail_point: None,
@@ -84,6 +88,9 @@ impl IcebergSinkConfig {
                 "catalog_name must be 1 to 255 characters, but is {} characters",
                 self.catalog_name.len()
             ));
+        }
+        for entry in &self.partition_by {
+            crate::partition::parse_partition_field(entry)?;
         }
         if let Some(k) = self
             .table_properties

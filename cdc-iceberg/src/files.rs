@@ -9,16 +9,18 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{Schema, SchemaRef};
 use futures::TryStreamExt;
 use iceberg::arrow::ArrowFileReader;
+use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, NestedField, PrimitiveType, Schema as IcebergSchema, Type,
+    DataContentType, DataFile, NestedField, PartitionKey, PrimitiveType, Schema as IcebergSchema,
+    Struct, TableMetadata, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::properties::WriterProperties;
 
-use crate::error::{file_err, IcebergSinkError, Result};
+use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::schema::{file_arrow_schema, stored_arrow_schema};
 use cdc_core::storage::to_storage;
 
@@ -79,6 +81,7 @@ pub(crate) async fn write_parquet(
     schema: Arc<IcebergSchema>,
     batch: &RecordBatch,
     content: DataContentType,
+    partition: &PartitionKey,
 ) -> Result<DataFile> {
     let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -100,44 +103,124 @@ pub(crate) async fn write_parquet(
         path: location.to_string(),
         message: "the Parquet writer wrote no file".into(),
     })?;
-    builder.content(content).partition_spec_id(0);
+    builder
+        .content(content)
+        .partition(partition.data().clone())
+        .partition_spec_id(partition.spec().spec_id());
     builder.build().map_err(file_err(&table, location))
 }
 
 /// Rows per data file at most (a file this size is around 100 MB for typical rows).
 pub(crate) const MAX_ROWS_PER_FILE: usize = 2_000_000;
 
-/// Writes logical `rows` (in the table's merged logical schema) as data files of `schema`
-/// under `dir`, [`MAX_ROWS_PER_FILE`] rows each; no file for no rows.
+/// Writes logical `rows` (in the table's merged logical schema) as data files of the current
+/// schema and partition spec of `metadata`, split by partition, [`MAX_ROWS_PER_FILE`] rows each;
+/// no file for no rows.
 pub(crate) async fn write_data_files(
     table: &str,
     io: &FileIO,
-    dir: &str,
-    schema: &Arc<IcebergSchema>,
+    metadata: &TableMetadata,
     rows: &RecordBatch,
 ) -> Result<Vec<DataFile>> {
     let mut out = Vec::new();
     if rows.num_rows() == 0 {
         return Ok(out);
     }
+    let schema = metadata.current_schema().clone();
+    let spec = metadata.default_partition_spec().clone();
     let stored = to_storage(rows, &Arc::new(stored_arrow_schema(&rows.schema())))?;
-    let file_rows = to_storage(&stored, &file_arrow_schema(table, schema)?)?;
-    let mut offset = 0;
-    while offset < file_rows.num_rows() {
-        let len = MAX_ROWS_PER_FILE.min(file_rows.num_rows() - offset);
-        let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+    let file_rows = to_storage(&stored, &file_arrow_schema(table, &schema)?)?;
+    let parts = if spec.is_unpartitioned() {
+        vec![(
+            PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty()),
+            file_rows,
+        )]
+    } else {
+        RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone())
+            .and_then(|s| s.split(&file_rows))
+            .map_err(iceberg_err(&table, "splitting rows by partition"))?
+    };
+    for (key, part) in parts {
+        let dir = data_dir(metadata, &key);
+        let mut offset = 0;
+        while offset < part.num_rows() {
+            let len = MAX_ROWS_PER_FILE.min(part.num_rows() - offset);
+            let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+            out.push(
+                write_parquet(
+                    table,
+                    io,
+                    &path,
+                    schema.clone(),
+                    &part.slice(offset, len),
+                    DataContentType::Data,
+                    &key,
+                )
+                .await?,
+            );
+            offset += len;
+        }
+    }
+    Ok(out)
+}
+
+/// The directory of a partition's files: `<table>/data[/<field>=<value>...]`.
+fn data_dir(metadata: &TableMetadata, key: &PartitionKey) -> String {
+    if key.spec().is_unpartitioned() {
+        format!("{}/data", metadata.location())
+    } else {
+        format!("{}/data/{}", metadata.location(), key.to_path())
+    }
+}
+
+/// Writes position deletes, one file per partition of the data files they name (a position
+/// delete applies only within its partition). `partitions` maps data file paths to their
+/// partition values.
+pub(crate) async fn write_position_deletes(
+    table: &str,
+    io: &FileIO,
+    metadata: &TableMetadata,
+    positions: &Positions,
+    partitions: &HashMap<&str, &Struct>,
+) -> Result<Vec<DataFile>> {
+    let spec = metadata.default_partition_spec();
+    let mut groups: HashMap<Struct, Positions> = HashMap::new();
+    for (path, rows) in positions {
+        let partition = partitions
+            .get(path.as_str())
+            .map(|p| (*p).clone())
+            .unwrap_or_else(Struct::empty);
+        groups
+            .entry(partition)
+            .or_default()
+            .insert(path.clone(), rows.clone());
+    }
+    let delete_schema = position_delete_schema();
+    let mut out = Vec::new();
+    for (partition, positions) in groups {
+        let key = PartitionKey::new(
+            spec.as_ref().clone(),
+            metadata.current_schema().clone(),
+            partition,
+        );
+        let batch = position_delete_batch(table, &delete_schema, &positions)?;
+        let path = format!(
+            "{}/{}-deletes.parquet",
+            data_dir(metadata, &key),
+            uuid::Uuid::new_v4()
+        );
         out.push(
             write_parquet(
                 table,
                 io,
                 &path,
-                schema.clone(),
-                &file_rows.slice(offset, len),
-                DataContentType::Data,
+                delete_schema.clone(),
+                &batch,
+                DataContentType::PositionDeletes,
+                &key,
             )
             .await?,
         );
-        offset += len;
     }
     Ok(out)
 }

@@ -36,9 +36,11 @@ mod error;
 mod files;
 pub mod locate;
 pub mod maintenance;
+pub mod partition;
 pub mod schema;
 mod table;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,17 +54,13 @@ use cdc_core::schema::{evolution_rewrites_rows, merge_schemas};
 use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use iceberg::io::FileIO;
-use iceberg::spec::{
-    DataContentType, FormatVersion, PartitionSpec, SortOrder, TableMetadataBuilder,
-};
+use iceberg::spec::{FormatVersion, SortOrder, Struct, TableMetadataBuilder};
 use iceberg::MetadataLocation;
 use tokio::sync::OnceCell;
 
 use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
-use crate::files::{
-    position_delete_batch, position_delete_schema, write_data_files, write_parquet,
-};
+use crate::files::{write_data_files, write_position_deletes};
 use crate::locate::{locate, read_all_live, Located};
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
@@ -221,12 +219,13 @@ impl IcebergSink {
         let name = self.name();
         let keys = changes.key_columns.to_vec();
         let schema = iceberg_schema(&name, &changes.schema, None, 0, &keys)?;
+        let spec = partition::partition_spec(&name, &schema, &self.warehouse.config.partition_by)?;
         let mut properties = self.warehouse.config.table_properties.clone();
         properties.extend(schema_properties(&changes.schema, &keys));
         let location = self.warehouse.table_location(&self.table);
         let metadata = TableMetadataBuilder::new(
             schema,
-            PartitionSpec::unpartition_spec(),
+            spec,
             SortOrder::unsorted_order(),
             location.clone(),
             FormatVersion::V2,
@@ -290,7 +289,6 @@ impl IcebergSink {
             staged.properties = schema_properties(&merged, &loaded.key_columns);
         }
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
-        let schema = metadata.current_schema().clone();
         let need_old = !keys.unchanged.is_empty();
 
         let (kept, located) = if changes.truncate {
@@ -334,23 +332,16 @@ impl IcebergSink {
             None => resolved.clone(),
         };
 
-        let data_dir = format!("{}/data", metadata.location());
-        staged.data = write_data_files(&name, &io, &data_dir, &schema, &rows).await?;
+        staged.data = write_data_files(&name, &io, &metadata, &rows).await?;
         if !staged.remove_all && !located.positions.is_empty() {
-            let delete_schema = position_delete_schema();
-            let batch = position_delete_batch(&name, &delete_schema, &located.positions)?;
-            let path = format!("{data_dir}/{}-deletes.parquet", uuid::Uuid::new_v4());
-            staged.deletes.push(
-                write_parquet(
-                    &name,
-                    &io,
-                    &path,
-                    delete_schema,
-                    &batch,
-                    DataContentType::PositionDeletes,
-                )
-                .await?,
-            );
+            let partitions: HashMap<&str, &Struct> = loaded
+                .data_files
+                .iter()
+                .map(|f| (f.path(), f.entry.data_file.partition()))
+                .collect();
+            staged.deletes =
+                write_position_deletes(&name, &io, &metadata, &located.positions, &partitions)
+                    .await?;
         }
         let mut full = committed.clone();
         full.merge(&changes.checkpoint);

@@ -127,9 +127,7 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
             ..Staged::default()
         };
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
-        let schema = metadata.current_schema().clone();
-        let dir = format!("{}/data", metadata.location());
-        staged.data = write_data_files(&name, io, &dir, &schema, &rows).await?;
+        staged.data = write_data_files(&name, io, &metadata, &rows).await?;
         let (location, snapshot_id) = write_snapshot(&name, io, &loaded, metadata, &staged).await?;
         swap(warehouse, table, &loaded.metadata_location, &location).await?;
         Ok(Some(Compacted {

@@ -9,3 +9,4 @@ mod evolution;
 mod fixtures;
 mod inspect;
 mod maintenance;
+mod partitioned;

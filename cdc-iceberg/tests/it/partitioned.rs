@@ -1,0 +1,69 @@
+//! Partitioned tables (identity of a column updates change, so rows move between partitions;
+//! bucket of the key; day of a timestamp) end equal too: every position-delete file sits in the
+//! partition of the data files it names, whether the change was an update or a key-only delete.
+
+use std::collections::HashMap;
+
+use cdc_core::testing::Scenario;
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+use iceberg::spec::TableMetadata;
+
+use crate::common::{assert_expected, metadata_location, sync, Readers};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_tables_end_equal() {
+    for (partition_by, dirs) in [
+        (vec!["name"], "name="),
+        (vec!["bucket(4, id)"], "id_bucket_4="),
+        (vec!["day(updated_at)", "bucket(2, id)"], "updated_at_day="),
+    ] {
+        let scenario = Scenario::load("crud");
+        let dir = tempfile::tempdir().unwrap();
+        let config = IcebergSinkConfig {
+            partition_by: partition_by.iter().map(|s| s.to_string()).collect(),
+            ..IcebergSinkConfig::default()
+        };
+        let root = dir.path().join("wh");
+        let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();
+        sync(&scenario, dir.path(), 10, HashMap::new(), &warehouse)
+            .await
+            .unwrap();
+        assert_expected(&scenario, &warehouse, Readers::ALL).await;
+        let table = &scenario.tables[0].0;
+        let metadata = TableMetadata::read_from(
+            warehouse.file_io(),
+            metadata_location(&warehouse, table).await,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            metadata.default_partition_spec().fields().len(),
+            partition_by.len()
+        );
+        let partitions = std::fs::read_dir(root.join("public/customers/data"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(dirs)
+            })
+            .count();
+        assert!(
+            partitions > 1,
+            "{partition_by:?}: {partitions} partition directories"
+        );
+    }
+}
+
+#[test]
+fn bad_partition_fields_fail_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IcebergSinkConfig {
+        partition_by: vec!["bucket(id)".into()],
+        ..IcebergSinkConfig::default()
+    };
+    let err = IcebergWarehouse::new(dir.path().to_str().unwrap(), config).unwrap_err();
+    assert!(err.to_string().contains("bucket(N, column)"), "{err}");
+}
