@@ -70,12 +70,18 @@ fn storage_options_from_env() -> std::collections::HashMap<String, String> {
 /// the first commit whose data files are written creates `<file>` and then waits forever
 /// instead of committing, so the test can SIGKILL the process exactly between data-file write
 /// and commit. Once `<file>` exists (a restarted process), commits go through.
-#[cfg_attr(not(any(feature = "delta", feature = "iceberg")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "delta", feature = "iceberg", feature = "hudi")),
+    allow(dead_code)
+)]
 fn crash_test_stall_marker() -> Option<std::path::PathBuf> {
     std::env::var_os("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT").map(Into::into)
 }
 
-#[cfg_attr(not(any(feature = "delta", feature = "iceberg")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "delta", feature = "iceberg", feature = "hudi")),
+    allow(dead_code)
+)]
 async fn stall_once(marker: std::path::PathBuf) {
     let first = std::fs::OpenOptions::new()
         .write(true)
@@ -144,10 +150,15 @@ pub fn open_warehouse(
         #[cfg(not(feature = "iceberg"))]
         Format::Iceberg => Err(missing_format("iceberg")),
         #[cfg(feature = "hudi")]
-        Format::Hudi => Ok(Box::new(cdc_hudi::HudiWarehouse::new(
-            warehouse,
-            cdc_hudi::HudiSinkConfig::default(),
-        )?)),
+        Format::Hudi => {
+            let mut config = cdc_hudi::HudiSinkConfig::default();
+            if let Some(marker) = crash_test_stall_marker() {
+                config.before_commit = Some(cdc_core::sink::BeforeCommitHook(std::sync::Arc::new(
+                    move || Box::pin(stall_once(marker.clone())),
+                )));
+            }
+            Ok(Box::new(cdc_hudi::HudiWarehouse::new(warehouse, config)?))
+        }
         #[cfg(not(feature = "hudi"))]
         Format::Hudi => Err(missing_format("hudi")),
     }

@@ -351,7 +351,8 @@ fn end_to_end(format: Format, reader: Reader) {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "stream did not stop cleanly:\n{}",
+        "stream did not stop cleanly ({}):\n{}",
+        out.status,
         harness.log_tail("stream.log")
     );
     assert_equal_to_source(&harness, format, &streamed, reader, "stream");
@@ -435,5 +436,33 @@ mod iceberg {
     #[test]
     fn postgres_debezium_kafka_s3_into_iceberg() {
         end_to_end(Format::Iceberg, pyiceberg);
+    }
+}
+
+#[cfg(feature = "hudi")]
+mod hudi {
+    use super::*;
+
+    /// The Python `hudi` package, hudi-rs's binding (the reader script of cdc-hudi's tests).
+    fn python_hudi(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
+        let opened = cdc_hudi::HudiWarehouse::new(
+            warehouse.to_str().unwrap(),
+            cdc_hudi::HudiSinkConfig::default(),
+        )
+        .unwrap();
+        let location = opened.table_location(table);
+        let script = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/cdc-hudi/tests/readers/hudi_python.py"
+        ));
+        let rows =
+            cdc_core::testing::rows_from_python_reader(script, &[&location, "{out}", "snapshot"]);
+        let stored = cdc_hudi::schema::stored_schema(&schema.schema);
+        cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
+    }
+
+    #[test]
+    fn postgres_debezium_kafka_s3_into_hudi() {
+        end_to_end(Format::Hudi, python_hudi);
     }
 }

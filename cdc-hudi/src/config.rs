@@ -41,6 +41,10 @@ pub struct HudiSinkConfig {
     #[doc(hidden)]
     #[serde(skip)]
     pub fail_after_commits: usize,
+    /// Tests: runs before every commit, after the base files are written.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub before_commit: Option<cdc_core::sink::BeforeCommitHook>,
 }
 
 impl Default for HudiSinkConfig {
@@ -55,6 +59,7 @@ impl Default for HudiSinkConfig {
             commits_retained: 10,
             fail_point: None,
             fail_after_commits: 0,
+            before_commit: None,
         }
     }
 }

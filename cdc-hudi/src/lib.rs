@@ -193,6 +193,9 @@ pub(crate) struct TableState {
     pub versions: BTreeMap<String, Vec<FileVersion>>,
     /// File groups replaced by a truncate: file id → the replacing instant.
     pub replaced: BTreeMap<String, String>,
+    /// Write instants that never completed, with their base files. Readers ignore them; the
+    /// next write rolls them back (not a mere read: the writer may still be at work).
+    pub unfinished: Vec<(Instant, Vec<files::Listed>)>,
 }
 
 /// The Hudi sink of one table.
@@ -235,8 +238,7 @@ impl HudiSink {
             .map_err(|e| self.timeline_err(&instant.time, format!("bad commit metadata: {e}")))
     }
 
-    /// Loads the table (and rolls back a crashed writer's instant), or `None` when there is
-    /// no table yet.
+    /// Loads the table, or `None` when there is no table yet.
     async fn load(&mut self) -> Result<Option<&mut TableState>> {
         if self.state.is_none() {
             self.state = self.read_state().await?;
@@ -254,23 +256,15 @@ impl HudiSink {
         let mut timeline = Timeline::from_names(names.iter().map(String::as_str));
         let mut data = self.store.list_data_files().await?;
 
-        // Roll back writes that never completed: their base files first, then their instant
-        // files, newest state first, so a crash in between leaves them pending.
-        let pending: Vec<Instant> = timeline.pending_writes().cloned().collect();
-        for p in &pending {
-            let (doomed, kept): (Vec<_>, Vec<_>) = data
+        // Writes that never completed (a crashed writer, or one still at work): set aside with
+        // their base files; `roll_back_unfinished` removes them before the next write.
+        let mut unfinished = Vec::new();
+        for p in timeline.pending_writes().cloned().collect::<Vec<Instant>>() {
+            let (theirs, rest): (Vec<_>, Vec<_>) = data
                 .into_iter()
                 .partition(|f| BaseFileName::parse(&f.name).is_some_and(|b| b.instant == p.time));
-            for f in &doomed {
-                let shown = files::join(&f.rel_dir, &f.name);
-                self.store.delete_at(&f.location, &shown).await?;
-            }
-            data = kept;
-            for state in [State::Inflight, State::Requested] {
-                let name = timeline::file_name(&p.time, &p.action, state);
-                self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
-            }
-            tracing::info!(table = %self.table, instant = %p.time, files = doomed.len(), "rolled back an unfinished instant");
+            data = rest;
+            unfinished.push((p, theirs));
         }
         timeline
             .instants
@@ -367,7 +361,29 @@ impl HudiSink {
             groups,
             versions,
             replaced,
+            unfinished,
         }))
+    }
+
+    /// Rolls back the writes a crashed writer left unfinished: their base files first, then
+    /// their instant files, newest state first, so a crash in between leaves them pending.
+    pub(crate) async fn roll_back_unfinished(&mut self) -> Result<()> {
+        let unfinished = match self.load().await? {
+            Some(state) => std::mem::take(&mut state.unfinished),
+            None => return Ok(()),
+        };
+        for (instant, base_files) in &unfinished {
+            for f in base_files {
+                let shown = files::join(&f.rel_dir, &f.name);
+                self.store.delete_at(&f.location, &shown).await?;
+            }
+            for state in [State::Inflight, State::Requested] {
+                let name = timeline::file_name(&instant.time, &instant.action, state);
+                self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
+            }
+            tracing::info!(table = %self.table, instant = %instant.time, files = base_files.len(), "rolled back an unfinished instant");
+        }
+        Ok(())
     }
 
     /// Schema and checkpoint of a completed write.

@@ -281,6 +281,8 @@ impl HudiSink {
                 return Ok(CommitOutcome::AlreadyCommitted);
             }
         }
+        self.roll_back_unfinished().await?;
+        state.unfinished.clear();
         let table = self.table.clone();
         let props = state.props.clone();
         let current = state.latest.as_ref().map(|l| l.logical.clone());
@@ -607,6 +609,9 @@ impl HudiSink {
                 table: table.to_string(),
                 point: FailPoint::AfterDataFiles,
             });
+        }
+        if let Some(hook) = &self.config.before_commit {
+            (hook.0)().await;
         }
 
         // Complete the instant.

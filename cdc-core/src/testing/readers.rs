@@ -9,8 +9,10 @@ use arrow_schema::{Schema, SchemaRef};
 
 use crate::storage::from_storage;
 
-/// Runs `script <args...> <out.parquet>` with the venv's Python and returns the rows the script
-/// wrote, typed as that engine typed them. Panics with the script's stderr when it fails.
+/// Runs `script <args...>` with the venv's Python and returns the rows the script wrote to
+/// Parquet, typed as that engine typed them: an argument `{out}` stands for the output file,
+/// which is otherwise appended as the last argument. Panics with the script's stderr when it
+/// fails.
 pub fn rows_from_python_reader(script: &Path, args: &[&str]) -> RecordBatch {
     let python = super::venv_python().expect("the tests' venv (.ci/run creates it)");
     let out_dir = std::env::temp_dir().join(format!(
@@ -20,10 +22,17 @@ pub fn rows_from_python_reader(script: &Path, args: &[&str]) -> RecordBatch {
     ));
     std::fs::create_dir_all(&out_dir).expect("reader output dir");
     let out = out_dir.join("rows.parquet");
+    let out_arg = out.to_str().expect("utf-8 temp path");
+    let mut argv: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "{out}" { out_arg } else { a })
+        .collect();
+    if !args.contains(&"{out}") {
+        argv.push(out_arg);
+    }
     let output = std::process::Command::new(python)
         .arg(script)
-        .args(args)
-        .arg(&out)
+        .args(&argv)
         .output()
         .expect("run the reader");
     assert!(
