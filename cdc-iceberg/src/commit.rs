@@ -16,7 +16,7 @@
 //! - The new `metadata.json` (next version number) is written, then the catalog's pointer is
 //!   swapped only if it still is the one the attempt read ([`crate::catalog::SqlCatalog::swap`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::io::FileIO;
@@ -44,6 +44,8 @@ pub(crate) struct Staged {
     pub deletes: Vec<DataFile>,
     /// Every live file is removed (truncate, full rewrite).
     pub remove_all: bool,
+    /// Data files removed (copy-on-write rewrites of touched files).
+    pub removed: Vec<LiveFile>,
     /// The evolved schema, when it changed.
     pub schema: Option<IcebergSchema>,
     /// Table properties to set.
@@ -241,7 +243,8 @@ fn summary(loaded: &Loaded, staged: &Staged, operation: Operation) -> Summary {
             old_data_size + old_del_size,
         )
     } else {
-        (0, 0, 0, 0, 0)
+        let (n, rows, size) = sum(&mut staged.removed.iter().map(|f| &f.entry.data_file));
+        (n, rows, 0, 0, size)
     };
     let mut p = HashMap::new();
     let mut put = |k: &str, v: u64| {
@@ -331,10 +334,20 @@ pub(crate) async fn write_snapshot(
             .iter()
             .filter(|m| m.added_files_count.unwrap_or(1) + m.existing_files_count.unwrap_or(1) > 0)
             .collect();
-        if carried.len() >= MERGE_MANIFESTS_AT {
+        if !staged.removed.is_empty() || carried.len() >= MERGE_MANIFESTS_AT {
             // Every commit adds two manifests; readers and the next commit read them all.
-            // Fold the live entries into one data and one delete manifest.
-            let data: Vec<&LiveFile> = loaded.data_files.iter().collect();
+            // Fold the live entries into one data and one delete manifest (this also drops
+            // the entries of removed files, which go into a manifest of DELETED entries).
+            let removed: HashSet<&str> = staged.removed.iter().map(|f| f.path()).collect();
+            if !staged.removed.is_empty() {
+                let gone: Vec<&LiveFile> = staged.removed.iter().collect();
+                manifests.push(out.removed(&gone, ManifestContentType::Data).await?);
+            }
+            let data: Vec<&LiveFile> = loaded
+                .data_files
+                .iter()
+                .filter(|f| !removed.contains(f.path()))
+                .collect();
             let deletes: Vec<&LiveFile> = loaded.delete_files.iter().collect();
             if !data.is_empty() {
                 manifests.push(out.existing(&data, ManifestContentType::Data).await?);
@@ -349,7 +362,10 @@ pub(crate) async fn write_snapshot(
 
     let operation = if staged.replace {
         Operation::Replace
-    } else if staged.remove_all || (!staged.data.is_empty() && !staged.deletes.is_empty()) {
+    } else if staged.remove_all
+        || !staged.removed.is_empty()
+        || (!staged.data.is_empty() && !staged.deletes.is_empty())
+    {
         if staged.data.is_empty() {
             Operation::Delete
         } else {

@@ -29,6 +29,23 @@ impl fmt::Debug for BeforeCommitHook {
     }
 }
 
+/// How a change set removes the old rows of changed keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// Merge-on-read with position deletes (default): the (file, row) of each changed key is
+    /// found and written to a position-delete file. Writes stay small (key columns are read,
+    /// new rows and a delete file written); readers apply the delete files, which
+    /// [`crate::maintenance::compact`] folds away. Read by pyiceberg, DuckDB, Trino, Spark,
+    /// Athena.
+    #[default]
+    PositionDeletes,
+    /// Copy-on-write: every data file holding a changed key is rewritten without it. Reads
+    /// stay as fast as an append-only table; each commit rewrites whole files, so writes cost
+    /// grows with file size, not change size.
+    CopyOnWrite,
+}
+
 /// Settings of [`crate::IcebergWarehouse`] and its sinks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +55,8 @@ pub struct IcebergSinkConfig {
     pub catalog_name: String,
     /// The SQLite catalog file; default `<warehouse>/catalog.db`.
     pub catalog_path: Option<String>,
+    /// How old rows of changed keys are removed.
+    pub write_mode: WriteMode,
     /// Partition spec of tables this sink creates: columns (identity) or transforms of them,
     /// `day(updated_at)`, `bucket(16, id)`, `truncate(4, name)`, `year|month|hour(c)`.
     pub partition_by: Vec<String>,
@@ -68,6 +87,7 @@ impl Default for IcebergSinkConfig {
             catalog_name: DEFAULT_CATALOG_NAME.to_string(),
             catalog_path: None,
             partition_by: Vec::new(),
+            write_mode: WriteMode::default(),
             table_properties: HashMap::new(),
             max_commit_attempts: 10,
             fail_point: None,

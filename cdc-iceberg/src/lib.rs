@@ -61,11 +61,11 @@ use tokio::sync::OnceCell;
 use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::files::{write_data_files, write_position_deletes};
-use crate::locate::{locate, read_all_live, Located};
+use crate::locate::{locate, read_all_live, read_kept, Located};
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
 
-pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, DEFAULT_CATALOG_NAME};
+pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, WriteMode, DEFAULT_CATALOG_NAME};
 pub use error::{IcebergSinkError, Result};
 pub use table::CHECKPOINT_SUMMARY;
 
@@ -326,6 +326,24 @@ impl IcebergSink {
         let empty = RecordBatch::new_empty(merged.clone());
         let old = located.old.as_ref().unwrap_or(&empty);
         let resolved = resolve_upserts(changes, &keys, old, &located.old_row)?;
+        let copy_on_write = self.warehouse.config.write_mode == WriteMode::CopyOnWrite
+            && !staged.remove_all
+            && !located.positions.is_empty();
+        let kept = if copy_on_write {
+            let (kept, removed) = read_kept(
+                &self.table,
+                &io,
+                &loaded,
+                &located.positions,
+                &merged,
+                &mut self.cache,
+            )
+            .await?;
+            staged.removed = removed;
+            Some(kept)
+        } else {
+            kept
+        };
         let rows = match kept {
             Some(kept) => arrow_select::concat::concat_batches(&merged, [&kept, &resolved])
                 .map_err(|e| cdc_core::Error::arrow("joining kept and new rows", e))?,
@@ -333,7 +351,7 @@ impl IcebergSink {
         };
 
         staged.data = write_data_files(&name, &io, &metadata, &rows).await?;
-        if !staged.remove_all && !located.positions.is_empty() {
+        if !staged.remove_all && !copy_on_write && !located.positions.is_empty() {
             let partitions: HashMap<&str, &Struct> = loaded
                 .data_files
                 .iter()

@@ -270,3 +270,40 @@ pub(crate) async fn read_all_live(
         .map_err(|e| cdc_core::Error::arrow("collecting live rows", e))?;
     Ok((kept, located))
 }
+
+/// Copy-on-write: the rows of every data file `positions` names, minus those positions and the
+/// rows earlier position deletes removed, and the files themselves (to remove).
+pub(crate) async fn read_kept(
+    table: &TableId,
+    io: &FileIO,
+    loaded: &Loaded,
+    positions: &Positions,
+    merged: &SchemaRef,
+    cache: &mut FileCache,
+) -> Result<(RecordBatch, Vec<LiveFile>)> {
+    let name = table.to_string();
+    let files: Vec<&LiveFile> = loaded
+        .data_files
+        .iter()
+        .filter(|f| positions.contains_key(f.path()))
+        .collect();
+    let deleted = existing_deletes(&name, io, loaded, &files, cache).await?;
+    let mut parts = Vec::new();
+    for file in &files {
+        let rows = read_parquet(&name, io, file.path(), None).await?;
+        let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
+        let mut keep = live_mask(rows.num_rows(), deleted.get(file.path()));
+        for &p in positions.get(file.path()).into_iter().flatten() {
+            if let Some(slot) = usize::try_from(p).ok().and_then(|p| keep.get_mut(p)) {
+                *slot = false;
+            }
+        }
+        parts.push(
+            arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
+                .map_err(|e| cdc_core::Error::arrow("dropping changed rows", e))?,
+        );
+    }
+    let kept = arrow_select::concat::concat_batches(merged, &parts)
+        .map_err(|e| cdc_core::Error::arrow("collecting kept rows", e))?;
+    Ok((kept, files.into_iter().cloned().collect()))
+}

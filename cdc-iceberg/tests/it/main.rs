@@ -9,4 +9,5 @@ mod evolution;
 mod fixtures;
 mod inspect;
 mod maintenance;
+mod modes;
 mod partitioned;

@@ -1,0 +1,57 @@
+//! Copy-on-write mode: the same scenarios end equal through every reader, with no delete file
+//! ever written (touched data files are rewritten instead).
+
+use std::collections::HashMap;
+
+use cdc_core::testing::{schemaless_hints, Scenario};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
+use iceberg::spec::TableMetadata;
+
+use crate::common::{assert_expected, metadata_location, sync, Readers};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_on_write_ends_equal_without_delete_files() {
+    for name in [
+        "crud",
+        "toast",
+        "pk_change",
+        "truncate",
+        "schema_change",
+        "types",
+    ] {
+        let scenario = Scenario::load(name);
+        let dir = tempfile::tempdir().unwrap();
+        let config = IcebergSinkConfig {
+            write_mode: WriteMode::CopyOnWrite,
+            ..IcebergSinkConfig::default()
+        };
+        let warehouse =
+            IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+        sync(
+            &scenario,
+            dir.path(),
+            10,
+            schemaless_hints(&scenario).await,
+            &warehouse,
+        )
+        .await
+        .unwrap();
+        assert_expected(&scenario, &warehouse, Readers::ALL).await;
+        for (table, _) in &scenario.tables {
+            let metadata = TableMetadata::read_from(
+                warehouse.file_io(),
+                metadata_location(&warehouse, table).await,
+            )
+            .await
+            .unwrap();
+            for snapshot in metadata.snapshots() {
+                let summary = &snapshot.summary().additional_properties;
+                assert_eq!(summary["total-delete-files"], "0", "{name}: {summary:?}");
+            }
+        }
+        let again = sync(&scenario, dir.path(), 10, HashMap::new(), &warehouse)
+            .await
+            .unwrap();
+        assert_eq!(again.commits, 0, "{name}");
+    }
+}
