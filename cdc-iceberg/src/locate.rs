@@ -43,12 +43,17 @@ pub(crate) struct KeyRanges {
 
 impl KeyRanges {
     pub fn new(keys: &ChangedKeys, field_id: Option<i32>) -> Self {
-        let field = &keys.key_fields()[0];
+        let (Some(field), Some(deletes)) = (keys.key_fields().first(), keys.deletes.first()) else {
+            return KeyRanges {
+                field_id,
+                sorted: None,
+            };
+        };
         let to_i64 = |a: &ArrayRef| arrow_cast::cast(a, &arrow_schema::DataType::Int64).ok();
         let sorted = field.data_type().is_integer().then(|| {
             let mut values = Vec::new();
             let upserts = keys.upserts.column_by_name(field.name()).and_then(to_i64);
-            let deletes = to_i64(&keys.deletes[0]);
+            let deletes = to_i64(deletes);
             for a in [upserts, deletes].into_iter().flatten() {
                 if let Some(a) = a.as_any().downcast_ref::<arrow_array::Int64Array>() {
                     values.extend(a.iter().flatten());
@@ -142,10 +147,10 @@ pub(crate) async fn locate(
     if keys.is_empty() {
         return Ok(located);
     }
-    let key_field_id = loaded
-        .metadata
-        .current_schema()
-        .field_id_by_name(keys.key_fields()[0].name());
+    let key_field_id = keys
+        .key_fields()
+        .first()
+        .and_then(|f| loaded.metadata.current_schema().field_id_by_name(f.name()));
     let ranges = KeyRanges::new(keys, key_field_id);
     let candidates: Vec<&LiveFile> = loaded
         .data_files
