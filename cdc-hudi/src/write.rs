@@ -42,6 +42,13 @@ struct Ctx {
     file_schema: SchemaRef,
     key_columns: Vec<String>,
     keys: ChangedKeys,
+    changes: ChangeSet,
+    partition_fields: Vec<String>,
+    hive_style: bool,
+    avro_file: String,
+    /// The key column when the key is a single integer column.
+    int_key: Option<String>,
+    instant: String,
 }
 
 /// A file group read for this instant.
@@ -61,22 +68,105 @@ struct Output {
     file_id: String,
     partition: String,
     dir: object_store::path::Path,
+    /// Rows carried over (base-file schema).
     kept: Option<RecordBatch>,
-    updates: Vec<usize>,
-    inserts: Vec<usize>,
+    /// Updated and inserted rows (stored data columns) and their record keys.
+    new_rows: Option<(RecordBatch, Vec<String>)>,
+    num_updates: usize,
+    num_inserts: usize,
     deleted: u64,
 }
 
 impl Output {
-    /// Bytes the new base file will roughly take.
+    /// Bytes the carried-over rows will roughly take.
     fn estimated_size(&self, avg: u64) -> u64 {
         let kept = self.kept.as_ref().map_or(0, |k| k.num_rows() as u64);
         let carried = match &self.existing {
             Some(g) if g.rows > 0 => g.size * kept / g.rows,
             _ => kept * avg,
         };
-        carried + (self.updates.len() + self.inserts.len()) as u64 * avg
+        carried + (self.num_updates + self.num_inserts) as u64 * avg
     }
+}
+
+/// What rewriting one file group did.
+struct Rewritten {
+    stat: WriteStat,
+    group: FileGroup,
+    /// Upserts whose old row was in the group.
+    replaced_upserts: Vec<usize>,
+    deleted: u64,
+    /// Upserts whose key moved to another partition (stored rows), to insert elsewhere.
+    moved: Option<RecordBatch>,
+}
+
+fn take(batch: &RecordBatch, rows: &[usize]) -> cdc_core::Result<RecordBatch> {
+    let indices = UInt32Array::from(rows.iter().map(|&r| r as u32).collect::<Vec<_>>());
+    arrow_select::take::take_record_batch(batch, &indices)
+        .map_err(|e| cdc_core::Error::arrow("taking rows", e))
+}
+
+/// Reads a candidate file group and, if it holds changed keys, writes its new base file at
+/// once (its old rows minus deleted and updated keys, plus the updated rows): memory holds only
+/// the file groups in flight.
+async fn rewrite_group(
+    ctx: Arc<Ctx>,
+    group: FileGroup,
+    read: Read,
+    idx: usize,
+) -> Result<Option<Rewritten>> {
+    let Some(t) = process(ctx.clone(), group, read).await? else {
+        return Ok(None);
+    };
+    let js = t.replaced_upserts.clone();
+    let mut stay_rows = None;
+    let mut moved = None;
+    let mut num_updates = 0;
+    if !js.is_empty() {
+        let n = ctx.keys.upserts.num_rows();
+        let mut old_row = vec![None; n];
+        for (i, &j) in js.iter().enumerate() {
+            old_row[j] = Some(i);
+        }
+        let resolved = resolve_upserts(&ctx.changes, &ctx.keys, &t.replaced, &old_row)?;
+        let mine = to_storage(&take(&resolved, &js)?, &ctx.stored)?;
+        let layout = |m: String| HudiSinkError::Layout {
+            table: ctx.table.to_string(),
+            message: m,
+        };
+        let keys = record_keys(&mine, &ctx.key_columns).map_err(layout)?;
+        let parts =
+            partition_paths(&mine, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
+        let (stay, away): (Vec<usize>, Vec<usize>) =
+            (0..mine.num_rows()).partition(|&i| parts[i] == t.group.partition);
+        num_updates = stay.len();
+        if !stay.is_empty() {
+            let stay_keys = stay.iter().map(|&i| keys[i].clone()).collect();
+            stay_rows = Some((take(&mine, &stay)?, stay_keys));
+        }
+        if !away.is_empty() {
+            moved = Some(take(&mine, &away)?);
+        }
+    }
+    let out = Output {
+        file_id: t.group.file_id.clone(),
+        partition: t.group.partition.clone(),
+        dir: t.group.dir.clone(),
+        existing: Some(t.group),
+        kept: Some(t.kept),
+        new_rows: stay_rows,
+        num_updates,
+        num_inserts: 0,
+        deleted: t.deleted,
+    };
+    let (stat, group) = write_output(ctx, idx, out).await?;
+    Ok(Some(Rewritten {
+        stat,
+        group,
+        replaced_upserts: js,
+        deleted: t.deleted,
+        moved,
+    }))
 }
 
 /// The columns of `batch` that `merged` has, converted to their logical types.
@@ -391,65 +481,61 @@ impl HudiSink {
             file_schema: file_schema.clone(),
             key_columns: key_columns.clone(),
             keys,
+            changes: changes.clone(),
+            partition_fields: props.partition_fields.clone(),
+            hive_style: props.hive_style,
+            avro_file,
+            int_key: int_key.then(|| key_columns[0].clone()),
+            instant: instant.clone(),
         });
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         let task_err =
             |e: tokio::task::JoinError| self.layout_err(format!("file task failed: {e}"));
-        let mut results = futures::stream::iter(candidates.into_iter().map(|(g, read)| {
-            let ctx = ctx.clone();
-            async move { tokio::spawn(process(ctx, g, read)).await }
-        }))
-        .buffered(parallelism);
+
+        // Pass 1: the file groups holding changed keys, each rewritten as soon as it is read.
+        let first_new_idx = candidates.len();
+        let mut results =
+            futures::stream::iter(candidates.into_iter().enumerate().map(|(idx, (g, read))| {
+                let ctx = ctx.clone();
+                async move { tokio::spawn(rewrite_group(ctx, g, read, idx)).await }
+            }))
+            .buffer_unordered(parallelism);
         let n = ctx.keys.upserts.num_rows();
-        let mut touched: Vec<Touched> = Vec::new();
-        let mut old_parts = Vec::new();
-        let mut old_row: Vec<Option<usize>> = vec![None; n];
-        let mut owner: Vec<Option<usize>> = vec![None; n];
-        let mut seen = 0usize;
+        let mut found = vec![false; n];
+        let mut moved: Vec<RecordBatch> = Vec::new();
+        let mut written: Vec<(WriteStat, FileGroup)> = Vec::new();
         let mut rows_deleted = 0u64;
         while let Some(joined) = results.next().await {
-            let Some(t) = joined.map_err(task_err)?? else {
+            let Some(r) = joined.map_err(task_err)?? else {
                 continue;
             };
-            for (i, &j) in t.replaced_upserts.iter().enumerate() {
-                old_row[j] = Some(seen + i);
-                owner[j] = Some(touched.len());
+            for &j in &r.replaced_upserts {
+                found[j] = true;
             }
-            seen += t.replaced.num_rows();
-            rows_deleted += t.deleted;
-            old_parts.push(t.replaced.clone());
-            touched.push(t);
+            rows_deleted += r.deleted;
+            moved.extend(r.moved);
+            written.push((r.stat, r.group));
         }
         drop(results);
-        let old = arrow_select::concat::concat_batches(&merged, &old_parts)
-            .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
-        let resolved = resolve_upserts(changes, &ctx.keys, &old, &old_row)?;
-        let resolved = to_storage(&resolved, &stored)?;
-        let rkeys = record_keys(&resolved, &key_columns).map_err(|m| self.layout_err(m))?;
-        let parts = partition_paths(&resolved, &props.partition_fields, props.hive_style)
-            .map_err(|m| self.layout_err(m))?;
 
-        // Route: updates stay in their file group, new keys (and keys whose partition
-        // changed) go to small file groups of their partition, then to new ones.
-        let mut outputs: Vec<Output> = touched
-            .into_iter()
-            .map(|t| Output {
-                file_id: t.group.file_id.clone(),
-                partition: t.group.partition.clone(),
-                dir: t.group.dir.clone(),
-                existing: Some(t.group),
-                kept: Some(t.kept),
-                updates: Vec::new(),
-                inserts: Vec::new(),
-                deleted: t.deleted,
-            })
-            .collect();
-        let mut inserts: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for j in 0..n {
-            match owner[j] {
-                Some(o) if outputs[o].partition == parts[j] => outputs[o].updates.push(j),
-                _ => inserts.entry(parts[j].clone()).or_default().push(j),
-            }
+        // Pass 2: new keys (and keys that moved partition) fill small file groups of their
+        // partition, then new ones.
+        let fresh: Vec<usize> = (0..n).filter(|&j| !found[j]).collect();
+        let mut inserts = Vec::new();
+        if !fresh.is_empty() {
+            let empty = RecordBatch::new_empty(merged.clone());
+            let resolved = resolve_upserts(changes, &ctx.keys, &empty, &vec![None; n])?;
+            inserts.push(to_storage(&take(&resolved, &fresh)?, &stored)?);
+        }
+        inserts.extend(moved);
+        let inserts = arrow_select::concat::concat_batches(&stored, &inserts)
+            .map_err(|e| cdc_core::Error::arrow("collecting inserts", e))?;
+        let rkeys = record_keys(&inserts, &key_columns).map_err(|m| self.layout_err(m))?;
+        let parts = partition_paths(&inserts, &props.partition_fields, props.hive_style)
+            .map_err(|m| self.layout_err(m))?;
+        let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, p) in parts.iter().enumerate() {
+            by_partition.entry(p.clone()).or_default().push(i);
         }
         let (total_size, total_rows) = live
             .iter()
@@ -460,56 +546,55 @@ impl HudiSink {
             .map_or(self.config.record_size_estimate, |a| a.max(1));
         let max_size = self.config.max_file_size;
         let small = self.config.small_file_limit;
-        for (partition, js) in inserts {
-            let mut rest: &[usize] = &js;
-            let fill = |o: &mut Output, rest: &mut &[usize]| {
+        let rewritten: std::collections::HashSet<String> =
+            written.iter().map(|(_, g)| g.file_id.clone()).collect();
+        let mut outputs: Vec<Output> = Vec::new();
+        for (partition, rows) in by_partition {
+            let mut rest: &[usize] = &rows;
+            let fill = |o: &mut Output, rest: &mut &[usize]| -> cdc_core::Result<()> {
                 let est = o.estimated_size(avg);
                 let cap = (max_size.saturating_sub(est) / avg) as usize;
-                let take = cap.min(rest.len());
-                o.inserts.extend_from_slice(&rest[..take]);
-                *rest = &rest[take..];
-            };
-            let mut order: Vec<usize> = (0..outputs.len())
-                .filter(|&o| {
-                    outputs[o].partition == partition && outputs[o].estimated_size(avg) < small
-                })
-                .collect();
-            order.sort_by_key(|&o| outputs[o].estimated_size(avg));
-            for o in order {
-                if rest.is_empty() {
-                    break;
+                let n = cap.min(rest.len());
+                if n > 0 {
+                    let keys = rest[..n].iter().map(|&i| rkeys[i].clone()).collect();
+                    o.new_rows = Some((take(&inserts, &rest[..n])?, keys));
+                    o.num_inserts = n;
                 }
-                fill(&mut outputs[o], &mut rest);
-            }
-            if !changes.truncate && !rest.is_empty() {
-                let mut untouched: Vec<&FileGroup> = live
+                *rest = &rest[n..];
+                Ok(())
+            };
+            if !changes.truncate {
+                let mut small_groups: Vec<&FileGroup> = live
                     .iter()
                     .filter(|g| {
                         g.partition == partition
                             && g.size < small
-                            && !outputs.iter().any(|o| o.file_id == g.file_id)
+                            && !rewritten.contains(&g.file_id)
                     })
                     .collect();
-                untouched.sort_by_key(|g| g.size);
-                for g in untouched {
+                small_groups.sort_by_key(|g| g.size);
+                for g in small_groups {
                     if rest.is_empty() {
                         break;
                     }
                     let t = process(ctx.clone(), g.clone(), Read::Carry)
                         .await?
-                        .expect("whole read");
+                        .expect("carried");
                     let mut o = Output {
                         file_id: g.file_id.clone(),
                         partition: g.partition.clone(),
                         dir: g.dir.clone(),
                         existing: Some(t.group),
                         kept: Some(t.kept),
-                        updates: Vec::new(),
-                        inserts: Vec::new(),
+                        new_rows: None,
+                        num_updates: 0,
+                        num_inserts: 0,
                         deleted: 0,
                     };
-                    fill(&mut o, &mut rest);
-                    outputs.push(o);
+                    fill(&mut o, &mut rest)?;
+                    if o.num_inserts > 0 {
+                        outputs.push(o);
+                    }
                 }
             }
             let dir = live
@@ -517,28 +602,55 @@ impl HudiSink {
                 .find(|g| g.partition == partition)
                 .map_or_else(|| self.store.path(&partition), |g| g.dir.clone());
             while !rest.is_empty() {
-                let cap = ((max_size / avg) as usize).max(1);
-                let take = cap.min(rest.len());
-                outputs.push(Output {
+                let mut o = Output {
                     existing: None,
                     file_id: format!("{}-0", uuid::Uuid::new_v4()),
                     partition: partition.clone(),
                     dir: dir.clone(),
                     kept: None,
-                    updates: Vec::new(),
-                    inserts: rest[..take].to_vec(),
+                    new_rows: None,
+                    num_updates: 0,
+                    num_inserts: 0,
                     deleted: 0,
-                });
-                rest = &rest[take..];
+                };
+                let before = rest.len();
+                fill(&mut o, &mut rest)?;
+                if rest.len() == before {
+                    // A record bigger than a whole file: one per file.
+                    let keys = vec![rkeys[rest[0]].clone()];
+                    o.new_rows = Some((take(&inserts, &rest[..1])?, keys));
+                    o.num_inserts = 1;
+                    rest = &rest[1..];
+                }
+                outputs.push(o);
             }
+        }
+        let more: Vec<Result<(WriteStat, FileGroup)>> =
+            futures::stream::iter(outputs.into_iter().enumerate().map(|(k, o)| {
+                let ctx = ctx.clone();
+                async move {
+                    match tokio::spawn(write_output(ctx.clone(), first_new_idx + k, o)).await {
+                        Ok(r) => r,
+                        Err(e) => Err(HudiSinkError::Layout {
+                            table: ctx.table.to_string(),
+                            message: format!("write task failed: {e}"),
+                        }),
+                    }
+                }
+            }))
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+        for w in more {
+            written.push(w?);
         }
 
         // Partition metadata of new partitions (Spark discovers partitions by it).
         if !props.partition_fields.is_empty() {
-            let new: std::collections::BTreeMap<String, object_store::path::Path> = outputs
+            let new: BTreeMap<String, object_store::path::Path> = written
                 .iter()
-                .filter(|o| !live.iter().any(|g| g.partition == o.partition))
-                .map(|o| (o.partition.clone(), o.dir.clone()))
+                .filter(|(_, g)| !live.iter().any(|l| l.partition == g.partition))
+                .map(|(_, g)| (g.partition.clone(), g.dir.clone()))
                 .collect();
             for (p, dir) in new {
                 let depth = p.split('/').count();
@@ -559,48 +671,9 @@ impl HudiSink {
                 })?;
             }
         }
-
-        // Write the base files.
-        let resolved = Arc::new(resolved);
-        let rkeys = Arc::new(rkeys);
-        let avro_file = Arc::new(avro_file);
-        let written: Vec<Result<(WriteStat, FileGroup)>> =
-            futures::stream::iter(outputs.into_iter().enumerate().map(|(idx, o)| {
-                let (store, file_schema) = (self.store.clone(), file_schema.clone());
-                let (resolved, rkeys, avro_file) =
-                    (resolved.clone(), rkeys.clone(), avro_file.clone());
-                let instant = instant.clone();
-                let table = table.to_string();
-                let int_key = int_key.then(|| key_columns[0].clone());
-                async move {
-                    let task = tokio::spawn(write_output(
-                        store,
-                        table.clone(),
-                        file_schema,
-                        resolved,
-                        rkeys,
-                        avro_file,
-                        int_key,
-                        instant,
-                        idx,
-                        o,
-                    ));
-                    match task.await {
-                        Ok(r) => r,
-                        Err(e) => Err(HudiSinkError::Layout {
-                            table,
-                            message: format!("write task failed: {e}"),
-                        }),
-                    }
-                }
-            }))
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
         let mut stats: BTreeMap<String, Vec<WriteStat>> = BTreeMap::new();
         let mut new_groups = Vec::new();
-        for w in written {
-            let (stat, group) = w?;
+        for (stat, group) in written {
             stats.entry(group.partition.clone()).or_default().push(stat);
             new_groups.push(group);
         }
@@ -746,18 +819,8 @@ impl HudiSink {
 /// Writes one base file: carried-over rows (their meta columns kept, file name updated) and
 /// the updated and inserted rows with new meta columns.
 #[allow(clippy::too_many_arguments)]
-async fn write_output(
-    store: TableStore,
-    table: String,
-    file_schema: SchemaRef,
-    resolved: Arc<RecordBatch>,
-    rkeys: Arc<Vec<String>>,
-    avro_file: Arc<String>,
-    int_key: Option<String>,
-    instant: String,
-    idx: usize,
-    o: Output,
-) -> Result<(WriteStat, FileGroup)> {
+async fn write_output(ctx: Arc<Ctx>, idx: usize, o: Output) -> Result<(WriteStat, FileGroup)> {
+    let (instant, file_schema) = (&ctx.instant, &ctx.file_schema);
     let name = BaseFileName {
         file_id: o.file_id.clone(),
         write_token: format!("{idx}-0-0"),
@@ -767,7 +830,7 @@ async fn write_output(
     let path = files::join(&o.partition, &name);
     let location = o.dir.clone().join(name.as_str());
     let err = |message: String| HudiSinkError::BaseFile {
-        table: table.clone(),
+        table: ctx.table.to_string(),
         path: path.clone(),
         message,
     };
@@ -781,18 +844,13 @@ async fn write_output(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
         );
     }
-    let new_rows: Vec<usize> = o.updates.iter().chain(&o.inserts).copied().collect();
-    if !new_rows.is_empty() {
-        let indices = UInt32Array::from(new_rows.iter().map(|&j| j as u32).collect::<Vec<_>>());
-        let data = arrow_select::take::take_record_batch(&resolved, &indices)
-            .map_err(|e| err(e.to_string()))?;
-        let m = new_rows.len();
+    if let Some((data, keys)) = &o.new_rows {
+        let m = data.num_rows();
         let seqno: Vec<String> = (0..m).map(|r| format!("{instant}_{idx}_{r}")).collect();
-        let keys: Vec<&str> = new_rows.iter().map(|&j| rkeys[j].as_str()).collect();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![instant.as_str(); m])),
             Arc::new(StringArray::from(seqno)),
-            Arc::new(StringArray::from(keys)),
+            Arc::new(StringArray::from_iter_values(keys)),
             Arc::new(StringArray::from(vec![o.partition.as_str(); m])),
             Arc::new(StringArray::from(vec![name.as_str(); m])),
         ];
@@ -801,7 +859,7 @@ async fn write_output(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
         );
     }
-    let batch = arrow_select::concat::concat_batches(&file_schema, &parts)
+    let batch = arrow_select::concat::concat_batches(file_schema, &parts)
         .map_err(|e| err(e.to_string()))?;
     let rows = batch.num_rows() as u64;
     let record_key_col = batch.column_by_name(RECORD_KEY).expect("meta column");
@@ -820,12 +878,13 @@ async fn write_output(
         Some((a, b)) => (Some(a.to_string()), Some(b.to_string())),
         None => (None, None),
     };
-    let int_range = int_key
+    let int_range = ctx
+        .int_key
         .as_deref()
         .and_then(|k| batch.column_by_name(k))
         .and_then(int_key_range);
     let mut footer = vec![
-        (files::AVRO_SCHEMA.to_string(), avro_file.as_ref().clone()),
+        (files::AVRO_SCHEMA.to_string(), ctx.avro_file.clone()),
         ("writer.model.name".to_string(), "avro".to_string()),
     ];
     if let (Some(a), Some(b)) = (&min_key, &max_key) {
@@ -837,7 +896,8 @@ async fn write_output(
     }
     let started = std::time::Instant::now();
     footer.push((files::PARTITION_PATH_KEY.to_string(), o.partition.clone()));
-    let size = store
+    let size = ctx
+        .store
         .write_base_file(&location, &path, batch, footer)
         .await?;
     let millis = started.elapsed().as_millis() as i64;
@@ -851,8 +911,8 @@ async fn write_output(
             .map_or_else(|| "null".to_string(), |g| g.instant.clone()),
         num_writes: rows as i64,
         num_deletes: o.deleted as i64,
-        num_update_writes: o.updates.len() as i64,
-        num_inserts: o.inserts.len() as i64,
+        num_update_writes: o.num_updates as i64,
+        num_inserts: o.num_inserts as i64,
         total_write_bytes: size as i64,
         total_write_errors: 0,
         temp_path: None,
@@ -870,7 +930,7 @@ async fn write_output(
         dir: o.dir,
         file_id: o.file_id,
         file_name: name,
-        instant,
+        instant: instant.clone(),
         size,
         rows,
         min_key,
