@@ -164,6 +164,15 @@ fn avro_record(
         .iter()
         .map(|f| {
             let path = format!("{prefix}{}", f.name());
+            if avro_name(f.name()) != *f.name() {
+                return Err(AvroError {
+                    column: path,
+                    message: "is not a valid Avro field name ([A-Za-z_][A-Za-z0-9_]*), and Hudi \
+                              readers parse the table schema as Avro; rename the column (for \
+                              example with a Debezium column-rename transform)"
+                        .into(),
+                });
+            }
             let t = avro_type(f, &path, &child_ns)?;
             Ok(if f.is_nullable() {
                 json!({"name": f.name(), "type": ["null", t], "default": null})
@@ -275,6 +284,14 @@ mod tests {
         assert_eq!(avro["fields"][3]["type"][1]["logicalType"], "decimal");
         let back = logical_schema(&file_schema(&stored)).unwrap();
         assert_eq!(back.fields().len(), 4);
+    }
+
+    #[test]
+    fn bad_avro_names_are_refused() {
+        let logical = Schema::new(vec![Field::new("first-name", DataType::Utf8, true)]);
+        let err = avro_schema("t", &stored_schema(&logical)).unwrap_err();
+        assert_eq!(err.column, "first-name");
+        assert!(err.message.contains("Avro"), "{}", err.message);
     }
 
     #[test]
