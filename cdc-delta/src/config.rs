@@ -45,6 +45,19 @@ pub struct DeltaSinkConfig {
     pub target_file_size: u64,
     /// Attempts of one change set when other writers commit first.
     pub max_commit_attempts: usize,
+    /// Deletion vectors: tables this sink creates get the `deletionVectors` reader and writer
+    /// feature (protocol 3/7) and `delta.enableDeletionVectors=true`, and on tables that allow
+    /// them a touched file with few changed rows gets a deletion vector instead of being
+    /// rewritten. Turn off for readers without deletion-vector support (Athena's Delta reader,
+    /// older Spark/Trino, delta-rs before 0.17): new tables then keep protocol 1/2 and every
+    /// touched file is rewritten (copy-on-write), as tables without the feature always are.
+    /// Existing deletion vectors are honoured either way.
+    pub deletion_vectors: bool,
+    /// A touched file gets a deletion vector when its changed rows are at most this fraction
+    /// of its live rows; with more it is rewritten (its old deletion vector applied and
+    /// dropped). Reads pay for deletion vectors until the file is rewritten, so this bounds
+    /// how much dead data a file carries per change set.
+    pub deletion_vector_max_fraction: f64,
     /// Object-store options (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...). Never logged: `Debug`
     /// shows only the keys. Credentials are best left to the environment.
     #[serde(skip_serializing)]
@@ -70,6 +83,8 @@ impl Default for DeltaSinkConfig {
             table_properties: HashMap::new(),
             target_file_size: 128 << 20,
             max_commit_attempts: 10,
+            deletion_vectors: true,
+            deletion_vector_max_fraction: 0.2,
             storage_options: HashMap::new(),
             fail_point: None,
             fail_after_commits: 0,
@@ -85,6 +100,11 @@ impl fmt::Debug for DeltaSinkConfig {
             .field("table_properties", &self.table_properties)
             .field("target_file_size", &self.target_file_size)
             .field("max_commit_attempts", &self.max_commit_attempts)
+            .field("deletion_vectors", &self.deletion_vectors)
+            .field(
+                "deletion_vector_max_fraction",
+                &self.deletion_vector_max_fraction,
+            )
             .field(
                 "storage_options (keys only)",
                 &KeysOnly(&self.storage_options),
@@ -99,6 +119,9 @@ impl DeltaSinkConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_commit_attempts == 0 {
             return Err("max_commit_attempts must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.deletion_vector_max_fraction) {
+            return Err("deletion_vector_max_fraction must be between 0 and 1".into());
         }
         if self.target_file_size < 1 << 20 {
             return Err("target_file_size must be at least 1 MiB".into());

@@ -42,6 +42,16 @@ pub enum DeltaSinkError {
         /// What failed.
         message: String,
     },
+    /// Reading or writing a deletion vector failed.
+    #[error("delta table `{table}`: deletion vector of `{path}`: {message}")]
+    DeletionVector {
+        /// Table.
+        table: String,
+        /// The data file the deletion vector belongs to (empty for the DV file of a commit).
+        path: String,
+        /// What failed.
+        message: String,
+    },
     /// A table property or the table's layout is not what cdc-lake wrote.
     #[error("delta table `{table}`: {message}")]
     Layout {
@@ -90,6 +100,7 @@ impl From<DeltaSinkError> for cdc_core::Error {
                     DeltaSinkError::Delta { table, .. }
                     | DeltaSinkError::Conflict { table, .. }
                     | DeltaSinkError::ReadFile { table, .. }
+                    | DeltaSinkError::DeletionVector { table, .. }
                     | DeltaSinkError::Layout { table, .. }
                     | DeltaSinkError::FailPoint { table, .. } => table.clone(),
                     DeltaSinkError::Core(_) => unreachable!(),

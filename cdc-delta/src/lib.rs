@@ -23,6 +23,7 @@
 //! ```
 
 mod config;
+mod dv;
 mod error;
 mod rewrite;
 pub mod schema;
@@ -42,7 +43,7 @@ use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use cdc_core::storage::to_storage;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, MetadataExt, Transaction};
+use deltalake::kernel::{Action, Add, MetadataExt, Transaction};
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TablePropertiesExt;
@@ -61,8 +62,11 @@ pub const CHECKPOINT_COMMIT_INFO: &str = "cdc-lake.checkpoint";
 /// (other writers' commits in between, such as `OPTIMIZE`, are skipped).
 const HISTORY_DEPTH: usize = 10_000;
 /// A candidate file with at most this many changed keys in its key range is probed (key columns
-/// read first); with more, it almost surely holds one and is read whole at once.
+/// read first); with more, it almost surely holds one and is read whole at once (unless it may
+/// get a deletion vector: then its key columns are all that is read).
 const PROBE_AT_MOST_KEYS: usize = 16;
+/// The table property that lets writers add deletion vectors.
+const ENABLE_DELETION_VECTORS: &str = "delta.enableDeletionVectors";
 
 /// The Delta `txn` application id of a topic-partition.
 pub fn app_id(topic: &str, partition: i32) -> String {
@@ -285,6 +289,13 @@ impl DeltaSink {
             .iter()
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
+        if self.config.deletion_vectors {
+            // Protocol 3/7 with the `deletionVectors` reader and writer feature (delta-rs adds
+            // the feature for this property), unless the table properties say otherwise.
+            configuration
+                .entry(ENABLE_DELETION_VECTORS.to_string())
+                .or_insert_with(|| Some("true".to_string()));
+        }
         configuration.insert(
             KEY_COLUMNS_PROPERTY.to_string(),
             Some(serde_json::to_string(&changes.key_columns.to_vec()).expect("strings serialise")),
@@ -349,6 +360,8 @@ impl DeltaSink {
         );
 
         let ranges = KeyRanges::new(&keys);
+        let use_dvs = self.config.deletion_vectors && allows_deletion_vectors(&table);
+        let fraction = self.config.deletion_vector_max_fraction;
         let mut removes = Vec::new();
         let mut candidates = Vec::new();
         // Collected first: the log iterator is not `Send` across the reads below.
@@ -367,22 +380,52 @@ impl DeltaSink {
             if in_range == Some(0) {
                 continue;
             }
+            let old_dv = file.deletion_vector_descriptor();
+            let live = file.num_records().map(|n| {
+                (n as u64).saturating_sub(old_dv.as_ref().map_or(0, |dv| dv.cardinality as u64))
+            });
+            // So few changed keys in its range that the file gets a deletion vector whichever
+            // of them it holds: only its key columns are read.
+            let dv_surely = use_dvs
+                && !rewrite_all
+                && matches!((in_range, live), (Some(k), Some(l)) if k as f64 <= fraction * l as f64);
             candidates.push((
-                file.remove_action(true),
+                FileEntry {
+                    remove: file.remove_action(true),
+                    stats: file.stats(),
+                    modification_time: file.modification_time(),
+                },
                 rewrite::Candidate {
                     path: file.path().to_string(),
                     size: file.size(),
                     partition_values: partition_values(&file),
                     // Few changed keys in its range: read the key columns before the whole file.
-                    probe: !rewrite_all && in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS),
+                    probe: !rewrite_all
+                        && (in_range.is_none_or(|n| n <= PROBE_AT_MOST_KEYS) || dv_surely),
                     rewrite_anyway: rewrite_all,
+                    deletion_vector: old_dv,
+                    deletion_vector_allowed: use_dvs && !rewrite_all,
                 },
             ));
         }
 
+        let needs_old_row = (0..keys.upserts.num_rows())
+            .map(|j| {
+                !changes.ignore_table_values.value(j)
+                    && keys
+                        .unchanged
+                        .columns()
+                        .iter()
+                        .flatten()
+                        .any(|mask| mask.value(j))
+            })
+            .collect();
         let ctx = Arc::new(rewrite::RewriteContext {
             table: self.table.clone(),
             store: store.clone(),
+            table_root: self.url.clone(),
+            needs_old_row,
+            deletion_vector_max_fraction: fraction,
             stored: stored.clone(),
             merged: merged.clone(),
             partition_columns: snapshot.metadata().partition_columns().to_vec(),
@@ -390,20 +433,21 @@ impl DeltaSink {
             keys,
         });
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut results = futures::stream::iter(candidates.into_iter().map(|(remove, file)| {
+        let mut results = futures::stream::iter(candidates.into_iter().map(|(entry, file)| {
             let ctx = ctx.clone();
             async move {
                 let task = tokio::spawn(rewrite::rewrite_file(ctx, file));
-                (remove, task.await)
+                (entry, task.await)
             }
         }))
         .buffered(parallelism);
+        let mut dv_files: Vec<(FileEntry, roaring::RoaringTreemap)> = Vec::new();
         let mut old_parts: Vec<RecordBatch> = Vec::new();
         let mut old_row: Vec<Option<usize>> = vec![None; ctx.keys.upserts.num_rows()];
         let mut old_rows_seen = 0usize;
         let mut rows_deleted = 0u64;
         let mut rows_rewritten = 0u64;
-        while let Some((remove, joined)) = results.next().await {
+        while let Some((entry, joined)) = results.next().await {
             let outcome = joined.map_err(|e| DeltaSinkError::Layout {
                 table: self.table.to_string(),
                 message: format!("file task failed: {e}"),
@@ -415,16 +459,28 @@ impl DeltaSink {
             }
             old_rows_seen += done.replaced.num_rows();
             old_parts.push(done.replaced);
-            if done.kept.num_rows() > 0 {
-                rows_rewritten += done.kept.num_rows() as u64;
-                writer
-                    .write(&to_storage(&done.kept, &stored)?)
-                    .await
-                    .map_err(self.delta_err("writing rewritten rows"))?;
+            match done.plan {
+                rewrite::Plan::Rewrite { kept } => {
+                    if kept.num_rows() > 0 {
+                        rows_rewritten += kept.num_rows() as u64;
+                        writer
+                            .write(&to_storage(&kept, &stored)?)
+                            .await
+                            .map_err(self.delta_err("writing rewritten rows"))?;
+                    }
+                }
+                // Every row deleted: the file simply goes.
+                rewrite::Plan::DeletionVector { deleted, rows } if deleted.len() >= rows => {}
+                rewrite::Plan::DeletionVector { deleted, .. } => {
+                    // Removed with its old deletion vector, added back below with the new one.
+                    dv_files.push((entry.clone(), deleted));
+                }
             }
-            removes.push(remove);
+            removes.push(entry.remove);
         }
         drop(results);
+        let dv_adds = self.write_deletion_vectors(&store, dv_files).await?;
+        let deletion_vectors = dv_adds.len();
         let old = arrow_select::concat::concat_batches(&merged, &old_parts)
             .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
         let upserts = resolve_upserts(changes, &ctx.keys, &old, &old_row)?;
@@ -461,6 +517,7 @@ impl DeltaSink {
             actions.push(Action::Metadata(metadata));
         }
         actions.extend(removes.into_iter().map(Action::Remove));
+        actions.extend(dv_adds.into_iter().map(Action::Add));
         actions.extend(adds.into_iter().map(Action::Add));
 
         let mut full = committed.clone();
@@ -509,12 +566,54 @@ impl DeltaSink {
                 point: FailPoint::AfterCommit,
             });
         }
-        tracing::debug!(table = %self.table, version, rows_rewritten, "delta commit");
+        tracing::debug!(table = %self.table, version, rows_rewritten, deletion_vectors, "delta commit");
         Ok(CommitOutcome::Committed {
             version: version.to_string(),
             rows_written: upserts.num_rows() as u64,
             rows_deleted,
         })
+    }
+
+    /// Writes the new deletion vectors of one commit into one DV file and returns the `add`
+    /// actions that put each file back with its new deletion vector (same path, size and
+    /// statistics; the statistics' bounds are no longer tight).
+    async fn write_deletion_vectors(
+        &self,
+        store: &deltalake::logstore::ObjectStoreRef,
+        files: Vec<(FileEntry, roaring::RoaringTreemap)>,
+    ) -> Result<Vec<Add>> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dv_err = |path: &str| {
+            let path = path.to_string();
+            move |e: dv::DvError| DeltaSinkError::DeletionVector {
+                table: self.table.to_string(),
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        };
+        let mut writer = dv::DvFileWriter::new();
+        let mut adds = Vec::with_capacity(files.len());
+        for (entry, deleted) in files {
+            let descriptor = writer.push(&deleted).map_err(dv_err(&entry.remove.path))?;
+            let remove = entry.remove;
+            adds.push(Add {
+                path: remove.path,
+                partition_values: remove.partition_values.unwrap_or_default(),
+                size: remove.size.unwrap_or_default(),
+                modification_time: entry.modification_time,
+                data_change: true,
+                stats: entry.stats.map(|s| loose_bounds(&s)),
+                tags: None,
+                deletion_vector: Some(descriptor),
+                base_row_id: None,
+                default_row_commit_version: None,
+                clustering_provider: None,
+            });
+        }
+        writer.finish(store).await.map_err(dv_err(""))?;
+        Ok(adds)
     }
 
     /// Whether a crash test stops here (once).
@@ -529,6 +628,45 @@ impl DeltaSink {
             return true;
         }
         false
+    }
+}
+
+/// What a touched file's `add` needs when it comes back with a deletion vector.
+#[derive(Debug, Clone)]
+struct FileEntry {
+    remove: deltalake::kernel::Remove,
+    stats: Option<String>,
+    modification_time: i64,
+}
+
+/// Whether writers may add deletion vectors to the table: the `deletionVectors` writer feature
+/// and `delta.enableDeletionVectors=true`.
+fn allows_deletion_vectors(table: &DeltaTable) -> bool {
+    let Ok(snapshot) = table.snapshot() else {
+        return false;
+    };
+    let enabled = snapshot
+        .metadata()
+        .configuration()
+        .get(ENABLE_DELETION_VECTORS)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+    let feature = protocol
+        .get("writerFeatures")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|f| f.iter().any(|v| v == "deletionVectors"));
+    enabled && feature
+}
+
+/// File statistics of a file with rows deleted by a deletion vector: `numRecords` and the
+/// bounds still describe the physical file, so they are marked not tight (`tightBounds`).
+fn loose_bounds(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(stats) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => stats.to_string(),
     }
 }
 

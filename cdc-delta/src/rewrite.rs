@@ -1,7 +1,9 @@
-//! Copy-on-write of the data files a change set touches: each candidate file is read (its key
-//! columns first when few changed keys fall in its range), its changed rows are split off, and
-//! its kept rows are handed back for rewriting. Files are processed concurrently, one task per
-//! core, while the caller writes the results in order.
+//! The data files a change set touches: each candidate file is read (its key columns first when
+//! few changed keys fall in its range), and its changed rows are either marked in the file's
+//! deletion vector (few changed rows: the file stays, only its key columns were read) or split
+//! off with the kept rows handed back for rewriting (copy-on-write). Every read honours the
+//! file's existing deletion vector: a row it deletes is never found, kept or replaced. Files are
+//! processed concurrently, one task per core, while the caller writes the results in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +16,15 @@ use cdc_core::model::TableId;
 use cdc_core::schema::evolve_batch;
 use cdc_core::sink::upsert::{ChangedKeys, Touch};
 use cdc_core::storage::from_storage;
+use deltalake::kernel::DeletionVectorDescriptor;
 use deltalake::logstore::ObjectStoreRef;
 use futures::TryStreamExt;
 use object_store::path::Path;
+use parquet::arrow::arrow_reader::RowSelection;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
+use roaring::RoaringTreemap;
+use url::Url;
 
 use crate::error::{DeltaSinkError, Result};
 
@@ -36,6 +42,10 @@ pub(crate) struct Candidate {
     /// Rewrite the file even if it holds no changed key (a schema change needs its rows
     /// rewritten).
     pub rewrite_anyway: bool,
+    /// The file's deletion vector, if it has one.
+    pub deletion_vector: Option<DeletionVectorDescriptor>,
+    /// The file may get a deletion vector instead of being rewritten.
+    pub deletion_vector_allowed: bool,
 }
 
 /// What is shared by every file task of one change set.
@@ -43,6 +53,8 @@ pub(crate) struct Candidate {
 pub(crate) struct RewriteContext {
     pub table: TableId,
     pub store: ObjectStoreRef,
+    /// The table root (deletion vectors with absolute paths are resolved against it).
+    pub table_root: Url,
     /// Stored (Delta) schema of the merged table schema.
     pub stored: SchemaRef,
     /// Merged logical schema.
@@ -51,14 +63,27 @@ pub(crate) struct RewriteContext {
     pub partition_columns: Vec<String>,
     pub key_columns: Vec<String>,
     pub keys: ChangedKeys,
+    /// For each upsert row: whether it has unchanged cells filled from its old row.
+    pub needs_old_row: Vec<bool>,
+    /// See [`crate::DeltaSinkConfig::deletion_vector_max_fraction`].
+    pub deletion_vector_max_fraction: f64,
+}
+
+/// How a touched file changes.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Removed, its kept rows (logical types, merged schema) written to new files.
+    Rewrite { kept: RecordBatch },
+    /// Kept, with this deletion vector (the old one's rows included) of its `rows` rows.
+    DeletionVector { deleted: RoaringTreemap, rows: u64 },
 }
 
 /// A file that held changed keys.
 #[derive(Debug)]
-pub(crate) struct Rewritten {
-    /// Rows to keep (logical types, merged schema).
-    pub kept: RecordBatch,
-    /// The old rows of upserted keys, with the upsert index of each.
+pub(crate) struct Touched {
+    pub plan: Plan,
+    /// Old rows of upserted keys, with the upsert index of each (under a deletion vector only
+    /// the rows whose unchanged cells need them).
     pub replaced: RecordBatch,
     pub replaced_upserts: Vec<usize>,
     /// Rows deleted.
@@ -69,24 +94,52 @@ pub(crate) struct Rewritten {
 pub(crate) async fn rewrite_file(
     ctx: Arc<RewriteContext>,
     file: Candidate,
-) -> Result<Option<Rewritten>> {
+) -> Result<Option<Touched>> {
+    let gone = match &file.deletion_vector {
+        Some(dv) => crate::dv::read(&ctx.store, &ctx.table_root, dv)
+            .await
+            .map_err(|e| DeltaSinkError::DeletionVector {
+                table: ctx.table.to_string(),
+                path: file.path.clone(),
+                message: e.to_string(),
+            })?,
+        None => RoaringTreemap::new(),
+    };
     if file.probe {
-        let key_rows = read_file(&ctx, &file, Some(&ctx.key_columns)).await?;
-        let touches = ctx.keys.find(&logical(&key_rows, &ctx.merged)?)?;
-        if touches.iter().all(Option::is_none) {
+        let key_rows = read_file(&ctx, &file, Some(&ctx.key_columns), None).await?;
+        let touches = live_touches(ctx.keys.find(&logical(&key_rows, &ctx.merged)?)?, &gone);
+        let changed = touches.iter().flatten().count();
+        if changed == 0 && !file.rewrite_anyway {
             return Ok(None);
         }
+        let rows = key_rows.num_rows() as u64;
+        if use_deletion_vector(&ctx, &file, changed, rows, &gone) {
+            return deletion_vector(&ctx, &file, &touches, gone, rows, None)
+                .await
+                .map(Some);
+        }
     }
-    let rows = read_file(&ctx, &file, None).await?;
+    let rows = read_file(&ctx, &file, None, None).await?;
     let rows = evolve_batch(&ctx.table, &logical(&rows, &ctx.merged)?, &ctx.merged)?;
-    let touches = ctx.keys.find(&rows)?;
+    let touches = live_touches(ctx.keys.find(&rows)?, &gone);
+    let changed = touches.iter().flatten().count();
+    if changed == 0 && !file.rewrite_anyway {
+        // Probing was skipped and the file holds none of the keys after all.
+        return Ok(None);
+    }
+    let n = rows.num_rows() as u64;
+    if use_deletion_vector(&ctx, &file, changed, n, &gone) {
+        return deletion_vector(&ctx, &file, &touches, gone, n, Some(&rows))
+            .await
+            .map(Some);
+    }
     let mut keep = Vec::with_capacity(rows.num_rows());
     let mut taken = Vec::new();
     let mut replaced_upserts = Vec::new();
     let mut deleted = 0;
     for (i, t) in touches.iter().enumerate() {
         match t {
-            None => keep.push(true),
+            None => keep.push(!gone.contains(i as u64)),
             Some(Touch::Delete) => {
                 keep.push(false);
                 deleted += 1;
@@ -98,20 +151,91 @@ pub(crate) async fn rewrite_file(
             }
         }
     }
-    if taken.is_empty() && deleted == 0 && !file.rewrite_anyway {
-        // Probing was skipped and the file holds none of the keys after all.
-        return Ok(None);
-    }
     let replaced = arrow_select::take::take_record_batch(&rows, &UInt32Array::from(taken))
         .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?;
     let kept = arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
         .map_err(|e| cdc_core::Error::arrow("filtering a rewritten file", e))?;
-    Ok(Some(Rewritten {
-        kept,
+    Ok(Some(Touched {
+        plan: Plan::Rewrite { kept },
         replaced,
         replaced_upserts,
         deleted,
     }))
+}
+
+/// `touches` with the rows the file's deletion vector already deletes left out.
+fn live_touches(mut touches: Vec<Option<Touch>>, gone: &RoaringTreemap) -> Vec<Option<Touch>> {
+    for i in gone.iter() {
+        if let Some(t) = touches.get_mut(i as usize) {
+            *t = None;
+        }
+    }
+    touches
+}
+
+/// Whether `changed` rows of a file of `rows` rows are few enough for a deletion vector.
+fn use_deletion_vector(
+    ctx: &RewriteContext,
+    file: &Candidate,
+    changed: usize,
+    rows: u64,
+    gone: &RoaringTreemap,
+) -> bool {
+    let live = rows.saturating_sub(gone.len());
+    file.deletion_vector_allowed
+        && !file.rewrite_anyway
+        && changed as f64 <= ctx.deletion_vector_max_fraction * live as f64
+}
+
+/// The deletion-vector plan of a file: its changed rows added to `deleted`. Old rows are taken
+/// only where an upsert's unchanged cells need them, from `rows` when the file was read whole,
+/// else by reading just those rows.
+async fn deletion_vector(
+    ctx: &RewriteContext,
+    file: &Candidate,
+    touches: &[Option<Touch>],
+    mut deleted_rows: RoaringTreemap,
+    rows: u64,
+    read: Option<&RecordBatch>,
+) -> Result<Touched> {
+    let mut deleted = 0;
+    let mut taken = Vec::new();
+    let mut replaced_upserts = Vec::new();
+    for (i, t) in touches.iter().enumerate() {
+        match t {
+            None => {}
+            Some(Touch::Delete) => {
+                deleted_rows.insert(i as u64);
+                deleted += 1;
+            }
+            Some(Touch::Upsert(j)) => {
+                deleted_rows.insert(i as u64);
+                if ctx.needs_old_row[*j] {
+                    taken.push(i);
+                    replaced_upserts.push(*j);
+                }
+            }
+        }
+    }
+    let replaced = if taken.is_empty() {
+        RecordBatch::new_empty(ctx.merged.clone())
+    } else if let Some(all) = read {
+        let indices = UInt32Array::from_iter_values(taken.iter().map(|&i| i as u32));
+        arrow_select::take::take_record_batch(all, &indices)
+            .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?
+    } else {
+        let old = read_file(ctx, file, None, Some(&taken)).await?;
+        evolve_batch(&ctx.table, &logical(&old, &ctx.merged)?, &ctx.merged)?
+    };
+    Ok(Touched {
+        plan: Plan::DeletionVector {
+            deleted: deleted_rows,
+            rows,
+        },
+        replaced,
+        replaced_upserts,
+        deleted,
+    })
 }
 
 /// A stored batch (possibly a projection, possibly an older schema) in logical types: every
@@ -136,12 +260,14 @@ fn logical(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBa
     from_storage(&projected, &logical)
 }
 
-/// Reads one data file (all columns, or only `columns`), adding partition columns from the
-/// file's partition values.
+/// Reads one data file (all columns, or only `columns`; all rows, or only the rows at the
+/// ascending positions `rows`), adding partition columns from the file's partition values.
+/// Rows come back in file order, deleted ones included: callers apply the deletion vector.
 async fn read_file(
     ctx: &RewriteContext,
     file: &Candidate,
     columns: Option<&[String]>,
+    rows: Option<&[usize]>,
 ) -> Result<RecordBatch> {
     let read_err = |message: String| DeltaSinkError::ReadFile {
         table: ctx.table.to_string(),
@@ -165,10 +291,16 @@ async fn read_file(
         }
         None => ProjectionMask::all(),
     };
-    let stream = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| read_err(e.to_string()))?;
+    let mut builder = builder.with_projection(mask);
+    if let Some(rows) = rows {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows())
+            .map_err(|e| read_err(e.to_string()))?;
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&i| i..i + 1),
+            total,
+        ));
+    }
+    let stream = builder.build().map_err(|e| read_err(e.to_string()))?;
     let batches: Vec<RecordBatch> = stream
         .try_collect()
         .await

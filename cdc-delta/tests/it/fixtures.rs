@@ -27,6 +27,15 @@ async fn check(name: &str) {
     .unwrap();
     assert!(stats.commits > 0);
     assert_expected(&scenario, &warehouse, true).await;
+    if name == "crud" {
+        // Small updates and deletes went into deletion vectors, which both readers applied.
+        let dvs: usize = scenario
+            .tables
+            .iter()
+            .map(|(t, _)| deletion_vectors_added(&warehouse.table_url(t).to_file_path().unwrap()))
+            .sum();
+        assert!(dvs > 0, "no deletion vector written");
+    }
     // Replaying everything changes nothing.
     let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
         .await
@@ -35,6 +44,22 @@ async fn check(name: &str) {
 }
 
 cdc_core::fixture_tests!(check);
+
+/// How many `add` actions in a table's log carry a deletion vector.
+fn deletion_vectors_added(table_dir: &std::path::Path) -> usize {
+    std::fs::read_dir(table_dir.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("{\"add\"") && l.contains("\"deletionVector\""))
+                .count()
+        })
+        .sum()
+}
 
 /// A partitioned table (by a column that updates change, so rows move between partitions)
 /// ends equal too, and its files sit in hive-style partition directories.

@@ -4,6 +4,7 @@
 mod common;
 mod concurrency;
 mod crash;
+mod deletion_vectors;
 mod fixtures;
 #[cfg(feature = "s3")]
 mod s3;
