@@ -26,8 +26,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! One writer per table at a time: instant files are created only if absent, so a second
-//! writer fails instead of corrupting the table, but it is not retried.
+//! Partitioned tables ([`HudiSinkConfig::partition_fields`], Hive-style directories by
+//! default) write `.hoodie_partition_metadata` in each partition; a key whose partition value
+//! changes moves to a file group of its new partition. After each commit the cleaner deletes
+//! base-file versions that no query as of the last [`HudiSinkConfig::commits_retained`] commits
+//! can read (Hudi's KEEP_LATEST_COMMITS).
+//!
+//! # Limits
+//!
+//! - One writer per table at a time: instant files are created only if absent, so a second
+//!   writer fails instead of corrupting the table, but it is not retried.
+//! - Base files carry the record-key range but no bloom filter, so a Spark/Java Hudi writer
+//!   joining the table must use the SIMPLE or GLOBAL_SIMPLE index (readers need neither).
+//! - No metadata table, no archival of the timeline (three small files per commit stay in
+//!   `.hoodie/`), and cleaning deletes old versions without writing `clean` instants.
+//! - Column names must be valid Avro names (the table schema is Avro).
 
 mod config;
 mod error;

@@ -318,3 +318,67 @@ async fn an_update_rewrites_only_its_file_group() {
     assert_eq!(rows.num_rows(), 101);
     crate::common::assert_unique_keys(&rows, "after updates");
 }
+
+/// A truncate is a `replacecommit` that replaces every live file group (operation
+/// `INSERT_OVERWRITE_TABLE`); readers stop seeing the replaced groups, and time travel to the
+/// commit before it still sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_is_a_replacecommit() {
+    let scenario = Scenario::load("truncate");
+    let dir = tempfile::tempdir().unwrap();
+    let config = HudiSinkConfig {
+        commits_retained: 0,
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_expected(&scenario, &warehouse, false).await;
+    let mut replaces = 0;
+    for (table, _) in &scenario.tables {
+        let location = warehouse.table_location(table);
+        let hoodie = Path::new(&location).join(".hoodie");
+        let files = names(&hoodie);
+        let timeline = Timeline::from_names(files.iter().map(String::as_str));
+        let writes: Vec<_> = timeline.completed_writes().cloned().collect();
+        for (k, w) in writes.iter().enumerate() {
+            if w.action != "replacecommit" {
+                continue;
+            }
+            replaces += 1;
+            let text = std::fs::read_to_string(hoodie.join(w.file_name())).unwrap();
+            let meta: CommitMetadata = serde_json::from_str(&text).unwrap();
+            assert_eq!(meta.operation_type, "INSERT_OVERWRITE_TABLE");
+            let replaced: usize = meta
+                .partition_to_replace_file_ids
+                .as_ref()
+                .map_or(0, |m| m.values().map(Vec::len).sum());
+            if k == 0 {
+                continue;
+            }
+            // Rows before the truncate: as many as the replaced groups held.
+            let before =
+                read_with_hudi_rs(&location, &Query::AsOf(writes[k - 1].time.clone())).await;
+            assert!(
+                replaced > 0 || before.num_rows() == 0,
+                "{}: nothing replaced",
+                w.time
+            );
+            let after = read_with_hudi_rs(&location, &Query::AsOf(w.time.clone())).await;
+            let written: i64 = meta
+                .partition_to_write_stats
+                .values()
+                .flatten()
+                .map(|s| s.num_writes)
+                .sum();
+            assert_eq!(
+                after.num_rows() as i64,
+                written,
+                "{}: only the new rows",
+                w.time
+            );
+        }
+    }
+    assert!(replaces > 0, "the scenario truncates");
+}
