@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataFile, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    Operation, Schema as IcebergSchema, Snapshot, SnapshotReference, SnapshotRetention, Summary,
-    TableMetadata, TableMetadataBuilder, MAIN_BRANCH,
+    DataContentType, DataFile, ManifestContentType, ManifestFile, ManifestListWriter,
+    ManifestWriterBuilder, Operation, Schema as IcebergSchema, Snapshot, SnapshotReference,
+    SnapshotRetention, Summary, TableMetadata, TableMetadataBuilder, MAIN_BRANCH,
 };
 use iceberg::MetadataLocation;
 use std::str::FromStr;
@@ -217,70 +217,114 @@ impl ManifestOut<'_> {
     }
 }
 
-/// Summary metrics of the snapshot.
+/// File count, record count and bytes of some files.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    files: u64,
+    records: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn of<'a>(files: impl Iterator<Item = &'a DataFile>, content: DataContentType) -> Tally {
+        files
+            .filter(|f| f.content_type() == content)
+            .fold(Tally::default(), |t, f| Tally {
+                files: t.files + 1,
+                records: t.records + f.record_count(),
+                bytes: t.bytes + f.file_size_in_bytes(),
+            })
+    }
+}
+
+/// Summary metrics of the snapshot (spec appendix F): added, removed and totals of data files,
+/// position and equality deletes.
 fn summary(loaded: &Loaded, staged: &Staged, operation: Operation) -> Summary {
-    let sum = |files: &mut dyn Iterator<Item = &DataFile>| -> (u64, u64, u64) {
-        files.fold((0, 0, 0), |(n, rows, size), f| {
-            (
-                n + 1,
-                rows + f.record_count(),
-                size + f.file_size_in_bytes(),
-            )
-        })
-    };
-    let (added_data, added_records, added_data_size) = sum(&mut staged.data.iter());
-    let (added_del, added_pos, added_del_size) = sum(&mut staged.deletes.iter());
-    let (old_data, old_records, old_data_size) =
-        sum(&mut loaded.data_files.iter().map(|f| &f.entry.data_file));
-    let (old_del, old_pos, old_del_size) =
-        sum(&mut loaded.delete_files.iter().map(|f| &f.entry.data_file));
-    let (rm_data, rm_records, rm_pos, rm_del, rm_size) = if staged.remove_all {
-        (
-            old_data,
-            old_records,
-            old_pos,
-            old_del,
-            old_data_size + old_del_size,
+    use DataContentType::{Data, EqualityDeletes, PositionDeletes};
+    let old = |c| {
+        Tally::of(
+            loaded
+                .data_files
+                .iter()
+                .chain(&loaded.delete_files)
+                .map(|f| &f.entry.data_file),
+            c,
         )
-    } else {
-        let (n, rows, size) = sum(&mut staged.removed.iter().map(|f| &f.entry.data_file));
-        (n, rows, 0, 0, size)
+    };
+    let added = |c| Tally::of(staged.data.iter().chain(&staged.deletes), c);
+    let removed = |c| {
+        if staged.remove_all {
+            old(c)
+        } else {
+            Tally::of(staged.removed.iter().map(|f| &f.entry.data_file), c)
+        }
     };
     let mut p = HashMap::new();
     let mut put = |k: &str, v: u64| {
         p.insert(k.to_string(), v.to_string());
     };
-    if added_data > 0 {
-        put("added-data-files", added_data);
-        put("added-records", added_records);
-    }
-    if added_del > 0 {
-        put("added-delete-files", added_del);
-        put("added-position-delete-files", added_del);
-        put("added-position-deletes", added_pos);
-    }
-    put("added-files-size", added_data_size + added_del_size);
-    if rm_data > 0 {
-        put("deleted-data-files", rm_data);
-        put("deleted-records", rm_records);
-    }
-    if rm_del > 0 {
-        put("removed-delete-files", rm_del);
-        put("removed-position-delete-files", rm_del);
-        put("removed-position-deletes", rm_pos);
-    }
-    if rm_size > 0 {
-        put("removed-files-size", rm_size);
-    }
-    put("total-data-files", old_data + added_data - rm_data);
-    put("total-delete-files", old_del + added_del - rm_del);
-    put("total-records", old_records + added_records - rm_records);
-    put("total-position-deletes", old_pos + added_pos - rm_pos);
-    put("total-equality-deletes", 0);
-    put(
-        "total-files-size",
-        old_data_size + old_del_size + added_data_size + added_del_size - rm_size,
+    let (a, r, o) = (added(Data), removed(Data), old(Data));
+    let (ap, rp, op) = (
+        added(PositionDeletes),
+        removed(PositionDeletes),
+        old(PositionDeletes),
     );
+    let (ae, re, oe) = (
+        added(EqualityDeletes),
+        removed(EqualityDeletes),
+        old(EqualityDeletes),
+    );
+    if a.files > 0 {
+        put("added-data-files", a.files);
+        put("added-records", a.records);
+    }
+    if ap.files + ae.files > 0 {
+        put("added-delete-files", ap.files + ae.files);
+    }
+    if ap.files > 0 {
+        put("added-position-delete-files", ap.files);
+        put("added-position-deletes", ap.records);
+    }
+    if ae.files > 0 {
+        put("added-equality-delete-files", ae.files);
+        put("added-equality-deletes", ae.records);
+    }
+    put("added-files-size", a.bytes + ap.bytes + ae.bytes);
+    if r.files > 0 {
+        put("deleted-data-files", r.files);
+        put("deleted-records", r.records);
+    }
+    if rp.files + re.files > 0 {
+        put("removed-delete-files", rp.files + re.files);
+    }
+    if rp.files > 0 {
+        put("removed-position-delete-files", rp.files);
+        put("removed-position-deletes", rp.records);
+    }
+    if re.files > 0 {
+        put("removed-equality-delete-files", re.files);
+        put("removed-equality-deletes", re.records);
+    }
+    let removed_bytes = r.bytes + rp.bytes + re.bytes;
+    if removed_bytes > 0 {
+        put("removed-files-size", removed_bytes);
+    }
+    let total = |o: Tally, a: Tally, r: Tally| {
+        (
+            o.files + a.files - r.files,
+            o.records + a.records - r.records,
+            o.bytes + a.bytes - r.bytes,
+        )
+    };
+    let (td, tr, tdb) = total(o, a, r);
+    let (tpf, tp, tpb) = total(op, ap, rp);
+    let (tef, te, teb) = total(oe, ae, re);
+    put("total-data-files", td);
+    put("total-delete-files", tpf + tef);
+    put("total-records", tr);
+    put("total-position-deletes", tp);
+    put("total-equality-deletes", te);
+    put("total-files-size", tdb + tpb + teb);
     if !staged.checkpoint.is_empty() {
         p.insert(CHECKPOINT_SUMMARY.to_string(), staged.checkpoint.clone());
     }

@@ -44,6 +44,13 @@ pub enum WriteMode {
     /// stay as fast as an append-only table; each commit rewrites whole files, so writes cost
     /// grows with file size, not change size.
     CopyOnWrite,
+    /// Merge-on-read with equality deletes: every changed key is written to an
+    /// equality-delete file on the key columns, without looking for its row (fastest writes:
+    /// nothing is read unless unchanged TOAST cells need old values). Readers must match every
+    /// data row against the delete keys, and some cannot at all: pyiceberg refuses equality
+    /// deletes; iceberg-rust, DuckDB, Spark, Trino and Flink read them. Unpartitioned tables
+    /// only (a key-only delete does not say which partition its row is in).
+    EqualityDeletes,
 }
 
 /// Settings of [`crate::IcebergWarehouse`] and its sinks.

@@ -72,6 +72,13 @@ pub(crate) async fn read_parquet(
     arrow_select::concat::concat_batches(&schema, &batches).map_err(file_err(&table, path))
 }
 
+/// What a written file is, for its manifest entry.
+pub(crate) struct FileKind<'a> {
+    pub content: DataContentType,
+    pub partition: &'a PartitionKey,
+    pub equality_ids: Option<Vec<i32>>,
+}
+
 /// Writes `batch` (already in the file Arrow schema of `schema`) as one Parquet file at
 /// `location` and returns its manifest entry content (`content` as given, unpartitioned).
 pub(crate) async fn write_parquet(
@@ -80,9 +87,13 @@ pub(crate) async fn write_parquet(
     location: &str,
     schema: Arc<IcebergSchema>,
     batch: &RecordBatch,
-    content: DataContentType,
-    partition: &PartitionKey,
+    kind: FileKind<'_>,
 ) -> Result<DataFile> {
+    let FileKind {
+        content,
+        partition,
+        equality_ids,
+    } = kind;
     let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
@@ -105,6 +116,7 @@ pub(crate) async fn write_parquet(
     })?;
     builder
         .content(content)
+        .equality_ids(equality_ids)
         .partition(partition.data().clone())
         .partition_spec_id(partition.spec().spec_id());
     builder.build().map_err(file_err(&table, location))
@@ -153,8 +165,11 @@ pub(crate) async fn write_data_files(
                     &path,
                     schema.clone(),
                     &part.slice(offset, len),
-                    DataContentType::Data,
-                    &key,
+                    FileKind {
+                        content: DataContentType::Data,
+                        partition: &key,
+                        equality_ids: None,
+                    },
                 )
                 .await?,
             );
@@ -216,13 +231,83 @@ pub(crate) async fn write_position_deletes(
                 &path,
                 delete_schema.clone(),
                 &batch,
-                DataContentType::PositionDeletes,
-                &key,
+                FileKind {
+                    content: DataContentType::PositionDeletes,
+                    partition: &key,
+                    equality_ids: None,
+                },
             )
             .await?,
         );
     }
     Ok(out)
+}
+
+/// Writes an equality-delete file on `keys` (logical key columns of the table, in key order)
+/// into an unpartitioned table.
+pub(crate) async fn write_equality_deletes(
+    table: &str,
+    io: &FileIO,
+    metadata: &TableMetadata,
+    keys: &RecordBatch,
+) -> Result<DataFile> {
+    let schema = metadata.current_schema();
+    let fields = keys
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = schema
+                .field_by_name(f.name())
+                .ok_or_else(|| IcebergSinkError::Schema {
+                    table: table.to_string(),
+                    column: f.name().clone(),
+                    message: "key column missing from the Iceberg schema".into(),
+                })?;
+            if matches!(
+                field.field_type.as_primitive_type(),
+                Some(PrimitiveType::Float | PrimitiveType::Double)
+            ) {
+                return Err(IcebergSinkError::Schema {
+                    table: table.to_string(),
+                    column: f.name().clone(),
+                    message: "floating-point key columns cannot be equality-delete columns; \
+                              use write_mode position-deletes"
+                        .into(),
+                });
+            }
+            Ok(field.clone())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ids: Vec<i32> = fields.iter().map(|f| f.id).collect();
+    let delete_schema = Arc::new(
+        IcebergSchema::builder()
+            .with_fields(fields)
+            .build()
+            .map_err(iceberg_err(&table, "building the equality-delete schema"))?,
+    );
+    let stored = to_storage(keys, &Arc::new(stored_arrow_schema(&keys.schema())))?;
+    let file_rows = to_storage(&stored, &file_arrow_schema(table, &delete_schema)?)?;
+    let spec = metadata.default_partition_spec();
+    let key = PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty());
+    let path = format!(
+        "{}/{}-eq-deletes.parquet",
+        data_dir(metadata, &key),
+        uuid::Uuid::new_v4()
+    );
+    write_parquet(
+        table,
+        io,
+        &path,
+        delete_schema,
+        &file_rows,
+        FileKind {
+            content: DataContentType::EqualityDeletes,
+            partition: &key,
+            equality_ids: Some(ids),
+        },
+    )
+    .await
 }
 
 /// The schema of position-delete files.

@@ -11,6 +11,12 @@
 //!   a no-op;
 //! - the evolved schema when the source's schema grew (field ids kept; see [`schema`]).
 //!
+//! Other write modes ([`WriteMode`]): copy-on-write rewrites the touched data files instead of
+//! writing delete files; equality deletes write the changed keys without looking for their
+//! rows. Partitioned tables ([`IcebergSinkConfig::partition_by`]) get one position-delete file
+//! per partition of the data files it names. [`maintenance`] compacts delete files away,
+//! expires snapshots and lists orphan files.
+//!
 //! A truncate is a snapshot that removes every data and delete file. Schema changes that old
 //! files cannot be read under (a widened type, a new column with a non-null default) rewrite
 //! the table's live rows in the same snapshot.
@@ -60,7 +66,7 @@ use tokio::sync::OnceCell;
 
 use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
-use crate::files::{write_data_files, write_position_deletes};
+use crate::files::{write_data_files, write_equality_deletes, write_position_deletes};
 use crate::locate::{locate, read_all_live, read_kept, Located};
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
@@ -290,6 +296,16 @@ impl IcebergSink {
         }
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
         let need_old = !keys.unchanged.is_empty();
+        let equality = self.warehouse.config.write_mode == WriteMode::EqualityDeletes;
+        if equality && !metadata.default_partition_spec().is_unpartitioned() {
+            return Err(IcebergSinkError::Layout {
+                table: name,
+                message: "write_mode equality-deletes needs an unpartitioned table (a key-only \
+                          delete does not say which partition its row is in); use \
+                          position-deletes"
+                    .into(),
+            });
+        }
 
         let (kept, located) = if changes.truncate {
             staged.remove_all = true;
@@ -310,6 +326,14 @@ impl IcebergSink {
             )
             .await?;
             (Some(kept), located)
+        } else if equality && !need_old {
+            // Equality deletes name keys, not rows: nothing to find.
+            let located = Located {
+                old_row: vec![None; keys.upserts.num_rows()],
+                deleted: changes.deletes.num_rows() as u64,
+                ..Located::default()
+            };
+            (None, located)
         } else {
             let located = locate(
                 &self.table,
@@ -351,7 +375,13 @@ impl IcebergSink {
         };
 
         staged.data = write_data_files(&name, &io, &metadata, &rows).await?;
-        if !staged.remove_all && !copy_on_write && !located.positions.is_empty() {
+        if equality && !staged.remove_all {
+            if !keys.is_empty() {
+                let key_rows = changed_keys_batch(&self.table, &keys)?;
+                staged.deletes =
+                    vec![write_equality_deletes(&name, &io, &metadata, &key_rows).await?];
+            }
+        } else if !staged.remove_all && !copy_on_write && !located.positions.is_empty() {
             let partitions: HashMap<&str, &Struct> = loaded
                 .data_files
                 .iter()
@@ -437,6 +467,27 @@ impl IcebergSink {
         }
         false
     }
+}
+
+/// Every key a change set touches (upserted or deleted), as a batch of the key columns.
+fn changed_keys_batch(table: &TableId, keys: &ChangedKeys) -> Result<RecordBatch> {
+    let fields = keys.key_fields().to_vec();
+    let columns = fields
+        .iter()
+        .zip(&keys.deletes)
+        .map(|(f, deleted)| {
+            let upserted = keys.upserts.column_by_name(f.name()).ok_or_else(|| {
+                cdc_core::Error::MissingKey {
+                    table: table.to_string(),
+                    message: format!("upserts lack key column `{}`", f.name()),
+                }
+            })?;
+            arrow_select::concat::concat(&[upserted.as_ref(), deleted.as_ref()])
+                .map_err(|e| cdc_core::Error::arrow("collecting changed keys", e))
+        })
+        .collect::<cdc_core::Result<Vec<_>>>()?;
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+        .map_err(|e| cdc_core::Error::arrow("collecting changed keys", e).into())
 }
 
 #[async_trait]

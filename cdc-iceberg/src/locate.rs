@@ -9,13 +9,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_row::RowConverter;
 use arrow_schema::{Schema, SchemaRef};
+use cdc_core::fold::key_converter;
 use cdc_core::model::TableId;
-use cdc_core::schema::evolve_batch;
+use cdc_core::schema::{cast_column, evolve_batch};
 use cdc_core::sink::upsert::{ChangedKeys, Touch};
 use cdc_core::storage::from_storage;
 use iceberg::io::FileIO;
-use iceberg::spec::{Datum, PrimitiveLiteral};
+use iceberg::spec::{DataContentType, Datum, PrimitiveLiteral};
 
 use crate::error::Result;
 use crate::files::{may_reference, read_parquet, Positions};
@@ -94,6 +96,116 @@ pub(crate) fn logical(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Resu
     from_storage(batch, &logical)
 }
 
+/// Keys removed by equality-delete files, each with the highest data sequence number of a
+/// file deleting it: a data row is gone when its key is here with a sequence number above the
+/// row's file.
+pub(crate) struct EqualityIndex {
+    table: TableId,
+    key_schema: SchemaRef,
+    converter: RowConverter,
+    seqs: HashMap<Box<[u8]>, i64>,
+}
+
+impl EqualityIndex {
+    /// The index of the table's equality-delete files, `None` when it has none.
+    pub async fn load(
+        table: &TableId,
+        io: &FileIO,
+        loaded: &Loaded,
+        merged: &SchemaRef,
+    ) -> Result<Option<Self>> {
+        let files: Vec<&LiveFile> = loaded
+            .delete_files
+            .iter()
+            .filter(|f| f.content() == DataContentType::EqualityDeletes)
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let name = table.to_string();
+        let key_schema: SchemaRef = Arc::new(Schema::new(
+            loaded
+                .key_columns
+                .iter()
+                .map(|k| {
+                    merged
+                        .field_with_name(k)
+                        .cloned()
+                        .map_err(|e| cdc_core::Error::arrow(format!("key column `{k}`"), e))
+                })
+                .collect::<cdc_core::Result<Vec<_>>>()?,
+        ));
+        let indices: Vec<usize> = (0..key_schema.fields().len()).collect();
+        let converter = key_converter(table, &key_schema, &indices)?;
+        let mut index = EqualityIndex {
+            table: table.clone(),
+            key_schema,
+            converter,
+            seqs: HashMap::new(),
+        };
+        for file in files {
+            let ids = file.entry.data_file.equality_ids().unwrap_or_default();
+            let schema = loaded.metadata.current_schema();
+            let columns: Vec<String> = ids
+                .iter()
+                .filter_map(|id| schema.name_by_field_id(*id).map(str::to_string))
+                .collect();
+            if columns != loaded.key_columns {
+                return Err(crate::error::IcebergSinkError::Layout {
+                    table: name,
+                    message: format!(
+                        "equality-delete file `{}` deletes by {columns:?}, not by the key {:?}",
+                        file.path(),
+                        loaded.key_columns
+                    ),
+                });
+            }
+            let rows = read_parquet(&name, io, file.path(), Some(&columns)).await?;
+            let encoded = index.encode(&logical(&rows, merged)?)?;
+            for row in encoded.iter() {
+                let seq = index
+                    .seqs
+                    .entry(Box::from(row.data()))
+                    .or_insert(file.seq());
+                *seq = (*seq).max(file.seq());
+            }
+        }
+        Ok(Some(index))
+    }
+
+    fn encode(&self, rows: &RecordBatch) -> Result<arrow_row::Rows> {
+        let cols = self
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let col =
+                    rows.column_by_name(f.name())
+                        .ok_or_else(|| cdc_core::Error::MissingKey {
+                            table: self.table.to_string(),
+                            message: format!("rows lack key column `{}`", f.name()),
+                        })?;
+                cast_column(&self.table, f, col)
+            })
+            .collect::<cdc_core::Result<Vec<_>>>()?;
+        Ok(self
+            .converter
+            .convert_columns(&cols)
+            .map_err(|e| cdc_core::Error::arrow("encoding keys", e))?)
+    }
+
+    /// Marks rows of a data file with sequence number `seq` that equality deletes removed.
+    pub fn apply(&self, rows: &RecordBatch, seq: i64, live: &mut [bool]) -> Result<()> {
+        let encoded = self.encode(rows)?;
+        for (i, row) in encoded.iter().enumerate() {
+            if self.seqs.get(row.data()).is_some_and(|&d| d > seq) {
+                live[i] = false;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Positions deleted so far, for the data files in `wanted`.
 pub(crate) async fn existing_deletes(
     table: &str,
@@ -105,7 +217,9 @@ pub(crate) async fn existing_deletes(
     let paths: HashSet<&str> = wanted.iter().map(|f| f.path()).collect();
     let mut out: HashMap<String, Vec<i64>> = HashMap::new();
     for d in &loaded.delete_files {
-        if !paths.iter().any(|p| may_reference(&d.entry.data_file, p)) {
+        if d.content() != DataContentType::PositionDeletes
+            || !paths.iter().any(|p| may_reference(&d.entry.data_file, p))
+        {
             continue;
         }
         let deletes = cache.deletes(table, io, &d.entry.data_file).await?;
@@ -161,13 +275,20 @@ pub(crate) async fn locate(
         return Ok(located);
     }
     let deleted = existing_deletes(&name, io, loaded, &candidates, cache).await?;
+    let equality = EqualityIndex::load(table, io, loaded, merged).await?;
     let key_columns: Vec<String> = keys.key_fields().iter().map(|f| f.name().clone()).collect();
     let mut old_parts: Vec<RecordBatch> = Vec::new();
     let mut old_count = 0usize;
     for file in candidates {
-        let key_rows = read_parquet(&name, io, file.path(), Some(&key_columns)).await?;
-        let touches = keys.find(&logical(&key_rows, merged)?)?;
-        let live = live_mask(touches.len(), deleted.get(file.path()));
+        let key_rows = logical(
+            &read_parquet(&name, io, file.path(), Some(&key_columns)).await?,
+            merged,
+        )?;
+        let touches = keys.find(&key_rows)?;
+        let mut live = live_mask(touches.len(), deleted.get(file.path()));
+        if let Some(eq) = &equality {
+            eq.apply(&key_rows, file.seq(), &mut live)?;
+        }
         let mut positions = Vec::new();
         let mut upserted: Vec<(u32, usize)> = Vec::new();
         for (i, t) in touches.iter().enumerate() {
@@ -230,6 +351,7 @@ pub(crate) async fn read_all_live(
     };
     let files: Vec<&LiveFile> = loaded.data_files.iter().collect();
     let deleted = existing_deletes(&name, io, loaded, &files, cache).await?;
+    let equality = EqualityIndex::load(table, io, loaded, merged).await?;
     let mut kept_parts = Vec::new();
     let mut old_parts = Vec::new();
     let mut old_count = 0usize;
@@ -237,6 +359,9 @@ pub(crate) async fn read_all_live(
         let rows = read_parquet(&name, io, file.path(), None).await?;
         let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
         let mut keep = live_mask(rows.num_rows(), deleted.get(file.path()));
+        if let Some(eq) = &equality {
+            eq.apply(&rows, file.seq(), &mut keep)?;
+        }
         if let Some(keys) = keys {
             let mut taken = Vec::new();
             for (i, t) in keys.find(&rows)?.into_iter().enumerate() {
@@ -293,11 +418,15 @@ pub(crate) async fn read_kept(
         .filter(|f| positions.contains_key(f.path()))
         .collect();
     let deleted = existing_deletes(&name, io, loaded, &files, cache).await?;
+    let equality = EqualityIndex::load(table, io, loaded, merged).await?;
     let mut parts = Vec::new();
     for file in &files {
         let rows = read_parquet(&name, io, file.path(), None).await?;
         let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
         let mut keep = live_mask(rows.num_rows(), deleted.get(file.path()));
+        if let Some(eq) = &equality {
+            eq.apply(&rows, file.seq(), &mut keep)?;
+        }
         for &p in positions.get(file.path()).into_iter().flatten() {
             if let Some(slot) = usize::try_from(p).ok().and_then(|p| keep.get_mut(p)) {
                 *slot = false;

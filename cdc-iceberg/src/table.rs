@@ -29,6 +29,9 @@ pub(crate) struct LiveFile {
 }
 
 impl LiveFile {
+    pub fn content(&self) -> DataContentType {
+        self.entry.data_file.content_type()
+    }
     pub fn path(&self) -> &str {
         self.entry.data_file.file_path()
     }
@@ -96,7 +99,12 @@ impl FileCache {
             .map(|m| m.manifest_path.as_str())
             .collect();
         self.manifests.retain(|k, _| manifests.contains(k.as_str()));
-        let deletes: HashSet<&str> = loaded.delete_files.iter().map(|f| f.path()).collect();
+        let deletes: HashSet<&str> = loaded
+            .delete_files
+            .iter()
+            .filter(|f| f.content() == DataContentType::PositionDeletes)
+            .map(|f| f.path())
+            .collect();
         self.deletes.retain(|k, _| deletes.contains(k.as_str()));
     }
 }
@@ -112,7 +120,7 @@ pub(crate) struct Loaded {
     pub manifests: Vec<ManifestFile>,
     /// Live data files.
     pub data_files: Vec<LiveFile>,
-    /// Live delete files.
+    /// Live delete files (position and equality).
     pub delete_files: Vec<LiveFile>,
 }
 
@@ -150,19 +158,9 @@ impl Loaded {
                 let live = LiveFile {
                     entry: entry.as_ref().clone(),
                 };
-                match (manifest.content, entry.content_type()) {
-                    (ManifestContentType::Data, _) => loaded.data_files.push(live),
-                    (ManifestContentType::Deletes, DataContentType::EqualityDeletes) => {
-                        return Err(IcebergSinkError::Layout {
-                            table: table.to_string(),
-                            message: format!(
-                                "equality-delete file `{}`: cdc-lake writes position deletes only; \
-                                 compact the table with another engine first",
-                                entry.file_path()
-                            ),
-                        })
-                    }
-                    (ManifestContentType::Deletes, _) => loaded.delete_files.push(live),
+                match manifest.content {
+                    ManifestContentType::Data => loaded.data_files.push(live),
+                    ManifestContentType::Deletes => loaded.delete_files.push(live),
                 }
             }
         }
