@@ -33,6 +33,9 @@ pub struct HudiSinkConfig {
     /// Cleaning: base-file versions needed by the last this many commits are kept, older ones
     /// are deleted after each commit (`hoodie.cleaner.commits.retained`). 0 keeps everything.
     pub commits_retained: usize,
+    /// Attempts of one change set when another writer commits to the same table meanwhile
+    /// (each retry starts over on the new table state).
+    pub max_commit_attempts: usize,
     /// Crash tests: stop an `apply` at this point...
     #[doc(hidden)]
     #[serde(skip)]
@@ -57,6 +60,7 @@ impl Default for HudiSinkConfig {
             small_file_limit: 100 << 20,
             record_size_estimate: 1024,
             commits_retained: 10,
+            max_commit_attempts: 10,
             fail_point: None,
             fail_after_commits: 0,
             before_commit: None,
@@ -75,6 +79,9 @@ impl HudiSinkConfig {
                 "small_file_limit ({}) must not exceed max_file_size ({})",
                 self.small_file_limit, self.max_file_size
             ));
+        }
+        if self.max_commit_attempts == 0 {
+            return Err("max_commit_attempts must be at least 1".into());
         }
         if self.record_size_estimate == 0 {
             return Err("record_size_estimate must be at least 1 byte".into());

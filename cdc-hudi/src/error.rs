@@ -58,6 +58,16 @@ pub enum HudiSinkError {
         /// Why.
         message: String,
     },
+    /// Another writer completed an instant, or rolled ours back, while this one was writing.
+    #[error("hudi table `{table}` instant {instant}: {message}")]
+    Conflict {
+        /// Table.
+        table: String,
+        /// Our instant (rolled back).
+        instant: String,
+        /// What the other writer did.
+        message: String,
+    },
     /// A test hook stopped the writer (crash tests).
     #[error("hudi table `{table}`: stopped at fail point {point:?}")]
     FailPoint {
@@ -79,6 +89,7 @@ impl HudiSinkError {
             | HudiSinkError::Timeline { table, .. }
             | HudiSinkError::Layout { table, .. }
             | HudiSinkError::Column { table, .. }
+            | HudiSinkError::Conflict { table, .. }
             | HudiSinkError::FailPoint { table, .. } => Some(table),
             HudiSinkError::Core(_) => None,
         }

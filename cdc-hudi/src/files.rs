@@ -197,6 +197,30 @@ impl TableStore {
             .collect())
     }
 
+    /// The names of the files in `dir` (relative to the root) that sort after `after`.
+    pub async fn list_names_after(&self, dir: &str, after: &str) -> Result<Vec<String>> {
+        let offset = self.path(&join(dir, after));
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list_with_offset(Some(&self.path(dir)), &offset)
+            .try_collect()
+            .await
+            .map_err(self.err("listing", dir))?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Whether a file exists.
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err("checking", rel)(e)),
+        }
+    }
+
     /// Every file under the table root outside `.hoodie/`.
     pub async fn list_data_files(&self) -> Result<Vec<Listed>> {
         let prefix = if self.root.as_ref().is_empty() {

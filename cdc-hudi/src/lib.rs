@@ -34,8 +34,10 @@
 //!
 //! # Limits
 //!
-//! - One writer per table at a time: instant files are created only if absent, so a second
-//!   writer fails instead of corrupting the table, but it is not retried.
+//! - One writer per table is the safe setup. Before completing an instant the sink checks that
+//!   no other writer completed one meanwhile or rolled this one back, and if so undoes its
+//!   attempt and redoes the change set on the new table state; but that is a check, not a
+//!   lock (Hudi's own writers need a lock provider for concurrent writes).
 //! - Base files carry the record-key range but no bloom filter, so a Spark/Java Hudi writer
 //!   joining the table must use the SIMPLE or GLOBAL_SIMPLE index (readers need neither).
 //! - No metadata table, no archival of the timeline (three small files per commit stay in
@@ -85,6 +87,7 @@ pub struct HudiWarehouse {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     config: Arc<HudiSinkConfig>,
+    conflicts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HudiWarehouse {
@@ -104,6 +107,7 @@ impl HudiWarehouse {
             store,
             prefix,
             config: Arc::new(config),
+            conflicts: Arc::default(),
         })
     }
 
@@ -131,7 +135,13 @@ impl HudiWarehouse {
             state: None,
             fail_point: self.config.fail_point,
             commits: 0,
+            conflicts: self.conflicts.clone(),
         }
+    }
+
+    /// Write conflicts with other writers that its sinks resolved by retrying.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -221,6 +231,7 @@ pub struct HudiSink {
     state: Option<TableState>,
     fail_point: Option<FailPoint>,
     commits: usize,
+    conflicts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HudiSink {
@@ -476,13 +487,23 @@ impl TableSink for HudiSink {
     }
 
     async fn apply(&mut self, changes: &ChangeSet) -> cdc_core::Result<CommitOutcome> {
-        match self.apply_inner(changes).await {
-            Ok(outcome) => Ok(outcome),
-            Err(e) => {
-                // Whatever happened, the next call starts from what the table holds.
-                self.state = None;
-                Err(e.into())
+        let attempts = self.config.max_commit_attempts;
+        for attempt in 1..=attempts {
+            match self.apply_inner(changes).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => {
+                    // Whatever happened, the next call starts from what the table holds.
+                    self.state = None;
+                    if matches!(e, HudiSinkError::Conflict { .. }) && attempt < attempts {
+                        self.conflicts
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(table = %self.table, attempt, error = %e, "write conflict; retrying on the new table state");
+                        continue;
+                    }
+                    return Err(e.into());
+                }
             }
         }
+        unreachable!("max_commit_attempts is at least 1")
     }
 }

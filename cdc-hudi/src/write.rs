@@ -21,8 +21,8 @@ use crate::files::{self, BaseFileName, TableStore, HOODIE_DIR};
 use crate::index::{int_key_range, int_key_values, partition_paths, record_keys, KeyRanges};
 use crate::schema::{self as hschema, FILE_NAME, META_COLUMNS, RECORD_KEY};
 use crate::timeline::{
-    self, CommitMetadata, Instant, RuntimeStats, State, TableProperties, WriteStat, COMMIT,
-    REPLACE_COMMIT,
+    self, CommitMetadata, Instant, RuntimeStats, State, TableProperties, Timeline, WriteStat,
+    COMMIT, REPLACE_COMMIT,
 };
 use crate::{
     FailPoint, FileGroup, FileVersion, HudiSink, Latest, ARROW_SCHEMA_KEY, AVRO_SCHEMA_KEY,
@@ -686,6 +686,21 @@ impl HudiSink {
         if let Some(hook) = &self.config.before_commit {
             (hook.0)().await;
         }
+        if let Some(message) = self.conflict(&state, &instant, action).await? {
+            // Undo this attempt; `apply` retries on the new table state.
+            for g in &new_groups {
+                self.store.delete_at(&g.location(), &g.path()).await?;
+            }
+            for s in [State::Inflight, State::Requested] {
+                let name = timeline::file_name(&instant, action, s);
+                self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
+            }
+            return Err(HudiSinkError::Conflict {
+                table: table.to_string(),
+                instant,
+                message,
+            });
+        }
 
         // Complete the instant.
         let mut checkpoint = state
@@ -780,6 +795,35 @@ impl HudiSink {
             rows_written: n as u64,
             rows_deleted,
         })
+    }
+
+    /// Whether another writer got in the way of instant `instant`: it completed a write after
+    /// this attempt loaded the table, or rolled this instant back. (A check, not a lock: two
+    /// writers checking at the same moment can both pass; Hudi itself needs a lock provider
+    /// for that.)
+    async fn conflict(
+        &self,
+        state: &crate::TableState,
+        instant: &str,
+        action: &str,
+    ) -> Result<Option<String>> {
+        let inflight = timeline::file_name(instant, action, State::Inflight);
+        if !self
+            .store
+            .exists(&files::join(HOODIE_DIR, &inflight))
+            .await?
+        {
+            return Ok(Some("another writer rolled this instant back".into()));
+        }
+        // Instant files sort by time: list only those after the last one we saw.
+        let after = format!("{}.~", state.timeline.last_time().unwrap_or("0"));
+        let names = self.store.list_names_after(HOODIE_DIR, &after).await?;
+        let newer = Timeline::from_names(names.iter().map(String::as_str));
+        let other = newer
+            .completed_writes()
+            .find(|i| i.time != instant && !state.timeline.is_completed_write(&i.time))
+            .map(|i| format!("another writer completed instant {} meanwhile", i.time));
+        Ok(other)
     }
 
     /// Deletes base files no query as of the last `commits_retained` commits can read

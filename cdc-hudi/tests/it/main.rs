@@ -3,6 +3,7 @@
 //! replay; crash recovery.
 
 mod common;
+mod concurrency;
 mod crash;
 mod evolution;
 mod fixtures;
