@@ -28,6 +28,96 @@ enum Command {
     /// Stream change events from Kafka until SIGINT/SIGTERM (finishing the commit in flight).
     #[cfg(feature = "kafka")]
     Stream(StreamArgs),
+    /// Iceberg table maintenance: compaction, snapshot expiry, orphan-file removal.
+    #[cfg(feature = "iceberg")]
+    #[command(subcommand)]
+    Iceberg(IcebergCommand),
+}
+
+#[cfg(feature = "iceberg")]
+#[derive(Debug, Subcommand)]
+enum IcebergCommand {
+    /// Rewrite the live rows of each table into clean data files (position and equality
+    /// deletes applied and dropped) in one snapshot.
+    Compact(IcebergTables),
+    /// Drop snapshots older than `--older-than-hours` except the newest `--retain-last`, and
+    /// delete the files only they reached.
+    ExpireSnapshots {
+        #[command(flatten)]
+        tables: IcebergTables,
+        /// Keep snapshots younger than this.
+        #[arg(long, default_value_t = 24)]
+        older_than_hours: u64,
+        /// Keep at least this many of the newest snapshots.
+        #[arg(long, default_value_t = 1)]
+        retain_last: usize,
+    },
+    /// Delete files no snapshot references (left by crashed or lost commits) that are older
+    /// than `--older-than-hours` (younger ones may belong to a commit in flight).
+    RemoveOrphans {
+        #[command(flatten)]
+        tables: IcebergTables,
+        #[arg(long, default_value_t = 1)]
+        older_than_hours: u64,
+    },
+}
+
+#[cfg(feature = "iceberg")]
+#[derive(Debug, clap::Args)]
+struct IcebergTables {
+    /// The warehouse (`<warehouse>/catalog.db` is its catalog).
+    #[arg(long, default_value = "warehouse")]
+    warehouse: String,
+    /// `SCHEMA.TABLE`; repeatable.
+    #[arg(long = "table", required = true)]
+    tables: Vec<String>,
+}
+
+#[cfg(feature = "iceberg")]
+async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use cdc_iceberg::maintenance;
+    use std::time::{Duration, SystemTime};
+    let hours = |h: u64| SystemTime::now() - Duration::from_secs(h * 3600);
+    let (IcebergCommand::Compact(t)
+    | IcebergCommand::ExpireSnapshots { tables: t, .. }
+    | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
+    let warehouse = cdc_iceberg::IcebergWarehouse::new(
+        &t.warehouse,
+        cdc_iceberg::IcebergSinkConfig::default(),
+    )?;
+    for name in &t.tables {
+        let table = TableId::parse(name)?;
+        match &command {
+            IcebergCommand::Compact(_) => match maintenance::compact(&warehouse, &table).await? {
+                Some(c) => println!(
+                    "{table}: compacted {} rows from {} data files (+{} delete files) into {} in snapshot {}",
+                    c.rows, c.data_files.0, c.delete_files, c.data_files.1, c.snapshot_id
+                ),
+                None => println!("{table}: nothing to compact"),
+            },
+            IcebergCommand::ExpireSnapshots {
+                older_than_hours,
+                retain_last,
+                ..
+            } => {
+                let cutoff = hours(*older_than_hours)
+                    .duration_since(SystemTime::UNIX_EPOCH)?
+                    .as_millis() as i64;
+                let deleted =
+                    maintenance::expire_snapshots(&warehouse, &table, cutoff, *retain_last).await?;
+                println!("{table}: expired snapshots, deleted {} files", deleted.len());
+            }
+            IcebergCommand::RemoveOrphans {
+                older_than_hours, ..
+            } => {
+                let removed =
+                    maintenance::remove_orphan_files(&warehouse, &table, hours(*older_than_hours))
+                        .await?;
+                println!("{table}: removed {} orphan files", removed.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "kafka")]
@@ -246,6 +336,8 @@ fn main() -> ExitCode {
         Command::Sync(args) => runtime.block_on(sync(args)),
         #[cfg(feature = "kafka")]
         Command::Stream(args) => runtime.block_on(stream(args)),
+        #[cfg(feature = "iceberg")]
+        Command::Iceberg(command) => runtime.block_on(iceberg(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -217,3 +217,83 @@ fn stream_from_kafka_until_sigterm() {
     )
     .unwrap();
 }
+
+/// `sync --format iceberg`, then the maintenance commands; the table, read by pyiceberg, still
+/// equals the expected state after compaction and snapshot expiry.
+#[cfg(feature = "iceberg")]
+#[test]
+fn iceberg_sync_and_maintenance_from_the_command_line() {
+    let (scenario, _dir, topics, wh) = layout("crud", 25, false);
+    let run = |args: &[&str]| {
+        let out = cdc_lake(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sync = [
+        "sync",
+        "--format",
+        "iceberg",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--max-batch-events",
+        "40",
+    ];
+    run(&sync);
+    let table = ["--warehouse", s(&wh), "--table", "public.customers"];
+    let compact = run(&[&["iceberg", "compact"][..], &table].concat());
+    assert!(compact.contains("compacted"), "{compact}");
+    let expire = run(&[
+        &["iceberg", "expire-snapshots", "--older-than-hours", "0"][..],
+        &table,
+    ]
+    .concat());
+    let deleted: usize = expire
+        .split("deleted ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{expire}"));
+    assert!(deleted > 0, "{expire}");
+    let orphans = run(&[
+        &["iceberg", "remove-orphans", "--older-than-hours", "0"][..],
+        &table,
+    ]
+    .concat());
+    assert!(orphans.contains("removed 0 orphan files"), "{orphans}");
+
+    let opened =
+        cdc_iceberg::IcebergWarehouse::new(s(&wh), cdc_iceberg::IcebergSinkConfig::default())
+            .unwrap();
+    let (id, keys) = &scenario.tables[0];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = runtime
+        .block_on(async {
+            use cdc_core::sink::Warehouse;
+            opened.open(id).await.unwrap().schema().await
+        })
+        .unwrap()
+        .unwrap();
+    let script = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cdc-iceberg/tests/readers/pyiceberg_sql.py"
+    ));
+    let rows = cdc_core::testing::rows_from_python_reader(
+        script,
+        &[
+            opened.catalog_path(),
+            opened.catalog_name(),
+            &id.to_string(),
+        ],
+    );
+    let stored = cdc_iceberg::schema::stored_arrow_schema(&schema.schema);
+    let rows = cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema);
+    compare_with_expected(id, keys, &rows, &scenario.expected()[id]).unwrap();
+    // Maintenance kept the checkpoint: nothing is applied twice.
+    assert!(run(&sync).contains("in 0 commits"));
+}
