@@ -22,9 +22,11 @@ use crate::render::render_rows;
 
 mod postgres;
 mod readers;
+mod stepwise;
 
 pub use postgres::PostgresServer;
 pub use readers::{external_to_logical, rows_from_python_reader};
+pub use stepwise::assert_equal_to_reference_after_every_batch;
 
 /// The fixtures' `debezium/` directory: `$CDC_LAKE_FIXTURES`, else `../shared/fixtures/debezium`
 /// beside the repository.

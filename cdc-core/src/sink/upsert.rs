@@ -63,7 +63,8 @@ impl Hasher for IntHasher {
     }
 }
 
-fn int_keys(col: &ArrayRef) -> Option<Int64Array> {
+/// The values of an integer column as `i64` (`None` for other types).
+pub fn int_keys(col: &ArrayRef) -> Option<Int64Array> {
     if !col.data_type().is_integer() {
         return None;
     }
@@ -154,6 +155,20 @@ impl ChangedKeys {
     /// The key column fields, in key order.
     pub fn key_fields(&self) -> &[FieldRef] {
         &self.key_fields
+    }
+
+    /// The changed values of the first key column, sorted, when it is an integer column: for
+    /// pruning files by the per-file key bounds every format keeps (Delta statistics, Iceberg
+    /// manifest bounds, Hudi footers). A file whose `[min, max]` holds none of them cannot
+    /// hold a changed key.
+    pub fn first_key_ints(&self) -> Option<SortedInts> {
+        let field = self.key_fields.first()?;
+        let mut values = Vec::new();
+        let upserts = self.upserts.column_by_name(field.name());
+        for col in upserts.into_iter().chain(self.deletes.first()) {
+            values.extend(int_keys(col)?.iter().flatten());
+        }
+        Some(SortedInts::new(values))
     }
 
     /// Number of distinct keys touched.
@@ -254,4 +269,44 @@ pub fn resolve_upserts(
         &RecordBatchOptions::new().with_row_count(Some(n)),
     )
     .map_err(|e| Error::arrow(format!("upserts of {table}"), e))
+}
+
+/// Integers sorted once, counted by range many times (changed keys against file key bounds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortedInts(Vec<i64>);
+
+impl SortedInts {
+    /// Sorts and deduplicates `values`.
+    pub fn new(mut values: Vec<i64>) -> Self {
+        values.sort_unstable();
+        values.dedup();
+        SortedInts(values)
+    }
+
+    /// How many values lie in `[min, max]` (0 when `min > max`).
+    pub fn count_in(&self, min: i64, max: i64) -> usize {
+        let lo = self.0.partition_point(|&k| k < min);
+        let hi = self.0.partition_point(|&k| k <= max);
+        hi.saturating_sub(lo)
+    }
+
+    /// The values, ascending.
+    pub fn as_slice(&self) -> &[i64] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortedInts;
+
+    #[test]
+    fn sorted_ints_count_closed_ranges() {
+        let keys = SortedInts::new(vec![42, 3, 17, 3, -5]);
+        assert_eq!(keys.as_slice(), &[-5, 3, 17, 42]);
+        assert_eq!(keys.count_in(3, 17), 2);
+        assert_eq!(keys.count_in(4, 16), 0);
+        assert_eq!(keys.count_in(i64::MIN, i64::MAX), 4);
+        assert_eq!(keys.count_in(50, 10), 0);
+    }
 }
