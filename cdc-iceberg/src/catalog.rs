@@ -206,3 +206,53 @@ impl SqlCatalog {
         Ok(done.rows_affected() == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn works_on_a_catalog_pyiceberg_created() {
+        // pyiceberg's DDL has no `iceberg_type` column.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                    .unwrap()
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE iceberg_tables (catalog_name VARCHAR(255) NOT NULL,
+             table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+             metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
+             PRIMARY KEY (catalog_name, table_namespace, table_name))",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let catalog = SqlCatalog::open(path.to_str().unwrap(), "lake")
+            .await
+            .unwrap();
+        assert!(!catalog.typed);
+        assert!(catalog.create_table("a", "b", "m0").await.unwrap());
+        assert!(!catalog.create_table("a", "b", "other").await.unwrap());
+        assert!(catalog.swap("a", "b", "m0", "m1").await.unwrap());
+        assert!(!catalog.swap("a", "b", "m0", "m2").await.unwrap());
+        // Another catalog name does not see the table.
+        let other = SqlCatalog::open(path.to_str().unwrap(), "other")
+            .await
+            .unwrap();
+        assert_eq!(other.metadata_location("a", "b").await.unwrap(), None);
+        let previous: Option<String> = sqlx::query(
+            "SELECT previous_metadata_location FROM iceberg_tables WHERE table_name = 'b'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+        assert_eq!(previous.as_deref(), Some("m0"));
+    }
+}

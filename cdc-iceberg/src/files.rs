@@ -420,3 +420,57 @@ pub(crate) fn may_reference(delete_file: &DataFile, path: &str) -> bool {
         .is_none_or(|u| path <= u.as_str() || path.starts_with(u.as_str()) || u.starts_with(path));
     above_lower && below_upper
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceberg::spec::{DataFileBuilder, DataFileFormat, Datum};
+
+    fn delete_file(lower: &str, upper: &str) -> DataFile {
+        DataFileBuilder::default()
+            .content(DataContentType::PositionDeletes)
+            .file_path("d.parquet".into())
+            .file_format(DataFileFormat::Parquet)
+            .record_count(1)
+            .file_size_in_bytes(1)
+            .lower_bounds(HashMap::from([(DELETE_FILE_PATH_ID, Datum::string(lower))]))
+            .upper_bounds(HashMap::from([(DELETE_FILE_PATH_ID, Datum::string(upper))]))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn delete_files_are_pruned_by_their_path_bounds() {
+        let d = delete_file("/t/data/3", "/t/data/7");
+        assert!(may_reference(&d, "/t/data/5.parquet"));
+        assert!(may_reference(&d, "/t/data/3.parquet"));
+        // A truncated upper bound is a prefix of paths it still covers.
+        assert!(may_reference(&d, "/t/data/7.parquet"));
+        assert!(!may_reference(&d, "/t/data/8.parquet"));
+        assert!(!may_reference(&d, "/t/data/2.parquet"));
+    }
+
+    #[test]
+    fn position_delete_rows_are_sorted_by_path_then_position() {
+        let schema = position_delete_schema();
+        let positions = Positions::from([
+            ("b".to_string(), vec![5, 1, 5]),
+            ("a".to_string(), vec![9, 0]),
+        ]);
+        let batch = position_delete_batch("t", &schema, &positions).unwrap();
+        let paths = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let pos = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let rows: Vec<(&str, i64)> = (0..batch.num_rows())
+            .map(|i| (paths.value(i), pos.value(i)))
+            .collect();
+        assert_eq!(rows, vec![("a", 0), ("a", 9), ("b", 1), ("b", 5)]);
+    }
+}

@@ -8,13 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_row::RowConverter;
 use arrow_schema::{Schema, SchemaRef};
 use cdc_core::fold::key_converter;
 use cdc_core::model::TableId;
 use cdc_core::schema::{cast_column, evolve_batch};
-use cdc_core::sink::upsert::{ChangedKeys, Touch};
+use cdc_core::sink::upsert::{ChangedKeys, SortedInts, Touch};
 use cdc_core::storage::from_storage;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, Datum, PrimitiveLiteral};
@@ -40,31 +40,15 @@ pub(crate) struct Located {
 /// are pruned; other key types read every file's key columns.
 pub(crate) struct KeyRanges {
     field_id: Option<i32>,
-    sorted: Option<Vec<i64>>,
+    sorted: Option<SortedInts>,
 }
 
 impl KeyRanges {
     pub fn new(keys: &ChangedKeys, field_id: Option<i32>) -> Self {
-        let (Some(field), Some(deletes)) = (keys.key_fields().first(), keys.deletes.first()) else {
-            return KeyRanges {
-                field_id,
-                sorted: None,
-            };
-        };
-        let to_i64 = |a: &ArrayRef| arrow_cast::cast(a, &arrow_schema::DataType::Int64).ok();
-        let sorted = field.data_type().is_integer().then(|| {
-            let mut values = Vec::new();
-            let upserts = keys.upserts.column_by_name(field.name()).and_then(to_i64);
-            let deletes = to_i64(deletes);
-            for a in [upserts, deletes].into_iter().flatten() {
-                if let Some(a) = a.as_any().downcast_ref::<arrow_array::Int64Array>() {
-                    values.extend(a.iter().flatten());
-                }
-            }
-            values.sort_unstable();
-            values
-        });
-        KeyRanges { field_id, sorted }
+        KeyRanges {
+            field_id,
+            sorted: keys.first_key_ints(),
+        }
     }
 
     /// How many changed keys fall in the file's key range; `None` when unknown.
@@ -79,7 +63,7 @@ impl KeyRanges {
         let df = &file.entry.data_file;
         let min = as_i64(df.lower_bounds().get(&id))?;
         let max = as_i64(df.upper_bounds().get(&id))?;
-        Some(sorted.partition_point(|&k| k <= max) - sorted.partition_point(|&k| k < min))
+        Some(sorted.count_in(min, max))
     }
 }
 

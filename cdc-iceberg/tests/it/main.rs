@@ -11,3 +11,4 @@ mod inspect;
 mod maintenance;
 mod modes;
 mod partitioned;
+mod stepwise;
