@@ -360,3 +360,66 @@ async fn without_deletion_vectors_tables_stay_copy_on_write() {
     expected.insert(1, ("uno".into(), "toast1".into()));
     assert_eq!(rows(&cow, true).await, expected);
 }
+
+/// A schema change that needs every row rewritten (a new column with a default) rewrites files
+/// that carry deletion vectors with those applied: deleted rows stay deleted, the others show
+/// the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_for_a_schema_change_applies_deletion_vectors() {
+    let (_dir, warehouse, table_dir, mut expected) = big_table(DeltaSinkConfig::default()).await;
+    let mut sink = warehouse.sink(&table());
+    sink.apply(&change(&[(1, "one", Some("x"))], &[2, 3], 1))
+        .await
+        .unwrap();
+    expected.remove(&2);
+    expected.remove(&3);
+    expected.insert(1, ("one".into(), "x".into()));
+
+    let tier = Field::new("tier", DataType::Int64, true).with_metadata(
+        [(
+            cdc_core::decode::debezium::types::META_DEFAULT.to_string(),
+            "7".to_string(),
+        )]
+        .into(),
+    );
+    let mut fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(tier);
+    let evolved: SchemaRef = Arc::new(Schema::new(fields));
+    let base = change(&[(5000, "new", Some("n"))], &[], 2);
+    let upserts = RecordBatch::try_new(
+        evolved.clone(),
+        vec![
+            base.upserts.column(0).clone(),
+            base.upserts.column(1).clone(),
+            base.upserts.column(2).clone(),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
+    )
+    .unwrap();
+    let set = ChangeSet {
+        schema: evolved,
+        upsert_unchanged: UnchangedMask::none(4),
+        upserts,
+        ..base
+    };
+    let v = committed_version(sink.apply(&set).await.unwrap());
+    let (adds, removes) = file_actions(&table_dir, v);
+    assert_eq!(removes.len(), 2, "both files rewritten");
+    assert!(removes.iter().any(|r| r.get("deletionVector").is_some()));
+    assert!(adds.iter().all(|a| a.get("deletionVector").is_none()));
+    expected.insert(5000, ("new".into(), "n".into()));
+    assert_eq!(rows(&warehouse, true).await, expected);
+    let (batch, _) = read_with_delta_rs(&warehouse, &table()).await;
+    let ids = batch.column_by_name("id").unwrap();
+    let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+    let tiers = batch.column_by_name("tier").unwrap();
+    let tiers = tiers.as_any().downcast_ref::<Int64Array>().unwrap();
+    for i in 0..batch.num_rows() {
+        let want = if ids.value(i) == 5000 { 1 } else { 7 };
+        assert_eq!(tiers.value(i), want, "id {}", ids.value(i));
+    }
+}
