@@ -423,3 +423,60 @@ async fn rewrite_for_a_schema_change_applies_deletion_vectors() {
         assert_eq!(tiers.value(i), want, "id {}", ids.value(i));
     }
 }
+
+/// Two writers extending the same file's deletion vector: the one that commits second conflicts
+/// (both remove the file with the same old deletion vector), redoes its change set on the new
+/// version, and its deletion vector includes the first writer's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deletion_vectors_on_one_file_both_count() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use cdc_delta::BeforeCommitHook;
+    use futures::FutureExt;
+
+    let (_dir, other, table_dir, mut expected) = big_table(DeltaSinkConfig::default()).await;
+    let root = table_dir.parent().unwrap().parent().unwrap().to_path_buf();
+    let done = Arc::new(AtomicBool::new(false));
+    let (hook_other, hook_done) = (other.clone(), done.clone());
+    let hook = BeforeCommitHook(Arc::new(move |_table: deltalake::DeltaTable| {
+        let (other, done) = (hook_other.clone(), hook_done.clone());
+        async move {
+            if done.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let mut set = change(&[(600, "other", Some("o"))], &[500], 0);
+            set.checkpoint = Checkpoint::default();
+            set.checkpoint.advance("other.public.accounts", 0, 1);
+            other.sink(&table()).apply(&set).await.unwrap();
+        }
+        .boxed()
+    }));
+    let warehouse = DeltaWarehouse::new(
+        root.to_str().unwrap(),
+        DeltaSinkConfig {
+            before_commit: Some(hook),
+            ..DeltaSinkConfig::default()
+        },
+    )
+    .unwrap();
+    let v = committed_version(
+        warehouse
+            .sink(&table())
+            .apply(&change(&[(7, "seven", None)], &[10], 1))
+            .await
+            .unwrap(),
+    );
+    assert!(warehouse.conflicts_retried() >= 1);
+    let (adds, _) = file_actions(&table_dir, v);
+    let dv = adds
+        .iter()
+        .find_map(|a| a.get("deletionVector"))
+        .expect("the big file's deletion vector");
+    assert_eq!(dv["cardinality"], 4, "500, 600 (other writer), 7, 10");
+    for k in [10, 500] {
+        expected.remove(&k);
+    }
+    expected.insert(600, ("other".into(), "o".into()));
+    expected.insert(7, ("seven".into(), "toast7".into()));
+    assert_eq!(rows(&warehouse, true).await, expected);
+}
