@@ -1,10 +1,8 @@
 //! Settings of the Iceberg sink.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::Arc;
 
-use futures::future::BoxFuture;
+pub use cdc_core::sink::BeforeCommitHook;
 use serde::{Deserialize, Serialize};
 
 /// Where a crash test stops the writer.
@@ -15,18 +13,6 @@ pub enum FailPoint {
     AfterDataFiles,
     /// After the catalog swap, before the sink reports it (the pipeline's own bookkeeping).
     AfterCommit,
-}
-
-/// A test hook run just before each catalog swap, after every file of the attempt is written
-/// (concurrency tests make another writer commit there).
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct BeforeCommitHook(pub Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>);
-
-impl fmt::Debug for BeforeCommitHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BeforeCommitHook")
-    }
 }
 
 /// How a change set removes the old rows of changed keys.
