@@ -6,14 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
 use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
 use cdc_core::sink::{TableSink, Warehouse};
 use cdc_core::source::raw::RawFileSource;
-use cdc_core::storage::from_storage;
-use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
+use cdc_core::testing::{
+    compare_with_expected, external_to_logical, rows_from_python_reader, Scenario,
+};
 use cdc_iceberg::schema::stored_arrow_schema;
 use cdc_iceberg::IcebergWarehouse;
 use futures::TryStreamExt;
@@ -103,58 +104,16 @@ pub async fn read_with_iceberg_rust(warehouse: &IcebergWarehouse, table: &TableI
     to_logical(&rows, &logical)
 }
 
-/// A batch read by another engine, cast column by column to the stored type and then back to
-/// the logical type.
+/// A batch read by another engine in the table's logical types.
 pub fn to_logical(rows: &RecordBatch, logical: &SchemaRef) -> RecordBatch {
-    let stored = stored_arrow_schema(logical);
-    let cols = stored
-        .fields()
-        .iter()
-        .map(|f| {
-            let col = rows
-                .column_by_name(f.name())
-                .unwrap_or_else(|| panic!("reader lost column {}", f.name()));
-            arrow_cast::cast(col, f.data_type()).unwrap_or_else(|e| {
-                panic!(
-                    "column {}: {} -> {}: {e}",
-                    f.name(),
-                    col.data_type(),
-                    f.data_type()
-                )
-            })
-        })
-        .collect();
-    let stored =
-        RecordBatch::try_new(Arc::new(Schema::new(stored.fields().clone())), cols).unwrap();
-    from_storage(&stored, logical).unwrap()
-}
-
-fn read_parquet(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let builder =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    let schema = builder.schema().clone();
-    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
-    arrow_select::concat::concat_batches(&schema, &batches).unwrap()
+    external_to_logical(rows, &stored_arrow_schema(logical), logical)
 }
 
 fn run_reader(script: &str, args: &[&str]) -> RecordBatch {
-    let python = venv_python().expect("the venv with pyiceberg and duckdb (.ci/run creates it)");
-    let script = format!("{}/tests/readers/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("out.parquet");
-    let output = std::process::Command::new(python)
-        .arg(&script)
-        .args(args)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    read_parquet(&out)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/readers")
+        .join(script);
+    rows_from_python_reader(&script, args)
 }
 
 /// The table read by pyiceberg's SqlCatalog on our catalog file.
