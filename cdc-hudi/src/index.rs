@@ -212,12 +212,14 @@ impl KeyRanges {
 
     /// Number of changed keys.
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.sorted
+            .len()
+            .max(self.ints.as_ref().map_or(0, Vec::len))
     }
 
     /// True when no key changed.
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.len() == 0
     }
 }
 

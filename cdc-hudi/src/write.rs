@@ -429,11 +429,19 @@ impl HudiSink {
             let delete_keys = RecordBatch::try_new(key_schema.clone(), keys.deletes.clone())
                 .map_err(|e| cdc_core::Error::arrow("delete keys", e))?;
             let stored_keys: SchemaRef = Arc::new(hschema::stored_schema(&key_schema));
+            // Text keys only when some file group has no numeric range to prune by.
+            let need_text = !int_key
+                || state
+                    .groups
+                    .values()
+                    .any(|g| g.int_range.is_none() && g.rows > 0);
             let mut all = Vec::new();
             let mut ints = Some(Vec::new());
             for b in [upsert_keys, delete_keys] {
                 let b = to_storage(&b, &stored_keys)?;
-                all.extend(record_keys(&b, &key_columns).map_err(|m| self.layout_err(m))?);
+                if need_text {
+                    all.extend(record_keys(&b, &key_columns).map_err(|m| self.layout_err(m))?);
+                }
                 match (
                     &mut ints,
                     int_key.then(|| int_key_values(b.column(0))).flatten(),
