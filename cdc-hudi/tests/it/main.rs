@@ -1,6 +1,7 @@
 //! Integration tests of the Hudi sink: every fixture through the raw-file source into Hudi,
 //! read back by hudi-rs and by the Python `hudi` package (snapshot, time travel, incremental);
-//! replay; crash recovery.
+//! replay; crash recovery; another writer; schema evolution; the file layout, partitions,
+//! cleaning and truncate; equality with the reference sink after every batch; S3.
 
 mod common;
 mod concurrency;
@@ -10,3 +11,4 @@ mod fixtures;
 mod layout;
 #[cfg(feature = "s3")]
 mod s3;
+mod stepwise;
