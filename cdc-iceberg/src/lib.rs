@@ -281,7 +281,7 @@ impl IcebergSink {
         let rewrite_all = evolved
             && !loaded.data_files.is_empty()
             && evolution_rewrites_rows(&loaded.logical, &merged);
-        let keys = ChangedKeys::new(changes, &merged, &loaded.key_columns)?;
+        let keys = Arc::new(ChangedKeys::new(changes, &merged, &loaded.key_columns)?);
 
         let mut staged = Staged::default();
         if evolved {

@@ -19,9 +19,10 @@ use cdc_core::storage::from_storage;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, Datum, PrimitiveLiteral};
 
-use crate::error::Result;
+use crate::error::{IcebergSinkError, Result};
 use crate::files::{may_reference, read_parquet, Positions};
 use crate::table::{FileCache, LiveFile, Loaded};
+use futures::StreamExt;
 
 /// What a change set does to the table's existing rows.
 #[derive(Debug, Default)]
@@ -227,12 +228,87 @@ pub(crate) fn live_mask(rows: usize, deleted: Option<&Vec<i64>>) -> Vec<bool> {
     live
 }
 
-/// Finds the (file, position) of every changed key in the live rows of `loaded`.
+/// What every probe task of one change set shares.
+struct ProbeContext {
+    table: TableId,
+    io: FileIO,
+    keys: Arc<ChangedKeys>,
+    merged: SchemaRef,
+    key_columns: Vec<String>,
+    deleted: HashMap<String, Vec<i64>>,
+    equality: Option<EqualityIndex>,
+    need_old: bool,
+}
+
+/// What one candidate file holds of the change set.
+struct Probe {
+    path: String,
+    positions: Vec<i64>,
+    deleted: u64,
+    /// Old rows of upserted keys, with the upsert index of each.
+    old: Option<(RecordBatch, Vec<usize>)>,
+}
+
+/// Reads one candidate's key columns (and, when unchanged cells need them, the old rows of
+/// upserted keys).
+async fn probe(ctx: Arc<ProbeContext>, file: LiveFile) -> Result<Option<Probe>> {
+    let name = ctx.table.to_string();
+    let key_rows = logical(
+        &read_parquet(&name, &ctx.io, file.path(), Some(&ctx.key_columns)).await?,
+        &ctx.merged,
+    )?;
+    let touches = ctx.keys.find(&key_rows)?;
+    let mut live = live_mask(touches.len(), ctx.deleted.get(file.path()));
+    if let Some(eq) = &ctx.equality {
+        eq.apply(&key_rows, file.seq(), &mut live)?;
+    }
+    let mut positions = Vec::new();
+    let mut upserted: Vec<(u32, usize)> = Vec::new();
+    let mut deleted = 0;
+    for (i, t) in touches.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        match t {
+            None => {}
+            Some(Touch::Delete) => {
+                positions.push(i as i64);
+                deleted += 1;
+            }
+            Some(Touch::Upsert(j)) => {
+                positions.push(i as i64);
+                upserted.push((i as u32, *j));
+            }
+        }
+    }
+    if positions.is_empty() {
+        return Ok(None);
+    }
+    let old = if ctx.need_old && !upserted.is_empty() {
+        let rows = read_parquet(&name, &ctx.io, file.path(), None).await?;
+        let rows = evolve_batch(&ctx.table, &logical(&rows, &ctx.merged)?, &ctx.merged)?;
+        let take = UInt32Array::from(upserted.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+        let taken = arrow_select::take::take_record_batch(&rows, &take)
+            .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?;
+        Some((taken, upserted.iter().map(|(_, j)| *j).collect()))
+    } else {
+        None
+    };
+    Ok(Some(Probe {
+        path: file.path().to_string(),
+        positions,
+        deleted,
+        old,
+    }))
+}
+
+/// Finds the (file, position) of every changed key in the live rows of `loaded`. Candidate
+/// files are probed concurrently, one task per core.
 pub(crate) async fn locate(
     table: &TableId,
     io: &FileIO,
     loaded: &Loaded,
-    keys: &ChangedKeys,
+    keys: &Arc<ChangedKeys>,
     merged: &SchemaRef,
     need_old: bool,
     cache: &mut FileCache,
@@ -258,55 +334,43 @@ pub(crate) async fn locate(
     if candidates.is_empty() {
         return Ok(located);
     }
-    let deleted = existing_deletes(&name, io, loaded, &candidates, cache).await?;
-    let equality = EqualityIndex::load(table, io, loaded, merged).await?;
-    let key_columns: Vec<String> = keys.key_fields().iter().map(|f| f.name().clone()).collect();
+    let ctx = Arc::new(ProbeContext {
+        table: table.clone(),
+        io: io.clone(),
+        keys: keys.clone(),
+        merged: merged.clone(),
+        key_columns: keys.key_fields().iter().map(|f| f.name().clone()).collect(),
+        deleted: existing_deletes(&name, io, loaded, &candidates, cache).await?,
+        equality: EqualityIndex::load(table, io, loaded, merged).await?,
+        need_old,
+    });
+    let owned: Vec<LiveFile> = candidates.into_iter().cloned().collect();
+    let tasks = owned.into_iter().map(|file: LiveFile| {
+        let (table, path) = (name.clone(), file.path().to_string());
+        let task = tokio::spawn(probe(ctx.clone(), file));
+        async move {
+            task.await.map_err(|e| IcebergSinkError::File {
+                table,
+                path,
+                message: format!("probe task failed: {e}"),
+            })?
+        }
+    });
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut probes = futures::stream::iter(tasks).buffered(parallel);
     let mut old_parts: Vec<RecordBatch> = Vec::new();
     let mut old_count = 0usize;
-    for file in candidates {
-        let key_rows = logical(
-            &read_parquet(&name, io, file.path(), Some(&key_columns)).await?,
-            merged,
-        )?;
-        let touches = keys.find(&key_rows)?;
-        let mut live = live_mask(touches.len(), deleted.get(file.path()));
-        if let Some(eq) = &equality {
-            eq.apply(&key_rows, file.seq(), &mut live)?;
-        }
-        let mut positions = Vec::new();
-        let mut upserted: Vec<(u32, usize)> = Vec::new();
-        for (i, t) in touches.iter().enumerate() {
-            if !live[i] {
-                continue;
-            }
-            match t {
-                None => {}
-                Some(Touch::Delete) => {
-                    positions.push(i as i64);
-                    located.deleted += 1;
-                }
-                Some(Touch::Upsert(j)) => {
-                    positions.push(i as i64);
-                    upserted.push((i as u32, *j));
-                }
-            }
-        }
-        if positions.is_empty() {
-            continue;
-        }
-        located.positions.insert(file.path().to_string(), positions);
-        if need_old && !upserted.is_empty() {
-            let rows = read_parquet(&name, io, file.path(), None).await?;
-            let rows = evolve_batch(table, &logical(&rows, merged)?, merged)?;
-            let take = UInt32Array::from(upserted.iter().map(|(i, _)| *i).collect::<Vec<_>>());
-            let taken = arrow_select::take::take_record_batch(&rows, &take)
-                .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?;
-            for (k, (_, j)) in upserted.iter().enumerate() {
+    while let Some(found) = probes.next().await {
+        let Some(found) = found? else { continue };
+        located.deleted += found.deleted;
+        if let Some((rows, upserts)) = found.old {
+            for (k, j) in upserts.iter().enumerate() {
                 located.old_row[*j] = Some(old_count + k);
             }
-            old_count += taken.num_rows();
-            old_parts.push(taken);
+            old_count += rows.num_rows();
+            old_parts.push(rows);
         }
+        located.positions.insert(found.path, found.positions);
     }
     if need_old {
         located.old = Some(
