@@ -104,12 +104,44 @@ fn missing_format(feature: &str) -> cdc_core::Error {
     ))
 }
 
-/// Opens the warehouse of `format` at `warehouse` (a local path or URL).
+/// Opens the warehouse of `format` at `warehouse` (a local path or URL) with the format's
+/// default sink settings.
 pub fn open_warehouse(
     format: Format,
     warehouse: &str,
 ) -> cdc_core::Result<Box<dyn cdc_core::sink::Warehouse>> {
+    open_warehouse_with(format, warehouse, None)
+}
+
+/// The format's sink settings from JSON (unknown fields are errors), or its defaults.
+#[cfg_attr(
+    not(any(feature = "delta", feature = "iceberg", feature = "hudi")),
+    allow(dead_code)
+)]
+fn sink_config<T: serde::de::DeserializeOwned + Default>(
+    format: Format,
+    json: Option<&str>,
+) -> cdc_core::Result<T> {
+    match json {
+        None => Ok(T::default()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| cdc_core::Error::Config(format!("{} sink settings: {e}", format.name()))),
+    }
+}
+
+/// Opens the warehouse of `format` at `warehouse` with sink settings given as JSON:
+/// `cdc_delta::DeltaSinkConfig` (partition columns, table properties, deletion vectors, ...),
+/// `cdc_iceberg::IcebergSinkConfig` (write mode, partition spec, catalog, ...) or
+/// `cdc_hudi::HudiSinkConfig` (partition fields, file sizes, retention, ...).
+pub fn open_warehouse_with(
+    format: Format,
+    warehouse: &str,
+    settings: Option<&str>,
+) -> cdc_core::Result<Box<dyn cdc_core::sink::Warehouse>> {
     match format {
+        Format::Jsonl if settings.is_some() => Err(cdc_core::Error::Config(
+            "the jsonl format has no sink settings".into(),
+        )),
         Format::Jsonl => {
             let path = warehouse.strip_prefix("file://").unwrap_or(warehouse);
             if path.contains("://") {
@@ -122,10 +154,8 @@ pub fn open_warehouse(
         #[cfg(feature = "delta")]
         Format::Delta => {
             // Object-store settings (endpoint, region, credentials) come from the environment.
-            let mut config = cdc_delta::DeltaSinkConfig {
-                storage_options: storage_options_from_env(),
-                ..cdc_delta::DeltaSinkConfig::default()
-            };
+            let mut config: cdc_delta::DeltaSinkConfig = sink_config(format, settings)?;
+            config.storage_options.extend(storage_options_from_env());
             if let Some(marker) = crash_test_stall_marker() {
                 config.before_commit = Some(cdc_delta::BeforeCommitHook(std::sync::Arc::new(
                     move |_| Box::pin(stall_once(marker.clone())),
@@ -137,7 +167,7 @@ pub fn open_warehouse(
         Format::Delta => Err(missing_format("delta")),
         #[cfg(feature = "iceberg")]
         Format::Iceberg => {
-            let mut config = cdc_iceberg::IcebergSinkConfig::default();
+            let mut config: cdc_iceberg::IcebergSinkConfig = sink_config(format, settings)?;
             if let Some(marker) = crash_test_stall_marker() {
                 config.before_commit = Some(cdc_iceberg::BeforeCommitHook(std::sync::Arc::new(
                     move || Box::pin(stall_once(marker.clone())),
@@ -151,7 +181,7 @@ pub fn open_warehouse(
         Format::Iceberg => Err(missing_format("iceberg")),
         #[cfg(feature = "hudi")]
         Format::Hudi => {
-            let mut config = cdc_hudi::HudiSinkConfig::default();
+            let mut config: cdc_hudi::HudiSinkConfig = sink_config(format, settings)?;
             if let Some(marker) = crash_test_stall_marker() {
                 config.before_commit = Some(cdc_core::sink::BeforeCommitHook(std::sync::Arc::new(
                     move || Box::pin(stall_once(marker.clone())),

@@ -10,7 +10,7 @@ use cdc_core::decode::{TableHint, UnknownColumns};
 use cdc_core::model::TableId;
 use cdc_core::pipeline::{Pipeline, PipelineConfig, Progress, TableRouter};
 use cdc_core::source::raw::RawFileSource;
-use cdc_lake::{open_warehouse, Format};
+use cdc_lake::{open_warehouse_with, Format};
 use clap::{Parser, Subcommand};
 
 /// Keep data-lake tables in sync with Debezium change events.
@@ -154,6 +154,11 @@ struct SyncArgs {
     /// Where tables go: `<warehouse>/<schema>/<table>/` (Iceberg: catalog `<warehouse>/catalog.db`).
     #[arg(long, default_value = "warehouse")]
     warehouse: String,
+    /// The format's sink settings, a JSON file (Delta: `partition_columns`,
+    /// `deletion_vectors`, ...; Iceberg: `write_mode`, `partition_by`, ...; Hudi:
+    /// `partition_fields`, `commits_retained`, ...). Unknown keys are errors.
+    #[arg(long, value_name = "FILE")]
+    sink_config: Option<PathBuf>,
     /// Route topics to tables: `REGEX=SCHEMA.TABLE` (captures usable as $1), tried before the
     /// default `<prefix>.<schema>.<table>` rule. Repeatable.
     #[arg(long = "route", value_name = "REGEX=TABLE")]
@@ -249,9 +254,27 @@ fn show_progress(p: &Progress<'_>, tty: bool, log_lines: bool) {
     }
 }
 
+/// The warehouse of `--format` at `--warehouse`, with `--sink-config` settings.
+fn open_sinks(
+    args: &SyncArgs,
+) -> Result<Box<dyn cdc_core::sink::Warehouse>, Box<dyn std::error::Error>> {
+    let settings = match &args.sink_config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(open_warehouse_with(
+        args.format,
+        &args.warehouse,
+        settings.as_deref(),
+    )?)
+}
+
 async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = build_config(&args)?;
-    let warehouse = open_warehouse(args.format, &args.warehouse)?;
+    let warehouse = open_sinks(&args)?;
     let mut source = RawFileSource::open(&args.source).await?;
     if source.topic_partitions().is_empty() {
         return Err(format!("no change-event files found under `{}`", args.source).into());
@@ -295,7 +318,7 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
         group_id: args.group.clone(),
         properties,
     })?;
-    let warehouse = open_warehouse(args.sync.format, &args.sync.warehouse)?;
+    let warehouse = open_sinks(&args.sync)?;
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = stop.clone();
     tokio::spawn(async move {

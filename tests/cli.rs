@@ -297,3 +297,56 @@ fn iceberg_sync_and_maintenance_from_the_command_line() {
     // Maintenance kept the checkpoint: nothing is applied twice.
     assert!(run(&sync).contains("in 0 commits"));
 }
+
+/// `--sink-config` reaches the format: a Hudi table partitioned by a column, and an unknown
+/// setting is an error naming it.
+#[cfg(feature = "hudi")]
+#[test]
+fn sink_settings_from_a_file() {
+    let (_scenario, dir, topics, wh) = layout("crud", 25, false);
+    let settings = dir.path().join("hudi.json");
+    std::fs::write(&settings, r#"{"partition_fields": ["name"]}"#).unwrap();
+    let args = [
+        "sync",
+        "--format",
+        "hudi",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--sink-config",
+        s(&settings),
+    ];
+    let out = cdc_lake(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let properties =
+        std::fs::read_to_string(wh.join("public/customers/.hoodie/hoodie.properties")).unwrap();
+    assert!(
+        properties.contains("hoodie.table.partition.fields=name"),
+        "{properties}"
+    );
+    let partitions = std::fs::read_dir(wh.join("public/customers"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("name=")
+        })
+        .count();
+    assert!(partitions > 5, "{partitions} partitions");
+
+    std::fs::write(&settings, r#"{"partition_feilds": ["name"]}"#).unwrap();
+    let out = cdc_lake(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hudi sink settings") && err.contains("partition_feilds"),
+        "{err}"
+    );
+}
