@@ -653,8 +653,17 @@ impl HudiSink {
             written.push(w?);
         }
 
-        // Partition metadata of new partitions (Spark discovers partitions by it).
-        if !props.partition_fields.is_empty() {
+        // Partition metadata of new partitions (Spark discovers partitions by it). A
+        // non-partitioned table has it at the root (depth 0): Hive's and Athena's
+        // `HoodieROTablePathFilter` and Spark's listing need it to pick the latest base files.
+        if props.partition_fields.is_empty() {
+            if !self.store.exists(files::PARTITION_METADATA).await? {
+                let text = format!("#partition metadata\ncommitTime={instant}\npartitionDepth=0\n");
+                self.store
+                    .put(files::PARTITION_METADATA, Bytes::from(text), false)
+                    .await?;
+            }
+        } else {
             let new: BTreeMap<String, object_store::path::Path> = written
                 .iter()
                 .filter(|(_, g)| !live.iter().any(|l| l.partition == g.partition))

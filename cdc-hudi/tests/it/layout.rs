@@ -60,6 +60,17 @@ async fn files_follow_the_hudi_layout() {
     let location = warehouse.table_location(table);
     let hoodie = Path::new(&location).join(".hoodie");
 
+    // A non-partitioned table is one partition at the root (readers filter base files by it).
+    let root_meta =
+        std::fs::read_to_string(Path::new(&location).join(".hoodie_partition_metadata"))
+            .expect("root .hoodie_partition_metadata");
+    assert!(root_meta.contains("partitionDepth=0"), "{root_meta}");
+    let commit_time = root_meta
+        .lines()
+        .find_map(|l| l.strip_prefix("commitTime="))
+        .unwrap_or_else(|| panic!("no commitTime: {root_meta}"));
+    assert_eq!(commit_time.len(), 17, "{root_meta}");
+
     let props = std::fs::read_to_string(hoodie.join("hoodie.properties")).unwrap();
     for line in [
         "hoodie.table.type=COPY_ON_WRITE",
