@@ -36,6 +36,14 @@ pub struct HudiSinkConfig {
     /// Attempts of one change set when another writer commits to the same table meanwhile
     /// (each retry starts over on the new table state).
     pub max_commit_attempts: usize,
+    /// This writer's id, kept in the heartbeat of each instant it writes. Give every
+    /// concurrently running writer of a table its own id: a pending instant of our own id is
+    /// a crashed predecessor and is rolled back at once, one of another id only once its
+    /// heartbeat has expired.
+    pub writer_id: String,
+    /// How often the heartbeat of an instant in flight is refreshed (milliseconds,
+    /// `hoodie.client.heartbeat.interval_in_ms`); it expires after two missed refreshes.
+    pub heartbeat_interval_ms: u64,
     /// Crash tests: stop an `apply` at this point...
     #[doc(hidden)]
     #[serde(skip)]
@@ -61,6 +69,8 @@ impl Default for HudiSinkConfig {
             record_size_estimate: 1024,
             commits_retained: 10,
             max_commit_attempts: 10,
+            writer_id: "cdc-lake".into(),
+            heartbeat_interval_ms: 60_000,
             fail_point: None,
             fail_after_commits: 0,
             before_commit: None,
@@ -82,6 +92,12 @@ impl HudiSinkConfig {
         }
         if self.max_commit_attempts == 0 {
             return Err("max_commit_attempts must be at least 1".into());
+        }
+        if self.writer_id.trim().is_empty() || self.writer_id.contains(['\n', '\r']) {
+            return Err("writer_id must be a non-empty single line".into());
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return Err("heartbeat_interval_ms must be at least 1".into());
         }
         if self.record_size_estimate == 0 {
             return Err("record_size_estimate must be at least 1 byte".into());

@@ -58,12 +58,13 @@ pub enum HudiSinkError {
         /// Why.
         message: String,
     },
-    /// Another writer completed an instant, or rolled ours back, while this one was writing.
+    /// Another writer completed an instant, or rolled ours back, while this one was writing;
+    /// or another writer's instant is in flight.
     #[error("hudi table `{table}` instant {instant}: {message}")]
     Conflict {
         /// Table.
         table: String,
-        /// Our instant (rolled back).
+        /// Our instant (rolled back), or the other writer's instant in flight.
         instant: String,
         /// What the other writer did.
         message: String,

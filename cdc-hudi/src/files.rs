@@ -140,6 +140,24 @@ impl TableStore {
         }
     }
 
+    /// The bytes of a file and when it was last written, or `None` when it does not exist.
+    pub async fn get_with_modified(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(Bytes, chrono::DateTime<chrono::Utc>)>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => {
+                let modified = r.meta.last_modified;
+                Ok(Some((
+                    r.bytes().await.map_err(self.err("reading", rel))?,
+                    modified,
+                )))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("reading", rel)(e)),
+        }
+    }
+
     /// Writes a file; with `create_only`, fails if it exists.
     pub async fn put(&self, rel: &str, bytes: Bytes, create_only: bool) -> Result<()> {
         let opts = PutOptions {
@@ -214,10 +232,15 @@ impl TableStore {
 
     /// Whether a file exists.
     pub async fn exists(&self, rel: &str) -> Result<bool> {
-        match self.store.head(&self.path(rel)).await {
+        self.exists_at(&self.path(rel), rel).await
+    }
+
+    /// Whether the file at a store location exists; `shown` names it in errors.
+    pub async fn exists_at(&self, location: &Path, shown: &str) -> Result<bool> {
+        match self.store.head(location).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.err("checking", rel)(e)),
+            Err(e) => Err(self.err("checking", shown)(e)),
         }
     }
 

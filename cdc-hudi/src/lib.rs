@@ -34,10 +34,17 @@
 //!
 //! # Limits
 //!
-//! - One writer per table is the safe setup. Before completing an instant the sink checks that
-//!   no other writer completed one meanwhile or rolled this one back, and if so undoes its
-//!   attempt and redoes the change set on the new table state; but that is a check, not a
-//!   lock (Hudi's own writers need a lock provider for concurrent writes).
+//! - One writer per table is the safe setup, and **one writer id
+//!   ([`HudiSinkConfig::writer_id`]) per concurrently running writer**. Each pending instant
+//!   has a heartbeat (`.hoodie/.heartbeat/<instant>`, see [`heartbeat`]); a writer rolls back
+//!   only pending instants of its own id (its crashed predecessor) or whose heartbeat expired,
+//!   and meets another id's live instant with a conflict (retried up to
+//!   [`HudiSinkConfig::max_commit_attempts`] times), never a deletion. Two writers sharing an
+//!   id would roll back each other's live instants. Before completing an instant the sink
+//!   checks that its `.inflight` and base files are still there and that no other writer
+//!   completed an instant meanwhile, and if not undoes its attempt and redoes the change set
+//!   on the new table state; but that is a check, not a lock (Hudi's own writers need a lock
+//!   provider for concurrent writes).
 //! - Base files carry the record-key range but no bloom filter, so a Spark/Java Hudi writer
 //!   joining the table must use the SIMPLE or GLOBAL_SIMPLE index (readers need neither).
 //! - No metadata table, no archival of the timeline (three small files per commit stay in
@@ -47,6 +54,7 @@
 mod config;
 mod error;
 pub mod files;
+pub mod heartbeat;
 pub mod index;
 pub mod schema;
 pub mod timeline;
@@ -391,12 +399,36 @@ impl HudiSink {
 
     /// Rolls back the writes a crashed writer left unfinished: their base files first, then
     /// their instant files, newest state first, so a crash in between leaves them pending.
+    /// Only instants of our own writer id or with an expired (or no) heartbeat are rolled
+    /// back; another writer's live instant is a [`HudiSinkError::Conflict`].
     pub(crate) async fn roll_back_unfinished(&mut self) -> Result<()> {
         let unfinished = match self.load().await? {
             Some(state) => std::mem::take(&mut state.unfinished),
             None => return Ok(()),
         };
+        let interval = std::time::Duration::from_millis(self.config.heartbeat_interval_ms);
         for (instant, base_files) in &unfinished {
+            let beat =
+                heartbeat::read(&self.store, &instant.time, interval, chrono::Utc::now()).await?;
+            if let Some(b) = beat.filter(|b| b.live && b.writer_id != self.config.writer_id) {
+                return Err(HudiSinkError::Conflict {
+                    table: self.table.to_string(),
+                    instant: instant.time.clone(),
+                    message: format!(
+                        "instant {} of writer `{}` is in flight (live heartbeat); not rolled back",
+                        instant.time, b.writer_id
+                    ),
+                });
+            }
+            // Completed meanwhile? Its writer deletes the heartbeat only after completing it.
+            let completed = timeline::file_name(&instant.time, &instant.action, State::Completed);
+            if self
+                .store
+                .exists(&files::join(HOODIE_DIR, &completed))
+                .await?
+            {
+                continue;
+            }
             for f in base_files {
                 let shown = files::join(&f.rel_dir, &f.name);
                 self.store.delete_at(&f.location, &shown).await?;
@@ -405,6 +437,7 @@ impl HudiSink {
                 let name = timeline::file_name(&instant.time, &instant.action, state);
                 self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
             }
+            self.store.delete(&heartbeat::path(&instant.time)).await?;
             tracing::info!(table = %self.table, instant = %instant.time, files = base_files.len(), "rolled back an unfinished instant");
         }
         Ok(())
@@ -498,6 +531,9 @@ impl TableSink for HudiSink {
                         self.conflicts
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(table = %self.table, attempt, error = %e, "write conflict; retrying on the new table state");
+                        // Give a writer in flight time to finish.
+                        let pause = 50 * attempt.min(20) as u64;
+                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                         continue;
                     }
                     return Err(e.into());

@@ -402,6 +402,14 @@ impl HudiSink {
         } else {
             COMMIT
         };
+        // The heartbeat first: another writer seeing the instant pending must find it live.
+        let heartbeat = crate::heartbeat::Heartbeat::start(
+            &self.store,
+            &instant,
+            &self.config.writer_id,
+            std::time::Duration::from_millis(self.config.heartbeat_interval_ms),
+        )
+        .await?;
         for s in [State::Requested, State::Inflight] {
             let name = timeline::file_name(&instant, action, s);
             self.store
@@ -703,7 +711,7 @@ impl HudiSink {
         if let Some(hook) = &self.config.before_commit {
             (hook.0)().await;
         }
-        if let Some(message) = self.conflict(&state, &instant, action).await? {
+        if let Some(message) = self.conflict(&state, &instant, action, &new_groups).await? {
             // Undo this attempt; `apply` retries on the new table state.
             for g in &new_groups {
                 self.store.delete_at(&g.location(), &g.path()).await?;
@@ -712,6 +720,7 @@ impl HudiSink {
                 let name = timeline::file_name(&instant, action, s);
                 self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
             }
+            heartbeat.stop().await?;
             return Err(HudiSinkError::Conflict {
                 table: table.to_string(),
                 instant,
@@ -765,6 +774,10 @@ impl HudiSink {
             )
             .await?;
         self.commits += 1;
+        if let Err(e) = heartbeat.stop().await {
+            // It expires on its own.
+            tracing::warn!(table = %table, error = %e, "deleting a heartbeat failed");
+        }
 
         // The new state.
         state.timeline.instants.push(Instant {
@@ -823,6 +836,7 @@ impl HudiSink {
         state: &crate::TableState,
         instant: &str,
         action: &str,
+        written: &[FileGroup],
     ) -> Result<Option<String>> {
         let inflight = timeline::file_name(instant, action, State::Inflight);
         if !self
@@ -831,6 +845,27 @@ impl HudiSink {
             .await?
         {
             return Ok(Some("another writer rolled this instant back".into()));
+        }
+        let checks: Vec<_> = written
+            .iter()
+            .map(|g| {
+                let (store, location, path) = (self.store.clone(), g.location(), g.path());
+                async move {
+                    let there = store.exists_at(&location, &path).await?;
+                    Ok::<_, HudiSinkError>((!there).then_some(path))
+                }
+            })
+            .collect();
+        let missing: Vec<Result<Option<String>>> = futures::stream::iter(checks)
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for m in missing {
+            if let Some(path) = m? {
+                return Ok(Some(format!(
+                    "base file {path} of this instant vanished (another writer rolled it back)"
+                )));
+            }
         }
         // Instant files sort by time: list only those after the last one we saw.
         let after = format!("{}.~", state.timeline.last_time().unwrap_or("0"));

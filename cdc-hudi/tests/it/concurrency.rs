@@ -121,3 +121,110 @@ async fn another_writer_between_write_and_commit_is_retried() {
     }
     assert_expected(&scenario, &warehouse, true).await;
 }
+
+/// A writer of another id never rolls back a live writer's instant: while the first sink
+/// (writer `main`) sits between its base files and its commit, a second sink (writer `other`)
+/// meets its live heartbeat and gets a conflict, deleting nothing; the first sink commits
+/// without any retry. Once the first writer is done the second commits. A crashed writer of a
+/// third id is rolled back by another writer only once its heartbeat has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_writer_of_another_id_is_never_rolled_back() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let table = TableId::new("public", "customers");
+    let other = HudiWarehouse::new(
+        root.to_str().unwrap(),
+        HudiSinkConfig {
+            writer_id: "other".into(),
+            max_commit_attempts: 2,
+            ..HudiSinkConfig::default()
+        },
+    )
+    .unwrap();
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (hook_other, hook_errors, hook_table) = (other.clone(), errors.clone(), table.clone());
+    let hook = BeforeCommitHook(Arc::new(move || {
+        let (other, errors, table) = (hook_other.clone(), hook_errors.clone(), hook_table.clone());
+        async move {
+            let n = errors.lock().unwrap().len() as i64;
+            if n >= 3 {
+                return;
+            }
+            let mut sink = other.sink(&table);
+            let Some(schema) = sink.schema().await.unwrap() else {
+                return;
+            };
+            let set = other_change(&schema.schema, 200_000 + n as i32, n, true);
+            let result = sink.apply(&set).await;
+            let err = result.expect_err("the other writer must not roll back a live instant");
+            errors.lock().unwrap().push(err.to_string());
+        }
+        .boxed()
+    }));
+    let config = HudiSinkConfig {
+        writer_id: "main".into(),
+        before_commit: Some(hook),
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for e in &errors {
+        assert!(
+            e.contains("writer `main` is in flight"),
+            "not a heartbeat conflict: {e}"
+        );
+    }
+    assert_eq!(
+        warehouse.conflicts_retried(),
+        0,
+        "the live writer lost files"
+    );
+    assert_expected(&scenario, &warehouse, false).await;
+
+    // The first writer is done (its heartbeats are gone): the other one commits now.
+    let (logical, _) = logical_schema(&other, &table).await;
+    other
+        .sink(&table)
+        .apply(&other_change(&logical, 300_000, 10, true))
+        .await
+        .unwrap();
+    other
+        .sink(&table)
+        .apply(&other_change(&logical, 300_000, 11, false))
+        .await
+        .unwrap();
+
+    // A writer of a third id crashes with its instant pending; its heartbeat (refreshed every
+    // 100 ms) expires and the next writer rolls it back.
+    let crashing = HudiWarehouse::new(
+        root.to_str().unwrap(),
+        HudiSinkConfig {
+            writer_id: "crashing".into(),
+            heartbeat_interval_ms: 100,
+            fail_point: Some(cdc_hudi::FailPoint::AfterDataFiles),
+            ..HudiSinkConfig::default()
+        },
+    )
+    .unwrap();
+    let err = crashing
+        .sink(&table)
+        .apply(&other_change(&logical, 300_001, 12, true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("fail point"), "{err}");
+    let heartbeats = std::path::Path::new(&other.table_location(&table)).join(".hoodie/.heartbeat");
+    assert_eq!(std::fs::read_dir(&heartbeats).unwrap().count(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    other
+        .sink(&table)
+        .apply(&other_change(&logical, 300_002, 13, false))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&heartbeats).unwrap().count(), 0);
+    assert_expected(&scenario, &warehouse, false).await;
+}
