@@ -33,6 +33,10 @@ pub struct HudiSinkConfig {
     /// Cleaning: base-file versions needed by the last this many commits are kept, older ones
     /// are deleted after each commit (`hoodie.cleaner.commits.retained`). 0 keeps everything.
     pub commits_retained: usize,
+    /// Cleaning also keeps the versions a query started this many hours ago can read (the
+    /// snapshot of the latest commit at that time), so a long query does not lose its files
+    /// (like `hoodie.cleaner.hours.retained`). `None`: only `commits_retained` counts.
+    pub retain_hours: Option<u64>,
     /// Attempts of one change set when another writer commits to the same table meanwhile
     /// (each retry starts over on the new table state).
     pub max_commit_attempts: usize,
@@ -68,6 +72,7 @@ impl Default for HudiSinkConfig {
             small_file_limit: 100 << 20,
             record_size_estimate: 1024,
             commits_retained: 10,
+            retain_hours: None,
             max_commit_attempts: 10,
             writer_id: "cdc-lake".into(),
             heartbeat_interval_ms: 60_000,

@@ -29,8 +29,9 @@
 //! Partitioned tables ([`HudiSinkConfig::partition_fields`], Hive-style directories by
 //! default) write `.hoodie_partition_metadata` in each partition; a key whose partition value
 //! changes moves to a file group of its new partition. After each commit the cleaner deletes
-//! base-file versions that no query as of the last [`HudiSinkConfig::commits_retained`] commits
-//! can read (Hudi's KEEP_LATEST_COMMITS).
+//! base-file versions that no query as of the last [`HudiSinkConfig::commits_retained`]
+//! commits that changed files can read (Hudi's KEEP_LATEST_COMMITS; checkpoint-only commits do
+//! not count), nor a query started within [`HudiSinkConfig::retain_hours`].
 //!
 //! # Limits
 //!
@@ -51,6 +52,7 @@
 //!   `.hoodie/`), and cleaning deletes old versions without writing `clean` instants.
 //! - Column names must be valid Avro names (the table schema is Avro).
 
+mod clean;
 mod config;
 mod error;
 pub mod files;

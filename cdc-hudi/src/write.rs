@@ -809,9 +809,7 @@ impl HudiSink {
             logical: merged,
             checkpoint,
         });
-        if self.config.commits_retained > 0 {
-            self.clean(&mut state).await;
-        }
+        self.clean(&mut state).await;
         self.state = Some(state);
         if self.fail_now(FailPoint::AfterCommit) {
             return Err(HudiSinkError::FailPoint {
@@ -878,36 +876,29 @@ impl HudiSink {
         Ok(other)
     }
 
-    /// Deletes base files no query as of the last `commits_retained` commits can read
-    /// (Hudi's KEEP_LATEST_COMMITS policy). Failures are logged, never returned: the commit
-    /// is done and the next clean tries again.
+    /// Deletes base files no query as of the last `commits_retained` file-changing commits
+    /// (or started within `retain_hours`) can read (Hudi's KEEP_LATEST_COMMITS policy).
+    /// Failures are logged, never returned: the commit is done, the state still knows every
+    /// version not deleted, and the next clean tries again.
     async fn clean(&self, state: &mut crate::TableState) {
-        let writes: Vec<&Instant> = state.timeline.completed_writes().collect();
-        let keep = self.config.commits_retained;
-        if writes.len() <= keep {
+        let cfg = &self.config;
+        let Some(earliest) = crate::clean::earliest_retained(
+            state,
+            cfg.commits_retained,
+            cfg.retain_hours,
+            chrono::Utc::now(),
+        ) else {
             return;
-        }
-        let earliest = writes[writes.len() - keep].time.clone();
-        let mut doomed = Vec::new();
-        for (id, versions) in state.versions.iter_mut() {
-            let dead = state.replaced.get(id).is_some_and(|r| *r <= earliest);
-            let cut = if dead {
-                versions.len()
-            } else {
-                // Keep the version live at `earliest` and every newer one.
-                versions
-                    .iter()
-                    .rposition(|v| v.instant <= earliest)
-                    .unwrap_or(0)
-            };
-            doomed.extend(versions.drain(..cut));
-        }
-        state.versions.retain(|_, v| !v.is_empty());
-        for v in doomed {
-            if let Err(e) = self.store.delete_at(&v.location, &v.path).await {
-                tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
-                return;
-            }
+        };
+        let doomed = crate::clean::doomed(state, &earliest);
+        let store = self.store.clone();
+        let result = crate::clean::delete_versions(state, doomed, |v| {
+            let store = store.clone();
+            async move { store.delete_at(&v.location, &v.path).await }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
         }
     }
 }
