@@ -505,34 +505,35 @@ impl HudiSink {
             instant: instant.clone(),
         });
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let task_err =
-            |e: tokio::task::JoinError| self.layout_err(format!("file task failed: {e}"));
 
         // Pass 1: the file groups holding changed keys, each rewritten as soon as it is read.
         let first_new_idx = candidates.len();
-        let mut results =
-            futures::stream::iter(candidates.into_iter().enumerate().map(|(idx, (g, read))| {
-                let ctx = ctx.clone();
-                async move { tokio::spawn(rewrite_group(ctx, g, read, idx)).await }
-            }))
-            .buffer_unordered(parallelism);
         let n = ctx.keys.upserts.num_rows();
         let mut found = vec![false; n];
         let mut moved: Vec<RecordBatch> = Vec::new();
         let mut written: Vec<(WriteStat, FileGroup)> = Vec::new();
         let mut rows_deleted = 0u64;
-        while let Some(joined) = results.next().await {
-            let Some(r) = joined.map_err(task_err)?? else {
-                continue;
-            };
-            for &j in &r.replaced_upserts {
-                found[j] = true;
-            }
-            rows_deleted += r.deleted;
-            moved.extend(r.moved);
-            written.push((r.stat, r.group));
-        }
-        drop(results);
+        let task_ctx = ctx.clone();
+        run_tasks(
+            &table,
+            candidates
+                .into_iter()
+                .enumerate()
+                .map(|(idx, (g, read))| rewrite_group(task_ctx.clone(), g, read, idx)),
+            parallelism,
+            |r| {
+                if let Some(r) = r {
+                    for &j in &r.replaced_upserts {
+                        found[j] = true;
+                    }
+                    rows_deleted += r.deleted;
+                    moved.extend(r.moved);
+                    written.push((r.stat, r.group));
+                }
+                Ok(())
+            },
+        )
+        .await?;
 
         // Pass 2: new keys (and keys that moved partition) fill small file groups of their
         // partition, then new ones.
@@ -641,25 +642,19 @@ impl HudiSink {
                 outputs.push(o);
             }
         }
-        let more: Vec<Result<(WriteStat, FileGroup)>> =
-            futures::stream::iter(outputs.into_iter().enumerate().map(|(k, o)| {
-                let ctx = ctx.clone();
-                async move {
-                    match tokio::spawn(write_output(ctx.clone(), first_new_idx + k, o)).await {
-                        Ok(r) => r,
-                        Err(e) => Err(HudiSinkError::Layout {
-                            table: ctx.table.to_string(),
-                            message: format!("write task failed: {e}"),
-                        }),
-                    }
-                }
-            }))
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
-        for w in more {
-            written.push(w?);
-        }
+        run_tasks(
+            &table,
+            outputs
+                .into_iter()
+                .enumerate()
+                .map(|(k, o)| write_output(task_ctx.clone(), first_new_idx + k, o)),
+            parallelism,
+            |w| {
+                written.push(w);
+                Ok(())
+            },
+        )
+        .await?;
 
         // Partition metadata of new partitions (Spark discovers partitions by it). A
         // non-partitioned table has it at the root (depth 0): Hive's and Athena's
@@ -903,6 +898,50 @@ impl HudiSink {
     }
 }
 
+/// Runs `tasks` on the runtime, at most `parallelism` at once, handing each result to `each`
+/// as it completes. On the first error (of a task or of `each`) the tasks still running are
+/// aborted and awaited before the error is returned, so no base file lands after it (where a
+/// rollback would miss it).
+async fn run_tasks<T, F>(
+    table: &TableId,
+    tasks: impl IntoIterator<Item = F>,
+    parallelism: usize,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<()>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut tasks = tasks.into_iter();
+    let mut result = Ok(());
+    loop {
+        while set.len() < parallelism.max(1) {
+            match tasks.next() {
+                Some(t) => {
+                    set.spawn(t);
+                }
+                None => break,
+            }
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let r = joined.map_err(|e| HudiSinkError::Layout {
+            table: table.to_string(),
+            message: format!("file task failed: {e}"),
+        });
+        if let Err(e) = r.and_then(|r| r).and_then(&mut each) {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_err() {
+        set.shutdown().await;
+    }
+    result
+}
+
 /// Writes one base file: carried-over rows (their meta columns kept, file name updated) and
 /// the updated and inserted rows with new meta columns.
 #[allow(clippy::too_many_arguments)]
@@ -1025,4 +1064,39 @@ async fn write_output(ctx: Arc<Ctx>, idx: usize, o: Output) -> Result<(WriteStat
         int_range,
     };
     Ok((stat, group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_task_stops_the_others() {
+        let table = TableId::new("public", "t");
+        let landed = Arc::new(AtomicBool::new(false));
+        let slow_landed = landed.clone();
+        let failing = table.clone();
+        let tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>> = vec![
+            Box::pin(async move {
+                Err(HudiSinkError::Layout {
+                    table: failing.to_string(),
+                    message: "disk full".into(),
+                })
+            }),
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                // A base file written after the attempt was given up.
+                slow_landed.store(true, Ordering::SeqCst);
+                Ok(())
+            }),
+        ];
+        let err = run_tasks(&table, tasks, 2, |()| Ok(())).await.unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(
+            !landed.load(Ordering::SeqCst),
+            "a task kept running after the error"
+        );
+    }
 }
