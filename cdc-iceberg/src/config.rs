@@ -71,6 +71,11 @@ pub struct IcebergSinkConfig {
     pub before_commit: Option<BeforeCommitHook>,
 }
 
+/// Why equality-delete mode and a partition spec do not go together.
+pub(crate) const EQUALITY_PARTITIONED: &str =
+    "write_mode equality-deletes needs an unpartitioned table (a key-only delete does not say \
+     which partition its row is in): drop partition_by or use position-deletes";
+
 /// The default catalog name.
 pub const DEFAULT_CATALOG_NAME: &str = "cdc_lake";
 
@@ -105,6 +110,9 @@ impl IcebergSinkConfig {
         for entry in &self.partition_by {
             crate::partition::parse_partition_field(entry)?;
         }
+        if self.write_mode == WriteMode::EqualityDeletes && !self.partition_by.is_empty() {
+            return Err(EQUALITY_PARTITIONED.into());
+        }
         if let Some(k) = self
             .table_properties
             .keys()
@@ -135,6 +143,21 @@ mod tests {
             ..IcebergSinkConfig::default()
         };
         assert!(reserved.validate().unwrap_err().contains("reserved"));
+        let equality_partitioned = IcebergSinkConfig {
+            write_mode: WriteMode::EqualityDeletes,
+            partition_by: vec!["bucket(4, id)".into()],
+            ..IcebergSinkConfig::default()
+        };
+        let e = equality_partitioned.validate().unwrap_err();
+        assert!(
+            e.contains("equality-deletes") && e.contains("partition"),
+            "{e}"
+        );
+        let equality_unpartitioned = IcebergSinkConfig {
+            write_mode: WriteMode::EqualityDeletes,
+            ..IcebergSinkConfig::default()
+        };
+        assert!(equality_unpartitioned.validate().is_ok());
     }
 
     #[test]

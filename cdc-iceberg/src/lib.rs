@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attempt;
 pub mod catalog;
 mod commit;
 mod config;
@@ -223,6 +224,15 @@ impl IcebergSink {
     /// it first).
     async fn create(&mut self, changes: &ChangeSet) -> Result<Loaded> {
         let name = self.name();
+        let config = &self.warehouse.config;
+        if config.write_mode == WriteMode::EqualityDeletes && !config.partition_by.is_empty() {
+            // Checked before anything is written: a partitioned table could never take an
+            // equality-delete commit.
+            return Err(IcebergSinkError::Layout {
+                table: name,
+                message: config::EQUALITY_PARTITIONED.into(),
+            });
+        }
         let keys = changes.key_columns.to_vec();
         let schema = iceberg_schema(&name, &changes.schema, None, 0, &keys)?;
         let spec = partition::partition_spec(&name, &schema, &self.warehouse.config.partition_by)?;
@@ -418,6 +428,8 @@ impl IcebergSink {
             )
             .await?;
         if !swapped {
+            // Definitive: nothing will ever reference this attempt's files.
+            attempt::discard(&name, &io, &new_location, Some(snapshot_id)).await?;
             return Err(IcebergSinkError::CommitConflict {
                 table: name,
                 expected: loaded.metadata_location,
@@ -511,23 +523,13 @@ impl TableSink for IcebergSink {
     }
 
     async fn apply(&mut self, changes: &ChangeSet) -> cdc_core::Result<CommitOutcome> {
-        let attempts = self.warehouse.config.max_commit_attempts;
-        let mut last = String::new();
-        for attempt in 1..=attempts {
-            match self.try_apply(changes).await {
-                Err(e) if e.is_conflict() => {
-                    self.warehouse.conflicts.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(table = %self.table, attempt, error = %e, "commit conflict; retrying on the new metadata");
-                    last = e.to_string();
-                }
-                other => return Ok(other?),
+        // The loop of attempt::with_retries, written out: its attempt borrows the sink mutably.
+        let (warehouse, table) = (self.warehouse.clone(), self.table.clone());
+        let mut retries = attempt::Retries::new(&warehouse, &table);
+        loop {
+            if let Some(result) = retries.settle(self.try_apply(changes).await).await {
+                return Ok(result?);
             }
         }
-        Err(IcebergSinkError::Conflict {
-            table: self.name(),
-            attempts,
-            last,
-        }
-        .into())
     }
 }

@@ -3,7 +3,8 @@
 //!   clean data files, in one `replace` snapshot that keeps the checkpoint: merge-on-read
 //!   tables collect a delete file per commit, and readers pay for each of them.
 //! - [`expire_snapshots`] drops old snapshots from the metadata and deletes the files only they
-//!   reached (time travel to them ends).
+//!   reached (time travel to them ends). The newest snapshot carrying the source checkpoint,
+//!   and any snapshots of other writers on top of it, are always kept.
 //! - [`orphan_files`] / [`remove_orphan_files`] find and remove the files of commit attempts
 //!   that never reached the catalog (a crash between writing files and the catalog swap, a lost
 //!   conflict).
@@ -22,11 +23,12 @@ use std::path::Path;
 use cdc_core::model::TableId;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
+use crate::attempt::{discard, with_retries};
 use crate::commit::{evolve_metadata, next_metadata_location, write_snapshot, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::files::write_data_files;
 use crate::locate::read_all_live;
-use crate::table::{manifest_list, FileCache, Loaded};
+use crate::table::{checkpoint_ancestry, manifest_list, FileCache, Loaded};
 use crate::IcebergWarehouse;
 
 /// What [`compact`] did.
@@ -42,12 +44,14 @@ pub struct Compacted {
     pub rows: u64,
 }
 
-/// Swaps the catalog pointer or reports a conflict.
+/// Swaps the catalog pointer or reports a conflict, after deleting the files of the lost
+/// attempt (`new` and, for a new snapshot, what it added).
 async fn swap(
     warehouse: &IcebergWarehouse,
     table: &TableId,
     expected: &str,
     new: &str,
+    snapshot_id: Option<i64>,
 ) -> Result<()> {
     let swapped = warehouse
         .catalog()
@@ -57,36 +61,12 @@ async fn swap(
     if swapped {
         Ok(())
     } else {
+        discard(&table.to_string(), warehouse.file_io(), new, snapshot_id).await?;
         Err(IcebergSinkError::CommitConflict {
             table: table.to_string(),
             expected: expected.to_string(),
         })
     }
-}
-
-/// Runs `attempt` until it commits, retrying conflicts up to the configured attempts.
-async fn with_retries<T, F, Fut>(
-    warehouse: &IcebergWarehouse,
-    table: &TableId,
-    mut attempt: F,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let attempts = warehouse.max_commit_attempts();
-    let mut last = String::new();
-    for _ in 0..attempts {
-        match attempt().await {
-            Err(e) if e.is_conflict() => last = e.to_string(),
-            other => return other,
-        }
-    }
-    Err(IcebergSinkError::Conflict {
-        table: table.to_string(),
-        attempts,
-        last,
-    })
 }
 
 async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Loaded>> {
@@ -129,7 +109,14 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
         staged.data = write_data_files(&name, io, &metadata, &rows).await?;
         let (location, snapshot_id) = write_snapshot(&name, io, &loaded, metadata, &staged).await?;
-        swap(warehouse, table, &loaded.metadata_location, &location).await?;
+        swap(
+            warehouse,
+            table,
+            &loaded.metadata_location,
+            &location,
+            Some(snapshot_id),
+        )
+        .await?;
         Ok(Some(Compacted {
             snapshot_id,
             data_files: (loaded.data_files.len(), staged.data.len()),
@@ -161,6 +148,13 @@ pub async fn expire_snapshots(
         let mut snapshots: Vec<_> = metadata.snapshots().cloned().collect();
         snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
         let keep_current = metadata.current_snapshot_id();
+        // The newest snapshot carrying the source checkpoint, and every snapshot between it
+        // and the current one (another engine's snapshots on top), stay: the checkpoint is
+        // found by walking parent links from the current snapshot.
+        let keep: HashSet<i64> = checkpoint_ancestry(&name, &metadata)?
+            .iter()
+            .map(|s| s.snapshot_id())
+            .collect();
         let drop: Vec<i64> = snapshots
             .iter()
             .enumerate()
@@ -168,6 +162,7 @@ pub async fn expire_snapshots(
                 *i >= retain_last.max(1)
                     && s.timestamp_ms() < older_than_ms
                     && Some(s.snapshot_id()) != keep_current
+                    && !keep.contains(&s.snapshot_id())
             })
             .map(|(_, s)| s.snapshot_id())
             .collect();
@@ -185,7 +180,7 @@ pub async fn expire_snapshots(
         next.write_to(io, &location)
             .await
             .map_err(iceberg_err(&name, format!("writing {location}")))?;
-        swap(warehouse, table, &current, &location.to_string()).await?;
+        swap(warehouse, table, &current, &location.to_string(), None).await?;
         Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
     })
     .await?;

@@ -18,9 +18,6 @@ use crate::schema::logical_from_properties;
 
 /// Snapshot summary key holding the table's whole checkpoint after the snapshot (JSON).
 pub const CHECKPOINT_SUMMARY: &str = "cdc-lake.checkpoint";
-/// How many snapshots back [`Loaded::checkpoint`] looks for cdc-lake's last one (snapshots of
-/// other writers, such as compaction by another engine, are skipped).
-const HISTORY_DEPTH: usize = 10_000;
 
 /// A live file of the current snapshot with its sequence numbers.
 #[derive(Debug, Clone)]
@@ -168,27 +165,25 @@ impl Loaded {
         Ok(loaded)
     }
 
-    /// The checkpoint of cdc-lake's latest snapshot (empty without one).
+    /// The checkpoint of cdc-lake's latest snapshot: the newest snapshot on the current
+    /// snapshot's ancestry that carries [`CHECKPOINT_SUMMARY`] (snapshots of other writers,
+    /// such as compaction by another engine, are skipped). Empty only when the ancestry ends
+    /// at a root snapshot (or there is no snapshot) without finding one. An ancestry broken
+    /// before the key is found (a parent expired by another engine) is an error: an empty
+    /// checkpoint there would replay the source from its start.
     pub fn checkpoint(&self, table: &str) -> Result<Checkpoint> {
-        let mut next = self.metadata.current_snapshot_id();
-        for _ in 0..HISTORY_DEPTH {
-            let Some(id) = next else { break };
-            let Some(snapshot) = self.metadata.snapshot_by_id(id) else {
-                break;
-            };
-            if let Some(text) = snapshot
-                .summary()
-                .additional_properties
-                .get(CHECKPOINT_SUMMARY)
-            {
-                return Checkpoint::from_json(text).map_err(|e| IcebergSinkError::Layout {
-                    table: table.to_string(),
-                    message: format!("snapshot {id} has a bad `{CHECKPOINT_SUMMARY}` summary: {e}"),
-                });
-            }
-            next = snapshot.parent_snapshot_id();
-        }
-        Ok(Checkpoint::default())
+        let snapshot = checkpoint_snapshot(table, &self.metadata)?;
+        let Some(snapshot) = snapshot else {
+            return Ok(Checkpoint::default());
+        };
+        let text = &snapshot.summary().additional_properties[CHECKPOINT_SUMMARY];
+        Checkpoint::from_json(text).map_err(|e| IcebergSinkError::Layout {
+            table: table.to_string(),
+            message: format!(
+                "snapshot {} has a bad `{CHECKPOINT_SUMMARY}` summary: {e}",
+                snapshot.snapshot_id()
+            ),
+        })
     }
 
     /// The current Iceberg schema.
@@ -213,4 +208,62 @@ pub(crate) async fn manifest_list(
     let list = ManifestList::parse_with_version(&bytes, FormatVersion::V2)
         .map_err(iceberg_err(&table, format!("reading manifest list {path}")))?;
     Ok(list.consume_entries().into_iter().collect())
+}
+
+/// The snapshots from the current one back to the newest carrying [`CHECKPOINT_SUMMARY`]
+/// (newest first, that one last), or the whole ancestry when none carries it and it ends at a
+/// root snapshot. An error when a parent is missing before the key is found, or the parent
+/// links loop.
+pub(crate) fn checkpoint_ancestry<'m>(
+    table: &str,
+    metadata: &'m TableMetadata,
+) -> Result<Vec<&'m Arc<Snapshot>>> {
+    let mut chain: Vec<&Arc<Snapshot>> = Vec::new();
+    let mut next = metadata.current_snapshot_id();
+    while let Some(id) = next {
+        let Some(snapshot) = metadata.snapshot_by_id(id) else {
+            let child = chain
+                .last()
+                .map(|s| format!("the parent of snapshot {}", s.snapshot_id()))
+                .unwrap_or_else(|| "the current snapshot".to_string());
+            return Err(IcebergSinkError::Layout {
+                table: table.to_string(),
+                message: format!(
+                    "cannot find the source checkpoint: snapshot {id} ({child}) is not in the \
+                     metadata (expired?) and no newer snapshot carries `{CHECKPOINT_SUMMARY}`; \
+                     refusing to replay the source from its start. Restore a metadata file \
+                     that still has it, or rebuild the table"
+                ),
+            });
+        };
+        if chain.len() > metadata.snapshots().len() {
+            return Err(IcebergSinkError::Layout {
+                table: table.to_string(),
+                message: format!("the parent links of snapshot {id} form a loop"),
+            });
+        }
+        chain.push(snapshot);
+        if snapshot
+            .summary()
+            .additional_properties
+            .contains_key(CHECKPOINT_SUMMARY)
+        {
+            break;
+        }
+        next = snapshot.parent_snapshot_id();
+    }
+    Ok(chain)
+}
+
+/// The newest snapshot on the current ancestry that carries [`CHECKPOINT_SUMMARY`] (see
+/// [`checkpoint_ancestry`]).
+pub(crate) fn checkpoint_snapshot<'m>(
+    table: &str,
+    metadata: &'m TableMetadata,
+) -> Result<Option<&'m Arc<Snapshot>>> {
+    Ok(checkpoint_ancestry(table, metadata)?.pop().filter(|s| {
+        s.summary()
+            .additional_properties
+            .contains_key(CHECKPOINT_SUMMARY)
+    }))
 }

@@ -2,6 +2,7 @@
 //! Iceberg, read back by iceberg-rust, pyiceberg (SqlCatalog on our catalog.db) and DuckDB's
 //! iceberg extension; crash recovery with orphan files.
 
+mod checkpoint;
 mod common;
 mod concurrency;
 mod crash;
