@@ -107,14 +107,18 @@ pub struct TableStore {
 }
 
 impl TableStore {
-    /// The store path of a path relative to the table root.
+    /// The store path of a path relative to the table root. `rel` is taken as already encoded
+    /// (partition paths are escaped like Hudi does): the object key is exactly `root/rel`, so
+    /// directory names equal `_hoodie_partition_path` (no second percent-encoding). A `rel`
+    /// that is no valid store path (`.` segments, control characters) is encoded instead.
     pub fn path(&self, rel: &str) -> Path {
         let root = self.root.as_ref();
-        if root.is_empty() {
-            Path::from(rel)
+        let full = if root.is_empty() {
+            rel.to_string()
         } else {
-            Path::from(format!("{root}/{rel}"))
-        }
+            format!("{root}/{rel}")
+        };
+        Path::parse(&full).unwrap_or_else(|_| Path::from(full))
     }
 
     fn err(

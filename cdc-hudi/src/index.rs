@@ -132,8 +132,9 @@ pub fn partition_paths(
                 .map(|(f, c)| {
                     let v = match c[r].as_deref() {
                         None | Some("") => DEFAULT_PARTITION.to_string(),
-                        // A slash would nest directories; Hudi's URL-encoding form of it.
-                        Some(s) => s.replace('/', "%2F"),
+                        // Escaped like Hudi's `PartitionPathEncodeUtils` (a slash would nest
+                        // directories), so the directory name is the partition path.
+                        Some(s) => escape_path_name(s),
                     };
                     if hive_style {
                         format!("{f}={v}")
@@ -145,6 +146,29 @@ pub fn partition_paths(
                 .join("/")
         })
         .collect())
+}
+
+/// A partition value escaped as Hudi's `PartitionPathEncodeUtils.escapePathName` does (the
+/// Hive rule; `hoodie.datasource.write.partitionpath.urlencode=true`): control characters and
+/// `"#%'*/:=?\\{[]^` and DEL become `%XX`. A value of only dots (`.`, `..`) also escapes its
+/// dots, since no store takes such a directory name.
+pub fn escape_path_name(value: &str) -> String {
+    let escape = |c: char| {
+        matches!(
+            c,
+            '\u{1}'..='\u{1f}' | '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?'
+        ) || matches!(c, '\\' | '\u{7f}' | '{' | '[' | ']' | '^')
+    };
+    let dots = !value.is_empty() && value.len() <= 2 && value.chars().all(|c| c == '.');
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if escape(c) || (dots && c == '.') {
+            let _ = write!(out, "%{:02X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The values of a single integer key column as `i64` (`None` for other types).
@@ -275,5 +299,9 @@ mod tests {
             ]
         );
         assert_eq!(partition_paths(&batch, &[], true).unwrap(), ["", ""]);
+        assert_eq!(escape_path_name("a/b%c:d=e"), "a%2Fb%25c%3Ad%3De");
+        assert_eq!(escape_path_name("ü\u{7f}x\t"), "ü%7Fx%09");
+        assert_eq!(escape_path_name(".."), "%2E%2E");
+        assert_eq!(escape_path_name("a.b"), "a.b");
     }
 }

@@ -304,7 +304,8 @@ impl TableProperties {
             ),
             (
                 "hoodie.datasource.write.partitionpath.urlencode",
-                "false".into(),
+                // Partition values are escaped (see `index::escape_path_name`).
+                (!self.partition_fields.is_empty()).to_string(),
             ),
             (
                 "hoodie.datasource.write.drop.partition.columns",

@@ -25,13 +25,19 @@ const OTHER_TOPIC: &str = "other.public.customers";
 
 /// One upsert (`upsert` = true) or delete of key `id` by the other writer, at `offset`.
 fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
+    change(schema, id, "concurrent", offset, upsert)
+}
+
+/// One upsert (`upsert` = true, column `name` = `name`, other columns null) or delete of key
+/// `id` of `public.customers`, at `offset` of another topic.
+pub fn change(schema: &SchemaRef, id: i32, name: &str, offset: i64, upsert: bool) -> ChangeSet {
     let table = TableId::new("public", "customers");
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
         .map(|f| match f.name().as_str() {
             "id" => Arc::new(Int32Array::from(vec![id])) as ArrayRef,
-            "name" => Arc::new(StringArray::from(vec!["concurrent"])) as ArrayRef,
+            "name" => Arc::new(StringArray::from(vec![name])) as ArrayRef,
             _ => new_null_array(f.data_type(), 1),
         })
         .collect();

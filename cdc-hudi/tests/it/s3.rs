@@ -9,8 +9,13 @@ use hudi::table::{ReadOptions, Table};
 
 use crate::common::{assert_unique_keys, logical_schema, sync, to_logical};
 
+/// Each test exports its own moto server's address to the environment, which the stores read:
+/// one test at a time.
+static MOTO_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_into_hudi_on_s3() {
+    let _env = MOTO_ENV.lock().await;
     let Some(moto) = MotoServer::start() else {
         return;
     };
@@ -56,4 +61,99 @@ async fn syncs_into_hudi_on_s3() {
         .await
         .unwrap();
     assert_eq!(again.commits, 0);
+}
+
+/// Partition values with `/` and `%` are escaped once: the S3 key's directory is exactly the
+/// `_hoodie_partition_path` of its rows and write stats (`name=a%2Fb`, not `name=a%252Fb`),
+/// and updates find their file groups again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_values_are_escaped_once_on_s3() {
+    use arrow_schema::{DataType, Field, Schema};
+    use cdc_core::model::TableId;
+    use cdc_core::sink::TableSink;
+    use futures::TryStreamExt;
+    use std::sync::Arc;
+
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("lake");
+    moto.export_env();
+    let warehouse = HudiWarehouse::new(
+        "s3://lake/escaped",
+        HudiSinkConfig {
+            partition_fields: vec!["name".into()],
+            ..HudiSinkConfig::default()
+        },
+    )
+    .unwrap();
+    let table = TableId::new("public", "customers");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let values = [(1, "a/b"), (2, "50%"), (3, "plain")];
+    // Inserted, then updated in place (the file group is found again under its directory).
+    let mut offset = 0;
+    for _ in 0..2 {
+        for (id, name) in values {
+            let set = crate::concurrency::change(&schema, id, name, offset, true);
+            warehouse.sink(&table).apply(&set).await.unwrap();
+            offset += 1;
+        }
+    }
+
+    let (store, _) = cdc_core::source::raw::object_store_from_url("s3://lake/escaped").unwrap();
+    let prefix = object_store::path::Path::from("escaped/public/customers");
+    let keys: Vec<String> = store
+        .list(Some(&prefix))
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    let data: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains("%252") || k.contains("%2525")),
+        "double-encoded keys: {keys:?}"
+    );
+    for dir in ["name=a%2Fb/", "name=50%25/", "name=plain/"] {
+        assert!(
+            data.iter().any(|k| k.contains(dir)),
+            "no base file under {dir}: {keys:?}"
+        );
+    }
+
+    // Each row's `_hoodie_partition_path` is its file's directory; three rows, each once.
+    let location = warehouse.table_location(&table);
+    let hudi = Table::new_with_options(&location, moto.storage_options())
+        .await
+        .unwrap();
+    let batches = hudi.read(&ReadOptions::new()).await.unwrap();
+    let rows = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert_eq!(rows.num_rows(), 3);
+    let (logical, _) = logical_schema(&warehouse, &table).await;
+    let (meta, _) = to_logical(&rows, &logical);
+    assert_unique_keys(&meta, "escaped partitions");
+    let col = |n: &str| {
+        meta.column_by_name(n)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap()
+            .clone()
+    };
+    let (parts, files) = (col("_hoodie_partition_path"), col("_hoodie_file_name"));
+    for r in 0..meta.num_rows() {
+        let key = format!("{}/{}", parts.value(r), files.value(r));
+        assert!(
+            data.iter().any(|k| k.ends_with(&key)),
+            "{key} is no S3 key: {keys:?}"
+        );
+    }
+    let mut partitions: Vec<&str> = (0..meta.num_rows()).map(|r| parts.value(r)).collect();
+    partitions.sort();
+    assert_eq!(partitions, ["name=50%25", "name=a%2Fb", "name=plain"]);
 }
