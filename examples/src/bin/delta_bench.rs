@@ -1,12 +1,16 @@
 //! Upsert benchmark for Delta: a batch of CDC changes (70 % updates, 20 % inserts, 10 % deletes)
-//! into a large table, applied by cdc-delta, by a plain delta-rs MERGE of the same batch (the
-//! peer), and by the floor: rewriting only the touched files' rows with arrow-rs/parquet
-//! directly, without any table format. Each mode runs in its own process (so peak memory is its
-//! own) on its own copy of the same base table; `examples/bench/delta_upsert.sh` drives it.
+//! into a large table, applied by cdc-delta (with deletion vectors, the default, and without:
+//! `cdc-cow`), by a plain delta-rs MERGE of the same batch (the peer), and by the floor:
+//! rewriting only the touched files' rows with arrow-rs/parquet directly, without any table
+//! format. Each mode runs in its own process (so peak memory is its own) on its own copy of the
+//! same base table; `examples/bench/delta_upsert.sh` drives it. `scan` then times a full read
+//! of the written table through DataFusion (deletion vectors make reads pay), and `digest`
+//! checks that every mode wrote the same rows.
 //!
 //! ```text
 //! delta_bench setup <dir> <rows> <changes> <uniform|skewed|recent>
-//! delta_bench <cdc|merge|floor> <table dir> <setup dir>
+//! delta_bench <cdc|cdc-cow|merge|floor> <table dir> <setup dir>
+//! delta_bench <scan|digest> <table dir>
 //! ```
 
 use std::collections::HashSet;
@@ -121,6 +125,15 @@ fn warehouse(dir: &str) -> Result<DeltaWarehouse, BoxError> {
     Ok(DeltaWarehouse::new(dir, DeltaSinkConfig::default())?)
 }
 
+/// cdc-delta without deletion vectors: every touched file is rewritten (copy-on-write).
+fn cow_warehouse(dir: &str) -> Result<DeltaWarehouse, BoxError> {
+    let config = DeltaSinkConfig {
+        deletion_vectors: false,
+        ..DeltaSinkConfig::default()
+    };
+    Ok(DeltaWarehouse::new(dir, config)?)
+}
+
 fn write_ipc(path: &std::path::Path, batch: &RecordBatch) -> Result<(), BoxError> {
     let mut w =
         arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(path)?, &batch.schema())?;
@@ -208,15 +221,50 @@ fn load_changes(setup_dir: &str) -> Result<ChangeSet, BoxError> {
     Ok(change_set(upserts, key_values(&deletes), 1_000_000))
 }
 
-async fn run_cdc(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
-    let root = std::path::Path::new(table_dir);
-    let wh = warehouse(root.to_str().expect("utf-8"))?;
+async fn run_cdc(
+    table_dir: &str,
+    changes: &ChangeSet,
+    deletion_vectors: bool,
+) -> Result<serde_json::Value, BoxError> {
+    let wh = if deletion_vectors {
+        warehouse(table_dir)?
+    } else {
+        cow_warehouse(table_dir)?
+    };
     let mut sink = wh.sink(&table_id());
     let start = Instant::now();
     let outcome = sink.apply(changes).await?;
-    Ok(
-        serde_json::json!({"seconds": start.elapsed().as_secs_f64(), "outcome": format!("{outcome:?}")}),
-    )
+    let seconds = start.elapsed().as_secs_f64();
+    // What the commit did to the files: re-added with a deletion vector, removed, added.
+    let table = sink.load().await?.ok_or("no table")?;
+    let version = table.version().ok_or("no version")?;
+    let log = table
+        .log_store()
+        .read_commit_entry(version)
+        .await?
+        .ok_or("no commit")?;
+    let (mut dvs, mut removed, mut added) = (0, 0, 0);
+    for line in log.split(|b| *b == b'\n') {
+        let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(add) = action.get("add") {
+            if add.get("deletionVector").is_some() {
+                dvs += 1;
+            } else {
+                added += 1;
+            }
+        } else if action.get("remove").is_some() {
+            removed += 1;
+        }
+    }
+    Ok(serde_json::json!({
+        "seconds": seconds,
+        "outcome": format!("{outcome:?}"),
+        "files_with_new_deletion_vector": dvs,
+        "files_removed": removed - dvs,
+        "files_added": added,
+    }))
 }
 
 async fn run_merge(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {
@@ -402,6 +450,30 @@ async fn run_floor(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::V
     )
 }
 
+/// A full scan of the table through DataFusion (every column read, deletion vectors applied):
+/// the best of three runs.
+async fn scan(table_dir: &str) -> Result<serde_json::Value, BoxError> {
+    let wh = warehouse(table_dir)?;
+    let table = wh.sink(&table_id()).load().await?.ok_or("no table")?;
+    let files = table.snapshot()?.log_data().into_iter().count();
+    let mut best = f64::INFINITY;
+    let mut rows = String::new();
+    for _ in 0..3 {
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        let start = Instant::now();
+        ctx.register_table("t", table.table_provider().await?)?;
+        let batches = ctx
+            .sql("SELECT count(*), sum(id), sum(amount), sum(length(name)), max(updated_at) FROM t")
+            .await?
+            .collect()
+            .await?;
+        best = best.min(start.elapsed().as_secs_f64());
+        rows = arrow_cast::display::array_value_to_string(batches[0].column(0), 0)?;
+    }
+    Ok(serde_json::json!({"scan_seconds": best, "rows": rows, "files": files}))
+}
+
 /// Count, distinct keys and sums of the table, to check that cdc-delta and MERGE agree.
 async fn digest(table_dir: &str) -> Result<serde_json::Value, BoxError> {
     let wh = warehouse(table_dir)?;
@@ -434,15 +506,17 @@ async fn main() -> Result<(), BoxError> {
             serde_json::json!({})
         }
         Some("digest") if args.len() == 2 => digest(&args[1]).await?,
-        Some(mode @ ("cdc" | "merge" | "floor")) if args.len() == 3 => {
+        Some("scan") if args.len() == 2 => scan(&args[1]).await?,
+        Some(mode @ ("cdc" | "cdc-cow" | "merge" | "floor")) if args.len() == 3 => {
             let changes = load_changes(&args[2])?;
             match mode {
-                "cdc" => run_cdc(&args[1], &changes).await?,
+                "cdc" => run_cdc(&args[1], &changes, true).await?,
+                "cdc-cow" => run_cdc(&args[1], &changes, false).await?,
                 "merge" => run_merge(&args[1], &changes).await?,
                 _ => run_floor(&args[1], &changes).await?,
             }
         }
-        _ => return Err("usage: delta_bench setup <dir> <rows> <changes> <uniform|skewed|recent> | <cdc|merge|floor> <table dir> <setup dir>".into()),
+        _ => return Err("usage: delta_bench setup <dir> <rows> <changes> <uniform|skewed|recent> | <cdc|cdc-cow|merge|floor> <table dir> <setup dir> | <scan|digest> <table dir>".into()),
     };
     let mut report = report;
     report["mode"] = serde_json::json!(args[0]);
