@@ -123,13 +123,8 @@ async fn rewrite_group(
     let mut moved = None;
     let mut num_updates = 0;
     if !js.is_empty() {
-        let n = ctx.keys.upserts.num_rows();
-        let mut old_row = vec![None; n];
-        for (i, &j) in js.iter().enumerate() {
-            old_row[j] = Some(i);
-        }
-        let resolved = resolve_upserts(&ctx.changes, &ctx.keys, &t.replaced, &old_row)?;
-        let mine = to_storage(&take(&resolved, &js)?, &ctx.stored)?;
+        let resolved = resolve_group(&ctx.changes, &ctx.keys, &ctx.merged, &js, &t.replaced)?;
+        let mine = to_storage(&resolved, &ctx.stored)?;
         let layout = |m: String| HudiSinkError::Layout {
             table: ctx.table.to_string(),
             message: m,
@@ -167,6 +162,58 @@ async fn rewrite_group(
         deleted: t.deleted,
         moved,
     }))
+}
+
+/// Upserts `js` resolved against their old rows (`old` row `i` is the old row of upsert
+/// `js[i]`), in the order of `js`. Only those upserts (and their unchanged cells) are sliced
+/// out and resolved: work in proportion to the file group, not to the whole change set.
+fn resolve_group(
+    changes: &ChangeSet,
+    keys: &ChangedKeys,
+    merged: &SchemaRef,
+    js: &[usize],
+    old: &RecordBatch,
+) -> cdc_core::Result<RecordBatch> {
+    let arrow = |e| cdc_core::Error::arrow("slicing the upserts of a file group", e);
+    let idx = UInt32Array::from(js.iter().map(|&j| j as u32).collect::<Vec<_>>());
+    let upserts = arrow_select::take::take_record_batch(&keys.upserts, &idx).map_err(arrow)?;
+    if keys.unchanged.is_empty() {
+        return Ok(upserts);
+    }
+    let mask = keys
+        .unchanged
+        .columns()
+        .iter()
+        .map(|m| {
+            m.as_ref()
+                .map(|m| {
+                    arrow_select::take::take(m, &idx, None)
+                        .map(|a| arrow_array::cast::AsArray::as_boolean(&a).clone())
+                })
+                .transpose()
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(arrow)?;
+    let ignore =
+        arrow_select::take::take(&changes.ignore_table_values, &idx, None).map_err(arrow)?;
+    let key_schema = Arc::new(Schema::new(keys.key_fields().to_vec()));
+    let sub = ChangeSet {
+        table: changes.table.clone(),
+        schema: keys.upserts.schema(),
+        key_columns: changes.key_columns.clone(),
+        truncate: false,
+        upserts,
+        upsert_unchanged: cdc_core::model::UnchangedMask::new(mask),
+        ignore_table_values: arrow_array::cast::AsArray::as_boolean(&ignore).clone(),
+        deletes: RecordBatch::new_empty(key_schema),
+        checkpoint: Default::default(),
+        events: 0,
+        max_source_ts_ms: None,
+    };
+    let key_columns: Vec<String> = keys.key_fields().iter().map(|f| f.name().clone()).collect();
+    let sub_keys = ChangedKeys::new(&sub, merged, &key_columns)?;
+    let old_row: Vec<Option<usize>> = (0..js.len()).map(Some).collect();
+    resolve_upserts(&sub, &sub_keys, old, &old_row)
 }
 
 /// The columns of `batch` that `merged` has, converted to their logical types.
@@ -1070,6 +1117,70 @@ async fn write_output(ctx: Arc<Ctx>, idx: usize, o: Output) -> Result<(WriteStat
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Resolving only a file group's upserts gives the same rows as resolving all of them and
+    /// taking the group's (unchanged cells from the old rows, or the default when the table's
+    /// value is obsolete).
+    #[test]
+    fn group_resolution_equals_full_resolution() {
+        use arrow_array::{Int32Array, StringArray};
+        use arrow_schema::{DataType, Field};
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let upserts = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 3, 4])),
+                Arc::new(StringArray::from(vec!["n1", "n2", "n3", "n4"])),
+            ],
+        )
+        .unwrap();
+        let changes = ChangeSet {
+            table: TableId::new("public", "t"),
+            schema: schema.clone(),
+            key_columns: Arc::from(vec!["id".to_string()]),
+            truncate: false,
+            upserts,
+            upsert_unchanged: cdc_core::model::UnchangedMask::new(vec![
+                None,
+                Some(BooleanArray::from(vec![true, false, true, true])),
+            ]),
+            ignore_table_values: BooleanArray::from(vec![false, false, false, true]),
+            deletes: RecordBatch::new_empty(Arc::new(Schema::new(vec![schema.field(0).clone()]))),
+            checkpoint: Default::default(),
+            events: 4,
+            max_source_ts_ms: None,
+        };
+        let keys = ChangedKeys::new(&changes, &schema, &["id".to_string()]).unwrap();
+        // The group holds the old rows of upserts 3, 0 and 2 (in that order).
+        let js = [3, 0, 2];
+        let old = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(vec![4, 1, 3])),
+                Arc::new(StringArray::from(vec!["old4", "old1", "old3"])),
+            ],
+        )
+        .unwrap();
+        let mut old_row = vec![None; 4];
+        for (i, &j) in js.iter().enumerate() {
+            old_row[j] = Some(i);
+        }
+        let full = resolve_upserts(&changes, &keys, &old, &old_row).unwrap();
+        let expected = take(&full, &js).unwrap();
+        let got = resolve_group(&changes, &keys, &schema, &js, &old).unwrap();
+        assert_eq!(got, expected);
+        let names = got
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(names.value(1), "old1");
+        assert_eq!(names.value(2), "old3");
+        assert!(names.is_null(0), "obsolete table value: the default");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_task_stops_the_others() {
