@@ -159,7 +159,7 @@ pub fn next_instant_time(last: Option<&str>, now: DateTime<Utc>) -> String {
 /// The UTC time of an instant time.
 pub fn parse_instant_time(s: &str) -> Option<DateTime<Utc>> {
     let (secs, millis) = match s.len() {
-        17 => (&s[..14], s[14..].parse::<i64>().ok()?),
+        17 => (s.get(..14)?, s.get(14..)?.parse::<i64>().ok()?),
         14 => (s, 0),
         _ => return None,
     };
@@ -382,39 +382,72 @@ impl TableProperties {
     }
 }
 
-/// Java-properties escaping of a value.
+/// Java-properties escaping of a value, as `Properties.store` writes it: the file is read as
+/// ISO-8859-1 by `Properties.load`, so every character outside printable ASCII is `\uXXXX`
+/// (UTF-16 code units).
 fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
+    for (i, c) in v.chars().enumerate() {
         match c {
             '\\' => out.push_str("\\\\"),
-            ':' => out.push_str("\\:"),
-            '=' => out.push_str("\\="),
+            ':' | '=' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' ' if i == 0 => out.push_str("\\ "),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            c => out.push(c),
+            '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c == ' ' || c.is_ascii_graphic() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04X}"));
+                }
+            }
         }
     }
     out
 }
 
+/// Reads a Java-properties value: `\n`, `\t`, ... and `\uXXXX` (surrogate pairs joined).
 fn unescape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+    let mut units: Vec<u16> = Vec::with_capacity(v.len());
     let mut chars = v.chars();
+    let push = |units: &mut Vec<u16>, c: char| {
+        let mut buf = [0u16; 2];
+        units.extend_from_slice(c.encode_utf16(&mut buf));
+    };
     while let Some(c) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            push(&mut units, c);
             continue;
         }
         match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('t') => out.push('\t'),
-            Some(other) => out.push(other),
+            Some('n') => units.push(u16::from(b'\n')),
+            Some('r') => units.push(u16::from(b'\r')),
+            Some('t') => units.push(u16::from(b'\t')),
+            Some('f') => units.push(0x0c),
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                match (hex.len(), u16::from_str_radix(&hex, 16)) {
+                    (4, Ok(u)) => {
+                        units.push(u);
+                        for _ in 0..4 {
+                            chars.next();
+                        }
+                    }
+                    _ => push(&mut units, 'u'),
+                }
+            }
+            Some(other) => push(&mut units, other),
             None => {}
         }
     }
-    out
+    char::decode_utf16(units)
+        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 /// `hoodie.table.checksum`: CRC-32 of `"<database>.<table>"` (no database here).
@@ -469,6 +502,27 @@ mod tests {
     }
 
     #[test]
+    fn odd_instant_times_are_no_times() {
+        for s in [
+            "",
+            "2024",
+            "2024010203040ü56",
+            "ü202401020304056",
+            "20240102030405",
+            "x".repeat(17).as_str(),
+        ] {
+            let _ = parse_instant_time(s);
+        }
+        assert!(parse_instant_time("2024010203040ü56").is_none());
+        assert!(parse_instant_time("ü202401020304056").is_none());
+        assert!(parse_instant_time("2024").is_none());
+        assert_eq!(
+            parse_instant_time("20240102030405678").map(|t| t.timestamp_millis()),
+            parse_instant_time("20240102030405").map(|t| t.timestamp_millis() + 678)
+        );
+    }
+
+    #[test]
     fn instant_times_increase() {
         let now = parse_instant_time("20240102030405678").unwrap();
         assert_eq!(next_instant_time(None, now), "20240102030405678");
@@ -498,6 +552,24 @@ mod tests {
         ));
         assert!(text.contains("hoodie.timeline.layout.version=1"));
         assert_eq!(TableProperties::parse(&text).unwrap(), p);
+        // Non-ASCII is written as \uXXXX (Java reads the file as ISO-8859-1), and read back.
+        let p = TableProperties {
+            name: "kündigungen_😀".into(),
+            ..p
+        };
+        let text = p.to_text();
+        assert!(text.is_ascii(), "{text}");
+        assert!(
+            text.contains("hoodie.table.name=k\\u00FCndigungen_\\uD83D\\uDE00\n"),
+            "{text}"
+        );
+        let back = TableProperties::parse(&text).unwrap();
+        assert_eq!(back, p);
+        assert!(text.contains(&format!(
+            "hoodie.table.checksum={}",
+            checksum("kündigungen_😀")
+        )));
+        assert_eq!(unescape("a\\u00e9\\uZZ\\tb\\:"), "aéuZZ\tb:");
         let err = TableProperties::parse("hoodie.table.type=MERGE_ON_READ\n").unwrap_err();
         assert!(err.contains("COPY_ON_WRITE"), "{err}");
     }
