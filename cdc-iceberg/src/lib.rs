@@ -17,9 +17,10 @@
 //! per partition of the data files it names. [`maintenance`] compacts delete files away,
 //! expires snapshots and lists orphan files.
 //!
-//! A truncate is a snapshot that removes every data and delete file. Schema changes that old
-//! files cannot be read under (a widened type, a new column with a non-null default) rewrite
-//! the table's live rows in the same snapshot.
+//! A truncate is a snapshot that removes every data and delete file. Widened types (int→long,
+//! float→double, decimal precision) are promoted by readers at read time, so old files stay;
+//! only a new column with a non-null default rewrites the table's live rows in the same
+//! snapshot (module `promote`).
 //!
 //! The catalog is a SQLite file in the Iceberg JDBC layout ([`catalog`]), so pyiceberg's
 //! `SqlCatalog` and Java's `JdbcCatalog` open the same tables. The snapshot becomes visible when
@@ -44,6 +45,7 @@ mod files;
 pub mod locate;
 pub mod maintenance;
 pub mod partition;
+mod promote;
 pub mod schema;
 mod table;
 
@@ -57,7 +59,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId};
-use cdc_core::schema::{evolution_rewrites_rows, merge_schemas};
+use cdc_core::schema::merge_schemas;
 use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use iceberg::io::FileIO;
@@ -288,9 +290,6 @@ impl IcebergSink {
             &changes.schema,
         )?);
         let evolved = merged != loaded.logical;
-        let rewrite_all = evolved
-            && !loaded.data_files.is_empty()
-            && evolution_rewrites_rows(&loaded.logical, &merged);
         let keys = Arc::new(ChangedKeys::new(changes, &merged, &loaded.key_columns)?);
 
         let mut staged = Staged::default();
@@ -304,6 +303,14 @@ impl IcebergSink {
             )?);
             staged.properties = schema_properties(&merged, &loaded.key_columns);
         }
+        // Widened types are promoted by readers at read time; only a new column with a
+        // non-null default (or a change Iceberg cannot promote) rewrites the live rows.
+        let rewrite_all = match &staged.schema {
+            Some(next) if !loaded.data_files.is_empty() => {
+                promote::rewrites_rows(&loaded.logical, &merged, &loaded.schema(), next)
+            }
+            _ => false,
+        };
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
         let need_old = !keys.unchanged.is_empty();
         let equality = self.warehouse.config.write_mode == WriteMode::EqualityDeletes;

@@ -12,4 +12,5 @@ mod inspect;
 mod maintenance;
 mod modes;
 mod partitioned;
+mod promotion;
 mod stepwise;
