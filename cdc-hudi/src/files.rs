@@ -11,11 +11,14 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
+use parquet::basic::{ConvertedType, Type as PhysicalType};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::{SchemaDescriptor, Type as SchemaType};
 
 use crate::error::{HudiSinkError, Result};
 
@@ -390,7 +393,10 @@ impl TableStore {
                 ))
                 .build();
             let mut out = Vec::new();
-            let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+            let options = ArrowWriterOptions::new()
+                .with_properties(props)
+                .with_parquet_schema(parquet_schema(&batch.schema())?);
+            let mut writer = ArrowWriter::try_new_with_options(&mut out, batch.schema(), options)
                 .map_err(|e| e.to_string())?;
             writer.write(&batch).map_err(|e| e.to_string())?;
             writer.close().map_err(|e| e.to_string())?;
@@ -405,6 +411,67 @@ impl TableStore {
             .await
             .map_err(self.err("writing", rel))?;
         Ok(size)
+    }
+}
+
+/// Bytes of the FIXED_LEN_BYTE_ARRAY holding a decimal of `precision` digits (Spark's and
+/// Hudi's `minBytesForPrecision`).
+pub fn decimal_bytes(precision: u8) -> usize {
+    let mut n = 1;
+    while 2f64.powi(8 * n as i32 - 1) < 10f64.powi(i32::from(precision)) {
+        n += 1;
+    }
+    n
+}
+
+/// The Parquet schema of a base file: arrow's, except that decimals are FIXED_LEN_BYTE_ARRAY
+/// (as Hudi's and Spark's writers store them, and as the footer's Avro `fixed` decimal says;
+/// arrow would pick INT32/INT64 for small precisions, which parquet-avro readers refuse).
+pub fn parquet_schema(arrow: &Schema) -> std::result::Result<SchemaDescriptor, String> {
+    let converted = ArrowSchemaConverter::new()
+        .convert(arrow)
+        .map_err(|e| e.to_string())?;
+    let root = fixed_decimals(converted.root_schema()).map_err(|e| e.to_string())?;
+    Ok(SchemaDescriptor::new(Arc::new(root)))
+}
+
+fn fixed_decimals(t: &SchemaType) -> parquet::errors::Result<SchemaType> {
+    let info = t.get_basic_info();
+    match t {
+        SchemaType::GroupType { fields, .. } => {
+            let fields = fields
+                .iter()
+                .map(|f| fixed_decimals(f).map(Arc::new))
+                .collect::<parquet::errors::Result<Vec<_>>>()?;
+            let mut b = SchemaType::group_type_builder(info.name())
+                .with_fields(fields)
+                .with_logical_type(info.logical_type_ref().cloned())
+                .with_converted_type(info.converted_type())
+                .with_id(info.has_id().then(|| info.id()));
+            if info.has_repetition() {
+                b = b.with_repetition(info.repetition());
+            }
+            b.build()
+        }
+        SchemaType::PrimitiveType {
+            physical_type,
+            precision,
+            scale,
+            ..
+        } if info.converted_type() == ConvertedType::DECIMAL
+            && *physical_type != PhysicalType::FIXED_LEN_BYTE_ARRAY =>
+        {
+            SchemaType::primitive_type_builder(info.name(), PhysicalType::FIXED_LEN_BYTE_ARRAY)
+                .with_repetition(info.repetition())
+                .with_logical_type(info.logical_type_ref().cloned())
+                .with_converted_type(ConvertedType::DECIMAL)
+                .with_precision(*precision)
+                .with_scale(*scale)
+                .with_length(decimal_bytes(*precision as u8) as i32)
+                .with_id(info.has_id().then(|| info.id()))
+                .build()
+        }
+        other => Ok(other.clone()),
     }
 }
 

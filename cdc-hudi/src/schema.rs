@@ -207,8 +207,12 @@ fn avro_type(field: &Field, path: &str, namespace: &str) -> Result<Value, AvroEr
         DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => {
             json!({"type": "long", "logicalType": "timestamp-micros"})
         }
+        // FIXED_LEN_BYTE_ARRAY in the base files (see `files::parquet_schema`), as Hudi and
+        // Spark write decimals.
         DataType::Decimal128(p, s) => json!({
-            "type": "bytes", "logicalType": "decimal", "precision": p, "scale": s
+            "type": "fixed", "name": avro_name(&format!("fixed_{}", path.replace('.', "_"))),
+            "namespace": namespace, "size": crate::files::decimal_bytes(*p),
+            "logicalType": "decimal", "precision": p, "scale": s
         }),
         DataType::List(item) => {
             let t = avro_type(item, &format!("{path}.element"), namespace)?;

@@ -406,3 +406,105 @@ async fn truncate_is_a_replacecommit() {
     }
     assert!(replaces > 0, "the scenario truncates");
 }
+
+/// The footer's Avro schema (`parquet.avro.schema`) agrees with the Parquet physical type of
+/// every column of the `types` fixture (parquet-avro readers, such as Hudi's Java merge path
+/// and Hive, refuse a mismatch): decimals are FIXED_LEN_BYTE_ARRAY and Avro `fixed` of the
+/// same size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footer_avro_types_match_parquet_types() {
+    use parquet::basic::Type as Physical;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::schema::types::Type;
+
+    fn check(avro: &Value, t: &Type, path: &str, seen: &mut usize) {
+        // Nullable: ["null", T].
+        let avro = match avro.as_array() {
+            Some(u) => u.iter().find(|v| *v != "null").unwrap(),
+            None => avro,
+        };
+        let kind = avro
+            .get("type")
+            .and_then(Value::as_str)
+            .or_else(|| avro.as_str())
+            .unwrap_or_else(|| panic!("{path}: {avro}"));
+        match t {
+            Type::GroupType { fields, .. } => match kind {
+                "record" => {
+                    let avro_fields = avro["fields"].as_array().unwrap();
+                    assert_eq!(avro_fields.len(), fields.len(), "{path}");
+                    for (a, f) in avro_fields.iter().zip(fields) {
+                        assert_eq!(a["name"], f.name(), "{path}");
+                        check(&a["type"], f, &format!("{path}.{}", f.name()), seen);
+                    }
+                }
+                "array" => {
+                    // LIST → repeated group → element.
+                    let element = match &fields[0].as_ref() {
+                        Type::GroupType { fields, .. } => fields[0].clone(),
+                        other => Arc::new((*other).clone()),
+                    };
+                    check(&avro["items"], &element, &format!("{path}[]"), seen);
+                }
+                other => panic!("{path}: Avro {other} for a Parquet group"),
+            },
+            Type::PrimitiveType {
+                physical_type,
+                type_length,
+                ..
+            } => {
+                *seen += 1;
+                let ok = match (kind, physical_type) {
+                    ("boolean", Physical::BOOLEAN)
+                    | ("int", Physical::INT32)
+                    | ("long", Physical::INT64)
+                    | ("float", Physical::FLOAT)
+                    | ("double", Physical::DOUBLE)
+                    | ("string" | "bytes" | "enum", Physical::BYTE_ARRAY) => true,
+                    ("fixed", Physical::FIXED_LEN_BYTE_ARRAY) => {
+                        avro["size"].as_i64() == Some(i64::from(*type_length))
+                    }
+                    _ => false,
+                };
+                assert!(
+                    ok,
+                    "{path}: Avro {avro} but Parquet {physical_type:?}({type_length})"
+                );
+            }
+        }
+    }
+
+    use std::sync::Arc;
+    let scenario = Scenario::load("types");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), HudiSinkConfig::default()).unwrap();
+    sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let mut decimals = 0;
+    for (table, _) in &scenario.tables {
+        let location = warehouse.table_location(table);
+        let mut files = Vec::new();
+        parquet_files(Path::new(&location), "", &mut files);
+        assert!(!files.is_empty());
+        for f in &files {
+            let file = std::fs::File::open(Path::new(&location).join(f)).unwrap();
+            let reader = SerializedFileReader::new(file).unwrap();
+            let meta = reader.metadata().file_metadata();
+            let avro_text = meta
+                .key_value_metadata()
+                .unwrap()
+                .iter()
+                .find(|kv| kv.key == "parquet.avro.schema")
+                .and_then(|kv| kv.value.clone())
+                .unwrap();
+            decimals += avro_text.matches("\"decimal\"").count();
+            let avro: Value = serde_json::from_str(&avro_text).unwrap();
+            let mut seen = 0;
+            check(&avro, meta.schema(), f, &mut seen);
+            assert!(seen >= 6, "{f}: only {seen} leaves");
+        }
+    }
+    assert!(decimals > 0, "the types fixture has decimal columns");
+}
