@@ -3,7 +3,8 @@
 //!
 //! A record key is the key column's value as text (`SimpleKeyGenerator` /
 //! `NonpartitionedKeyGenerator` with one key column), or `col1:v1,col2:v2` for composite keys
-//! (`ComplexKeyGenerator`); a null value is `__null__` and an empty string `__empty__`.
+//! and `col1:v1` for one key column with two or more partition columns (`ComplexKeyGenerator`,
+//! as Hudi 0.14.0 writes it); a null value is `__null__` and an empty string `__empty__`.
 //! Temporal values are their stored integer (Hudi renders the Avro long), dates `yyyy-MM-dd`,
 //! decimals their plain text, binary values lower-case hex.
 //!
@@ -73,8 +74,17 @@ pub fn value_strings(col: &ArrayRef) -> Result<Vec<Option<String>>, String> {
     Ok(strings.iter().map(|v| v.map(str::to_string)).collect())
 }
 
-/// The record key of every row of `batch` (stored types; must hold the key columns).
-pub fn record_keys(batch: &RecordBatch, key_columns: &[String]) -> Result<Vec<String>, String> {
+/// The record key of every row of `batch` (stored types; must hold the key columns), as the
+/// key generator of a table with `partition_fields` partition columns makes it: `field:value`
+/// pairs for composite keys, and also for a single key field under `ComplexKeyGenerator`
+/// (two or more partition fields; Hudi 0.14.0 and, by default, 0.14.2+/0.15.1+/1.1), else
+/// the bare value.
+pub fn record_keys(
+    batch: &RecordBatch,
+    key_columns: &[String],
+    partition_fields: usize,
+) -> Result<Vec<String>, String> {
+    let prefixed = key_columns.len() > 1 || partition_fields > 1;
     let columns = key_columns
         .iter()
         .map(|k| {
@@ -91,7 +101,7 @@ pub fn record_keys(batch: &RecordBatch, key_columns: &[String]) -> Result<Vec<St
     };
     Ok((0..batch.num_rows())
         .map(|r| {
-            if columns.len() == 1 {
+            if !prefixed {
                 one(&columns[0][r])
             } else {
                 key_columns
@@ -280,16 +290,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            record_keys(&batch, &["id".into()]).unwrap(),
+            record_keys(&batch, &["id".into()], 0).unwrap(),
             ["7", "__null__"]
         );
         assert_eq!(
-            record_keys(&batch, &["id".into(), "name".into()]).unwrap(),
+            record_keys(&batch, &["id".into(), "name".into()], 1).unwrap(),
             ["id:7,name:__empty__", "id:__null__,name:a/b"]
         );
         assert_eq!(
-            record_keys(&batch, &["at".into()]).unwrap(),
+            record_keys(&batch, &["at".into()], 1).unwrap(),
             ["1700000000000000", "__null__"]
+        );
+        // One key field, two partition fields: ComplexKeyGenerator writes `field:value`.
+        assert_eq!(
+            record_keys(&batch, &["id".into()], 2).unwrap(),
+            ["id:7", "id:__null__"]
         );
         assert_eq!(
             partition_paths(&batch, &["day".into(), "name".into()], true).unwrap(),

@@ -129,7 +129,8 @@ async fn rewrite_group(
             table: ctx.table.to_string(),
             message: m,
         };
-        let keys = record_keys(&mine, &ctx.key_columns).map_err(layout)?;
+        let keys =
+            record_keys(&mine, &ctx.key_columns, ctx.partition_fields.len()).map_err(layout)?;
         let parts =
             partition_paths(&mine, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
         let (stay, away): (Vec<usize>, Vec<usize>) =
@@ -495,7 +496,10 @@ impl HudiSink {
             for b in [upsert_keys, delete_keys] {
                 let b = to_storage(&b, &stored_keys)?;
                 if need_text {
-                    all.extend(record_keys(&b, &key_columns).map_err(|m| self.layout_err(m))?);
+                    all.extend(
+                        record_keys(&b, &key_columns, props.partition_fields.len())
+                            .map_err(|m| self.layout_err(m))?,
+                    );
                 }
                 match (
                     &mut ints,
@@ -594,7 +598,8 @@ impl HudiSink {
         inserts.extend(moved);
         let inserts = arrow_select::concat::concat_batches(&stored, &inserts)
             .map_err(|e| cdc_core::Error::arrow("collecting inserts", e))?;
-        let rkeys = record_keys(&inserts, &key_columns).map_err(|m| self.layout_err(m))?;
+        let rkeys = record_keys(&inserts, &key_columns, props.partition_fields.len())
+            .map_err(|m| self.layout_err(m))?;
         let parts = partition_paths(&inserts, &props.partition_fields, props.hive_style)
             .map_err(|m| self.layout_err(m))?;
         let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
