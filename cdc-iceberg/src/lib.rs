@@ -46,6 +46,7 @@ pub mod locate;
 pub mod maintenance;
 pub mod partition;
 mod promote;
+mod rewrite;
 pub mod schema;
 mod table;
 
@@ -71,6 +72,7 @@ use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::files::{write_data_files, write_equality_deletes, write_position_deletes};
 use crate::locate::{locate, read_all_live, read_kept, Located};
+use crate::rewrite::RollingWriter;
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
 
@@ -324,6 +326,9 @@ impl IcebergSink {
             });
         }
 
+        // A whole-table rewrite streams: each data file's live rows are written as read.
+        let mut rewriter =
+            rewrite_all.then(|| RollingWriter::new(&name, &io, &metadata, merged.clone()));
         let (kept, located) = if changes.truncate {
             staged.remove_all = true;
             let located = Located {
@@ -331,18 +336,19 @@ impl IcebergSink {
                 ..Located::default()
             };
             (None, located)
-        } else if rewrite_all {
+        } else if let Some(out) = rewriter.as_mut() {
             staged.remove_all = true;
-            let (kept, located) = read_all_live(
+            let located = read_all_live(
                 &self.table,
                 &io,
                 &loaded,
                 Some(&keys),
                 &merged,
                 &mut self.cache,
+                out,
             )
             .await?;
-            (Some(kept), located)
+            (None, located)
         } else if equality && !need_old {
             // Equality deletes name keys, not rows: nothing to find.
             let located = Located {
@@ -391,7 +397,13 @@ impl IcebergSink {
             None => resolved.clone(),
         };
 
-        staged.data = write_data_files(&name, &io, &metadata, &rows).await?;
+        staged.data = match rewriter {
+            Some(mut out) => {
+                out.push(rows).await?;
+                out.finish().await?.0
+            }
+            None => write_data_files(&name, &io, &metadata, &rows).await?,
+        };
         if equality && !staged.remove_all {
             if !keys.is_empty() {
                 let key_rows = changed_keys_batch(&self.table, &keys)?;

@@ -21,6 +21,7 @@ use iceberg::spec::{DataContentType, Datum, PrimitiveLiteral};
 
 use crate::error::{IcebergSinkError, Result};
 use crate::files::{may_reference, read_parquet, Positions};
+use crate::rewrite::RollingWriter;
 use crate::table::{FileCache, LiveFile, Loaded};
 use futures::StreamExt;
 
@@ -382,8 +383,8 @@ pub(crate) async fn locate(
 }
 
 /// Every live row of the table (merged logical schema) minus the rows the change set touches,
-/// and the old rows of upserted keys: for commits that rewrite the whole table (schema changes
-/// that old files cannot be read under, compaction).
+/// handed to `out` one data file at a time, and the old rows of upserted keys: for commits
+/// that rewrite the whole table (a new column with a non-null default, compaction).
 pub(crate) async fn read_all_live(
     table: &TableId,
     io: &FileIO,
@@ -391,7 +392,8 @@ pub(crate) async fn read_all_live(
     keys: Option<&ChangedKeys>,
     merged: &SchemaRef,
     cache: &mut FileCache,
-) -> Result<(RecordBatch, Located)> {
+    out: &mut RollingWriter<'_>,
+) -> Result<Located> {
     let name = table.to_string();
     let mut located = Located {
         old_row: vec![None; keys.map_or(0, |k| k.upserts.num_rows())],
@@ -400,7 +402,6 @@ pub(crate) async fn read_all_live(
     let files: Vec<&LiveFile> = loaded.data_files.iter().collect();
     let deleted = existing_deletes(&name, io, loaded, &files, cache).await?;
     let equality = EqualityIndex::load(table, io, loaded, merged).await?;
-    let mut kept_parts = Vec::new();
     let mut old_parts = Vec::new();
     let mut old_count = 0usize;
     for file in files {
@@ -435,18 +436,16 @@ pub(crate) async fn read_all_live(
                     .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?,
             );
         }
-        kept_parts.push(
-            arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
-                .map_err(|e| cdc_core::Error::arrow("dropping deleted rows", e))?,
-        );
+        let kept = arrow_select::filter::filter_record_batch(&rows, &BooleanArray::from(keep))
+            .map_err(|e| cdc_core::Error::arrow("dropping deleted rows", e))?;
+        drop(rows);
+        out.push(kept).await?;
     }
     located.old = Some(
         arrow_select::concat::concat_batches(merged, &old_parts)
             .map_err(|e| cdc_core::Error::arrow("collecting old rows", e))?,
     );
-    let kept = arrow_select::concat::concat_batches(merged, &kept_parts)
-        .map_err(|e| cdc_core::Error::arrow("collecting live rows", e))?;
-    Ok((kept, located))
+    Ok(located)
 }
 
 /// Copy-on-write: the rows of every data file `positions` names, minus those positions and the

@@ -26,8 +26,8 @@ use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 use crate::attempt::{discard, with_retries};
 use crate::commit::{evolve_metadata, next_metadata_location, write_snapshot, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
-use crate::files::write_data_files;
 use crate::locate::read_all_live;
+use crate::rewrite::RollingWriter;
 use crate::table::{checkpoint_ancestry, manifest_list, FileCache, Loaded};
 use crate::IcebergWarehouse;
 
@@ -98,8 +98,6 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
             return Ok(None);
         }
         let merged = loaded.logical.clone();
-        let (rows, _) =
-            read_all_live(table, io, &loaded, None, &merged, &mut FileCache::default()).await?;
         let mut staged = Staged {
             remove_all: true,
             replace: true,
@@ -107,7 +105,20 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
             ..Staged::default()
         };
         let metadata = evolve_metadata(&name, &loaded, &staged)?;
-        staged.data = write_data_files(&name, io, &metadata, &rows).await?;
+        // Streamed: one data file's live rows at a time, written with rollover.
+        let mut out = RollingWriter::new(&name, io, &metadata, merged.clone());
+        read_all_live(
+            table,
+            io,
+            &loaded,
+            None,
+            &merged,
+            &mut FileCache::default(),
+            &mut out,
+        )
+        .await?;
+        let rows;
+        (staged.data, rows) = out.finish().await?;
         let (location, snapshot_id) = write_snapshot(&name, io, &loaded, metadata, &staged).await?;
         swap(
             warehouse,
@@ -121,7 +132,7 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
             snapshot_id,
             data_files: (loaded.data_files.len(), staged.data.len()),
             delete_files: loaded.delete_files.len(),
-            rows: rows.num_rows() as u64,
+            rows,
         }))
     })
     .await
