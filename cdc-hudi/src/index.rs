@@ -24,6 +24,7 @@ use std::fmt::Write;
 
 use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
+use cdc_core::sink::upsert::SortedInts;
 
 /// Hudi's text of a null key or partition value.
 pub const NULL_KEY: &str = "__null__";
@@ -181,20 +182,9 @@ pub fn escape_path_name(value: &str) -> String {
     out
 }
 
-/// The values of a single integer key column as `i64` (`None` for other types).
-pub fn int_key_values(col: &ArrayRef) -> Option<arrow_array::Int64Array> {
-    if !col.data_type().is_integer() {
-        return None;
-    }
-    let cast = arrow_cast::cast(col, &DataType::Int64).ok()?;
-    cast.as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-        .cloned()
-}
-
 /// The least and greatest value of an integer key column.
 pub fn int_key_range(col: &ArrayRef) -> Option<(i64, i64)> {
-    let ints = int_key_values(col)?;
+    let ints = cdc_core::sink::upsert::int_keys(col)?;
     let mut it = ints.iter().flatten();
     let first = it.next()?;
     Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
@@ -207,7 +197,7 @@ pub fn int_key_range(col: &ArrayRef) -> Option<(i64, i64)> {
 #[derive(Debug, Clone, Default)]
 pub struct KeyRanges {
     sorted: Vec<String>,
-    ints: Option<Vec<i64>>,
+    ints: Option<SortedInts>,
 }
 
 impl KeyRanges {
@@ -221,20 +211,16 @@ impl KeyRanges {
         }
     }
 
-    /// Adds the numeric values of a single integer key.
-    pub fn with_ints(mut self, mut ints: Vec<i64>) -> Self {
-        ints.sort_unstable();
-        ints.dedup();
+    /// Adds the numeric values of a single integer key (cdc-core's
+    /// [`ChangedKeys::first_key_ints`](cdc_core::sink::upsert::ChangedKeys::first_key_ints)).
+    pub fn with_ints(mut self, ints: SortedInts) -> Self {
         self.ints = Some(ints);
         self
     }
 
     /// How many changed keys lie in the numeric range `[min, max]`, if the numbers are known.
     pub fn count_in_ints(&self, min: i64, max: i64) -> Option<usize> {
-        let ints = self.ints.as_ref()?;
-        let lo = ints.partition_point(|&k| k < min);
-        let hi = ints.partition_point(|&k| k <= max);
-        Some(hi.saturating_sub(lo))
+        Some(self.ints.as_ref()?.count_in(min, max))
     }
 
     /// How many changed keys lie in `[min, max]`.
@@ -248,7 +234,7 @@ impl KeyRanges {
     pub fn len(&self) -> usize {
         self.sorted
             .len()
-            .max(self.ints.as_ref().map_or(0, Vec::len))
+            .max(self.ints.as_ref().map_or(0, |i| i.as_slice().len()))
     }
 
     /// True when no key changed.
@@ -317,6 +303,13 @@ mod tests {
         assert_eq!(escape_path_name("a/b%c:d=e"), "a%2Fb%25c%3Ad%3De");
         assert_eq!(escape_path_name("ü\u{7f}x\t"), "ü%7Fx%09");
         assert_eq!(escape_path_name(".."), "%2E%2E");
+        let ranges = KeyRanges::new(vec![]).with_ints(SortedInts::new(vec![10, -3, 10, 9]));
+        assert_eq!(ranges.count_in_ints(-5, 9), Some(2));
+        assert_eq!(ranges.count_in_ints(11, 20), Some(0));
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(KeyRanges::new(vec![]).count_in_ints(0, 1), None);
+        let col: ArrayRef = Arc::new(Int32Array::from(vec![Some(4), None, Some(-2)]));
+        assert_eq!(int_key_range(&col), Some((-2, 4)));
         assert_eq!(escape_path_name("a.b"), "a.b");
     }
 }

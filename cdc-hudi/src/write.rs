@@ -18,7 +18,7 @@ use futures::StreamExt;
 
 use crate::error::{HudiSinkError, Result};
 use crate::files::{self, BaseFileName, TableStore, HOODIE_DIR};
-use crate::index::{int_key_range, int_key_values, partition_paths, record_keys, KeyRanges};
+use crate::index::{int_key_range, partition_paths, record_keys, KeyRanges};
 use crate::schema::{self as hschema, FILE_NAME, META_COLUMNS, RECORD_KEY};
 use crate::timeline::{
     self, CommitMetadata, Instant, RuntimeStats, State, TableProperties, Timeline, WriteStat,
@@ -469,7 +469,14 @@ impl HudiSink {
         let int_key = key_columns.len() == 1
             && stored
                 .field_with_name(&key_columns[0])
-                .is_ok_and(|f| f.data_type().is_integer());
+                .is_ok_and(|f| f.data_type().is_integer())
+            // The changed keys are taken from the logical columns: only when they are stored
+            // as they are, so the numbers equal the footers' ranges.
+            && merged.field_with_name(&key_columns[0]).is_ok_and(|f| {
+                stored
+                    .field_with_name(&key_columns[0])
+                    .is_ok_and(|s| s.data_type() == f.data_type())
+            });
         let changed = {
             let key_fields: Vec<_> = keys.key_fields().to_vec();
             let key_schema = Arc::new(Schema::new(key_fields.clone()));
@@ -492,25 +499,17 @@ impl HudiSink {
                     .values()
                     .any(|g| g.int_range.is_none() && g.rows > 0);
             let mut all = Vec::new();
-            let mut ints = Some(Vec::new());
-            for b in [upsert_keys, delete_keys] {
-                let b = to_storage(&b, &stored_keys)?;
-                if need_text {
+            if need_text {
+                for b in [upsert_keys, delete_keys] {
+                    let b = to_storage(&b, &stored_keys)?;
                     all.extend(
                         record_keys(&b, &key_columns, props.partition_fields.len())
                             .map_err(|m| self.layout_err(m))?,
                     );
                 }
-                match (
-                    &mut ints,
-                    int_key.then(|| int_key_values(b.column(0))).flatten(),
-                ) {
-                    (Some(v), Some(a)) => v.extend(a.iter().flatten()),
-                    _ => ints = None,
-                }
             }
-            match ints {
-                Some(v) => KeyRanges::new(all).with_ints(v),
+            match int_key.then(|| keys.first_key_ints()).flatten() {
+                Some(ints) => KeyRanges::new(all).with_ints(ints),
                 None => KeyRanges::new(all),
             }
         };
