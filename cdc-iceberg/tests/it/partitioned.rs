@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use cdc_core::testing::Scenario;
-use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use iceberg::spec::TableMetadata;
 
 use crate::common::{assert_expected, metadata_location, sync, Readers};
@@ -66,4 +66,47 @@ fn bad_partition_fields_fail_at_start() {
     };
     let err = IcebergWarehouse::new(dir.path().to_str().unwrap(), config).unwrap_err();
     assert!(err.to_string().contains("bucket(N, column)"), "{err}");
+}
+
+/// Key changes (pk_change: a row's key moves, the old key is deleted by a key-only event) and
+/// unchanged TOAST cells (toast: the old value comes from a row in another partition than the
+/// new row's) on tables partitioned by a column the updates change, in small batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_pk_change_and_toast_end_equal() {
+    for (name, partition_by) in [
+        ("pk_change", vec!["bucket(4, qty)"]),
+        ("pk_change", vec!["qty"]),
+        ("toast", vec!["version"]),
+        ("toast", vec!["bucket(2, id)", "version"]),
+    ] {
+        for mode in [WriteMode::PositionDeletes, WriteMode::CopyOnWrite] {
+            let scenario = Scenario::load(name);
+            let dir = tempfile::tempdir().unwrap();
+            let config = IcebergSinkConfig {
+                partition_by: partition_by.iter().map(|s| s.to_string()).collect(),
+                write_mode: mode,
+                ..IcebergSinkConfig::default()
+            };
+            let warehouse =
+                IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+            let stats = sync(&scenario, dir.path(), 3, HashMap::new(), &warehouse)
+                .await
+                .unwrap();
+            assert!(stats.commits > 3, "{name} {partition_by:?} {mode:?}");
+            for (table, _) in &scenario.tables {
+                let metadata = TableMetadata::read_from(
+                    warehouse.file_io(),
+                    metadata_location(&warehouse, table).await,
+                )
+                .await
+                .unwrap();
+                assert_eq!(
+                    metadata.default_partition_spec().fields().len(),
+                    partition_by.len(),
+                    "{table}"
+                );
+            }
+            assert_expected(&scenario, &warehouse, Readers::ALL).await;
+        }
+    }
 }

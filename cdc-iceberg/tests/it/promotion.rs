@@ -205,3 +205,96 @@ async fn widening_touches_only_the_changed_rows_file() {
         .expect("compacted");
     assert_all_readers(&warehouse, &table, &expected).await;
 }
+
+/// A column added with a non-null default is the one schema change that rewrites the live rows
+/// (v2 files lacking it would read as null). The rewrite streams file by file into one clean
+/// data file with the position deletes applied and the default filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_column_with_a_default_rewrites_the_live_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse =
+        IcebergWarehouse::new(dir.path().to_str().unwrap(), IcebergSinkConfig::default()).unwrap();
+    let table = TableId::new("public", "widened");
+    let mut sink = warehouse.sink(&table);
+    let v1: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    for (offset, (ids, ns)) in [
+        (vec![1, 2, 3], vec![10, 20, 30]),
+        (vec![3, 4], vec![31, 40]),
+        (vec![1, 5], vec![11, 50]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sink.apply(&change(
+            &v1,
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(Int64Array::from(ns)),
+            ],
+            UnchangedMask::none(2),
+            offset as i64,
+        ))
+        .await
+        .unwrap();
+    }
+    let before = summary(&warehouse, &table).await;
+    assert_eq!(before["total-data-files"], "3", "{before:?}");
+
+    let with_default = Field::new("c", DataType::Int32, true).with_metadata(HashMap::from([(
+        "cdc.default".to_string(),
+        "7".to_string(),
+    )]));
+    let v2: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("n", DataType::Int64, true),
+        with_default,
+    ]));
+    sink.apply(&change(
+        &v2,
+        vec![
+            Arc::new(Int32Array::from(vec![6])),
+            Arc::new(Int64Array::from(vec![60])),
+            Arc::new(Int32Array::from(vec![100])),
+        ],
+        UnchangedMask::none(3),
+        3,
+    ))
+    .await
+    .unwrap();
+    let s = summary(&warehouse, &table).await;
+    assert_eq!(s["deleted-data-files"], "3", "{s:?}");
+    assert_eq!(s["total-data-files"], "1", "{s:?}");
+    assert_eq!(s["total-delete-files"], "0", "{s:?}");
+    assert_eq!(s["total-records"], "6", "{s:?}");
+
+    let plain: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("n", DataType::Int64, true),
+        Field::new("c", DataType::Int32, true),
+    ]));
+    let expected = RecordBatch::try_new(
+        plain,
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5, 6])),
+            Arc::new(Int64Array::from(vec![11, 20, 31, 40, 50, 60])),
+            Arc::new(Int32Array::from(vec![7, 7, 7, 7, 7, 100])),
+        ],
+    )
+    .unwrap();
+    for (reader, rows) in [
+        (
+            "iceberg-rust",
+            read_with_iceberg_rust(&warehouse, &table).await,
+        ),
+        ("pyiceberg", read_with_pyiceberg(&warehouse, &table).await),
+        ("duckdb", read_with_duckdb(&warehouse, &table).await),
+    ] {
+        let rows = sorted(&rows);
+        let rows = RecordBatch::try_new(expected.schema(), rows.columns().to_vec())
+            .unwrap_or_else(|e| panic!("{reader}: {e}: {:?}", rows.schema()));
+        assert_eq!(rows, expected, "{reader}");
+    }
+}
