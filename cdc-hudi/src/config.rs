@@ -135,6 +135,38 @@ mod tests {
             ..HudiSinkConfig::default()
         };
         assert!(bad.validate().unwrap_err().contains("small_file_limit"));
+        for bad in [
+            HudiSinkConfig {
+                writer_id: " ".into(),
+                ..HudiSinkConfig::default()
+            },
+            HudiSinkConfig {
+                writer_id: "a\nb".into(),
+                ..HudiSinkConfig::default()
+            },
+        ] {
+            assert!(bad.validate().unwrap_err().contains("writer_id"));
+        }
+        let bad = HudiSinkConfig {
+            heartbeat_interval_ms: 0,
+            ..HudiSinkConfig::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("heartbeat_interval_ms"));
+        let parsed: HudiSinkConfig = serde_json::from_str(
+            r#"{"writer_id": "pipeline-2", "heartbeat_interval_ms": 5000, "retain_hours": 24}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                parsed.writer_id.as_str(),
+                parsed.heartbeat_interval_ms,
+                parsed.retain_hours
+            ),
+            ("pipeline-2", 5000, Some(24))
+        );
         let parsed: Result<HudiSinkConfig, _> = serde_json::from_str(r#"{"max_file_sise": 1}"#);
         assert!(parsed.is_err());
     }
