@@ -305,6 +305,26 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
 async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
     use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
     use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    // Registered here, before the line below announces them, not in the spawned task.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("\nstopping after the commit in flight");
+        on_signal.store(true, Ordering::Relaxed);
+    });
+    eprintln!(
+        "streaming topics matching `{}` into {} tables at `{}` (SIGINT/SIGTERM stop it after the commit in flight)",
+        args.topics,
+        args.sync.format.name(),
+        args.sync.warehouse
+    );
     let mut config = build_config(&args.sync)?;
     config.limits.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
     let properties = args
@@ -319,18 +339,6 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
         properties,
     })?;
     let warehouse = open_sinks(&args.sync)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        eprintln!("\nstopping after the commit in flight");
-        on_signal.store(true, Ordering::Relaxed);
-    });
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     let stats = pipeline

@@ -185,6 +185,14 @@ impl Harness {
         command.spawn().expect("start cdc-lake stream")
     }
 
+    /// How many `cdc-lake stream` processes announced they are running.
+    fn stream_starts(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("stream.log"))
+            .unwrap_or_default()
+            .matches("streaming topics matching")
+            .count()
+    }
+
     /// The source's final state, as the driver read it with `SELECT *`.
     fn expected(&self, table: &str) -> Vec<Map<String, Value>> {
         let path = self.driver_file(&format!("expected/public.{table}.json"));
@@ -331,9 +339,20 @@ fn end_to_end(format: Format, reader: Reader) {
         started.elapsed()
     );
 
-    // The last process catches up and stops cleanly on SIGTERM.
+    // The last process catches up and stops cleanly on SIGTERM (sent once it says it handles
+    // signals: the tables may have caught up before it started).
     let end = harness.end_offsets();
-    let child = harness.stream(format, &streamed, None);
+    let started_before = harness.stream_starts();
+    let mut child = harness.stream(format, &streamed, None);
+    while harness.stream_starts() == started_before {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "stream exited ({status}):\n{}",
+                harness.log_tail("stream.log")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let deadline = Instant::now() + Duration::from_secs(180);
     while !caught_up(format, &streamed, &end) {
         assert!(
