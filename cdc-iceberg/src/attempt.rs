@@ -106,7 +106,43 @@ where
 /// `metadata_location` and, when it added snapshot `snapshot_id`, that snapshot's manifest
 /// list, the manifests it wrote and the files they list as added. Files the snapshot carried
 /// over from its parent (older manifests, existing and deleted entries) are not touched.
+///
+/// Best effort: a file that cannot be listed or deleted is logged and left to
+/// [`crate::maintenance::remove_orphan_files`]; the conflict is still retried. Returns the
+/// files deleted.
 pub(crate) async fn discard(
+    table: &str,
+    io: &FileIO,
+    metadata_location: &str,
+    snapshot_id: Option<i64>,
+) -> Vec<String> {
+    let mut files = match attempt_files(table, io, metadata_location, snapshot_id).await {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(table, error = %e, "cannot list the files of a lost commit attempt; only its metadata file is deleted");
+            Vec::new()
+        }
+    };
+    files.push(metadata_location.to_string());
+    let mut deleted = Vec::with_capacity(files.len());
+    for path in files {
+        match io.delete(&path).await {
+            Ok(()) => deleted.push(path),
+            Err(e) => {
+                tracing::warn!(table, path, error = %e, "cannot delete a file of a lost commit attempt")
+            }
+        }
+    }
+    tracing::debug!(
+        table,
+        files = deleted.len(),
+        "deleted the files of a lost commit attempt"
+    );
+    deleted
+}
+
+/// The files a lost attempt's snapshot added (see [`discard`]), without its metadata file.
+async fn attempt_files(
     table: &str,
     io: &FileIO,
     metadata_location: &str,
@@ -141,18 +177,6 @@ pub(crate) async fn discard(
             files.push(snapshot.manifest_list().to_string());
         }
     }
-    files.push(metadata_location.to_string());
-    for path in &files {
-        io.delete(path).await.map_err(iceberg_err(
-            &table,
-            format!("deleting {path} of a lost commit"),
-        ))?;
-    }
-    tracing::debug!(
-        table,
-        files = files.len(),
-        "deleted the files of a lost commit attempt"
-    );
     Ok(files)
 }
 

@@ -21,7 +21,6 @@
 //! # });
 //! ```
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -53,8 +52,9 @@ impl SqlCatalog {
         if let Some(dir) = std::path::Path::new(path).parent() {
             std::fs::create_dir_all(dir).map_err(|e| err("creating its directory")(e.into()))?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-            .map_err(err("parsing the path"))?
+        // A file name, not a URL: `?`, `#` and `%` in the path are characters of the name.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
@@ -86,7 +86,8 @@ impl SqlCatalog {
         .execute(&pool)
         .await
         .map_err(err("creating iceberg_namespace_properties"))?;
-        // A catalog created by pyiceberg has no `iceberg_type` column.
+        // Java's JdbcCatalog before its V1 schema (and catalogs created by other tools) may lack
+        // the `iceberg_type` column; pyiceberg 0.12 declares and writes it.
         let columns = sqlx::query("SELECT name FROM pragma_table_info('iceberg_tables')")
             .fetch_all(&pool)
             .await
@@ -210,6 +211,32 @@ impl SqlCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
+
+    #[tokio::test]
+    async fn paths_with_url_characters_are_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("a?mode=ro#frag%20x");
+        let path = odd.join("catalog.db");
+        let catalog = SqlCatalog::open(path.to_str().unwrap(), "lake")
+            .await
+            .unwrap();
+        assert!(catalog.create_table("a", "b", "m0").await.unwrap());
+        assert!(catalog.swap("a", "b", "m0", "m1").await.unwrap());
+        // The file is where the path says, not at a name cut at `?` or `#`.
+        assert!(
+            path.is_file(),
+            "{:?}",
+            std::fs::read_dir(&odd).unwrap().collect::<Vec<_>>()
+        );
+        let again = SqlCatalog::open(path.to_str().unwrap(), "lake")
+            .await
+            .unwrap();
+        assert_eq!(
+            again.metadata_location("a", "b").await.unwrap().as_deref(),
+            Some("m1")
+        );
+    }
 
     #[tokio::test]
     async fn works_on_a_catalog_pyiceberg_created() {

@@ -96,6 +96,21 @@ impl IcebergSinkError {
         matches!(self, IcebergSinkError::CommitConflict { .. })
     }
 
+    /// What kind of failure this is, in a few words (no details).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IcebergSinkError::Iceberg { .. } => "iceberg error",
+            IcebergSinkError::Catalog { .. } => "catalog error",
+            IcebergSinkError::CommitConflict { .. } => "commit conflict",
+            IcebergSinkError::Conflict { .. } => "commit conflicts not resolved",
+            IcebergSinkError::File { .. } => "file error",
+            IcebergSinkError::Schema { .. } => "schema error",
+            IcebergSinkError::Layout { .. } => "unexpected table layout",
+            IcebergSinkError::FailPoint { .. } => "stopped at a fail point",
+            IcebergSinkError::Core(_) => "core error",
+        }
+    }
+
     /// The table the error is about (empty for catalog-wide errors).
     pub fn table(&self) -> String {
         match self {
@@ -152,9 +167,11 @@ impl From<IcebergSinkError> for cdc_core::Error {
                 column,
                 message,
             },
+            // The details are in the source error: a short message keeps error chains from
+            // printing them twice.
             other => cdc_core::Error::Sink {
                 table: other.table(),
-                message: other.to_string(),
+                message: other.kind().to_string(),
                 source: Some(Box::new(other)),
             },
         }
@@ -175,6 +192,29 @@ mod tests {
         .into();
         assert!(matches!(e, cdc_core::Error::IncompatibleSchema { .. }));
         assert!(e.to_string().contains("price"), "{e}");
+    }
+
+    #[test]
+    fn sink_errors_print_their_details_once_in_a_chain() {
+        let e: cdc_core::Error = IcebergSinkError::Layout {
+            table: "public.t".into(),
+            message: "snapshot 42 is missing".into(),
+        }
+        .into();
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert_eq!(
+            chain.matches("snapshot 42 is missing").count(),
+            1,
+            "{chain}"
+        );
+        assert!(e.to_string().contains("public.t"), "{e}");
+        assert!(e.to_string().contains("unexpected table layout"), "{e}");
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl IcebergSink {
             .await?;
         if !swapped {
             // Definitive: nothing will ever reference this attempt's files.
-            attempt::discard(&name, &io, &new_location, Some(snapshot_id)).await?;
+            attempt::discard(&name, &io, &new_location, Some(snapshot_id)).await;
             return Err(IcebergSinkError::CommitConflict {
                 table: name,
                 expected: loaded.metadata_location,

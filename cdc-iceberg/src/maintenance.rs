@@ -61,7 +61,7 @@ async fn swap(
     if swapped {
         Ok(())
     } else {
-        discard(&table.to_string(), warehouse.file_io(), new, snapshot_id).await?;
+        discard(&table.to_string(), warehouse.file_io(), new, snapshot_id).await;
         Err(IcebergSinkError::CommitConflict {
             table: table.to_string(),
             expected: expected.to_string(),

@@ -146,12 +146,18 @@ async fn a_broken_ancestry_is_an_error_not_an_empty_checkpoint() {
     // Another engine commits on top and expires every cdc-lake snapshot.
     let foreign = foreign_commit(&warehouse, &table, &ours).await;
 
-    let err = warehouse
+    let e = warehouse
         .sink(&table)
         .committed_checkpoint()
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    // The whole chain, as the CLI prints it.
+    let mut err = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        err = format!("{err}: {s}");
+        source = s.source();
+    }
     assert!(
         err.contains("public.customers")
             && err.contains(&foreign.to_string())
