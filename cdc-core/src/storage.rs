@@ -246,6 +246,23 @@ pub fn from_storage(batch: &RecordBatch, logical: &SchemaRef) -> Result<RecordBa
     cast_to(batch, logical, "from the storage schema")
 }
 
+/// The columns of a stored batch (a projection of a file, possibly written under an older
+/// schema) that `logical` has, in the batch's order, converted to their logical types. Columns
+/// `logical` lacks are dropped; columns the batch lacks are left to the caller (defaults).
+pub fn from_storage_columns(batch: &RecordBatch, logical: &SchemaRef) -> Result<RecordBatch> {
+    let (indices, fields): (Vec<usize>, Vec<FieldRef>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, Arc::new(logical.field_with_name(f.name()).ok()?.clone()))))
+        .unzip();
+    let projected = batch
+        .project(&indices)
+        .map_err(|e| Error::arrow("projecting stored columns", e))?;
+    from_storage(&projected, &Arc::new(Schema::new(fields)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

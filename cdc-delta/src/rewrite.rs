@@ -15,7 +15,7 @@ use arrow_schema::{Schema, SchemaRef};
 use cdc_core::model::TableId;
 use cdc_core::schema::evolve_batch;
 use cdc_core::sink::upsert::{ChangedKeys, Touch};
-use cdc_core::storage::from_storage;
+use cdc_core::storage::from_storage_columns;
 use deltalake::kernel::DeletionVectorDescriptor;
 use deltalake::logstore::ObjectStoreRef;
 use futures::TryStreamExt;
@@ -107,7 +107,11 @@ pub(crate) async fn rewrite_file(
     };
     if file.probe {
         let key_rows = read_file(&ctx, &file, Some(&ctx.key_columns), None).await?;
-        let touches = live_touches(ctx.keys.find(&logical(&key_rows, &ctx.merged)?)?, &gone);
+        let touches = live_touches(
+            ctx.keys
+                .find(&from_storage_columns(&key_rows, &ctx.merged)?)?,
+            &gone,
+        );
         let changed = touches.iter().flatten().count();
         if changed == 0 && !file.rewrite_anyway {
             return Ok(None);
@@ -120,7 +124,11 @@ pub(crate) async fn rewrite_file(
         }
     }
     let rows = read_file(&ctx, &file, None, None).await?;
-    let rows = evolve_batch(&ctx.table, &logical(&rows, &ctx.merged)?, &ctx.merged)?;
+    let rows = evolve_batch(
+        &ctx.table,
+        &from_storage_columns(&rows, &ctx.merged)?,
+        &ctx.merged,
+    )?;
     let touches = live_touches(ctx.keys.find(&rows)?, &gone);
     let changed = touches.iter().flatten().count();
     if changed == 0 && !file.rewrite_anyway {
@@ -225,7 +233,11 @@ async fn deletion_vector(
             .map_err(|e| cdc_core::Error::arrow("collecting replaced rows", e))?
     } else {
         let old = read_file(ctx, file, None, Some(&taken)).await?;
-        evolve_batch(&ctx.table, &logical(&old, &ctx.merged)?, &ctx.merged)?
+        evolve_batch(
+            &ctx.table,
+            &from_storage_columns(&old, &ctx.merged)?,
+            &ctx.merged,
+        )?
     };
     Ok(Touched {
         plan: Plan::DeletionVector {
@@ -236,28 +248,6 @@ async fn deletion_vector(
         replaced_upserts,
         deleted,
     })
-}
-
-/// A stored batch (possibly a projection, possibly an older schema) in logical types: every
-/// column it has converted to the merged logical type of the same name.
-fn logical(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
-    let fields: Vec<_> = batch
-        .schema()
-        .fields()
-        .iter()
-        .filter_map(|f| merged.field_with_name(f.name()).ok().cloned())
-        .map(Arc::new)
-        .collect();
-    let logical = Arc::new(Schema::new(fields));
-    let indices: Vec<usize> = logical
-        .fields()
-        .iter()
-        .map(|f| batch.schema().index_of(f.name()).expect("filtered"))
-        .collect();
-    let projected = batch
-        .project(&indices)
-        .map_err(|e| cdc_core::Error::arrow("projecting a data file", e))?;
-    from_storage(&projected, &logical)
 }
 
 /// Reads one data file (all columns, or only `columns`; all rows, or only the rows at the

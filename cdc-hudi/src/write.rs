@@ -13,7 +13,7 @@ use cdc_core::model::TableId;
 use cdc_core::schema::{evolution_rewrites_rows, evolve_batch, merge_schemas};
 use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys, Touch};
 use cdc_core::sink::CommitOutcome;
-use cdc_core::storage::{from_storage, to_storage};
+use cdc_core::storage::{from_storage_columns, to_storage};
 use futures::StreamExt;
 
 use crate::error::{HudiSinkError, Result};
@@ -217,27 +217,6 @@ fn resolve_group(
     resolve_upserts(&sub, &sub_keys, old, &old_row)
 }
 
-/// The columns of `batch` that `merged` has, converted to their logical types.
-fn logical_part(batch: &RecordBatch, merged: &SchemaRef) -> cdc_core::Result<RecordBatch> {
-    let fields: Vec<_> = batch
-        .schema()
-        .fields()
-        .iter()
-        .filter_map(|f| merged.field_with_name(f.name()).ok().cloned())
-        .map(Arc::new)
-        .collect();
-    let logical = Arc::new(Schema::new(fields));
-    let indices: Vec<usize> = logical
-        .fields()
-        .iter()
-        .map(|f| batch.schema().index_of(f.name()).expect("filtered"))
-        .collect();
-    let projected = batch
-        .project(&indices)
-        .map_err(|e| cdc_core::Error::arrow("projecting a base file", e))?;
-    from_storage(&projected, &logical)
-}
-
 /// Same columns, types and nullability (metadata aside).
 fn same_shape(a: &Schema, b: &Schema) -> bool {
     a.fields().len() == b.fields().len()
@@ -274,7 +253,9 @@ async fn process(ctx: Arc<Ctx>, group: FileGroup, read: Read) -> Result<Option<T
             .store
             .read_base_file(&location, &path, group.size, Some(&ctx.key_columns))
             .await?;
-        let touches = ctx.keys.find(&logical_part(&key_rows, &ctx.merged)?)?;
+        let touches = ctx
+            .keys
+            .find(&from_storage_columns(&key_rows, &ctx.merged)?)?;
         if touches.iter().all(Option::is_none) {
             return Ok(None);
         }
@@ -288,7 +269,11 @@ async fn process(ctx: Arc<Ctx>, group: FileGroup, read: Read) -> Result<Option<T
             return Err(err(format!("meta column `{m}` is missing")));
         }
     }
-    let data = evolve_batch(&ctx.table, &logical_part(&rows, &ctx.merged)?, &ctx.merged)?;
+    let data = evolve_batch(
+        &ctx.table,
+        &from_storage_columns(&rows, &ctx.merged)?,
+        &ctx.merged,
+    )?;
     let touches = if read == Read::Carry {
         vec![None; rows.num_rows()]
     } else {
