@@ -21,3 +21,32 @@ impl fmt::Debug for KeysOnly<'_> {
         f.debug_list().entries(keys).finish()
     }
 }
+
+/// A secret value (a token, a password) handed over in code: its `Debug` form never shows it.
+///
+/// ```
+/// use cdc_core::secrets::Secret;
+/// let token = Secret::new("hunter2");
+/// assert_eq!(token.expose(), "hunter2");
+/// assert!(!format!("{token:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cdc_core::model::TableId;
 use iceberg::io::FileIO;
-use iceberg::spec::{ManifestStatus, TableMetadata};
+use iceberg::spec::{ManifestStatus, Snapshot};
 
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::table::manifest_list;
@@ -65,7 +65,7 @@ impl<'w> Retries<'w> {
     pub async fn settle<T>(&mut self, result: Result<T>) -> Option<Result<T>> {
         self.done += 1;
         match result {
-            Err(e) if e.is_conflict() => {
+            Err(e) if e.is_retryable() => {
                 tracing::info!(table = %self.table, attempt = self.done, error = %e, "commit conflict; retrying on the new metadata");
                 self.last = e.to_string();
                 if self.done >= self.attempts {
@@ -102,10 +102,11 @@ where
     }
 }
 
-/// Deletes what a commit attempt that lost the compare-and-swap wrote: its metadata file at
-/// `metadata_location` and, when it added snapshot `snapshot_id`, that snapshot's manifest
-/// list, the manifests it wrote and the files they list as added. Files the snapshot carried
-/// over from its parent (older manifests, existing and deleted entries) are not touched.
+/// Deletes what a commit attempt that lost the race wrote: its metadata file (`metadata_file`,
+/// SQLite catalog only: a REST catalog writes its own) and, when it added `snapshot`, that
+/// snapshot's manifest list, the manifests it wrote and the files they list as added. Files
+/// the snapshot carried over from its parent (older manifests, existing and deleted entries)
+/// are not touched.
 ///
 /// Best effort: a file that cannot be listed or deleted is logged and left to
 /// [`crate::maintenance::remove_orphan_files`]; the conflict is still retried. Returns the
@@ -113,17 +114,20 @@ where
 pub(crate) async fn discard(
     table: &str,
     io: &FileIO,
-    metadata_location: &str,
-    snapshot_id: Option<i64>,
+    metadata_file: Option<&str>,
+    snapshot: Option<&Snapshot>,
 ) -> Vec<String> {
-    let mut files = match attempt_files(table, io, metadata_location, snapshot_id).await {
-        Ok(files) => files,
-        Err(e) => {
-            tracing::warn!(table, error = %e, "cannot list the files of a lost commit attempt; only its metadata file is deleted");
-            Vec::new()
-        }
+    let mut files = match snapshot {
+        Some(snapshot) => match snapshot_files(table, io, snapshot).await {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(table, error = %e, "cannot list the files of a lost commit attempt; they are left to orphan cleanup");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
     };
-    files.push(metadata_location.to_string());
+    files.extend(metadata_file.map(str::to_string));
     let mut deleted = Vec::with_capacity(files.len());
     for path in files {
         match io.delete(&path).await {
@@ -141,42 +145,32 @@ pub(crate) async fn discard(
     deleted
 }
 
-/// The files a lost attempt's snapshot added (see [`discard`]), without its metadata file.
-async fn attempt_files(
-    table: &str,
-    io: &FileIO,
-    metadata_location: &str,
-    snapshot_id: Option<i64>,
-) -> Result<Vec<String>> {
+/// The files `snapshot` added (see [`discard`]): its manifest list, the manifests it wrote and
+/// the files they list as added.
+async fn snapshot_files(table: &str, io: &FileIO, snapshot: &Snapshot) -> Result<Vec<String>> {
+    let id = snapshot.snapshot_id();
     let mut files = Vec::new();
-    if let Some(id) = snapshot_id {
-        let metadata = TableMetadata::read_from(io, metadata_location)
-            .await
-            .map_err(iceberg_err(&table, format!("reading {metadata_location}")))?;
-        if let Some(snapshot) = metadata.snapshot_by_id(id) {
-            for manifest in manifest_list(table, io, snapshot).await? {
-                if manifest.added_snapshot_id != id {
-                    continue;
-                }
-                let (entries, _) = manifest
-                    .load_manifest(io)
-                    .await
-                    .map_err(iceberg_err(
-                        &table,
-                        format!("reading {}", manifest.manifest_path),
-                    ))?
-                    .into_parts();
-                files.extend(
-                    entries
-                        .iter()
-                        .filter(|e| e.status() == ManifestStatus::Added)
-                        .map(|e| e.file_path().to_string()),
-                );
-                files.push(manifest.manifest_path.clone());
-            }
-            files.push(snapshot.manifest_list().to_string());
+    for manifest in manifest_list(table, io, snapshot).await? {
+        if manifest.added_snapshot_id != id {
+            continue;
         }
+        let (entries, _) = manifest
+            .load_manifest(io)
+            .await
+            .map_err(iceberg_err(
+                &table,
+                format!("reading {}", manifest.manifest_path),
+            ))?
+            .into_parts();
+        files.extend(
+            entries
+                .iter()
+                .filter(|e| e.status() == ManifestStatus::Added)
+                .map(|e| e.file_path().to_string()),
+        );
+        files.push(manifest.manifest_path.clone());
     }
+    files.push(snapshot.manifest_list().to_string());
     Ok(files)
 }
 

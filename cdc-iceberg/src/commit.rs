@@ -13,8 +13,10 @@
 //!   parent manifests that held them are dropped.
 //! - The summary carries the operation, the usual added/removed/total metrics and the
 //!   checkpoint (`cdc-lake.checkpoint`).
-//! - The new `metadata.json` (next version number) is written, then the catalog's pointer is
-//!   swapped only if it still is the one the attempt read ([`crate::catalog::SqlCatalog::swap`]).
+//! - The result is the next table metadata with its updates ([`NextMetadata`]); the catalog
+//!   commits it only if the table is still the one the attempt read (the SQLite catalog writes
+//!   the next `metadata.json` and swaps its pointer, a REST catalog checks the commit's
+//!   requirements; see [`crate::table_catalog`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use std::str::FromStr;
 
 use crate::error::{file_err, iceberg_err, Result};
 use crate::table::{LiveFile, Loaded, CHECKPOINT_SUMMARY};
+use crate::table_catalog::NextMetadata;
 
 /// Carried-over manifests are merged into one data and one delete manifest once there are this
 /// many.
@@ -62,7 +65,7 @@ pub(crate) fn evolve_metadata(
     table: &str,
     loaded: &Loaded,
     staged: &Staged,
-) -> Result<TableMetadata> {
+) -> Result<NextMetadata> {
     let mut builder = TableMetadataBuilder::new_from_metadata(
         loaded.metadata.clone(),
         Some(loaded.metadata_location.clone()),
@@ -77,10 +80,14 @@ pub(crate) fn evolve_metadata(
             .set_properties(staged.properties.clone())
             .map_err(iceberg_err(&table, "setting table properties"))?;
     }
-    Ok(builder
+    let built = builder
         .build()
-        .map_err(iceberg_err(&table, "building table metadata"))?
-        .metadata)
+        .map_err(iceberg_err(&table, "building table metadata"))?;
+    Ok(NextMetadata {
+        metadata: built.metadata,
+        updates: built.changes,
+        snapshot: None,
+    })
 }
 
 fn now_ms() -> i64 {
@@ -334,15 +341,21 @@ fn summary(loaded: &Loaded, staged: &Staged, operation: Operation) -> Summary {
     }
 }
 
-/// Writes the manifests, manifest list and metadata file of one snapshot on top of `evolved`
-/// (from [`evolve_metadata`]) and returns the new metadata location (not yet in the catalog).
+/// Writes the manifests and manifest list of one snapshot on top of `evolved` (from
+/// [`evolve_metadata`]) and returns the metadata with the snapshot added as `main` (not yet
+/// committed).
 pub(crate) async fn write_snapshot(
     table: &str,
     io: &FileIO,
     loaded: &Loaded,
-    evolved: TableMetadata,
+    evolved: NextMetadata,
     staged: &Staged,
-) -> Result<(String, i64)> {
+) -> Result<NextMetadata> {
+    let NextMetadata {
+        metadata: evolved,
+        mut updates,
+        ..
+    } = evolved;
     let snapshot_id = new_snapshot_id(&evolved);
     let seq = evolved.next_sequence_number();
     let out = ManifestOut {
@@ -451,8 +464,8 @@ pub(crate) async fn write_snapshot(
         .with_summary(summary(loaded, staged, operation))
         .with_schema_id(evolved.current_schema_id())
         .build();
-    let metadata = TableMetadataBuilder::new_from_metadata(evolved, None)
-        .add_snapshot(snapshot)
+    let built = TableMetadataBuilder::new_from_metadata(evolved, None)
+        .add_snapshot(snapshot.clone())
         .and_then(|b| {
             b.set_ref(
                 MAIN_BRANCH,
@@ -460,14 +473,13 @@ pub(crate) async fn write_snapshot(
             )
         })
         .and_then(|b| b.build())
-        .map_err(iceberg_err(&table, "adding the snapshot"))?
-        .metadata;
-    let location = next_metadata_location(table, &loaded.metadata_location)?;
-    metadata
-        .write_to(io, &location)
-        .await
-        .map_err(iceberg_err(&table, format!("writing {location}")))?;
-    Ok((location.to_string(), snapshot_id))
+        .map_err(iceberg_err(&table, "adding the snapshot"))?;
+    updates.extend(built.changes);
+    Ok(NextMetadata {
+        metadata: built.metadata,
+        updates,
+        snapshot: Some(snapshot),
+    })
 }
 
 /// The location of the metadata file after `current`.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+pub use cdc_core::secrets::Secret;
 pub use cdc_core::sink::BeforeCommitHook;
 use serde::{Deserialize, Serialize};
 
@@ -46,8 +47,10 @@ pub struct IcebergSinkConfig {
     /// The catalog's name: the `catalog_name` column of the JDBC catalog tables. Readers must
     /// open the catalog under the same name (pyiceberg `SqlCatalog(name, ...)`).
     pub catalog_name: String,
-    /// The SQLite catalog file; default `<warehouse>/catalog.db`.
+    /// The SQLite catalog file; default `<warehouse>/catalog.db`. Not used with [`Self::rest`].
     pub catalog_path: Option<String>,
+    /// Commit through an Iceberg REST catalog instead of the embedded SQLite catalog.
+    pub rest: Option<RestCatalogConfig>,
     /// How old rows of changed keys are removed.
     pub write_mode: WriteMode,
     /// Partition spec of tables this sink creates: columns (identity) or transforms of them,
@@ -71,6 +74,86 @@ pub struct IcebergSinkConfig {
     pub before_commit: Option<BeforeCommitHook>,
 }
 
+/// An Iceberg REST catalog (the Iceberg REST catalog API, `/v1/...`).
+///
+/// Credentials are never part of the settings file: a bearer token, or OAuth2 client
+/// credentials exchanged for one, are read from the environment variables the settings name
+/// (or a token is handed over in code as a [`Secret`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestCatalogConfig {
+    /// The catalog's base URI, e.g. `http://127.0.0.1:8181` (`/v1/...` is appended).
+    pub uri: String,
+    /// The `warehouse` the catalog is asked its configuration for (`GET /v1/config?warehouse=`).
+    pub warehouse: Option<String>,
+    /// The path prefix after `/v1/`; default: the `prefix` of the catalog's configuration.
+    pub prefix: Option<String>,
+    /// Namespace levels put before each table's source schema: `["bronze"]` puts
+    /// `public.orders` at namespace `bronze.public`, table `orders`.
+    pub parent_namespace: Vec<String>,
+    /// A bearer token handed over in code (not in settings files); takes precedence over
+    /// [`Self::token_env`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// Environment variable holding a bearer token.
+    pub token_env: String,
+    /// Environment variable holding OAuth2 client credentials, `client_id:client_secret`,
+    /// exchanged for a token at [`Self::oauth2_server_uri`] (used when the token variable is
+    /// unset or empty; a token refused with 401 is exchanged again once).
+    pub credential_env: String,
+    /// The OAuth2 token endpoint; default `<uri>/v1/oauth/tokens`.
+    pub oauth2_server_uri: Option<String>,
+    /// The OAuth2 scope asked for.
+    pub scope: String,
+    /// Seconds one request may take.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for RestCatalogConfig {
+    fn default() -> Self {
+        RestCatalogConfig {
+            uri: String::new(),
+            warehouse: None,
+            prefix: None,
+            parent_namespace: Vec::new(),
+            token: None,
+            token_env: "CDC_LAKE_ICEBERG_REST_TOKEN".into(),
+            credential_env: "CDC_LAKE_ICEBERG_REST_CREDENTIAL".into(),
+            oauth2_server_uri: None,
+            scope: "catalog".into(),
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+impl RestCatalogConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        let uri = url::Url::parse(&self.uri)
+            .map_err(|e| format!("rest.uri `{}` is not a URL: {e}", self.uri))?;
+        if !matches!(uri.scheme(), "http" | "https") {
+            return Err(format!(
+                "rest.uri `{}` must be http:// or https://",
+                self.uri
+            ));
+        }
+        if !uri.username().is_empty() || uri.password().is_some() {
+            return Err(
+                "rest.uri must not carry credentials: put them in the environment \
+                        variable rest.token_env or rest.credential_env names"
+                    .into(),
+            );
+        }
+        if self.parent_namespace.iter().any(String::is_empty) {
+            return Err("rest.parent_namespace levels must not be empty".into());
+        }
+        if self.request_timeout_secs == 0 {
+            return Err("rest.request_timeout_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Why equality-delete mode and a partition spec do not go together.
 pub(crate) const EQUALITY_PARTITIONED: &str =
     "write_mode equality-deletes needs an unpartitioned table (a key-only delete does not say \
@@ -84,6 +167,7 @@ impl Default for IcebergSinkConfig {
         IcebergSinkConfig {
             catalog_name: DEFAULT_CATALOG_NAME.to_string(),
             catalog_path: None,
+            rest: None,
             partition_by: Vec::new(),
             write_mode: WriteMode::default(),
             table_properties: HashMap::new(),
@@ -106,6 +190,9 @@ impl IcebergSinkConfig {
                 "catalog_name must be 1 to 255 characters, but is {} characters",
                 self.catalog_name.len()
             ));
+        }
+        if let Some(rest) = &self.rest {
+            rest.validate()?;
         }
         for entry in &self.partition_by {
             crate::partition::parse_partition_field(entry)?;
@@ -158,6 +245,36 @@ mod tests {
             ..IcebergSinkConfig::default()
         };
         assert!(equality_unpartitioned.validate().is_ok());
+    }
+
+    #[test]
+    fn rest_settings_are_checked() {
+        let rest: IcebergSinkConfig =
+            serde_json::from_str(r#"{"rest":{"uri":"http://127.0.0.1:8181","prefix":"p"}}"#)
+                .unwrap();
+        assert!(rest.validate().is_ok());
+        let rest = rest.rest.unwrap();
+        assert_eq!(rest.token_env, "CDC_LAKE_ICEBERG_REST_TOKEN");
+        assert_eq!(rest.prefix.as_deref(), Some("p"));
+        for (uri, why) in [
+            ("127.0.0.1:8181", "URL"),
+            ("ftp://h/", "http"),
+            ("http://user:secret@h/", "credentials"),
+        ] {
+            let bad = IcebergSinkConfig {
+                rest: Some(RestCatalogConfig {
+                    uri: uri.into(),
+                    ..RestCatalogConfig::default()
+                }),
+                ..IcebergSinkConfig::default()
+            };
+            let e = bad.validate().unwrap_err();
+            assert!(e.contains(why) && !e.contains("secret"), "{uri}: {e}");
+        }
+        let e =
+            serde_json::from_str::<IcebergSinkConfig>(r#"{"rest":{"uri":"http://h","token":"x"}}"#)
+                .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]

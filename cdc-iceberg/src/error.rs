@@ -20,16 +20,39 @@ pub enum IcebergSinkError {
         #[source]
         source: Box<iceberg::Error>,
     },
-    /// The SQL catalog failed.
+    /// The catalog failed (the SQLite database, or a REST catalog's transport).
     #[error("iceberg catalog `{catalog}`: {context}: {source}")]
     Catalog {
-        /// Catalog database (path, never with a password).
+        /// Catalog database path or REST URI (never with credentials).
         catalog: String,
         /// What was being done.
         context: String,
-        /// The database error.
+        /// The database or HTTP error.
         #[source]
-        source: Box<sqlx::Error>,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A REST catalog refused a request.
+    #[error("iceberg REST catalog `{catalog}`: {context}: HTTP {status}: {message}")]
+    Rest {
+        /// The catalog's URI.
+        catalog: String,
+        /// What was being done.
+        context: String,
+        /// The HTTP status.
+        status: u16,
+        /// The catalog's error type and message.
+        message: String,
+    },
+    /// A REST commit whose outcome the catalog did not tell (a 5xx answer or a lost
+    /// connection), and which the table, read again, does not show: retried on the table's
+    /// new metadata (the retry asserts the snapshot it builds on, so the lost commit and the
+    /// retry cannot both land). The lost attempt's files are left to orphan cleanup.
+    #[error("iceberg table `{table}`: commit state unknown ({message}); the table does not show the commit")]
+    CommitUnknown {
+        /// Table.
+        table: String,
+        /// What the catalog answered.
+        message: String,
     },
     /// Another writer moved the table's metadata pointer between our read and our swap.
     #[error("iceberg table `{table}`: commit conflict: metadata is no longer `{expected}`")]
@@ -92,8 +115,11 @@ pub enum IcebergSinkError {
 
 impl IcebergSinkError {
     /// True for errors a retry on the table's new metadata can resolve.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, IcebergSinkError::CommitConflict { .. })
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            IcebergSinkError::CommitConflict { .. } | IcebergSinkError::CommitUnknown { .. }
+        )
     }
 
     /// What kind of failure this is, in a few words (no details).
@@ -101,6 +127,8 @@ impl IcebergSinkError {
         match self {
             IcebergSinkError::Iceberg { .. } => "iceberg error",
             IcebergSinkError::Catalog { .. } => "catalog error",
+            IcebergSinkError::Rest { .. } => "REST catalog error",
+            IcebergSinkError::CommitUnknown { .. } => "commit state unknown",
             IcebergSinkError::CommitConflict { .. } => "commit conflict",
             IcebergSinkError::Conflict { .. } => "commit conflicts not resolved",
             IcebergSinkError::File { .. } => "file error",
@@ -116,12 +144,15 @@ impl IcebergSinkError {
         match self {
             IcebergSinkError::Iceberg { table, .. }
             | IcebergSinkError::CommitConflict { table, .. }
+            | IcebergSinkError::CommitUnknown { table, .. }
             | IcebergSinkError::Conflict { table, .. }
             | IcebergSinkError::File { table, .. }
             | IcebergSinkError::Schema { table, .. }
             | IcebergSinkError::Layout { table, .. }
             | IcebergSinkError::FailPoint { table, .. } => table.clone(),
-            IcebergSinkError::Catalog { .. } | IcebergSinkError::Core(_) => String::new(),
+            IcebergSinkError::Catalog { .. }
+            | IcebergSinkError::Rest { .. }
+            | IcebergSinkError::Core(_) => String::new(),
         }
     }
 }
@@ -218,16 +249,28 @@ mod tests {
     }
 
     #[test]
-    fn only_commit_conflicts_are_retried() {
+    fn only_commit_conflicts_and_unapplied_commits_are_retried() {
         let conflict = IcebergSinkError::CommitConflict {
             table: "a.b".into(),
             expected: "m".into(),
         };
-        assert!(conflict.is_conflict());
+        assert!(conflict.is_retryable());
+        let unknown = IcebergSinkError::CommitUnknown {
+            table: "a.b".into(),
+            message: "HTTP 504".into(),
+        };
+        assert!(unknown.is_retryable());
         let layout = IcebergSinkError::Layout {
             table: "a.b".into(),
             message: "x".into(),
         };
-        assert!(!layout.is_conflict());
+        assert!(!layout.is_retryable());
+        let refused = IcebergSinkError::Rest {
+            catalog: "http://h".into(),
+            context: "committing".into(),
+            status: 400,
+            message: "bad".into(),
+        };
+        assert!(!refused.is_retryable());
     }
 }

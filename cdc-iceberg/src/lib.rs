@@ -23,9 +23,11 @@
 //! snapshot (module `promote`).
 //!
 //! The catalog is a SQLite file in the Iceberg JDBC layout ([`catalog`]), so pyiceberg's
-//! `SqlCatalog` and Java's `JdbcCatalog` open the same tables. The snapshot becomes visible when
+//! `SqlCatalog` and Java's `JdbcCatalog` open the same tables; the snapshot becomes visible when
 //! the catalog's `metadata_location` is swapped from the metadata file the attempt read to the
-//! new one; if another writer swapped first, the attempt is redone on the new metadata.
+//! new one. Or it is an Iceberg REST catalog ([`rest`], [`IcebergSinkConfig::rest`]): the
+//! commit sends the snapshot as updates with requirements on what the attempt read. Either way,
+//! if another writer committed first, the attempt is redone on the new metadata.
 //!
 //! ```no_run
 //! # async fn run() -> cdc_core::Result<()> {
@@ -46,9 +48,11 @@ pub mod locate;
 pub mod maintenance;
 pub mod partition;
 mod promote;
+pub mod rest;
 mod rewrite;
 pub mod schema;
 mod table;
+mod table_catalog;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,30 +69,35 @@ use cdc_core::sink::upsert::{resolve_upserts, ChangedKeys};
 use cdc_core::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use iceberg::io::FileIO;
 use iceberg::spec::{FormatVersion, SortOrder, Struct, TableMetadataBuilder};
-use iceberg::MetadataLocation;
 use tokio::sync::OnceCell;
 
 use crate::catalog::SqlCatalog;
 use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::files::{write_data_files, write_equality_deletes, write_position_deletes};
 use crate::locate::{locate, read_all_live, read_kept, Located};
+use crate::rest::RestCatalog;
 use crate::rewrite::RollingWriter;
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
+use crate::table_catalog::{NextMetadata, Pointer, TableCatalog};
 
-pub use config::{BeforeCommitHook, FailPoint, IcebergSinkConfig, WriteMode, DEFAULT_CATALOG_NAME};
+pub use config::{
+    BeforeCommitHook, FailPoint, IcebergSinkConfig, RestCatalogConfig, Secret, WriteMode,
+    DEFAULT_CATALOG_NAME,
+};
 pub use error::{IcebergSinkError, Result};
 pub use table::CHECKPOINT_SUMMARY;
 
 /// Iceberg tables under one local root, registered in `<root>/catalog.db`: table
 /// `<schema>.<table>` is Iceberg namespace `<schema>`, table `<table>`, at
-/// `<root>/<schema>/<table>/`.
+/// `<root>/<schema>/<table>/`. With a REST catalog ([`IcebergSinkConfig::rest`]), the catalog
+/// registers the tables and picks their locations.
 #[derive(Debug, Clone)]
 pub struct IcebergWarehouse {
     root: PathBuf,
     catalog_path: String,
     config: Arc<IcebergSinkConfig>,
-    catalog: Arc<OnceCell<SqlCatalog>>,
+    catalog: Arc<OnceCell<TableCatalog>>,
     io: FileIO,
     conflicts: Arc<AtomicU64>,
 }
@@ -131,9 +140,14 @@ impl IcebergWarehouse {
         &self.root
     }
 
-    /// The SQLite catalog file.
+    /// The SQLite catalog file (unused with a REST catalog).
     pub fn catalog_path(&self) -> &str {
         &self.catalog_path
+    }
+
+    /// The warehouse's settings.
+    pub fn config(&self) -> &IcebergSinkConfig {
+        &self.config
     }
 
     /// The catalog name readers must open the catalog under.
@@ -142,10 +156,30 @@ impl IcebergWarehouse {
     }
 
     /// The catalog (opened on first use).
-    pub async fn catalog(&self) -> Result<&SqlCatalog> {
+    pub(crate) async fn catalog(&self) -> Result<&TableCatalog> {
         self.catalog
-            .get_or_try_init(|| SqlCatalog::open(&self.catalog_path, &self.config.catalog_name))
+            .get_or_try_init(|| async {
+                Ok(match &self.config.rest {
+                    Some(rest) => TableCatalog::Rest(RestCatalog::connect(rest).await?),
+                    None => TableCatalog::Sql(
+                        SqlCatalog::open(&self.catalog_path, &self.config.catalog_name).await?,
+                    ),
+                })
+            })
             .await
+    }
+
+    /// The embedded SQLite catalog; an error when the warehouse uses a REST catalog.
+    pub async fn sql_catalog(&self) -> Result<&SqlCatalog> {
+        match self.catalog().await? {
+            TableCatalog::Sql(sql) => Ok(sql),
+            TableCatalog::Rest(rest) => Err(IcebergSinkError::Rest {
+                catalog: rest.uri().to_string(),
+                context: "opening the SQLite catalog".into(),
+                status: 0,
+                message: "this warehouse commits through a REST catalog".into(),
+            }),
+        }
     }
 
     /// The directory of one table.
@@ -159,9 +193,31 @@ impl IcebergWarehouse {
 
     /// The table's current metadata file, `None` when the catalog has no such table.
     pub async fn metadata_location(&self, table: &TableId) -> Result<Option<String>> {
+        Ok(self.pointer(table).await?.map(|p| p.location))
+    }
+
+    /// Where the catalog points for `table`.
+    pub(crate) async fn pointer(&self, table: &TableId) -> Result<Option<Pointer>> {
+        self.catalog().await?.load(table).await
+    }
+
+    /// Commits `next` on top of `base` (see [`TableCatalog::commit`]); returns the new metadata
+    /// location.
+    pub(crate) async fn commit(
+        &self,
+        table: &TableId,
+        base: &Loaded,
+        next: &NextMetadata,
+    ) -> Result<String> {
         self.catalog()
             .await?
-            .metadata_location(&table.namespace, &table.name)
+            .commit(
+                &self.io,
+                table,
+                &base.metadata_location,
+                &base.metadata,
+                next,
+            )
             .await
     }
 
@@ -216,11 +272,11 @@ impl IcebergSink {
 
     /// The table as the catalog points at it now, `None` when it does not exist yet.
     pub(crate) async fn load(&mut self) -> Result<Option<Loaded>> {
-        let Some(location) = self.warehouse.metadata_location(&self.table).await? else {
+        let Some(pointer) = self.warehouse.pointer(&self.table).await? else {
             return Ok(None);
         };
         Ok(Some(
-            Loaded::load(&self.name(), &self.warehouse.io, &location, &mut self.cache).await?,
+            Loaded::load(&self.name(), &self.warehouse.io, pointer, &mut self.cache).await?,
         ))
     }
 
@@ -254,18 +310,10 @@ impl IcebergSink {
         .and_then(|b| b.build())
         .map_err(error::iceberg_err(&name, "creating table metadata"))?
         .metadata;
-        let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
-        metadata
-            .write_to(&self.warehouse.io, &metadata_location)
-            .await
-            .map_err(error::iceberg_err(&name, "writing the first metadata file"))?;
-        let catalog = self.warehouse.catalog().await?;
-        catalog
-            .create_table(
-                &self.table.namespace,
-                &self.table.name,
-                &metadata_location.to_string(),
-            )
+        self.warehouse
+            .catalog()
+            .await?
+            .create(&self.warehouse.io, &self.table, metadata)
             .await?;
         // Ours, or the one another writer registered first.
         self.load().await?.ok_or_else(|| IcebergSinkError::Layout {
@@ -313,7 +361,8 @@ impl IcebergSink {
             }
             _ => false,
         };
-        let metadata = evolve_metadata(&name, &loaded, &staged)?;
+        let evolved = evolve_metadata(&name, &loaded, &staged)?;
+        let metadata = &evolved.metadata;
         let need_old = !keys.unchanged.is_empty();
         let equality = self.warehouse.config.write_mode == WriteMode::EqualityDeletes;
         if equality && !metadata.default_partition_spec().is_unpartitioned() {
@@ -328,7 +377,7 @@ impl IcebergSink {
 
         // A whole-table rewrite streams: each data file's live rows are written as read.
         let mut rewriter =
-            rewrite_all.then(|| RollingWriter::new(&name, &io, &metadata, merged.clone()));
+            rewrite_all.then(|| RollingWriter::new(&name, &io, metadata, merged.clone()));
         let (kept, located) = if changes.truncate {
             staged.remove_all = true;
             let located = Located {
@@ -402,13 +451,13 @@ impl IcebergSink {
                 out.push(rows).await?;
                 out.finish().await?.0
             }
-            None => write_data_files(&name, &io, &metadata, &rows).await?,
+            None => write_data_files(&name, &io, metadata, &rows).await?,
         };
         if equality && !staged.remove_all {
             if !keys.is_empty() {
                 let key_rows = changed_keys_batch(&self.table, &keys)?;
                 staged.deletes =
-                    vec![write_equality_deletes(&name, &io, &metadata, &key_rows).await?];
+                    vec![write_equality_deletes(&name, &io, metadata, &key_rows).await?];
             }
         } else if !staged.remove_all && !copy_on_write && !located.positions.is_empty() {
             let partitions: HashMap<&str, &Struct> = loaded
@@ -417,14 +466,14 @@ impl IcebergSink {
                 .map(|f| (f.path(), f.entry.data_file.partition()))
                 .collect();
             staged.deletes =
-                write_position_deletes(&name, &io, &metadata, &located.positions, &partitions)
+                write_position_deletes(&name, &io, metadata, &located.positions, &partitions)
                     .await?;
         }
         let mut full = committed.clone();
         full.merge(&changes.checkpoint);
         staged.checkpoint = full.to_json();
-        let (new_location, snapshot_id) =
-            write_snapshot(&name, &io, &loaded, metadata, &staged).await?;
+        let next = write_snapshot(&name, &io, &loaded, evolved, &staged).await?;
+        let snapshot_id = next.snapshot_id().unwrap_or_default();
 
         if self.fail_now(FailPoint::AfterDataFiles) {
             return Err(IcebergSinkError::FailPoint {
@@ -435,25 +484,7 @@ impl IcebergSink {
         if let Some(hook) = &self.warehouse.config.before_commit {
             (hook.0)().await;
         }
-        let swapped = self
-            .warehouse
-            .catalog()
-            .await?
-            .swap(
-                &self.table.namespace,
-                &self.table.name,
-                &loaded.metadata_location,
-                &new_location,
-            )
-            .await?;
-        if !swapped {
-            // Definitive: nothing will ever reference this attempt's files.
-            attempt::discard(&name, &io, &new_location, Some(snapshot_id)).await;
-            return Err(IcebergSinkError::CommitConflict {
-                table: name,
-                expected: loaded.metadata_location,
-            });
-        }
+        self.warehouse.commit(&self.table, &loaded, &next).await?;
         self.commits += 1;
         if self.fail_now(FailPoint::AfterCommit) {
             return Err(IcebergSinkError::FailPoint {

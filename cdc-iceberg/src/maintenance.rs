@@ -23,12 +23,13 @@ use std::path::Path;
 use cdc_core::model::TableId;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::attempt::{discard, with_retries};
-use crate::commit::{evolve_metadata, next_metadata_location, write_snapshot, Staged};
+use crate::attempt::with_retries;
+use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::locate::read_all_live;
 use crate::rewrite::RollingWriter;
 use crate::table::{checkpoint_ancestry, manifest_list, FileCache, Loaded};
+use crate::table_catalog::NextMetadata;
 use crate::IcebergWarehouse;
 
 /// What [`compact`] did.
@@ -44,40 +45,15 @@ pub struct Compacted {
     pub rows: u64,
 }
 
-/// Swaps the catalog pointer or reports a conflict, after deleting the files of the lost
-/// attempt (`new` and, for a new snapshot, what it added).
-async fn swap(
-    warehouse: &IcebergWarehouse,
-    table: &TableId,
-    expected: &str,
-    new: &str,
-    snapshot_id: Option<i64>,
-) -> Result<()> {
-    let swapped = warehouse
-        .catalog()
-        .await?
-        .swap(&table.namespace, &table.name, expected, new)
-        .await?;
-    if swapped {
-        Ok(())
-    } else {
-        discard(&table.to_string(), warehouse.file_io(), new, snapshot_id).await;
-        Err(IcebergSinkError::CommitConflict {
-            table: table.to_string(),
-            expected: expected.to_string(),
-        })
-    }
-}
-
 async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Loaded>> {
-    let Some(location) = warehouse.metadata_location(table).await? else {
+    let Some(pointer) = warehouse.pointer(table).await? else {
         return Ok(None);
     };
     Ok(Some(
         Loaded::load(
             &table.to_string(),
             warehouse.file_io(),
-            &location,
+            pointer,
             &mut FileCache::default(),
         )
         .await?,
@@ -104,9 +80,9 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
             checkpoint: loaded.checkpoint(&name)?.to_json(),
             ..Staged::default()
         };
-        let metadata = evolve_metadata(&name, &loaded, &staged)?;
+        let evolved = evolve_metadata(&name, &loaded, &staged)?;
         // Streamed: one data file's live rows at a time, written with rollover.
-        let mut out = RollingWriter::new(&name, io, &metadata, merged.clone());
+        let mut out = RollingWriter::new(&name, io, &evolved.metadata, merged.clone());
         read_all_live(
             table,
             io,
@@ -119,15 +95,9 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
         .await?;
         let rows;
         (staged.data, rows) = out.finish().await?;
-        let (location, snapshot_id) = write_snapshot(&name, io, &loaded, metadata, &staged).await?;
-        swap(
-            warehouse,
-            table,
-            &loaded.metadata_location,
-            &location,
-            Some(snapshot_id),
-        )
-        .await?;
+        let next = write_snapshot(&name, io, &loaded, evolved, &staged).await?;
+        let snapshot_id = next.snapshot_id().unwrap_or_default();
+        warehouse.commit(table, &loaded, &next).await?;
         Ok(Some(Compacted {
             snapshot_id,
             data_files: (loaded.data_files.len(), staged.data.len()),
@@ -150,19 +120,17 @@ pub async fn expire_snapshots(
     let name = table.to_string();
     let io = warehouse.file_io();
     let expired = with_retries(warehouse, table, || async {
-        let Some(current) = warehouse.metadata_location(table).await? else {
+        let Some(loaded) = load(warehouse, table).await? else {
             return Ok(None);
         };
-        let metadata = TableMetadata::read_from(io, &current)
-            .await
-            .map_err(iceberg_err(&name, format!("reading {current}")))?;
+        let metadata = &loaded.metadata;
         let mut snapshots: Vec<_> = metadata.snapshots().cloned().collect();
         snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
         let keep_current = metadata.current_snapshot_id();
         // The newest snapshot carrying the source checkpoint, and every snapshot between it
         // and the current one (another engine's snapshots on top), stay: the checkpoint is
         // found by walking parent links from the current snapshot.
-        let keep: HashSet<i64> = checkpoint_ancestry(&name, &metadata)?
+        let keep: HashSet<i64> = checkpoint_ancestry(&name, metadata)?
             .iter()
             .map(|s| s.snapshot_id())
             .collect();
@@ -180,18 +148,21 @@ pub async fn expire_snapshots(
         if drop.is_empty() {
             return Ok(None);
         }
-        let before = referenced_by(&name, io, &metadata).await?;
-        let next = TableMetadataBuilder::new_from_metadata(metadata, Some(current.clone()))
-            .remove_snapshots(&drop)
-            .build()
-            .map_err(iceberg_err(&name, "removing snapshots"))?
-            .metadata;
-        let after = referenced_by(&name, io, &next).await?;
-        let location = next_metadata_location(&name, &current)?;
-        next.write_to(io, &location)
-            .await
-            .map_err(iceberg_err(&name, format!("writing {location}")))?;
-        swap(warehouse, table, &current, &location.to_string(), None).await?;
+        let before = referenced_by(&name, io, metadata).await?;
+        let built = TableMetadataBuilder::new_from_metadata(
+            metadata.clone(),
+            Some(loaded.metadata_location.clone()),
+        )
+        .remove_snapshots(&drop)
+        .build()
+        .map_err(iceberg_err(&name, "removing snapshots"))?;
+        let after = referenced_by(&name, io, &built.metadata).await?;
+        let next = NextMetadata {
+            metadata: built.metadata,
+            updates: built.changes,
+            snapshot: None,
+        };
+        warehouse.commit(table, &loaded, &next).await?;
         Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
     })
     .await?;
@@ -245,23 +216,38 @@ pub async fn referenced_files(
     warehouse: &IcebergWarehouse,
     table: &TableId,
 ) -> Result<HashSet<String>> {
+    Ok(located_references(warehouse, table)
+        .await?
+        .map(|(_, files)| files)
+        .unwrap_or_default())
+}
+
+/// The table's location and every file its current metadata still references; `None` without
+/// a table.
+async fn located_references(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+) -> Result<Option<(String, HashSet<String>)>> {
     let name = table.to_string();
     let io = warehouse.file_io();
-    let Some(current) = warehouse.metadata_location(table).await? else {
-        return Ok(HashSet::new());
+    let Some(pointer) = warehouse.pointer(table).await? else {
+        return Ok(None);
     };
-    let metadata = TableMetadata::read_from(io, &current)
-        .await
-        .map_err(iceberg_err(&name, format!("reading {current}")))?;
+    let metadata = match pointer.metadata {
+        Some(metadata) => metadata,
+        None => TableMetadata::read_from(io, &pointer.location)
+            .await
+            .map_err(iceberg_err(&name, format!("reading {}", pointer.location)))?,
+    };
     let mut files = referenced_by(&name, io, &metadata).await?;
-    files.insert(current.clone());
+    files.insert(pointer.location);
     files.extend(
         metadata
             .metadata_log()
             .iter()
             .map(|m| m.metadata_file.clone()),
     );
-    Ok(files)
+    Ok(Some((metadata.location().to_string(), files)))
 }
 
 fn walk(dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
@@ -279,19 +265,29 @@ fn walk(dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Files under the table's directory that no metadata references, sorted.
+/// Files under the table's directory that no metadata references, sorted (with a REST
+/// catalog, its metadata files are never listed).
 pub async fn orphan_files(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Vec<String>> {
-    let referenced = referenced_files(warehouse, table).await?;
-    let location = warehouse.table_location(table);
+    let Some((location, referenced)) = located_references(warehouse, table).await? else {
+        return Ok(Vec::new());
+    };
+    let location = location
+        .strip_prefix("file://")
+        .unwrap_or(&location)
+        .to_string();
     let mut all = Vec::new();
     walk(Path::new(&location), &mut all).map_err(|e| IcebergSinkError::File {
         table: table.to_string(),
         path: location.clone(),
         message: format!("listing the table directory: {e}"),
     })?;
+    // A REST catalog writes the metadata files and may keep old ones for its own history
+    // without listing them in the metadata log: they are the catalog's to delete.
+    let catalog_owns_metadata = warehouse.config().rest.is_some();
     let mut orphans: Vec<String> = all
         .into_iter()
         .filter(|p| !referenced.contains(p) && !referenced.contains(&format!("file://{p}")))
+        .filter(|p| !(catalog_owns_metadata && p.ends_with(".metadata.json")))
         .collect();
     orphans.sort();
     Ok(orphans)

@@ -15,6 +15,7 @@ use iceberg::spec::{
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::files::read_position_deletes;
 use crate::schema::logical_from_properties;
+use crate::table_catalog::Pointer;
 
 /// Snapshot summary key holding the table's whole checkpoint after the snapshot (JSON).
 pub const CHECKPOINT_SUMMARY: &str = "cdc-lake.checkpoint";
@@ -122,16 +123,21 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    /// Reads the metadata file at `metadata_location` and the current snapshot's manifests.
+    /// Reads the metadata the catalog points at (unless the catalog sent it) and the current
+    /// snapshot's manifests.
     pub async fn load(
         table: &str,
         io: &FileIO,
-        metadata_location: &str,
+        pointer: Pointer,
         cache: &mut FileCache,
     ) -> Result<Loaded> {
-        let metadata = TableMetadata::read_from(io, metadata_location)
-            .await
-            .map_err(iceberg_err(&table, format!("reading {metadata_location}")))?;
+        let metadata_location = pointer.location.as_str();
+        let metadata = match pointer.metadata {
+            Some(metadata) => metadata,
+            None => TableMetadata::read_from(io, metadata_location)
+                .await
+                .map_err(iceberg_err(&table, format!("reading {metadata_location}")))?,
+        };
         let (logical, key_columns) = logical_from_properties(table, metadata.properties())?;
         let mut loaded = Loaded {
             metadata_location: metadata_location.to_string(),

@@ -58,7 +58,7 @@ async fn foreign_commit(warehouse: &IcebergWarehouse, table: &TableId, expire: &
         .with_next_version();
     next.write_to(warehouse.file_io(), &location).await.unwrap();
     let swapped = warehouse
-        .catalog()
+        .sql_catalog()
         .await
         .unwrap()
         .swap(

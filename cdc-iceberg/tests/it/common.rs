@@ -116,9 +116,28 @@ fn run_reader(script: &str, args: &[&str]) -> RecordBatch {
     rows_from_python_reader(&script, args)
 }
 
-/// The table read by pyiceberg's SqlCatalog on our catalog file.
+/// The table read by pyiceberg: its SqlCatalog on our catalog file, or its RestCatalog from
+/// the warehouse's REST catalog.
 pub async fn read_with_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     let (logical, _) = logical_schema(warehouse, table).await;
+    if let Some(rest) = &warehouse.config().rest {
+        let token = tempfile::NamedTempFile::new().unwrap();
+        let secret = rest.token.as_ref().expect("REST tests hand over a token");
+        std::fs::write(token.path(), secret.expose()).unwrap();
+        let mut namespace = rest.parent_namespace.clone();
+        namespace.push(table.namespace.clone());
+        let rows = run_reader(
+            "pyiceberg_rest.py",
+            &[
+                &rest.uri,
+                rest.prefix.as_deref().unwrap_or(""),
+                &namespace.join("."),
+                &table.name,
+                token.path().to_str().unwrap(),
+            ],
+        );
+        return to_logical(&rows, &logical);
+    }
     let rows = run_reader(
         "pyiceberg_sql.py",
         &[

@@ -60,12 +60,16 @@ fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> Chang
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writer_between_read_and_swap_is_retried() {
+    concurrent_writer_is_retried(IcebergSinkConfig::default()).await;
+}
+
+/// The concurrent-writer case on warehouses with the catalog settings of `base`.
+pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
     let scenario = Scenario::load("crud");
     let table = TableId::new("public", "customers");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("wh");
-    let other =
-        IcebergWarehouse::new(root.to_str().unwrap(), IcebergSinkConfig::default()).unwrap();
+    let other = IcebergWarehouse::new(root.to_str().unwrap(), base.clone()).unwrap();
     let other_commits = Arc::new(AtomicI64::new(0));
     let (hook_other, hook_commits, hook_table) =
         (other.clone(), other_commits.clone(), table.clone());
@@ -90,7 +94,7 @@ async fn concurrent_writer_between_read_and_swap_is_retried() {
     }));
     let config = IcebergSinkConfig {
         before_commit: Some(hook),
-        ..IcebergSinkConfig::default()
+        ..base
     };
     let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();
     sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)

@@ -13,4 +13,5 @@ mod maintenance;
 mod modes;
 mod partitioned;
 mod promotion;
+mod rest;
 mod stepwise;

@@ -1,0 +1,201 @@
+//! The catalog a warehouse commits through: the embedded SQLite catalog ([`SqlCatalog`]) or a
+//! REST catalog ([`RestCatalog`]), behind the three things a writer does with one: read where
+//! a table is, create it, and commit new metadata on top of what it read.
+
+use cdc_core::model::TableId;
+use iceberg::io::FileIO;
+use iceberg::spec::{Snapshot, TableMetadata, MAIN_BRANCH};
+use iceberg::{MetadataLocation, TableRequirement, TableUpdate};
+
+use crate::attempt::discard;
+use crate::catalog::SqlCatalog;
+use crate::commit::next_metadata_location;
+use crate::error::{iceberg_err, IcebergSinkError, Result};
+use crate::rest::{RestCatalog, RestCommit};
+
+/// Where a catalog points for a table.
+#[derive(Debug, Clone)]
+pub(crate) struct Pointer {
+    /// The current metadata file.
+    pub location: String,
+    /// Its contents, when the catalog sent them along (REST).
+    pub metadata: Option<TableMetadata>,
+}
+
+/// New table metadata built on what a writer read, with the updates that lead there.
+#[derive(Debug, Clone)]
+pub(crate) struct NextMetadata {
+    pub metadata: TableMetadata,
+    /// The changes from the metadata read, in REST form.
+    pub updates: Vec<TableUpdate>,
+    /// The snapshot the commit adds, if any.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl NextMetadata {
+    pub fn snapshot_id(&self) -> Option<i64> {
+        self.snapshot.as_ref().map(Snapshot::snapshot_id)
+    }
+}
+
+/// The catalog of a warehouse.
+#[derive(Debug)]
+pub(crate) enum TableCatalog {
+    Sql(SqlCatalog),
+    Rest(RestCatalog),
+}
+
+impl TableCatalog {
+    /// Where the catalog points for `table`, `None` when it has no such table.
+    pub async fn load(&self, table: &TableId) -> Result<Option<Pointer>> {
+        match self {
+            TableCatalog::Sql(sql) => Ok(sql
+                .metadata_location(&table.namespace, &table.name)
+                .await?
+                .map(|location| Pointer {
+                    location,
+                    metadata: None,
+                })),
+            TableCatalog::Rest(rest) => Ok(rest
+                .load_table(&table.namespace, &table.name)
+                .await?
+                .map(|t| Pointer {
+                    location: t.metadata_location,
+                    metadata: Some(t.metadata),
+                })),
+        }
+    }
+
+    /// Registers a new table from `metadata` (built for the warehouse's own location; a REST
+    /// catalog picks its location itself). Another writer creating it first is not an error.
+    pub async fn create(
+        &self,
+        io: &FileIO,
+        table: &TableId,
+        metadata: TableMetadata,
+    ) -> Result<()> {
+        let name = table.to_string();
+        match self {
+            TableCatalog::Sql(sql) => {
+                let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
+                metadata
+                    .write_to(io, &location)
+                    .await
+                    .map_err(iceberg_err(&name, "writing the first metadata file"))?;
+                sql.create_table(&table.namespace, &table.name, &location.to_string())
+                    .await?;
+            }
+            TableCatalog::Rest(rest) => {
+                rest.create_table(
+                    &table.namespace,
+                    &table.name,
+                    metadata.current_schema(),
+                    metadata.default_partition_spec(),
+                    metadata.default_sort_order(),
+                    metadata.properties(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `next` the table's metadata if the table is still at `base` (read from
+    /// `base_location`), and returns the new metadata location. A lost race is
+    /// [`IcebergSinkError::CommitConflict`], after the attempt's files are deleted; a REST
+    /// commit with an unknown outcome that the table does not show is
+    /// [`IcebergSinkError::CommitUnknown`] (its files are kept: it may still be in flight).
+    pub async fn commit(
+        &self,
+        io: &FileIO,
+        table: &TableId,
+        base_location: &str,
+        base: &TableMetadata,
+        next: &NextMetadata,
+    ) -> Result<String> {
+        let name = table.to_string();
+        match self {
+            TableCatalog::Sql(sql) => {
+                let location = next_metadata_location(&name, base_location)?;
+                next.metadata
+                    .write_to(io, &location)
+                    .await
+                    .map_err(iceberg_err(&name, format!("writing {location}")))?;
+                let location = location.to_string();
+                if sql
+                    .swap(&table.namespace, &table.name, base_location, &location)
+                    .await?
+                {
+                    return Ok(location);
+                }
+                // Definitive: nothing will ever reference this attempt's files.
+                discard(&name, io, Some(&location), next.snapshot.as_ref()).await;
+                Err(IcebergSinkError::CommitConflict {
+                    table: name,
+                    expected: base_location.to_string(),
+                })
+            }
+            TableCatalog::Rest(rest) => {
+                let requirements = requirements(base, next);
+                match rest
+                    .commit(&table.namespace, &table.name, &requirements, &next.updates)
+                    .await?
+                {
+                    RestCommit::Committed(t) => Ok(t.metadata_location),
+                    RestCommit::Conflict(message) => {
+                        tracing::debug!(table = %name, message, "REST commit refused");
+                        discard(&name, io, None, next.snapshot.as_ref()).await;
+                        Err(IcebergSinkError::CommitConflict {
+                            table: name,
+                            expected: base_location.to_string(),
+                        })
+                    }
+                    RestCommit::Unknown(message) => {
+                        tracing::warn!(table = %name, message, "REST commit outcome unknown; reading the table again");
+                        let now = rest.load_table(&table.namespace, &table.name).await?;
+                        let landed = now.filter(|t| {
+                            next.snapshot_id()
+                                .is_some_and(|id| t.metadata.snapshot_by_id(id).is_some())
+                        });
+                        match landed {
+                            Some(t) => Ok(t.metadata_location),
+                            None => Err(IcebergSinkError::CommitUnknown {
+                                table: name,
+                                message,
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a REST commit asserts of the table it builds on: the same table, the `main` branch at
+/// the snapshot read (so two commits on one parent cannot both land, and a commit whose outcome
+/// was lost cannot land after its retry), and, when the schema changes, the schema and last
+/// column id read.
+fn requirements(base: &TableMetadata, next: &NextMetadata) -> Vec<TableRequirement> {
+    let mut out = vec![
+        TableRequirement::UuidMatch { uuid: base.uuid() },
+        TableRequirement::RefSnapshotIdMatch {
+            r#ref: MAIN_BRANCH.to_string(),
+            snapshot_id: base.current_snapshot_id(),
+        },
+    ];
+    let schema_changes = next.updates.iter().any(|u| {
+        matches!(
+            u,
+            TableUpdate::AddSchema { .. } | TableUpdate::SetCurrentSchema { .. }
+        )
+    });
+    if schema_changes {
+        out.push(TableRequirement::CurrentSchemaIdMatch {
+            current_schema_id: base.current_schema_id(),
+        });
+        out.push(TableRequirement::LastAssignedFieldIdMatch {
+            last_assigned_field_id: base.last_column_id(),
+        });
+    }
+    out
+}

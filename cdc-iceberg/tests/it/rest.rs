@@ -1,0 +1,424 @@
+//! The REST catalog path against a real Iceberg REST catalog server: Lakana (PyPI
+//! `lakana-server`, which checks requirements and applies updates with pyiceberg's own code),
+//! started on 127.0.0.1 with a SQLite database and a `file://` warehouse, from the venv `.ci/run`
+//! creates (`$CDC_LAKE_LAKANA_VENV`, default `~/.cache/cdc-lake/venv-lakana`).
+//!
+//! Lakana picks table locations itself and only lets tables live under the namespaces `bronze`,
+//! `silver` and `gold`, so the tests put every source schema under `bronze`
+//! ([`RestCatalogConfig::parent_namespace`]).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdc_core::model::Checkpoint;
+use cdc_core::testing::{schemaless_hints, Scenario};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, RestCatalogConfig, Secret};
+use iceberg::spec::TableMetadata;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{assert_expected, metadata_location, sync, Readers};
+
+/// A Lakana server of its own (stopped on drop).
+pub struct Lakana {
+    child: Child,
+    _dir: tempfile::TempDir,
+    uri: String,
+    token: String,
+}
+
+impl Drop for Lakana {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lakana_venv() -> PathBuf {
+    if let Ok(v) = std::env::var("CDC_LAKE_LAKANA_VENV") {
+        return PathBuf::from(v);
+    }
+    match std::env::var("CDC_LAKE_VENV") {
+        Ok(v) => PathBuf::from(format!("{v}-lakana")),
+        Err(_) => PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/cdc-lake/venv-lakana"),
+    }
+}
+
+impl Lakana {
+    /// Starts a server, or returns `None` (after saying so) when its venv is missing; under `CI`
+    /// a missing venv is a failure, not a skip.
+    pub async fn start() -> Option<Lakana> {
+        let server = lakana_venv().join("bin/lakana-server");
+        if !server.exists() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{} not found; .ci/run installs lakana-server",
+                server.display()
+            );
+            eprintln!("skipping: {} not found", server.display());
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let token_file = dir.path().join("admin-token");
+        let env = [
+            (
+                "LAKANA_DATABASE__URL",
+                format!("sqlite:///{}", dir.path().join("catalog.db").display()),
+            ),
+            ("LAKANA_BOOTSTRAP_ADMIN", "admin".into()),
+            (
+                "LAKANA_BOOTSTRAP_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("LAKANA_HOST", "127.0.0.1".into()),
+            ("LAKANA_PORT", port.to_string()),
+            ("LAKANA_LOG__LEVEL", "WARNING".into()),
+            ("LAKANA_LOG__ACCESS", "false".into()),
+        ];
+        let log_path = dir.path().join("lakana.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let migrated = Command::new(&server)
+            .arg("migrate")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log.try_clone().unwrap())
+            .status()
+            .unwrap();
+        assert!(migrated.success(), "lakana-server migrate: {}", log_text());
+        let mut child = Command::new(&server)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let uri = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let healthy = http
+                .get(format!("{uri}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|a| a.status().is_success());
+            if healthy {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("lakana-server exited ({status}): {}", log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lakana-server not up: {}",
+                log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let token = std::fs::read_to_string(&token_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        let warehouse = dir.path().join("warehouse");
+        std::fs::create_dir_all(&warehouse).unwrap();
+        // The environment `test` is the REST prefix; its storage is the local warehouse.
+        let created = http
+            .post(format!("{uri}/api/v1/environments"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": "test",
+                "storage": {"scheme": "file", "root": format!("file://{}", warehouse.display())},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            created.status().is_success(),
+            "creating the environment: {}",
+            created.status()
+        );
+        Some(Lakana {
+            child,
+            _dir: dir,
+            uri,
+            token,
+        })
+    }
+
+    /// Sink settings committing through this server (through `uri` when given: a proxy),
+    /// with tables under `bronze.<extra...>.<schema>`.
+    pub fn config(&self, uri: Option<&str>, extra_namespace: &[&str]) -> IcebergSinkConfig {
+        let mut parent_namespace = vec!["bronze".to_string()];
+        parent_namespace.extend(extra_namespace.iter().map(|s| s.to_string()));
+        IcebergSinkConfig {
+            rest: Some(RestCatalogConfig {
+                uri: uri.unwrap_or(&self.uri).to_string(),
+                prefix: Some("test".into()),
+                parent_namespace,
+                token: Some(Secret::new(self.token.clone())),
+                ..RestCatalogConfig::default()
+            }),
+            ..IcebergSinkConfig::default()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_through_a_rest_catalog() {
+    let Some(lakana) = Lakana::start().await else {
+        return;
+    };
+    for scenario in Scenario::all() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = IcebergWarehouse::new(
+            dir.path().join("wh").to_str().unwrap(),
+            lakana.config(None, &[&scenario.name]),
+        )
+        .unwrap();
+        let hints = schemaless_hints(&scenario).await;
+        let stats = sync(&scenario, dir.path(), 40, hints, &warehouse)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", scenario.name));
+        assert!(stats.commits > 0);
+        assert_expected(&scenario, &warehouse, Readers::ALL).await;
+        // The tables live where the catalog put them, not under the local warehouse.
+        for (table, _) in &scenario.tables {
+            let location = metadata_location(&warehouse, table).await;
+            assert!(location.starts_with("file://"), "{location}");
+            assert!(
+                !location.contains(dir.path().to_str().unwrap()),
+                "{location}"
+            );
+        }
+        let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
+            .await
+            .unwrap();
+        assert_eq!(again.commits, 0, "{}: replay committed", scenario.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writer_through_a_rest_catalog_is_retried() {
+    let Some(lakana) = Lakana::start().await else {
+        return;
+    };
+    crate::concurrency::concurrent_writer_is_retried(lakana.config(None, &[])).await;
+}
+
+/// What the proxy does with one commit request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Forwarded, answer relayed.
+    Pass,
+    /// Forwarded (the catalog applies it), answered 502 instead of the catalog's answer.
+    AnswerLost,
+    /// Not forwarded, answered 503.
+    RequestLost,
+}
+
+/// An HTTP/1.1 proxy in front of the catalog that plays `plan` on commit requests (POSTs to a
+/// table) and relays everything else. One request per connection.
+async fn lossy_proxy(upstream: String, plan: Arc<Mutex<VecDeque<Commit>>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, plan, http) = (upstream.clone(), plan.clone(), http.clone());
+            tokio::spawn(async move {
+                let _ = relay(socket, &upstream, &plan, &http).await;
+            });
+        }
+    });
+    uri
+}
+
+async fn relay(
+    mut socket: TcpStream,
+    upstream: &str,
+    plan: &Mutex<VecDeque<Commit>>,
+    http: &reqwest::Client,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap().split(' ');
+    let (method, path) = (request_line.next().unwrap(), request_line.next().unwrap());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..head_end + length].to_vec();
+    let is_commit = method == "POST" && path.contains("/tables/");
+    let action = if is_commit {
+        plan.lock().unwrap().pop_front().unwrap_or(Commit::Pass)
+    } else {
+        Commit::Pass
+    };
+    let (status, answer) = if action == Commit::RequestLost {
+        (503, r#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#.as_bytes().to_vec())
+    } else {
+        let mut request = http.request(method.parse().unwrap(), format!("{upstream}{path}"));
+        for (k, v) in &headers {
+            if k == "authorization" || k == "content-type" {
+                request = request.header(k, v);
+            }
+        }
+        let answer = request.body(body).send().await.unwrap();
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.unwrap().to_vec();
+        if action == Commit::AnswerLost {
+            (502, b"<html>bad gateway</html>".to_vec())
+        } else {
+            (status, bytes)
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(&answer).await?;
+    socket.shutdown().await
+}
+
+/// Commits whose answer is lost (the catalog applied them) are recognised as committed, not
+/// redone; commits whose request is lost are redone. Either way every change lands exactly
+/// once and every snapshot carries a newer checkpoint than its parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_with_lost_answers_land_exactly_once() {
+    let Some(lakana) = Lakana::start().await else {
+        return;
+    };
+    use Commit::*;
+    let plan = Arc::new(Mutex::new(VecDeque::from([
+        Pass,
+        AnswerLost,
+        Pass,
+        RequestLost,
+        AnswerLost,
+        RequestLost,
+        RequestLost,
+        Pass,
+        AnswerLost,
+    ])));
+    let proxy = lossy_proxy(lakana.uri.clone(), plan.clone()).await;
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = IcebergWarehouse::new(
+        dir.path().join("wh").to_str().unwrap(),
+        lakana.config(Some(&proxy), &[]),
+    )
+    .unwrap();
+    let stats = sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert!(
+        plan.lock().unwrap().is_empty(),
+        "the scenario made too few commits ({})",
+        stats.commits
+    );
+    // Three lost requests were retried; lost answers were not.
+    assert_eq!(warehouse.conflicts_retried(), 3);
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+
+    let mut total = 0;
+    for (table, _) in &scenario.tables {
+        let metadata = TableMetadata::read_from(
+            warehouse.file_io(),
+            &metadata_location(&warehouse, table).await,
+        )
+        .await
+        .unwrap();
+        // One snapshot per commit of the pipeline, each with a checkpoint its parent's does not
+        // cover (a redone commit would repeat one).
+        let mut seen = HashSet::new();
+        let mut parent: Option<Checkpoint> = None;
+        let mut snapshots: Vec<_> = metadata.snapshots().collect();
+        snapshots.sort_by_key(|s| s.sequence_number());
+        for s in &snapshots {
+            let text = &s.summary().additional_properties[cdc_iceberg::CHECKPOINT_SUMMARY];
+            let checkpoint = Checkpoint::from_json(text).unwrap();
+            assert!(seen.insert(text.clone()), "{table}: checkpoint twice");
+            if let Some(p) = &parent {
+                assert!(!checkpoint.is_covered_by(p), "{table}: no progress");
+            }
+            parent = Some(checkpoint);
+        }
+        total += snapshots.len();
+    }
+    assert_eq!(total as u64, stats.commits);
+}
+
+/// Compaction commits through the catalog like any snapshot; Lakana refuses snapshot expiry
+/// over REST (it expires snapshots itself), and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_through_a_rest_catalog() {
+    let Some(lakana) = Lakana::start().await else {
+        return;
+    };
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = IcebergWarehouse::new(
+        dir.path().join("wh").to_str().unwrap(),
+        lakana.config(None, &[]),
+    )
+    .unwrap();
+    sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let (table, _) = scenario.tables.first().unwrap();
+    let compacted = cdc_iceberg::maintenance::compact(&warehouse, table)
+        .await
+        .unwrap()
+        .expect("deletes to compact");
+    assert!(compacted.delete_files > 0, "{compacted:?}");
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    let refused = cdc_iceberg::maintenance::expire_snapshots(&warehouse, table, i64::MAX, 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("HTTP 403"), "{refused}");
+    assert!(
+        !refused.contains(&lakana.token),
+        "the token leaked: {refused}"
+    );
+    // Nothing changed.
+    assert_expected(&scenario, &warehouse, Readers::RUST_ONLY).await;
+}
