@@ -20,6 +20,7 @@ use crate::decode::debezium::numeric::{parse_time, parse_timestamp};
 use crate::model::TableId;
 use crate::render::render_rows;
 
+pub mod bench;
 mod postgres;
 mod readers;
 mod stepwise;

@@ -1,5 +1,6 @@
 //! Upsert benchmark for Iceberg: one batch of CDC changes (70 % updates and 10 % deletes of
-//! existing keys, 20 % inserts of new keys, uniformly spread) into a large table, applied by
+//! existing keys, 20 % inserts of new keys; keys uniform, skewed to recent rows, or recent
+//! only: `cdc_core::testing::bench`) into a large table, applied by
 //!
 //! - `cdc`: `IcebergSink::apply` (merge-on-read, position deletes: one snapshot);
 //! - `cow`: the same sink in copy-on-write mode;
@@ -14,7 +15,7 @@
 //! of the result is timed (read-after-write) and its digest printed. Peak memory is `VmHWM`.
 //!
 //! ```text
-//! cargo run --release -p cdc-iceberg --example iceberg_bench -- <cdc|cow|floor|setup> <dir> [rows] [changes]
+//! cargo run --release -p cdc-iceberg --example iceberg_bench -- <cdc|cow|floor|setup> <dir> [rows] [changes] [uniform|skewed|recent]
 //! ```
 //!
 //! `setup` only builds the table and writes the change batch to `<dir>/changes.parquet` (an `op`
@@ -32,6 +33,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::TableSink;
+use cdc_core::testing::bench::{change_keys, KeyDistribution};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::TryStreamExt;
 use iceberg::spec::TableMetadata;
@@ -102,30 +104,15 @@ fn change_set(upserts: RecordBatch, deletes: &[i64], offset: i64) -> ChangeSet {
     }
 }
 
-/// The change batch: (updated ids, deleted ids, inserted ids), drawn with a fixed stride so
-/// every run and every mode gets the same keys.
-fn changes(table_rows: usize, changes: usize) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-    let n = table_rows as u64;
-    // A stride coprime with the table size walks distinct keys spread over the whole range.
-    let mut stride = 7_919u64;
-    while gcd(stride, n) != 1 {
-        stride += 2;
-    }
-    let existing: Vec<i64> = (0..(changes * 8 / 10) as u64)
-        .map(|k| ((k * stride) % n) as i64)
-        .collect();
-    let updates = existing[..changes * 7 / 10].to_vec();
-    let deletes = existing[changes * 7 / 10..].to_vec();
-    let inserts = (table_rows as i64..(table_rows + changes * 2 / 10) as i64).collect();
-    (updates, deletes, inserts)
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
+/// The change batch: (updated ids, deleted ids, inserted ids), the same keys as every format's
+/// benchmark draws ([`change_keys`]).
+fn changes(
+    table_rows: usize,
+    changes: usize,
+    distribution: KeyDistribution,
+) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let keys = change_keys(table_rows as i64, changes as i64, distribution);
+    (keys.updates, keys.deletes, keys.inserts)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -171,8 +158,13 @@ async fn setup(
 }
 
 /// The change batch as one Parquet file with an `op` column, for the pyiceberg peer.
-fn write_changes_parquet(path: &str, table_rows: usize, n: usize) -> Result<(), BoxError> {
-    let (updates, deletes, inserts) = changes(table_rows, n);
+fn write_changes_parquet(
+    path: &str,
+    table_rows: usize,
+    n: usize,
+    distribution: KeyDistribution,
+) -> Result<(), BoxError> {
+    let (updates, deletes, inserts) = changes(table_rows, n, distribution);
     let upserted: Vec<i64> = updates.iter().chain(&inserts).copied().collect();
     let up = rows(&upserted, 1);
     let del = rows(&deletes, 0);
@@ -244,9 +236,14 @@ async fn scan(wh: &IcebergWarehouse) -> Result<(f64, usize, i64, f64), BoxError>
 }
 
 /// The floor: key column of candidate files, changed positions, delete file and new rows.
-async fn floor(wh: &IcebergWarehouse, table_rows: usize, n: usize) -> Result<f64, BoxError> {
+async fn floor(
+    wh: &IcebergWarehouse,
+    table_rows: usize,
+    n: usize,
+    distribution: KeyDistribution,
+) -> Result<f64, BoxError> {
     let (_, metadata) = metadata(wh).await?;
-    let (updates, deletes, inserts) = changes(table_rows, n);
+    let (updates, deletes, inserts) = changes(table_rows, n, distribution);
     let start = Instant::now();
     // Every data file path (the floor may use the manifests' file list; it is not timed apart).
     let data_dir = format!("{}/data", metadata.location());
@@ -311,11 +308,13 @@ async fn floor(wh: &IcebergWarehouse, table_rows: usize, n: usize) -> Result<f64
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: iceberg_bench <cdc|cow|floor|setup> <dir> [rows] [changes]";
+    let usage =
+        "usage: iceberg_bench <cdc|cow|floor|setup> <dir> [rows] [changes] [uniform|skewed|recent]";
     let mode = args.get(1).ok_or(usage)?.clone();
     let dir = args.get(2).ok_or(usage)?.clone();
     let table_rows: usize = args.get(3).map_or(Ok(10_000_000), |s| s.parse())?;
     let n: usize = args.get(4).map_or(Ok(1_000_000), |s| s.parse())?;
+    let distribution: KeyDistribution = args.get(5).map_or("uniform", |s| s.as_str()).parse()?;
     let write_mode = if mode == "cow" {
         WriteMode::CopyOnWrite
     } else {
@@ -324,7 +323,12 @@ async fn main() -> Result<(), BoxError> {
     let wh = setup(&dir, table_rows, write_mode).await?;
     let secs = match mode.as_str() {
         "setup" => {
-            write_changes_parquet(&format!("{dir}/changes.parquet"), table_rows, n)?;
+            write_changes_parquet(
+                &format!("{dir}/changes.parquet"),
+                table_rows,
+                n,
+                distribution,
+            )?;
             println!(
                 "{{\"mode\":\"setup\",\"catalog\":\"{}\",\"peak_rss_mib\":{:.0}}}",
                 wh.catalog_path(),
@@ -332,9 +336,9 @@ async fn main() -> Result<(), BoxError> {
             );
             return Ok(());
         }
-        "floor" => floor(&wh, table_rows, n).await?,
+        "floor" => floor(&wh, table_rows, n, distribution).await?,
         "cdc" | "cow" => {
-            let (updates, deletes, inserts) = changes(table_rows, n);
+            let (updates, deletes, inserts) = changes(table_rows, n, distribution);
             let upserted: Vec<i64> = updates.iter().chain(&inserts).copied().collect();
             let set = change_set(rows(&upserted, 1), &deletes, 1_000_000);
             let mut sink = wh.sink(&table_id());

@@ -24,6 +24,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::TableSink;
+use cdc_core::testing::bench::{change_keys, ChangeKeys};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -54,21 +55,6 @@ fn config() -> HudiSinkConfig {
         record_size_estimate: 60,
         commits_retained: 0,
         ..HudiSinkConfig::default()
-    }
-}
-
-/// A small deterministic PRNG (xorshift64*), so every run draws the same keys.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -171,33 +157,12 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     );
 
     // Distinct existing keys for updates and deletes, new keys for inserts.
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let existing = changes * 8 / 10;
-    let recent_from = n - n / 10;
-    let mut picked = HashSet::with_capacity(existing as usize);
-    while (picked.len() as i64) < existing {
-        let recent = match dist {
-            "recent" => true,
-            "skewed" => rng.below(10) < 9,
-            _ => false,
-        };
-        let key = if recent {
-            recent_from + rng.below((n - recent_from) as u64) as i64
-        } else {
-            rng.below(n as u64) as i64
-        };
-        picked.insert(key);
-    }
-    let mut picked: Vec<i64> = picked.into_iter().collect();
-    picked.sort_unstable();
-    for i in (1..picked.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        picked.swap(i, j);
-    }
-    let updates = &picked[..(changes * 7 / 10) as usize];
-    let deletes = picked[(changes * 7 / 10) as usize..].to_vec();
-    let inserts: Vec<i64> = (n..n + changes * 2 / 10).collect();
-    let mut upsert_ids = updates.to_vec();
+    let ChangeKeys {
+        updates,
+        deletes,
+        inserts,
+    } = change_keys(n, changes, dist.parse()?);
+    let mut upsert_ids = updates;
     upsert_ids.extend(inserts);
     let d = std::path::Path::new(dir);
     write_parquet(&d.join("upserts.parquet"), &rows(&upsert_ids, 1))?;
