@@ -79,7 +79,7 @@ use crate::rest::RestCatalog;
 use crate::rewrite::RollingWriter;
 use crate::schema::{iceberg_schema, schema_properties};
 use crate::table::{FileCache, Loaded};
-use crate::table_catalog::{NextMetadata, Pointer, TableCatalog};
+use crate::table_catalog::{Committed, NextMetadata, Pointer, TableCatalog};
 
 pub use config::{
     BeforeCommitHook, FailPoint, IcebergSinkConfig, RestCatalogConfig, Secret, WriteMode,
@@ -201,14 +201,13 @@ impl IcebergWarehouse {
         self.catalog().await?.load(table).await
     }
 
-    /// Commits `next` on top of `base` (see [`TableCatalog::commit`]); returns the new metadata
-    /// location.
+    /// Commits `next` on top of `base` (see [`TableCatalog::commit`]).
     pub(crate) async fn commit(
         &self,
         table: &TableId,
         base: &Loaded,
         next: &NextMetadata,
-    ) -> Result<String> {
+    ) -> Result<Committed> {
         self.catalog()
             .await?
             .commit(
@@ -484,7 +483,7 @@ impl IcebergSink {
         if let Some(hook) = &self.warehouse.config.before_commit {
             (hook.0)().await;
         }
-        self.warehouse.commit(&self.table, &loaded, &next).await?;
+        let committed = self.warehouse.commit(&self.table, &loaded, &next).await?;
         self.commits += 1;
         if self.fail_now(FailPoint::AfterCommit) {
             return Err(IcebergSinkError::FailPoint {
@@ -508,7 +507,7 @@ impl IcebergSink {
         } else {
             located.deleted
         };
-        tracing::debug!(table = %self.table, snapshot_id, rows = resolved.num_rows(), "iceberg commit");
+        tracing::debug!(table = %self.table, snapshot_id, metadata = committed.location, rows = resolved.num_rows(), "iceberg commit");
         Ok(CommitOutcome::Committed {
             version: snapshot_id.to_string(),
             rows_written: resolved.num_rows() as u64,

@@ -156,13 +156,15 @@ pub async fn expire_snapshots(
         .remove_snapshots(&drop)
         .build()
         .map_err(iceberg_err(&name, "removing snapshots"))?;
-        let after = referenced_by(&name, io, &built.metadata).await?;
         let next = NextMetadata {
             metadata: built.metadata,
             updates: built.changes,
             snapshot: None,
         };
-        warehouse.commit(table, &loaded, &next).await?;
+        let committed = warehouse.commit(table, &loaded, &next).await?;
+        // What the table references after the commit as committed (a REST catalog may keep
+        // snapshots another writer's refs still need): only files no longer reached go.
+        let after = referenced_by(&name, io, &committed.metadata).await?;
         Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
     })
     .await?;

@@ -40,8 +40,9 @@ pub struct RestTable {
 /// How a commit ended.
 #[derive(Debug)]
 pub enum RestCommit {
-    /// The catalog applied it.
-    Committed(Box<RestTable>),
+    /// The catalog answered 2xx, with the table after the commit (`None` when the answer could
+    /// not be read: the caller reads the table to confirm).
+    Committed(Option<Box<RestTable>>),
     /// The catalog refused it because a requirement no longer holds (409): definitive.
     Conflict(String),
     /// The outcome is unknown (5xx or a lost connection).
@@ -69,7 +70,6 @@ struct TokenAnswer {
 }
 
 /// An Iceberg REST catalog.
-#[derive(Debug)]
 pub struct RestCatalog {
     uri: String,
     /// `<uri>/v1/` or `<uri>/v1/<prefix>/`.
@@ -82,6 +82,17 @@ pub struct RestCatalog {
     parent_namespace: Vec<String>,
     /// The bearer token sent (never logged).
     token: RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for RestCatalog {
+    // Not derived: the token must never be printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestCatalog")
+            .field("uri", &self.uri)
+            .field("base", &self.base)
+            .field("parent_namespace", &self.parent_namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A catalog answer read as (status, body).
@@ -98,7 +109,10 @@ impl RestCatalog {
             message: e,
         })?;
         let uri = config.uri.trim_end_matches('/').to_string();
+        // No redirects: a 301/302/303 would turn a commit POST into a GET whose 200 looks like
+        // success, and a 307/308 would resend credentials elsewhere.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(config.request_timeout_secs))
             .build()
             .map_err(|e| IcebergSinkError::Catalog {
@@ -152,13 +166,13 @@ impl RestCatalog {
                 context: "reading the catalog configuration".into(),
                 source: Box::new(e),
             })?;
-        let prefix = config.prefix.clone().or_else(|| {
-            answer
-                .overrides
-                .get("prefix")
-                .or_else(|| answer.defaults.get("prefix"))
-                .cloned()
-        });
+        // The catalog's overrides win over the client's settings, its defaults only fill gaps.
+        let prefix = answer
+            .overrides
+            .get("prefix")
+            .cloned()
+            .or_else(|| config.prefix.clone())
+            .or_else(|| answer.defaults.get("prefix").cloned());
         if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
             catalog.base = format!("{}/v1/{}/", catalog.uri, prefix.trim_matches('/'));
         }
@@ -354,8 +368,8 @@ impl RestCatalog {
     }
 
     /// Creates a table (and its namespace when missing) with the schema, partition spec, sort
-    /// order and properties of `metadata`, at the location the catalog picks. `false` when the
-    /// table already exists (another writer created it first).
+    /// order and properties of `metadata`, as format version 2, at the location the catalog
+    /// picks. `false` when the table already exists (another writer created it first).
     pub async fn create_table(
         &self,
         namespace: &str,
@@ -365,8 +379,9 @@ impl RestCatalog {
         sort_order: &SortOrder,
         properties: &HashMap<String, String>,
     ) -> Result<bool> {
-        self.create_namespace(namespace).await?;
         let context = format!("creating {namespace}.{table}");
+        let mut properties = properties.clone();
+        properties.insert("format-version".into(), "2".into());
         let body = json!({
             "name": table,
             "schema": schema,
@@ -379,13 +394,22 @@ impl RestCatalog {
             "namespaces/{}/tables",
             Self::namespace_segment(&self.levels(namespace))
         );
-        let (status, text) = self
-            .send(Method::POST, &path, Some(&body), &context)
-            .await?;
-        match status {
-            StatusCode::CONFLICT => Ok(false),
-            s if s.is_success() => Ok(true),
-            s => Err(self.refused(&context, s, &text)),
+        let mut created_namespace = false;
+        loop {
+            let (status, text) = self
+                .send(Method::POST, &path, Some(&body), &context)
+                .await?;
+            match status {
+                StatusCode::CONFLICT => return Ok(false),
+                s if s.is_success() => return Ok(true),
+                // Namespaces are created only when missing: creating an existing one can be
+                // refused (403) by a catalog whose writers may create tables but not namespaces.
+                StatusCode::NOT_FOUND if !created_namespace => {
+                    self.create_namespace(namespace).await?;
+                    created_namespace = true;
+                }
+                s => return Err(self.refused(&context, s, &text)),
+            }
         }
     }
 
@@ -420,9 +444,10 @@ impl RestCatalog {
             Err(e) => return Err(e),
         };
         match status {
-            s if s.is_success() => Ok(RestCommit::Committed(Box::new(
-                self.parse_table(&context, &text)?,
-            ))),
+            // Committed; the answer only confirms it (the caller checks it shows the commit).
+            s if s.is_success() => Ok(RestCommit::Committed(
+                self.parse_table(&context, &text).ok().map(Box::new),
+            )),
             StatusCode::CONFLICT => Ok(RestCommit::Conflict(error_message(&text))),
             s if s.is_server_error() => Ok(RestCommit::Unknown(format!(
                 "HTTP {}: {}",
@@ -446,6 +471,17 @@ fn segment(name: &str) -> String {
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     if let Some(error) = parsed.as_ref().and_then(|v| v.get("error")) {
+        if let Some(code) = error.as_str() {
+            // An OAuth2 error answer: `error` and `error_description`.
+            let description = parsed
+                .as_ref()
+                .and_then(|v| v.get("error_description"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return format!("{code}: {description}")
+                .trim_end_matches(": ")
+                .to_string();
+        }
         let kind = error.get("type").and_then(Value::as_str).unwrap_or("");
         let message = error.get("message").and_then(Value::as_str).unwrap_or("");
         return format!("{kind}: {message}")

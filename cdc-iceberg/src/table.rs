@@ -138,6 +138,15 @@ impl Loaded {
                 .await
                 .map_err(iceberg_err(&table, format!("reading {metadata_location}")))?,
         };
+        if metadata.format_version() != FormatVersion::V2 {
+            return Err(IcebergSinkError::Layout {
+                table: table.to_string(),
+                message: format!(
+                    "format version {} (cdc-lake writes format version 2 tables)",
+                    metadata.format_version()
+                ),
+            });
+        }
         let (logical, key_columns) = logical_from_properties(table, metadata.properties())?;
         let mut loaded = Loaded {
             metadata_location: metadata_location.to_string(),

@@ -101,10 +101,10 @@ impl TableCatalog {
     }
 
     /// Makes `next` the table's metadata if the table is still at `base` (read from
-    /// `base_location`), and returns the new metadata location. A lost race is
-    /// [`IcebergSinkError::CommitConflict`], after the attempt's files are deleted; a REST
-    /// commit with an unknown outcome that the table does not show is
-    /// [`IcebergSinkError::CommitUnknown`] (its files are kept: it may still be in flight).
+    /// `base_location`). A lost race is [`IcebergSinkError::CommitConflict`], after the
+    /// attempt's files are deleted; a REST commit with an unknown outcome that the table does
+    /// not show is [`IcebergSinkError::CommitUnknown`] (its files are kept: it may still be in
+    /// flight).
     pub async fn commit(
         &self,
         io: &FileIO,
@@ -112,7 +112,7 @@ impl TableCatalog {
         base_location: &str,
         base: &TableMetadata,
         next: &NextMetadata,
-    ) -> Result<String> {
+    ) -> Result<Committed> {
         let name = table.to_string();
         match self {
             TableCatalog::Sql(sql) => {
@@ -126,7 +126,10 @@ impl TableCatalog {
                     .swap(&table.namespace, &table.name, base_location, &location)
                     .await?
                 {
-                    return Ok(location);
+                    return Ok(Committed {
+                        location,
+                        metadata: next.metadata.clone(),
+                    });
                 }
                 // Definitive: nothing will ever reference this attempt's files.
                 discard(&name, io, Some(&location), next.snapshot.as_ref()).await;
@@ -137,38 +140,82 @@ impl TableCatalog {
             }
             TableCatalog::Rest(rest) => {
                 let requirements = requirements(base, next);
-                match rest
+                let outcome = rest
                     .commit(&table.namespace, &table.name, &requirements, &next.updates)
-                    .await?
-                {
-                    RestCommit::Committed(t) => Ok(t.metadata_location),
-                    RestCommit::Conflict(message) => {
-                        tracing::debug!(table = %name, message, "REST commit refused");
+                    .await?;
+                let (answer, what) = match outcome {
+                    RestCommit::Committed(Some(t)) if landed(&t.metadata, next) => {
+                        return Ok(Committed {
+                            location: t.metadata_location,
+                            metadata: t.metadata,
+                        })
+                    }
+                    RestCommit::Committed(_) => (None, "HTTP 2xx without the commit".to_string()),
+                    RestCommit::Conflict(m) => (Some(true), m),
+                    RestCommit::Unknown(m) => (Some(false), m),
+                };
+                // Read the table to learn the outcome: a commit can land although the answer
+                // says otherwise (a lost answer, or a 409 to a request a proxy sent twice).
+                tracing::info!(table = %name, answer = what, "REST commit outcome unclear; reading the table again");
+                let now = rest.load_table(&table.namespace, &table.name).await?;
+                if let Some(t) = now.filter(|t| landed(&t.metadata, next)) {
+                    return Ok(Committed {
+                        location: t.metadata_location,
+                        metadata: t.metadata,
+                    });
+                }
+                match answer {
+                    Some(true) => {
+                        // Refused and not in the table: nothing references the attempt's files.
                         discard(&name, io, None, next.snapshot.as_ref()).await;
                         Err(IcebergSinkError::CommitConflict {
                             table: name,
                             expected: base_location.to_string(),
                         })
                     }
-                    RestCommit::Unknown(message) => {
-                        tracing::warn!(table = %name, message, "REST commit outcome unknown; reading the table again");
-                        let now = rest.load_table(&table.namespace, &table.name).await?;
-                        let landed = now.filter(|t| {
-                            next.snapshot_id()
-                                .is_some_and(|id| t.metadata.snapshot_by_id(id).is_some())
-                        });
-                        match landed {
-                            Some(t) => Ok(t.metadata_location),
-                            None => Err(IcebergSinkError::CommitUnknown {
-                                table: name,
-                                message,
-                            }),
-                        }
-                    }
+                    Some(false) => Err(IcebergSinkError::CommitUnknown {
+                        table: name,
+                        message: what,
+                    }),
+                    None => Err(IcebergSinkError::Rest {
+                        catalog: rest.uri().to_string(),
+                        context: format!("committing {name}"),
+                        status: 200,
+                        message: "the catalog answered 2xx but the table does not show the \
+                                  commit (a redirect or a proxy answering for it?)"
+                            .into(),
+                    }),
                 }
             }
         }
     }
+}
+
+/// A committed metadata version.
+#[derive(Debug, Clone)]
+pub(crate) struct Committed {
+    /// Its metadata file.
+    pub location: String,
+    /// The metadata as committed (for a REST catalog: as the catalog answered).
+    pub metadata: TableMetadata,
+}
+
+/// Whether `metadata` shows the commit of `next`: its snapshot, or, for snapshot expiry, none
+/// of the expired snapshots.
+fn landed(metadata: &TableMetadata, next: &NextMetadata) -> bool {
+    if let Some(snapshot) = &next.snapshot {
+        return metadata.snapshot_by_id(snapshot.snapshot_id()).is_some();
+    }
+    let mut expired = next
+        .updates
+        .iter()
+        .filter_map(|u| match u {
+            TableUpdate::RemoveSnapshots { snapshot_ids } => Some(snapshot_ids),
+            _ => None,
+        })
+        .flatten()
+        .peekable();
+    expired.peek().is_some() && expired.all(|id| metadata.snapshot_by_id(*id).is_none())
 }
 
 /// What a REST commit asserts of the table it builds on: the same table, the `main` branch at

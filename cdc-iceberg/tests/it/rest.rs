@@ -28,6 +28,8 @@ pub struct Lakana {
     _dir: tempfile::TempDir,
     uri: String,
     token: String,
+    /// The environment's storage root.
+    warehouse: PathBuf,
 }
 
 impl Drop for Lakana {
@@ -151,6 +153,7 @@ impl Lakana {
             _dir: dir,
             uri,
             token,
+            warehouse,
         })
     }
 
@@ -190,14 +193,12 @@ async fn every_fixture_through_a_rest_catalog() {
             .unwrap_or_else(|e| panic!("{}: {e:?}", scenario.name));
         assert!(stats.commits > 0);
         assert_expected(&scenario, &warehouse, Readers::ALL).await;
-        // The tables live where the catalog put them, not under the local warehouse.
+        // The tables live where the catalog put them: under its storage root, not the local
+        // warehouse.
+        let root = format!("file://{}/", lakana.warehouse.display());
         for (table, _) in &scenario.tables {
             let location = metadata_location(&warehouse, table).await;
-            assert!(location.starts_with("file://"), "{location}");
-            assert!(
-                !location.contains(dir.path().to_str().unwrap()),
-                "{location}"
-            );
+            assert!(location.starts_with(&root), "{location} not under {root}");
         }
         let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
             .await
@@ -221,13 +222,34 @@ enum Commit {
     Pass,
     /// Forwarded (the catalog applies it), answered 502 instead of the catalog's answer.
     AnswerLost,
+    /// Forwarded (the catalog applies it), then the connection is closed without an answer.
+    ConnectionLost,
+    /// Forwarded twice, as a retrying gateway might: the first copy lands, the second gets the
+    /// catalog's 409, which is relayed.
+    Replayed,
     /// Not forwarded, answered 503.
     RequestLost,
 }
 
-/// An HTTP/1.1 proxy in front of the catalog that plays `plan` on commit requests (POSTs to a
-/// table) and relays everything else. One request per connection.
-async fn lossy_proxy(upstream: String, plan: Arc<Mutex<VecDeque<Commit>>>) -> String {
+/// An OAuth2 token endpoint the proxy plays: client credentials with `secret` get the next of
+/// `tokens`; requests carrying `expired` are refused with 401.
+struct OAuth {
+    secret: String,
+    tokens: Mutex<VecDeque<String>>,
+    expired: String,
+    exchanges: std::sync::atomic::AtomicUsize,
+}
+
+/// What the proxy does: `plan` for commit requests, and the token endpoint when `oauth` is set.
+#[derive(Default)]
+struct Front {
+    plan: Mutex<VecDeque<Commit>>,
+    oauth: Option<OAuth>,
+}
+
+/// An HTTP/1.1 proxy in front of the catalog that plays `front` and relays everything else. One
+/// request per connection.
+async fn proxy(upstream: String, front: Arc<Front>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let uri = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::new();
@@ -236,19 +258,47 @@ async fn lossy_proxy(upstream: String, plan: Arc<Mutex<VecDeque<Commit>>>) -> St
             let Ok((socket, _)) = listener.accept().await else {
                 return;
             };
-            let (upstream, plan, http) = (upstream.clone(), plan.clone(), http.clone());
+            let (upstream, front, http) = (upstream.clone(), front.clone(), http.clone());
             tokio::spawn(async move {
-                let _ = relay(socket, &upstream, &plan, &http).await;
+                let _ = relay(socket, &upstream, &front, &http).await;
             });
         }
     });
     uri
 }
 
+async fn respond(mut socket: TcpStream, status: u16, answer: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(answer).await?;
+    socket.shutdown().await
+}
+
+/// The answer of the token endpoint to a form body.
+fn token_answer(oauth: &OAuth, form: &[u8]) -> (u16, Vec<u8>) {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(form).into_owned().collect();
+    let valid = form.get("grant_type").map(String::as_str) == Some("client_credentials")
+        && form.get("client_id").map(String::as_str) == Some("cdc")
+        && form.get("client_secret") == Some(&oauth.secret);
+    if !valid {
+        return (401, br#"{"error":"invalid_client"}"#.to_vec());
+    }
+    oauth
+        .exchanges
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let token = oauth.tokens.lock().unwrap().pop_front().unwrap();
+    let body =
+        serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": 3600});
+    (200, body.to_string().into_bytes())
+}
+
 async fn relay(
     mut socket: TcpStream,
     upstream: &str,
-    plan: &Mutex<VecDeque<Commit>>,
+    front: &Front,
     http: &reqwest::Client,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
@@ -285,60 +335,94 @@ async fn relay(
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = buf[head_end..head_end + length].to_vec();
+    if let Some(oauth) = &front.oauth {
+        if path == "/v1/oauth/tokens" {
+            let (status, answer) = token_answer(oauth, &body);
+            return respond(socket, status, &answer).await;
+        }
+        let expired = format!("Bearer {}", oauth.expired);
+        if headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && *v == expired)
+        {
+            let answer = br#"{"error":{"message":"token expired","type":"NotAuthorizedException","code":401}}"#;
+            return respond(socket, 401, answer).await;
+        }
+    }
     let is_commit = method == "POST" && path.contains("/tables/");
     let action = if is_commit {
-        plan.lock().unwrap().pop_front().unwrap_or(Commit::Pass)
+        front
+            .plan
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Commit::Pass)
     } else {
         Commit::Pass
     };
-    let (status, answer) = if action == Commit::RequestLost {
-        (503, r#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#.as_bytes().to_vec())
-    } else {
-        let mut request = http.request(method.parse().unwrap(), format!("{upstream}{path}"));
-        for (k, v) in &headers {
-            if k == "authorization" || k == "content-type" {
-                request = request.header(k, v);
-            }
+    if action == Commit::RequestLost {
+        let answer = br#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#;
+        return respond(socket, 503, answer).await;
+    }
+    let mut request = http.request(method.parse().unwrap(), format!("{upstream}{path}"));
+    for (k, v) in &headers {
+        if k == "authorization" || k == "content-type" {
+            request = request.header(k, v);
         }
-        let answer = request.body(body).send().await.unwrap();
-        let status = answer.status().as_u16();
-        let bytes = answer.bytes().await.unwrap().to_vec();
-        if action == Commit::AnswerLost {
-            (502, b"<html>bad gateway</html>".to_vec())
-        } else {
-            (status, bytes)
+    }
+    if action == Commit::Replayed {
+        let first = request
+            .try_clone()
+            .unwrap()
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(first.status().is_success(), "{}", first.status());
+    }
+    let answer = request.body(body).send().await.unwrap();
+    let status = answer.status().as_u16();
+    let bytes = answer.bytes().await.unwrap().to_vec();
+    match action {
+        Commit::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
+        Commit::ConnectionLost => {
+            drop(socket);
+            Ok(())
         }
-    };
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        answer.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(&answer).await?;
-    socket.shutdown().await
+        _ => respond(socket, status, &bytes).await,
+    }
 }
 
-/// Commits whose answer is lost (the catalog applied them) are recognised as committed, not
-/// redone; commits whose request is lost are redone. Either way every change lands exactly
-/// once and every snapshot carries a newer checkpoint than its parent.
+/// Commits whose answer is lost (a 502, a closed connection, or a 409 to a copy of a request
+/// that landed) are recognised as committed, not redone and their files not deleted; commits
+/// whose request is lost are redone. Either way every change lands exactly once and every
+/// snapshot carries a newer checkpoint than its parent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_with_lost_answers_land_exactly_once() {
     let Some(lakana) = Lakana::start().await else {
         return;
     };
     use Commit::*;
-    let plan = Arc::new(Mutex::new(VecDeque::from([
-        Pass,
-        AnswerLost,
-        Pass,
-        RequestLost,
-        AnswerLost,
-        RequestLost,
-        RequestLost,
-        Pass,
-        AnswerLost,
-    ])));
-    let proxy = lossy_proxy(lakana.uri.clone(), plan.clone()).await;
+    let front = Arc::new(Front {
+        plan: Mutex::new(VecDeque::from([
+            Pass,
+            AnswerLost,
+            Pass,
+            RequestLost,
+            AnswerLost,
+            RequestLost,
+            RequestLost,
+            Pass,
+            AnswerLost,
+            ConnectionLost,
+            Replayed,
+            Pass,
+            ConnectionLost,
+            Replayed,
+        ])),
+        oauth: None,
+    });
+    let proxy = proxy(lakana.uri.clone(), front.clone()).await;
     let scenario = Scenario::load("crud");
     let dir = tempfile::tempdir().unwrap();
     let warehouse = IcebergWarehouse::new(
@@ -350,7 +434,7 @@ async fn commits_with_lost_answers_land_exactly_once() {
         .await
         .unwrap();
     assert!(
-        plan.lock().unwrap().is_empty(),
+        front.plan.lock().unwrap().is_empty(),
         "the scenario made too few commits ({})",
         stats.commits
     );
@@ -404,6 +488,10 @@ async fn maintenance_through_a_rest_catalog() {
         .await
         .unwrap();
     let (table, _) = scenario.tables.first().unwrap();
+    // The token is in no Debug form of what holds it.
+    let debug = format!("{warehouse:?} {:?}", warehouse.sink(table));
+    assert!(debug.contains("RestCatalog"), "{debug}");
+    assert!(!debug.contains(&lakana.token), "the token leaked: {debug}");
     let compacted = cdc_iceberg::maintenance::compact(&warehouse, table)
         .await
         .unwrap()
@@ -421,4 +509,56 @@ async fn maintenance_through_a_rest_catalog() {
     );
     // Nothing changed.
     assert_expected(&scenario, &warehouse, Readers::RUST_ONLY).await;
+}
+
+/// OAuth2 client credentials from the environment are exchanged for a token; a token the
+/// catalog refuses (401) is exchanged again once; wrong credentials give an error that names
+/// neither the secret nor a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_client_credentials_are_exchanged_and_renewed() {
+    let Some(lakana) = Lakana::start().await else {
+        return;
+    };
+    let front = Arc::new(Front {
+        plan: Mutex::default(),
+        oauth: Some(OAuth {
+            secret: "s3cret-value".into(),
+            tokens: Mutex::new(VecDeque::from([
+                "expired-token".into(),
+                lakana.token.clone(),
+            ])),
+            expired: "expired-token".into(),
+            exchanges: Default::default(),
+        }),
+    });
+    let proxy = proxy(lakana.uri.clone(), front.clone()).await;
+    let variable = format!("CDC_LAKE_TEST_REST_CREDENTIAL_{}", std::process::id());
+    std::env::set_var(&variable, "cdc:s3cret-value");
+    let mut config = lakana.config(Some(&proxy), &["oauth"]);
+    let rest = config.rest.as_mut().unwrap();
+    rest.token = None;
+    rest.credential_env = variable.clone();
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse =
+        IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config.clone()).unwrap();
+    sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_expected(&scenario, &warehouse, Readers::RUST_ONLY).await;
+    let exchanges = &front.oauth.as_ref().unwrap().exchanges;
+    assert_eq!(exchanges.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    std::env::set_var(&variable, "cdc:wrong-secret");
+    let refused = IcebergWarehouse::new(dir.path().join("wh2").to_str().unwrap(), config)
+        .unwrap()
+        .metadata_location(&scenario.tables[0].0)
+        .await
+        .unwrap_err()
+        .to_string();
+    std::env::remove_var(&variable);
+    assert!(refused.contains("HTTP 401"), "{refused}");
+    for secret in ["wrong-secret", "s3cret-value", lakana.token.as_str()] {
+        assert!(!refused.contains(secret), "{refused}");
+    }
 }
