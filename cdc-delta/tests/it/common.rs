@@ -1,16 +1,12 @@
 //! Helpers: sync a scenario into Delta, read a Delta table back with delta-rs and with DuckDB.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
-use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
-use cdc_core::sink::{TableSink, Warehouse};
-use cdc_core::source::raw::RawFileSource;
+use cdc_core::sink::TableSink;
 use cdc_core::testing::{
     compare_with_expected, external_to_logical, rows_from_python_reader, Scenario,
 };
@@ -18,28 +14,7 @@ use cdc_delta::schema::{logical_schema, stored_arrow_schema};
 use cdc_delta::DeltaWarehouse;
 use deltalake::datafusion::prelude::SessionContext;
 
-/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`.
-pub async fn sync(
-    scenario: &Scenario,
-    dir: &Path,
-    batch_events: usize,
-    hints: HashMap<TableId, TableHint>,
-    warehouse: &dyn Warehouse,
-) -> cdc_core::Result<PipelineStats> {
-    let topics = dir.join("topics");
-    if !topics.exists() {
-        scenario.write_s3_layout(&topics, 25, true);
-    }
-    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
-    let mut config = PipelineConfig {
-        table_hints: hints,
-        ..PipelineConfig::default()
-    };
-    config.limits.max_events = batch_events;
-    Pipeline::new(config, warehouse)?
-        .run_to_end(&mut source, |_| {})
-        .await
-}
+pub use cdc_core::testing::sync_scenario as sync;
 
 /// The table read by delta-rs through DataFusion, in logical types.
 pub async fn read_with_delta_rs(

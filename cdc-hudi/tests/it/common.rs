@@ -1,45 +1,19 @@
 //! Helpers: sync a scenario into Hudi, read a Hudi table back with hudi-rs and with the Python
 //! `hudi` package.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
-use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
-use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
-use cdc_core::sink::{TableSink, Warehouse};
-use cdc_core::source::raw::RawFileSource;
+use cdc_core::sink::TableSink;
 use cdc_core::storage::from_storage;
 use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
 use cdc_hudi::schema::{stored_schema, META_COLUMNS};
 use cdc_hudi::HudiWarehouse;
 use hudi::table::{QueryType, ReadOptions, Table};
 
-/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`.
-pub async fn sync(
-    scenario: &Scenario,
-    dir: &Path,
-    batch_events: usize,
-    hints: HashMap<TableId, TableHint>,
-    warehouse: &dyn Warehouse,
-) -> cdc_core::Result<PipelineStats> {
-    let topics = dir.join("topics");
-    if !topics.exists() {
-        scenario.write_s3_layout(&topics, 25, true);
-    }
-    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
-    let mut config = PipelineConfig {
-        table_hints: hints,
-        ..PipelineConfig::default()
-    };
-    config.limits.max_events = batch_events;
-    Pipeline::new(config, warehouse)?
-        .run_to_end(&mut source, |_| {})
-        .await
-}
+pub use cdc_core::testing::sync_scenario as sync;
 
 /// How a reader reads the table.
 #[derive(Debug, Clone)]

@@ -1,17 +1,13 @@
 //! Helpers: sync a scenario into Iceberg, read a table back with iceberg-rust, pyiceberg and
 //! DuckDB.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
-use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
-use cdc_core::sink::{TableSink, Warehouse};
-use cdc_core::source::raw::RawFileSource;
+use cdc_core::sink::TableSink;
 use cdc_core::testing::{
     compare_with_expected, external_to_logical, rows_from_python_reader, Scenario,
 };
@@ -21,28 +17,7 @@ use futures::TryStreamExt;
 use iceberg::spec::TableMetadata;
 use iceberg::{NamespaceIdent, TableIdent};
 
-/// Writes the scenario's S3-sink layout under `dir/topics` (once) and syncs it into `warehouse`.
-pub async fn sync(
-    scenario: &Scenario,
-    dir: &Path,
-    batch_events: usize,
-    hints: HashMap<TableId, TableHint>,
-    warehouse: &dyn Warehouse,
-) -> cdc_core::Result<PipelineStats> {
-    let topics = dir.join("topics");
-    if !topics.exists() {
-        scenario.write_s3_layout(&topics, 25, true);
-    }
-    let mut source = RawFileSource::open(topics.to_str().unwrap()).await?;
-    let mut config = PipelineConfig {
-        table_hints: hints,
-        ..PipelineConfig::default()
-    };
-    config.limits.max_events = batch_events;
-    Pipeline::new(config, warehouse)?
-        .run_to_end(&mut source, |_| {})
-        .await
-}
+pub use cdc_core::testing::sync_scenario as sync;
 
 /// The table's logical schema and key columns, as the sink reports them.
 pub async fn logical_schema(
