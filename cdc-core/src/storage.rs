@@ -263,6 +263,31 @@ pub fn from_storage_columns(batch: &RecordBatch, logical: &SchemaRef) -> Result<
     from_storage(&projected, &Arc::new(Schema::new(fields)))
 }
 
+/// The projection of a Parquet file onto the top-level columns of `columns` that the file has
+/// (every column for `None`), and the Arrow schema of what it reads (in file order). Columns a
+/// file lacks (it was written under an older schema) are left to the caller.
+#[cfg(feature = "parquet")]
+pub fn parquet_projection(
+    parquet: &parquet::schema::types::SchemaDescriptor,
+    file: &SchemaRef,
+    columns: Option<&[String]>,
+) -> (parquet::arrow::ProjectionMask, SchemaRef) {
+    let Some(columns) = columns else {
+        return (parquet::arrow::ProjectionMask::all(), file.clone());
+    };
+    let mut indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| file.index_of(c).ok())
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let fields: Vec<FieldRef> = indices.iter().map(|&i| file.fields()[i].clone()).collect();
+    (
+        parquet::arrow::ProjectionMask::roots(parquet, indices),
+        Arc::new(Schema::new(fields)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

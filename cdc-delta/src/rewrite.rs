@@ -15,14 +15,13 @@ use arrow_schema::{Schema, SchemaRef};
 use cdc_core::model::TableId;
 use cdc_core::schema::evolve_batch;
 use cdc_core::sink::upsert::{ChangedKeys, Touch};
-use cdc_core::storage::from_storage_columns;
+use cdc_core::storage::{from_storage_columns, parquet_projection};
 use deltalake::kernel::DeletionVectorDescriptor;
 use deltalake::logstore::ObjectStoreRef;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::RowSelection;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::ProjectionMask;
 use roaring::RoaringTreemap;
 use url::Url;
 
@@ -270,17 +269,7 @@ async fn read_file(
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(|e| read_err(e.to_string()))?;
-    let file_schema = builder.schema().clone();
-    let mask = match columns {
-        Some(cols) => {
-            let indices: Vec<usize> = cols
-                .iter()
-                .filter_map(|c| file_schema.index_of(c).ok())
-                .collect();
-            ProjectionMask::roots(builder.parquet_schema(), indices)
-        }
-        None => ProjectionMask::all(),
-    };
+    let (mask, projected) = parquet_projection(builder.parquet_schema(), builder.schema(), columns);
     let mut builder = builder.with_projection(mask);
     if let Some(rows) = rows {
         let total = usize::try_from(builder.metadata().file_metadata().num_rows())
@@ -295,18 +284,7 @@ async fn read_file(
         .try_collect()
         .await
         .map_err(|e| read_err(e.to_string()))?;
-    let out_schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => {
-            let projected: Vec<_> = file_schema
-                .fields()
-                .iter()
-                .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
-                .cloned()
-                .collect();
-            Arc::new(Schema::new(projected))
-        }
-    };
+    let out_schema = batches.first().map_or(projected, |b| b.schema());
     let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
         .map_err(|e| read_err(e.to_string()))?;
     add_partition_columns(batch, ctx, &file.partition_values, columns).map_err(read_err)

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use bytes::Bytes;
+use cdc_core::storage::parquet_projection;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::Compression;
 use parquet::basic::{ConvertedType, Type as PhysicalType};
 use parquet::file::metadata::KeyValue;
@@ -336,33 +337,13 @@ impl TableStore {
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(|e| err(e.to_string()))?;
-        let file_schema = builder.schema().clone();
-        let mask = match columns {
-            Some(cols) => {
-                let indices: Vec<usize> = cols
-                    .iter()
-                    .filter_map(|c| file_schema.index_of(c).ok())
-                    .collect();
-                ProjectionMask::roots(builder.parquet_schema(), indices)
-            }
-            None => ProjectionMask::all(),
-        };
+        let (mask, out_schema) =
+            parquet_projection(builder.parquet_schema(), builder.schema(), columns);
         let stream = builder
             .with_projection(mask)
             .with_batch_size(64 * 1024)
             .build()
             .map_err(|e| err(e.to_string()))?;
-        let out_schema = Arc::new(match columns {
-            Some(cols) => Schema::new(
-                file_schema
-                    .fields()
-                    .iter()
-                    .filter(|f| cols.contains(f.name()))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-            None => file_schema.as_ref().clone(),
-        });
         let batches: Vec<RecordBatch> =
             stream.try_collect().await.map_err(|e| err(e.to_string()))?;
         let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);

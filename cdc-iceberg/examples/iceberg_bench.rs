@@ -25,15 +25,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use cdc_core::fold::ChangeSet;
-use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
-use cdc_core::testing::bench::{change_keys, KeyDistribution};
+use cdc_core::testing::bench::{change_keys, peak_rss_mib, Accounts, KeyDistribution};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::TryStreamExt;
 use iceberg::spec::TableMetadata;
@@ -43,65 +39,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const FILE_ROWS: usize = 100_000;
 
+fn accounts() -> Accounts {
+    Accounts::new(None)
+}
+
 fn table_id() -> TableId {
-    TableId::new("bench", "accounts")
+    Accounts::table()
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-        Field::new(
-            "updated_at",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
-    ]))
+    accounts().schema
 }
 
-/// Rows with the given ids; `version` changes every non-key value.
 fn rows(ids: &[i64], version: i64) -> RecordBatch {
-    let names: Vec<String> = ids.iter().map(|i| format!("name-{i}-{version}")).collect();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(ids.to_vec())),
-        Arc::new(StringArray::from(names)),
-        Arc::new(Float64Array::from(
-            ids.iter()
-                .map(|i| (*i as f64) * 0.25 + version as f64)
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(TimestampMicrosecondArray::from(
-            ids.iter()
-                .map(|i| 1_700_000_000_000_000 + i * 1000 + version)
-                .collect::<Vec<_>>(),
-        )),
-    ];
-    RecordBatch::try_new(schema(), columns).expect("valid rows")
-}
-
-fn change_set(upserts: RecordBatch, deletes: &[i64], offset: i64) -> ChangeSet {
-    let schema = schema();
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance("bench.accounts", 0, offset);
-    let n = upserts.num_rows();
-    ChangeSet {
-        table: table_id(),
-        schema: schema.clone(),
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(schema.fields().len()),
-        ignore_table_values: BooleanArray::from(vec![false; n]),
-        upserts,
-        deletes: RecordBatch::try_new(
-            Arc::new(Schema::new(vec![schema.field(0).clone()])),
-            vec![Arc::new(Int64Array::from(deletes.to_vec()))],
-        )
-        .expect("valid keys"),
-        checkpoint,
-        events: n + deletes.len(),
-        max_source_ts_ms: None,
-    }
+    accounts().rows(ids, version)
 }
 
 /// The change batch: (updated ids, deleted ids, inserted ids), the same keys as every format's
@@ -113,19 +64,6 @@ fn changes(
 ) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
     let keys = change_keys(table_rows as i64, changes as i64, distribution);
     (keys.updates, keys.deletes, keys.inserts)
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 fn warehouse(dir: &str, mode: WriteMode) -> Result<IcebergWarehouse, BoxError> {
@@ -147,7 +85,7 @@ async fn setup(
     let start = Instant::now();
     for (n, first) in (0..table_rows).step_by(FILE_ROWS).enumerate() {
         let ids: Vec<i64> = (first as i64..(first + FILE_ROWS).min(table_rows) as i64).collect();
-        sink.apply(&change_set(rows(&ids, 0), &[], n as i64))
+        sink.apply(&accounts().change_set(rows(&ids, 0), &[], n as i64))
             .await?;
     }
     eprintln!(
@@ -340,7 +278,7 @@ async fn main() -> Result<(), BoxError> {
         "cdc" | "cow" => {
             let (updates, deletes, inserts) = changes(table_rows, n, distribution);
             let upserted: Vec<i64> = updates.iter().chain(&inserts).copied().collect();
-            let set = change_set(rows(&upserted, 1), &deletes, 1_000_000);
+            let set = accounts().change_set(rows(&upserted, 1), &deletes, 1_000_000);
             let mut sink = wh.sink(&table_id());
             let start = Instant::now();
             sink.apply(&set).await?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use futures::TryStreamExt;
 use iceberg::arrow::ArrowFileReader;
 use iceberg::arrow::RecordBatchPartitionSplitter;
@@ -17,12 +17,11 @@ use iceberg::spec::{
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use parquet::arrow::ProjectionMask;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::schema::{file_arrow_schema, stored_arrow_schema};
-use cdc_core::storage::to_storage;
+use cdc_core::storage::{parquet_projection, to_storage};
 
 /// Field id of `file_path` in position-delete files (Iceberg spec, reserved).
 pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
@@ -43,25 +42,8 @@ pub(crate) async fn read_parquet(
     let builder = ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
         .await
         .map_err(file_err(&table, path))?;
-    let file_schema = builder.schema().clone();
-    let (mask, out_schema) = match columns {
-        Some(cols) => {
-            let mut indices: Vec<usize> = cols
-                .iter()
-                .filter_map(|c| file_schema.index_of(c).ok())
-                .collect();
-            indices.sort_unstable();
-            let fields: Vec<_> = indices
-                .iter()
-                .map(|&i| file_schema.fields()[i].clone())
-                .collect();
-            (
-                ProjectionMask::roots(builder.parquet_schema(), indices),
-                Arc::new(Schema::new(fields)),
-            )
-        }
-        None => (ProjectionMask::all(), file_schema.clone()),
-    };
+    let (mask, out_schema) =
+        parquet_projection(builder.parquet_schema(), builder.schema(), columns);
     let stream = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)

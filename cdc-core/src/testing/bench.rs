@@ -1,8 +1,137 @@
-//! The change batch of the upsert benchmarks: one generator, so every format's benchmark
-//! applies exactly the same keys to the same table.
+//! The table and change batch of the upsert benchmarks: one generator, so every format's
+//! benchmark applies exactly the same keys to the same rows; and the process measurements they
+//! report (peak memory, CPU time).
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::fold::ChangeSet;
+use crate::model::{Checkpoint, TableId, UnchangedMask};
+
+/// The benchmark table `bench.accounts`: key `id bigint`, `name`, `amount`, `updated_at`.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// Its Arrow schema.
+    pub schema: SchemaRef,
+}
+
+impl Accounts {
+    /// Topic of the benchmark's change sets.
+    pub const TOPIC: &'static str = "bench.bench.accounts";
+
+    /// The table with `updated_at` in `timezone` (`None`: a timestamp without time zone).
+    pub fn new(timezone: Option<&str>) -> Self {
+        let updated_at = DataType::Timestamp(TimeUnit::Microsecond, timezone.map(Arc::from));
+        Accounts {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("name", DataType::Utf8, true),
+                Field::new("amount", DataType::Float64, true),
+                Field::new("updated_at", updated_at, true),
+            ])),
+        }
+    }
+
+    /// `bench.accounts`.
+    pub fn table() -> TableId {
+        TableId::new("bench", "accounts")
+    }
+
+    /// Rows with the keys `ids`; `version` changes every other value.
+    pub fn rows(&self, ids: &[i64], version: i64) -> RecordBatch {
+        let name: StringArray = ids
+            .iter()
+            .map(|i| Some(format!("account-{i}-v{version}")))
+            .collect();
+        let amount: Float64Array = ids
+            .iter()
+            .map(|i| Some((*i % 10_000) as f64 * 1.25 + version as f64))
+            .collect();
+        let timezone = match self.schema.field(3).data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let updated_at = TimestampMicrosecondArray::from(
+            ids.iter()
+                .map(|i| 1_700_000_000_000_000 + i * 1_000 + version)
+                .collect::<Vec<_>>(),
+        )
+        .with_timezone_opt(timezone);
+        RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+                Arc::new(name),
+                Arc::new(amount),
+                Arc::new(updated_at),
+            ],
+        )
+        .expect("rows of the accounts schema")
+    }
+
+    /// The change set upserting `upserts` (rows of [`Self::rows`]) and deleting the keys
+    /// `deletes`, at `offset` of [`Self::TOPIC`].
+    pub fn change_set(&self, upserts: RecordBatch, deletes: &[i64], offset: i64) -> ChangeSet {
+        let mut checkpoint = Checkpoint::default();
+        checkpoint.advance(Self::TOPIC, 0, offset);
+        let key_schema = Arc::new(Schema::new(vec![self.schema.field(0).clone()]));
+        let deletes = RecordBatch::try_new(
+            key_schema,
+            vec![Arc::new(Int64Array::from(deletes.to_vec()))],
+        )
+        .expect("keys of the accounts schema");
+        ChangeSet {
+            table: Self::table(),
+            schema: self.schema.clone(),
+            key_columns: Arc::from(vec!["id".to_string()]),
+            truncate: false,
+            upsert_unchanged: UnchangedMask::none(self.schema.fields().len()),
+            ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
+            events: upserts.num_rows() + deletes.num_rows(),
+            upserts,
+            deletes,
+            checkpoint,
+            max_source_ts_ms: None,
+        }
+    }
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in MiB; NaN where unknown.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU time (user + system, all threads) of this process so far, in seconds: unlike wall time,
+/// barely affected by other processes competing for the cores.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    // Clock ticks are 1/100 s on Linux (USER_HZ).
+    ticks / 100.0
+}
 
 /// Where the changed existing keys of a batch fall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use cdc_core::testing::{schemaless_hints, Scenario};
+use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
 
 use crate::common::{assert_expected, sync};
@@ -16,16 +16,7 @@ async fn check(name: &str) {
         DeltaSinkConfig::default(),
     )
     .unwrap();
-    let stats = sync(
-        &scenario,
-        dir.path(),
-        40,
-        schemaless_hints(&scenario).await,
-        &warehouse,
-    )
-    .await
-    .unwrap();
-    assert!(stats.commits > 0);
+    sync_fixture(&scenario, dir.path(), &warehouse).await;
     assert_expected(&scenario, &warehouse, true).await;
     if name == "crud" {
         // Small updates and deletes went into deletion vectors, which both readers applied.
@@ -36,11 +27,7 @@ async fn check(name: &str) {
             .sum();
         assert!(dvs > 0, "no deletion vector written");
     }
-    // Replaying everything changes nothing.
-    let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
-        .await
-        .unwrap();
-    assert_eq!(again.commits, 0);
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
 }
 
 cdc_core::fixture_tests!(check);

@@ -16,36 +16,32 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::{BooleanArray, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use cdc_core::fold::ChangeSet;
-use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
-use cdc_core::testing::bench::{change_keys, ChangeKeys};
+use cdc_core::testing::bench::{change_keys, peak_rss_mib, Accounts, ChangeKeys};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const CHUNK_ROWS: usize = 100_000;
 
+fn accounts() -> Accounts {
+    Accounts::new(Some("UTC"))
+}
+
 fn table_id() -> TableId {
-    TableId::new("bench", "accounts")
+    Accounts::table()
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-        Field::new(
-            "updated_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-    ]))
+    accounts().schema
+}
+
+fn rows(ids: &[i64], version: i64) -> RecordBatch {
+    accounts().rows(ids, version)
 }
 
 fn config() -> HudiSinkConfig {
@@ -56,65 +52,6 @@ fn config() -> HudiSinkConfig {
         commits_retained: 0,
         ..HudiSinkConfig::default()
     }
-}
-
-fn rows(ids: &[i64], version: i64) -> RecordBatch {
-    let name: StringArray = ids
-        .iter()
-        .map(|i| Some(format!("account-{i}-v{version}")))
-        .collect();
-    let amount: Float64Array = ids
-        .iter()
-        .map(|i| Some((*i % 10_000) as f64 * 1.25 + version as f64))
-        .collect();
-    let ts = TimestampMicrosecondArray::from(
-        ids.iter()
-            .map(|i| 1_700_000_000_000_000 + i * 1_000 + version)
-            .collect::<Vec<_>>(),
-    )
-    .with_timezone("UTC");
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
-            Arc::new(name),
-            Arc::new(amount),
-            Arc::new(ts),
-        ],
-    )
-    .expect("bench batch")
-}
-
-fn change_set(upserts: RecordBatch, deletes: Vec<i64>, offset: i64) -> ChangeSet {
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance("bench.bench.accounts", 0, offset);
-    let key_schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let deletes = RecordBatch::try_new(key_schema, vec![Arc::new(Int64Array::from(deletes))])
-        .expect("deletes");
-    ChangeSet {
-        table: table_id(),
-        schema: schema(),
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(4),
-        ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
-        events: upserts.num_rows() + deletes.num_rows(),
-        upserts,
-        deletes,
-        checkpoint,
-        max_source_ts_ms: None,
-    }
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<(), BoxError> {
@@ -146,7 +83,7 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     let mut sink = wh.sink(&table_id());
     let start = Instant::now();
     for (offset, chunk) in (0..n).collect::<Vec<_>>().chunks(CHUNK_ROWS).enumerate() {
-        sink.apply(&change_set(rows(chunk, 0), Vec::new(), offset as i64))
+        sink.apply(&accounts().change_set(rows(chunk, 0), &[], offset as i64))
             .await?;
     }
     let groups = sink.file_groups().await?;
@@ -188,7 +125,7 @@ fn load_changes(setup_dir: &str) -> Result<ChangeSet, BoxError> {
     let upserts = read_parquet(&d.join("upserts.parquet"))?;
     let upserts = RecordBatch::try_new(schema(), upserts.columns().to_vec())?;
     let deletes = read_parquet(&d.join("deletes.parquet"))?;
-    Ok(change_set(upserts, ids(&deletes), 1_000_000))
+    Ok(accounts().change_set(upserts, &ids(&deletes), 1_000_000))
 }
 
 async fn run_cdc(table_dir: &str, changes: &ChangeSet) -> Result<serde_json::Value, BoxError> {

@@ -8,14 +8,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray,
-};
+use arrow_array::{Array, Int32Array};
 use arrow_schema::SchemaRef;
 use cdc_core::fold::ChangeSet;
-use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::model::TableId;
 use cdc_core::sink::{BeforeCommitHook, TableSink};
-use cdc_core::testing::Scenario;
+use cdc_core::testing::{keyed_change, Scenario};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use futures::FutureExt;
 
@@ -32,37 +30,7 @@ fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> Chang
 /// `id` of `public.customers`, at `offset` of another topic.
 pub fn change(schema: &SchemaRef, id: i32, name: &str, offset: i64, upsert: bool) -> ChangeSet {
     let table = TableId::new("public", "customers");
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.name().as_str() {
-            "id" => Arc::new(Int32Array::from(vec![id])) as ArrayRef,
-            "name" => Arc::new(StringArray::from(vec![name])) as ArrayRef,
-            _ => new_null_array(f.data_type(), 1),
-        })
-        .collect();
-    let row = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let key = row.project(&[schema.index_of("id").unwrap()]).unwrap();
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance(OTHER_TOPIC, 0, offset);
-    let (upserts, deletes) = if upsert {
-        (row, key.slice(0, 0))
-    } else {
-        (RecordBatch::new_empty(schema.clone()), key)
-    };
-    ChangeSet {
-        table,
-        schema: schema.clone(),
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(schema.fields().len()),
-        ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
-        upserts,
-        deletes,
-        checkpoint,
-        events: 1,
-        max_source_ts_ms: None,
-    }
+    keyed_change(&table, schema, &[id], name, upsert, (OTHER_TOPIC, offset))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

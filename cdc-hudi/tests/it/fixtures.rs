@@ -3,19 +3,20 @@
 //! `hudi` package; replaying changes nothing. Then one more commit (a delete and an unchanged
 //! upsert) checks time travel to the commit before it and an incremental read of it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, BooleanArray, StringArray};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, UnchangedMask};
 use cdc_core::sink::{CommitOutcome, TableSink};
-use cdc_core::testing::{compare_with_expected, schemaless_hints, Scenario};
+use cdc_core::testing::{
+    assert_replay_commits_nothing, compare_with_expected, sync_fixture, Scenario,
+};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use serde_json::Value;
 
 use crate::common::{
-    assert_expected, assert_unique_keys, logical_schema, read_with_hudi_rs, read_with_python, sync,
+    assert_expected, assert_unique_keys, logical_schema, read_with_hudi_rs, read_with_python,
     to_logical, Query,
 };
 
@@ -27,22 +28,9 @@ async fn check(name: &str) {
         HudiSinkConfig::default(),
     )
     .unwrap();
-    let stats = sync(
-        &scenario,
-        dir.path(),
-        40,
-        schemaless_hints(&scenario).await,
-        &warehouse,
-    )
-    .await
-    .unwrap();
-    assert!(stats.commits > 0);
+    sync_fixture(&scenario, dir.path(), &warehouse).await;
     assert_expected(&scenario, &warehouse, true).await;
-    // Replaying everything changes nothing.
-    let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
-        .await
-        .unwrap();
-    assert_eq!(again.commits, 0);
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
     time_travel_and_incremental(&scenario, &warehouse).await;
 }
 

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use arrow_array::{new_null_array, ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
 use arrow_cast::display::array_value_to_string;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::TableSink;
-use cdc_core::testing::Scenario;
+use cdc_core::testing::{keyed_change, Scenario};
 use cdc_iceberg::maintenance::orphan_files;
 use cdc_iceberg::{BeforeCommitHook, IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::FutureExt;
@@ -25,37 +25,14 @@ const OTHER_TOPIC: &str = "other.public.customers";
 /// One upsert (`upsert` = true) or delete of key `id` by the other writer, at `offset`.
 fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
     let table = TableId::new("public", "customers");
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.name().as_str() {
-            "id" => Arc::new(Int32Array::from(vec![id])) as ArrayRef,
-            "name" => Arc::new(StringArray::from(vec!["concurrent"])) as ArrayRef,
-            _ => new_null_array(f.data_type(), 1),
-        })
-        .collect();
-    let row = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let key = row.project(&[schema.index_of("id").unwrap()]).unwrap();
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance(OTHER_TOPIC, 0, offset);
-    let (upserts, deletes) = if upsert {
-        (row, key.slice(0, 0))
-    } else {
-        (RecordBatch::new_empty(schema.clone()), key)
-    };
-    ChangeSet {
-        table,
-        schema: schema.clone(),
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(schema.fields().len()),
-        ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
-        upserts,
-        deletes,
-        checkpoint,
-        events: 1,
-        max_source_ts_ms: None,
-    }
+    keyed_change(
+        &table,
+        schema,
+        &[id],
+        "concurrent",
+        upsert,
+        (OTHER_TOPIC, offset),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

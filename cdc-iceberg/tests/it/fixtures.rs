@@ -2,12 +2,10 @@
 //! many snapshots with position deletes) reads back equal to its `expected/` state through
 //! iceberg-rust, pyiceberg and DuckDB; replaying everything commits nothing.
 
-use std::collections::HashMap;
-
-use cdc_core::testing::{schemaless_hints, Scenario};
+use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 
-use crate::common::{assert_expected, sync, Readers};
+use crate::common::{assert_expected, Readers};
 
 async fn check(name: &str) {
     let scenario = Scenario::load(name);
@@ -17,22 +15,9 @@ async fn check(name: &str) {
         IcebergSinkConfig::default(),
     )
     .unwrap();
-    let stats = sync(
-        &scenario,
-        dir.path(),
-        40,
-        schemaless_hints(&scenario).await,
-        &warehouse,
-    )
-    .await
-    .unwrap();
-    assert!(stats.commits > 0);
+    sync_fixture(&scenario, dir.path(), &warehouse).await;
     assert_expected(&scenario, &warehouse, Readers::ALL).await;
-    // Replaying everything changes nothing.
-    let again = sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
-        .await
-        .unwrap();
-    assert_eq!(again.commits, 0);
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
 }
 
 cdc_core::fixture_tests!(check);

@@ -17,15 +17,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use arrow_array::{BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use cdc_core::fold::ChangeSet;
-use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
-use cdc_core::testing::bench::{change_keys, ChangeKeys};
+use cdc_core::testing::bench::{change_keys, cpu_seconds, peak_rss_mib, Accounts, ChangeKeys};
 use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
 use deltalake::datafusion::prelude::SessionContext;
 
@@ -33,94 +30,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const FILE_ROWS: usize = 100_000;
 
+fn accounts() -> Accounts {
+    Accounts::new(None)
+}
+
 fn table_id() -> TableId {
-    TableId::new("bench", "accounts")
+    Accounts::table()
 }
 
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, true),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("amount", DataType::Float64, true),
-        Field::new(
-            "updated_at",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            true,
-        ),
-    ]))
+    accounts().schema
 }
 
 fn rows(ids: &[i64], version: i64) -> RecordBatch {
-    let name: StringArray = ids
-        .iter()
-        .map(|i| Some(format!("account-{i}-v{version}")))
-        .collect();
-    let amount: Float64Array = ids
-        .iter()
-        .map(|i| Some((*i % 10_000) as f64 * 1.25 + version as f64))
-        .collect();
-    let ts: TimestampMicrosecondArray = ids
-        .iter()
-        .map(|i| Some(1_700_000_000_000_000 + i * 1_000 + version))
-        .collect();
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
-            Arc::new(name),
-            Arc::new(amount),
-            Arc::new(ts),
-        ],
-    )
-    .expect("bench batch")
-}
-
-fn change_set(upserts: RecordBatch, deletes: Vec<i64>, offset: i64) -> ChangeSet {
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance("bench.bench.accounts", 0, offset);
-    let key_schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let deletes = RecordBatch::try_new(key_schema, vec![Arc::new(Int64Array::from(deletes))])
-        .expect("deletes");
-    ChangeSet {
-        table: table_id(),
-        schema: schema(),
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(4),
-        ignore_table_values: BooleanArray::from(vec![false; upserts.num_rows()]),
-        events: upserts.num_rows() + deletes.num_rows(),
-        upserts,
-        deletes,
-        checkpoint,
-        max_source_ts_ms: None,
-    }
-}
-
-/// CPU time (user + system, all threads) of this process so far: unlike wall time, barely
-/// affected by other processes competing for the cores.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    ticks.iter().sum::<f64>() / 100.0
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    accounts().rows(ids, version)
 }
 
 fn warehouse(dir: &str) -> Result<DeltaWarehouse, BoxError> {
@@ -157,7 +80,7 @@ async fn setup(dir: &str, n: i64, changes: i64, dist: &str) -> Result<(), BoxErr
     let mut sink = wh.sink(&table_id());
     let start = Instant::now();
     for (offset, chunk) in (0..n).collect::<Vec<_>>().chunks(FILE_ROWS).enumerate() {
-        sink.apply(&change_set(rows(chunk, 0), Vec::new(), offset as i64))
+        sink.apply(&accounts().change_set(rows(chunk, 0), &[], offset as i64))
             .await?;
     }
     eprintln!(
@@ -198,7 +121,7 @@ fn load_changes(setup_dir: &str) -> Result<ChangeSet, BoxError> {
     let d = std::path::Path::new(setup_dir);
     let upserts = read_ipc(&d.join("upserts.arrow"))?;
     let deletes = read_ipc(&d.join("deletes.arrow"))?;
-    Ok(change_set(upserts, key_values(&deletes), 1_000_000))
+    Ok(accounts().change_set(upserts, &key_values(&deletes), 1_000_000))
 }
 
 async fn run_cdc(
