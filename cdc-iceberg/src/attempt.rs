@@ -17,8 +17,8 @@ use cdc_core::model::TableId;
 use iceberg::io::FileIO;
 use iceberg::spec::{ManifestStatus, Snapshot};
 
-use crate::error::{iceberg_err, IcebergSinkError, Result};
-use crate::table::manifest_list;
+use crate::error::{IcebergSinkError, Result};
+use crate::table::{manifest_entries, manifest_list};
 use crate::IcebergWarehouse;
 
 /// First retry's backoff; doubled per attempt up to [`MAX_BACKOFF`].
@@ -154,14 +154,7 @@ async fn snapshot_files(table: &str, io: &FileIO, snapshot: &Snapshot) -> Result
         if manifest.added_snapshot_id != id {
             continue;
         }
-        let (entries, _) = manifest
-            .load_manifest(io)
-            .await
-            .map_err(iceberg_err(
-                &table,
-                format!("reading {}", manifest.manifest_path),
-            ))?
-            .into_parts();
+        let entries = manifest_entries(table, io, &manifest).await?;
         files.extend(
             entries
                 .iter()

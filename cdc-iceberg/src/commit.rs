@@ -144,22 +144,8 @@ impl ManifestOut<'_> {
         files: &[DataFile],
         content: ManifestContentType,
     ) -> Result<ManifestFile> {
-        let location = self.location("m-added");
-        let builder = self.builder(&location)?;
-        let mut writer = match content {
-            ManifestContentType::Data => builder.build_v2_data(),
-            ManifestContentType::Deletes => builder.build_v2_deletes(),
-        };
-        for f in files {
-            writer.add_file(f.clone(), self.seq).map_err(iceberg_err(
-                &self.table,
-                format!("writing manifest {location}"),
-            ))?;
-        }
-        writer.write_manifest_file().await.map_err(iceberg_err(
-            &self.table,
-            format!("writing manifest {location}"),
-        ))
+        self.write("m-added", content, files.iter().map(Entry::Added))
+            .await
     }
 
     /// A manifest of EXISTING entries (original snapshot ids and sequence numbers kept).
@@ -168,29 +154,12 @@ impl ManifestOut<'_> {
         files: &[&LiveFile],
         content: ManifestContentType,
     ) -> Result<ManifestFile> {
-        let location = self.location("m-merged");
-        let builder = self.builder(&location)?;
-        let mut writer = match content {
-            ManifestContentType::Data => builder.build_v2_data(),
-            ManifestContentType::Deletes => builder.build_v2_deletes(),
-        };
-        for f in files {
-            writer
-                .add_existing_file(
-                    f.entry.data_file.clone(),
-                    f.entry.snapshot_id.unwrap_or(self.snapshot_id),
-                    f.seq(),
-                    f.entry.file_sequence_number.or(Some(f.seq())),
-                )
-                .map_err(iceberg_err(
-                    &self.table,
-                    format!("writing manifest {location}"),
-                ))?;
-        }
-        writer.write_manifest_file().await.map_err(iceberg_err(
-            &self.table,
-            format!("writing manifest {location}"),
-        ))
+        self.write(
+            "m-merged",
+            content,
+            files.iter().map(|f| Entry::Existing(f)),
+        )
+        .await
     }
 
     /// A manifest of DELETED entries for removed files.
@@ -199,29 +168,60 @@ impl ManifestOut<'_> {
         files: &[&LiveFile],
         content: ManifestContentType,
     ) -> Result<ManifestFile> {
-        let location = self.location("m-removed");
+        self.write(
+            "m-removed",
+            content,
+            files.iter().map(|f| Entry::Deleted(f)),
+        )
+        .await
+    }
+
+    /// A new manifest of `content` with `entries`.
+    async fn write<'f>(
+        &self,
+        suffix: &str,
+        content: ManifestContentType,
+        entries: impl Iterator<Item = Entry<'f>>,
+    ) -> Result<ManifestFile> {
+        let location = self.location(suffix);
         let builder = self.builder(&location)?;
         let mut writer = match content {
             ManifestContentType::Data => builder.build_v2_data(),
             ManifestContentType::Deletes => builder.build_v2_deletes(),
         };
-        for f in files {
-            writer
-                .add_delete_file(
+        let context = || format!("writing manifest {location}");
+        for entry in entries {
+            match entry {
+                Entry::Added(f) => writer.add_file(f.clone(), self.seq),
+                Entry::Existing(f) => writer.add_existing_file(
+                    f.entry.data_file.clone(),
+                    f.entry.snapshot_id.unwrap_or(self.snapshot_id),
+                    f.seq(),
+                    f.entry.file_sequence_number.or(Some(f.seq())),
+                ),
+                Entry::Deleted(f) => writer.add_delete_file(
                     f.entry.data_file.clone(),
                     f.seq(),
                     f.entry.file_sequence_number.or(Some(f.seq())),
-                )
-                .map_err(iceberg_err(
-                    &self.table,
-                    format!("writing manifest {location}"),
-                ))?;
+                ),
+            }
+            .map_err(|e| iceberg_err(&self.table, context())(e))?;
         }
-        writer.write_manifest_file().await.map_err(iceberg_err(
-            &self.table,
-            format!("writing manifest {location}"),
-        ))
+        writer
+            .write_manifest_file()
+            .await
+            .map_err(iceberg_err(&self.table, context()))
     }
+}
+
+/// One entry of a manifest being written, by status.
+enum Entry<'f> {
+    /// A file this snapshot adds (at its sequence number).
+    Added(&'f DataFile),
+    /// A live file carried over (its original snapshot id and sequence numbers).
+    Existing(&'f LiveFile),
+    /// A file this snapshot removes.
+    Deleted(&'f LiveFile),
 }
 
 /// File count, record count and bytes of some files.

@@ -28,7 +28,7 @@ use crate::commit::{evolve_metadata, write_snapshot, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::locate::read_all_live;
 use crate::rewrite::RollingWriter;
-use crate::table::{checkpoint_ancestry, manifest_list, FileCache, Loaded};
+use crate::table::{checkpoint_ancestry, manifest_entries, manifest_list, FileCache, Loaded};
 use crate::table_catalog::NextMetadata;
 use crate::IcebergWarehouse;
 
@@ -193,14 +193,7 @@ async fn referenced_by(
             if !manifests_seen.insert(manifest.manifest_path.clone()) {
                 continue;
             }
-            let (entries, _) = manifest
-                .load_manifest(io)
-                .await
-                .map_err(iceberg_err(
-                    &table,
-                    format!("reading {}", manifest.manifest_path),
-                ))?
-                .into_parts();
+            let entries = manifest_entries(table, io, &manifest).await?;
             files.extend(
                 entries
                     .iter()

@@ -58,17 +58,7 @@ impl FileCache {
         if let Some(entries) = self.manifests.get(&manifest.manifest_path) {
             return Ok(entries.clone());
         }
-        let entries = Arc::new(
-            manifest
-                .load_manifest(io)
-                .await
-                .map_err(iceberg_err(
-                    &table,
-                    format!("reading {}", manifest.manifest_path),
-                ))?
-                .into_parts()
-                .0,
-        );
+        let entries = Arc::new(manifest_entries(table, io, manifest).await?);
         self.manifests
             .insert(manifest.manifest_path.clone(), entries.clone());
         Ok(entries)
@@ -223,6 +213,23 @@ pub(crate) async fn manifest_list(
     let list = ManifestList::parse_with_version(&bytes, FormatVersion::V2)
         .map_err(iceberg_err(&table, format!("reading manifest list {path}")))?;
     Ok(list.consume_entries().into_iter().collect())
+}
+
+/// The entries of a manifest.
+pub(crate) async fn manifest_entries(
+    table: &str,
+    io: &FileIO,
+    manifest: &ManifestFile,
+) -> Result<Vec<Arc<ManifestEntry>>> {
+    let (entries, _) = manifest
+        .load_manifest(io)
+        .await
+        .map_err(iceberg_err(
+            &table,
+            format!("reading {}", manifest.manifest_path),
+        ))?
+        .into_parts();
+    Ok(entries)
 }
 
 /// The snapshots from the current one back to the newest carrying [`CHECKPOINT_SUMMARY`]
