@@ -98,8 +98,17 @@ async fn widening_and_new_columns_keep_field_ids() {
     )
     .await
     .unwrap();
-    // One snapshot per change set: the schema changed in the data's snapshot.
+    // One snapshot per change set, and one metadata file per commit: the schema changed in the
+    // data's snapshot, which was written with it, not in a commit of its own.
     assert_eq!(after.snapshots().count(), 2);
+    assert_eq!(
+        after.metadata_log().len(),
+        before.metadata_log().len() + 1,
+        "one new metadata file for the schema and the data"
+    );
+    let current = after.current_snapshot().unwrap();
+    assert_eq!(current.schema_id(), Some(after.current_schema_id()));
+    assert_ne!(before.current_schema_id(), after.current_schema_id());
     let (old, new) = (before.current_schema(), after.current_schema());
     for name in ["id", "n", "x"] {
         assert_eq!(

@@ -13,5 +13,6 @@ mod maintenance;
 mod modes;
 mod partitioned;
 mod promotion;
+mod pruning;
 mod rest;
 mod stepwise;

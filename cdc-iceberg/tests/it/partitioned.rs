@@ -4,9 +4,12 @@
 
 use std::collections::HashMap;
 
+use arrow_array::{Array, StringArray};
+use cdc_core::model::TableId;
 use cdc_core::testing::Scenario;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
-use iceberg::spec::TableMetadata;
+use iceberg::spec::{DataContentType, FormatVersion, ManifestList, Struct, TableMetadata};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::common::{assert_expected, metadata_location, sync, Readers};
 
@@ -16,6 +19,7 @@ async fn partitioned_tables_end_equal() {
         (vec!["name"], "name="),
         (vec!["bucket(4, id)"], "id_bucket_4="),
         (vec!["day(updated_at)", "bucket(2, id)"], "updated_at_day="),
+        (vec!["hour(updated_at)"], "updated_at_hour="),
     ] {
         let scenario = Scenario::load("crud");
         let dir = tempfile::tempdir().unwrap();
@@ -54,7 +58,79 @@ async fn partitioned_tables_end_equal() {
             partitions > 1,
             "{partition_by:?}: {partitions} partition directories"
         );
+        let checked = assert_deletes_in_partitions_of_their_files(&warehouse, table).await;
+        assert!(checked > 0, "{partition_by:?}: no position delete checked");
     }
+}
+
+/// Every row of every live position-delete file names a live data file of the delete file's
+/// own partition (readers match delete files to data files by partition). Returns how many
+/// delete rows were checked.
+async fn assert_deletes_in_partitions_of_their_files(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+) -> usize {
+    let io = warehouse.file_io();
+    let metadata = TableMetadata::read_from(io, metadata_location(warehouse, table).await)
+        .await
+        .unwrap();
+    let Some(snapshot) = metadata.current_snapshot() else {
+        return 0;
+    };
+    let list = io
+        .new_input(snapshot.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let manifests = ManifestList::parse_with_version(&list, FormatVersion::V2).unwrap();
+    let mut data_partitions: HashMap<String, Struct> = HashMap::new();
+    let mut delete_files: Vec<(String, Struct)> = Vec::new();
+    for manifest in manifests.entries() {
+        for entry in manifest.load_manifest(io).await.unwrap().entries() {
+            if !entry.is_alive() {
+                continue;
+            }
+            let file = entry.data_file();
+            let item = (file.file_path().to_string(), file.partition().clone());
+            match entry.content_type() {
+                DataContentType::Data => {
+                    data_partitions.insert(item.0, item.1);
+                }
+                DataContentType::PositionDeletes => delete_files.push(item),
+                DataContentType::EqualityDeletes => {}
+            }
+        }
+    }
+    let mut checked = 0;
+    for (path, partition) in delete_files {
+        let bytes = io.new_input(&path).unwrap().read().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let names = batch
+                .column_by_name("file_path")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            for i in 0..names.len() {
+                let named = names.value(i);
+                // A delete of a file no longer live is harmless; a live one must match.
+                if let Some(data_partition) = data_partitions.get(named) {
+                    assert_eq!(
+                        data_partition, &partition,
+                        "{table}: {path} deletes rows of {named} in another partition"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    checked
 }
 
 #[test]
@@ -105,6 +181,7 @@ async fn partitioned_pk_change_and_toast_end_equal() {
                     partition_by.len(),
                     "{table}"
                 );
+                assert_deletes_in_partitions_of_their_files(&warehouse, table).await;
             }
             assert_expected(&scenario, &warehouse, Readers::ALL).await;
         }
