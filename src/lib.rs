@@ -129,6 +129,14 @@ fn sink_config<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Iceberg sink settings from JSON (as `--sink-config` takes them), or the defaults.
+#[cfg(feature = "iceberg")]
+pub fn iceberg_sink_config(
+    settings: Option<&str>,
+) -> cdc_core::Result<cdc_iceberg::IcebergSinkConfig> {
+    sink_config(Format::Iceberg, settings)
+}
+
 /// Opens the warehouse of `format` at `warehouse` with sink settings given as JSON:
 /// `cdc_delta::DeltaSinkConfig` (partition columns, table properties, deletion vectors, ...),
 /// `cdc_iceberg::IcebergSinkConfig` (write mode, partition spec, catalog, ...) or

@@ -71,6 +71,10 @@ struct IcebergTables {
     /// `SCHEMA.TABLE`; repeatable.
     #[arg(long = "table", required = true)]
     tables: Vec<String>,
+    /// The Iceberg sink settings the tables were synced with, a JSON file (`--sink-config` of
+    /// `sync`): its catalog (`rest`, `catalog_name`) is where the tables are found.
+    #[arg(long, value_name = "FILE")]
+    sink_config: Option<PathBuf>,
 }
 
 #[cfg(feature = "iceberg")]
@@ -81,12 +85,22 @@ async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Erro
     let (IcebergCommand::Compact(t)
     | IcebergCommand::ExpireSnapshots { tables: t, .. }
     | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
+    let settings = read_settings(t.sink_config.as_deref())?;
     let warehouse = cdc_iceberg::IcebergWarehouse::new(
         &t.warehouse,
-        cdc_iceberg::IcebergSinkConfig::default(),
+        cdc_lake::iceberg_sink_config(settings.as_deref())?,
     )?;
     for name in &t.tables {
         let table = TableId::parse(name)?;
+        // A misspelt table or the wrong catalog is an error, not "nothing to do".
+        if warehouse.metadata_location(&table).await?.is_none() {
+            return Err(format!(
+                "table {table} is not in the catalog `{}` of `{}` (give the sync's --sink-config)",
+                warehouse.catalog_name(),
+                t.warehouse
+            )
+            .into());
+        }
         match &command {
             IcebergCommand::Compact(_) => match maintenance::compact(&warehouse, &table).await? {
                 Some(c) => println!(
@@ -254,17 +268,19 @@ fn show_progress(p: &Progress<'_>, tty: bool, log_lines: bool) {
     }
 }
 
+/// The text of a `--sink-config` file.
+fn read_settings(path: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    path.map(|path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+    })
+    .transpose()
+}
+
 /// The warehouse of `--format` at `--warehouse`, with `--sink-config` settings.
 fn open_sinks(
     args: &SyncArgs,
 ) -> Result<Box<dyn cdc_core::sink::Warehouse>, Box<dyn std::error::Error>> {
-    let settings = match &args.sink_config {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let settings = read_settings(args.sink_config.as_deref())?;
     Ok(open_warehouse_with(
         args.format,
         &args.warehouse,

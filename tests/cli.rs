@@ -233,6 +233,15 @@ fn iceberg_sync_and_maintenance_from_the_command_line() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // A catalog of another name in another file: maintenance finds the tables only through
+    // the same `--sink-config` the sync used.
+    let settings_file = wh.with_extension("settings.json");
+    let catalog = wh.with_extension("lake.db");
+    let settings = cdc_lake::iceberg_sink_config(Some(
+        &serde_json::json!({"catalog_name": "lake", "catalog_path": s(&catalog)}).to_string(),
+    ))
+    .unwrap();
+    std::fs::write(&settings_file, serde_json::to_string(&settings).unwrap()).unwrap();
     let sync = [
         "sync",
         "--format",
@@ -243,9 +252,32 @@ fn iceberg_sync_and_maintenance_from_the_command_line() {
         s(&wh),
         "--max-batch-events",
         "40",
+        "--sink-config",
+        s(&settings_file),
     ];
     run(&sync);
-    let table = ["--warehouse", s(&wh), "--table", "public.customers"];
+    let table = [
+        "--warehouse",
+        s(&wh),
+        "--table",
+        "public.customers",
+        "--sink-config",
+        s(&settings_file),
+    ];
+    let without_settings = cdc_lake(&[
+        "iceberg",
+        "compact",
+        "--warehouse",
+        s(&wh),
+        "--table",
+        "public.customers",
+    ]);
+    assert!(!without_settings.status.success());
+    let message = String::from_utf8_lossy(&without_settings.stderr);
+    assert!(
+        message.contains("public.customers is not in the catalog"),
+        "{message}"
+    );
     let compact = run(&[&["iceberg", "compact"][..], &table].concat());
     assert!(compact.contains("compacted"), "{compact}");
     let expire = run(&[
@@ -260,16 +292,18 @@ fn iceberg_sync_and_maintenance_from_the_command_line() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{expire}"));
     assert!(deleted > 0, "{expire}");
+    // A file no snapshot references (as a crashed attempt leaves) is removed, nothing else.
+    let stray = wh.join("public/customers/data/00000-stray.parquet");
+    std::fs::write(&stray, b"left by a crashed attempt").unwrap();
     let orphans = run(&[
         &["iceberg", "remove-orphans", "--older-than-hours", "0"][..],
         &table,
     ]
     .concat());
-    assert!(orphans.contains("removed 0 orphan files"), "{orphans}");
+    assert!(orphans.contains("removed 1 orphan files"), "{orphans}");
+    assert!(!stray.exists());
 
-    let opened =
-        cdc_iceberg::IcebergWarehouse::new(s(&wh), cdc_iceberg::IcebergSinkConfig::default())
-            .unwrap();
+    let opened = cdc_iceberg::IcebergWarehouse::new(s(&wh), settings).unwrap();
     let (id, keys) = &scenario.tables[0];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let schema = runtime
