@@ -26,7 +26,7 @@ mod postgres;
 mod readers;
 mod stepwise;
 
-pub use changes::keyed_change;
+pub use changes::{keyed_change, other_writer_change, OTHER_WRITER_TOPIC};
 pub use postgres::PostgresServer;
 pub use readers::{external_to_logical, rows_from_python_reader};
 pub use stepwise::assert_equal_to_reference_after_every_batch;

@@ -61,3 +61,20 @@ pub fn keyed_change(
         max_source_ts_ms: None,
     }
 }
+
+/// Topic of the change sets of [`other_writer_change`].
+pub const OTHER_WRITER_TOPIC: &str = "other.public.customers";
+
+/// One upsert (`upsert` = true, `name` = "concurrent") or key-only delete of key `id` of the
+/// fixtures' `public.customers`, by a second writer that reads another topic, at `offset`: what
+/// the concurrency tests commit between a sink's read of the table and its own commit.
+pub fn other_writer_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
+    keyed_change(
+        &TableId::new("public", "customers"),
+        schema,
+        &[id],
+        "concurrent",
+        upsert,
+        (OTHER_WRITER_TOPIC, offset),
+    )
+}

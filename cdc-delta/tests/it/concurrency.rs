@@ -9,30 +9,14 @@ use std::sync::Arc;
 
 use arrow_array::Int32Array;
 use arrow_schema::SchemaRef;
-use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
-use cdc_core::testing::{keyed_change, Scenario};
+use cdc_core::testing::{other_writer_change, Scenario};
 use cdc_delta::schema::logical_schema;
 use cdc_delta::{BeforeCommitHook, DeltaSinkConfig, DeltaWarehouse};
 use futures::FutureExt;
 
 use crate::common::{assert_expected, sync};
-
-const OTHER_TOPIC: &str = "other.public.customers";
-
-/// One upsert (`upsert` = true) or delete of key `id` by the other writer, at `offset`.
-fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
-    let table = TableId::new("public", "customers");
-    keyed_change(
-        &table,
-        schema,
-        &[id],
-        "concurrent",
-        upsert,
-        (OTHER_TOPIC, offset),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writer_between_read_and_commit_is_retried() {
@@ -52,7 +36,7 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
             }
             let schema: SchemaRef =
                 Arc::new(logical_schema(&table.snapshot().unwrap().schema()).unwrap());
-            let set = other_change(&schema, 100_000 + n as i32, n, true);
+            let set = other_writer_change(&schema, 100_000 + n as i32, n, true);
             let mut sink = other.sink(&set.table);
             sink.apply(&set).await.expect("other writer commits");
             commits.fetch_add(1, Ordering::SeqCst);
@@ -90,7 +74,7 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
     for n in 0..concurrent {
         let id = 100_000 + n as i32;
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_change(&schema, id, 100 + n, false);
+        let set = other_writer_change(&schema, id, 100 + n, false);
         other.sink(&table).apply(&set).await.unwrap();
     }
     assert_expected(&scenario, &warehouse, true).await;

@@ -13,24 +13,24 @@ use arrow_schema::SchemaRef;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
 use cdc_core::sink::{BeforeCommitHook, TableSink};
-use cdc_core::testing::{keyed_change, Scenario};
+use cdc_core::testing::{keyed_change, other_writer_change, Scenario, OTHER_WRITER_TOPIC};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use futures::FutureExt;
 
 use crate::common::{assert_expected, logical_schema, read_with_hudi_rs, sync, to_logical, Query};
 
-const OTHER_TOPIC: &str = "other.public.customers";
-
-/// One upsert (`upsert` = true) or delete of key `id` by the other writer, at `offset`.
-fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
-    change(schema, id, "concurrent", offset, upsert)
-}
-
 /// One upsert (`upsert` = true, column `name` = `name`, other columns null) or delete of key
 /// `id` of `public.customers`, at `offset` of another topic.
 pub fn change(schema: &SchemaRef, id: i32, name: &str, offset: i64, upsert: bool) -> ChangeSet {
     let table = TableId::new("public", "customers");
-    keyed_change(&table, schema, &[id], name, upsert, (OTHER_TOPIC, offset))
+    keyed_change(
+        &table,
+        schema,
+        &[id],
+        name,
+        upsert,
+        (OTHER_WRITER_TOPIC, offset),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +56,7 @@ async fn another_writer_between_write_and_commit_is_retried() {
             let Some(schema) = sink.schema().await.unwrap() else {
                 return;
             };
-            let set = other_change(&schema.schema, 100_000 + n as i32, n, true);
+            let set = other_writer_change(&schema.schema, 100_000 + n as i32, n, true);
             sink.apply(&set).await.expect("other writer commits");
             commits.fetch_add(1, Ordering::SeqCst);
         }
@@ -90,7 +90,7 @@ async fn another_writer_between_write_and_commit_is_retried() {
     for n in 0..concurrent {
         let id = 100_000 + n as i32;
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_change(&logical, id, 100 + n, false);
+        let set = other_writer_change(&logical, id, 100 + n, false);
         other.sink(&table).apply(&set).await.unwrap();
     }
     assert_expected(&scenario, &warehouse, true).await;
@@ -129,7 +129,7 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
             let Some(schema) = sink.schema().await.unwrap() else {
                 return;
             };
-            let set = other_change(&schema.schema, 200_000 + n as i32, n, true);
+            let set = other_writer_change(&schema.schema, 200_000 + n as i32, n, true);
             let result = sink.apply(&set).await;
             let err = result.expect_err("the other writer must not roll back a live instant");
             errors.lock().unwrap().push(err.to_string());
@@ -164,12 +164,12 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
     let (logical, _) = logical_schema(&other, &table).await;
     other
         .sink(&table)
-        .apply(&other_change(&logical, 300_000, 10, true))
+        .apply(&other_writer_change(&logical, 300_000, 10, true))
         .await
         .unwrap();
     other
         .sink(&table)
-        .apply(&other_change(&logical, 300_000, 11, false))
+        .apply(&other_writer_change(&logical, 300_000, 11, false))
         .await
         .unwrap();
 
@@ -187,7 +187,7 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
     .unwrap();
     let err = crashing
         .sink(&table)
-        .apply(&other_change(&logical, 300_001, 12, true))
+        .apply(&other_writer_change(&logical, 300_001, 12, true))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("fail point"), "{err}");
@@ -196,7 +196,7 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     other
         .sink(&table)
-        .apply(&other_change(&logical, 300_002, 13, false))
+        .apply(&other_writer_change(&logical, 300_002, 13, false))
         .await
         .unwrap();
     assert_eq!(std::fs::read_dir(&heartbeats).unwrap().count(), 0);

@@ -13,27 +13,12 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::TableSink;
-use cdc_core::testing::{keyed_change, Scenario};
+use cdc_core::testing::{other_writer_change, Scenario, OTHER_WRITER_TOPIC};
 use cdc_iceberg::maintenance::orphan_files;
 use cdc_iceberg::{BeforeCommitHook, IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::FutureExt;
 
 use crate::common::{assert_expected, read_with_iceberg_rust, sync, Readers};
-
-const OTHER_TOPIC: &str = "other.public.customers";
-
-/// One upsert (`upsert` = true) or delete of key `id` by the other writer, at `offset`.
-fn other_change(schema: &SchemaRef, id: i32, offset: i64, upsert: bool) -> ChangeSet {
-    let table = TableId::new("public", "customers");
-    keyed_change(
-        &table,
-        schema,
-        &[id],
-        "concurrent",
-        upsert,
-        (OTHER_TOPIC, offset),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writer_between_read_and_swap_is_retried() {
@@ -63,7 +48,7 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
             let Some(schema) = sink.schema().await.unwrap() else {
                 return;
             };
-            let set = other_change(&schema.schema, 100_000 + n as i32, n, true);
+            let set = other_writer_change(&schema.schema, 100_000 + n as i32, n, true);
             sink.apply(&set).await.expect("other writer commits");
             commits.fetch_add(1, Ordering::SeqCst);
         }
@@ -98,7 +83,7 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
     for n in 0..concurrent {
         let id = 100_000 + n as i32;
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_change(&schema, id, 100 + n, false);
+        let set = other_writer_change(&schema, id, 100 + n, false);
         other.sink(&table).apply(&set).await.unwrap();
     }
     assert_expected(&scenario, &warehouse, Readers::ALL).await;
@@ -224,7 +209,7 @@ async fn concurrent_writer_changing_the_same_keys_is_retried_on_fresh_rows() {
                         (4, "other", Some("other-e4")),
                     ],
                     &[3],
-                    OTHER_TOPIC,
+                    OTHER_WRITER_TOPIC,
                     0,
                 );
                 other
