@@ -76,8 +76,12 @@ pub(crate) async fn write_parquet(
         partition,
         equality_ids,
     } = kind;
+    // Untruncated statistics: iceberg-rust drops a row group's inexact (truncated) min/max
+    // from the manifest bounds, which could leave a file's string upper bound below a key it
+    // holds; exact statistics keep the bounds true for key pruning.
     let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_statistics_truncate_length(None)
         .build();
     let output = io
         .new_output(location)

@@ -1,7 +1,7 @@
 //! Finding the rows a change set touches: (data file, row position) of every changed key.
 //!
 //! Candidate data files are pruned with their manifest lower/upper bounds of the first key
-//! column (integer keys); candidates are read for their key columns only, rows already removed
+//! column (integer and string keys); candidates are read for their key columns only, rows already removed
 //! by earlier position deletes are skipped, and only files that hold an upserted key with
 //! unchanged (TOAST) cells are read whole, for the old values of those rows.
 
@@ -14,15 +14,15 @@ use arrow_schema::{Schema, SchemaRef};
 use cdc_core::fold::key_converter;
 use cdc_core::model::TableId;
 use cdc_core::schema::{cast_column, evolve_batch};
-use cdc_core::sink::upsert::{ChangedKeys, SortedInts, Touch};
+use cdc_core::sink::upsert::{ChangedKeys, SortedInts, SortedStrings, Touch};
 use cdc_core::storage::from_storage;
 use iceberg::io::FileIO;
-use iceberg::spec::{DataContentType, Datum, PrimitiveLiteral};
+use iceberg::spec::{DataContentType, PrimitiveLiteral, TableMetadata};
 
 use crate::error::{IcebergSinkError, Result};
 use crate::files::{may_reference, read_parquet, Positions};
 use crate::rewrite::RollingWriter;
-use crate::table::{FileCache, LiveFile, Loaded};
+use crate::table::{FileCache, LiveFile, Loaded, CHECKPOINT_SUMMARY};
 use futures::StreamExt;
 
 /// What a change set does to the table's existing rows.
@@ -38,34 +38,84 @@ pub(crate) struct Located {
     pub deleted: u64,
 }
 
-/// Sorted values of the first key column, for pruning files by their bounds. Only integer keys
-/// are pruned; other key types read every file's key columns.
+/// Sorted values of the first key column, for pruning files by their manifest bounds. Integer
+/// keys are pruned in every file; string keys only in files this sink wrote (added by a
+/// snapshot carrying its checkpoint), whose string bounds are exact: another writer's
+/// truncated bounds are not always widened to hold every value. Other key types read every
+/// file's key columns.
 pub(crate) struct KeyRanges {
     field_id: Option<i32>,
-    sorted: Option<SortedInts>,
+    sorted: SortedKeys,
+    /// Snapshots this sink committed (their files' string bounds are exact).
+    own_snapshots: HashSet<i64>,
+}
+
+enum SortedKeys {
+    Ints(SortedInts),
+    Strings(SortedStrings),
+    Unknown,
 }
 
 impl KeyRanges {
-    pub fn new(keys: &ChangedKeys, field_id: Option<i32>) -> Self {
+    pub fn new(keys: &ChangedKeys, field_id: Option<i32>, metadata: &TableMetadata) -> Self {
+        let sorted = match keys.first_key_ints() {
+            Some(ints) => SortedKeys::Ints(ints),
+            None => keys
+                .first_key_strings()
+                .map_or(SortedKeys::Unknown, SortedKeys::Strings),
+        };
+        let own_snapshots = match sorted {
+            SortedKeys::Strings(_) => metadata
+                .snapshots()
+                .filter(|s| {
+                    s.summary()
+                        .additional_properties
+                        .contains_key(CHECKPOINT_SUMMARY)
+                })
+                .map(|s| s.snapshot_id())
+                .collect(),
+            _ => HashSet::new(),
+        };
         KeyRanges {
             field_id,
-            sorted: keys.first_key_ints(),
+            sorted,
+            own_snapshots,
         }
     }
 
     /// How many changed keys fall in the file's key range; `None` when unknown.
     pub fn keys_in_range(&self, file: &LiveFile) -> Option<usize> {
-        let sorted = self.sorted.as_ref()?;
         let id = self.field_id?;
-        let as_i64 = |d: Option<&Datum>| match d?.literal() {
-            PrimitiveLiteral::Int(v) => Some(i64::from(*v)),
-            PrimitiveLiteral::Long(v) => Some(*v),
-            _ => None,
-        };
         let df = &file.entry.data_file;
-        let min = as_i64(df.lower_bounds().get(&id))?;
-        let max = as_i64(df.upper_bounds().get(&id))?;
-        Some(sorted.count_in(min, max))
+        let (lower, upper) = (
+            df.lower_bounds().get(&id)?.literal(),
+            df.upper_bounds().get(&id)?.literal(),
+        );
+        match &self.sorted {
+            SortedKeys::Ints(sorted) => {
+                let as_i64 = |d: &PrimitiveLiteral| match d {
+                    PrimitiveLiteral::Int(v) => Some(i64::from(*v)),
+                    PrimitiveLiteral::Long(v) => Some(*v),
+                    _ => None,
+                };
+                Some(sorted.count_in(as_i64(lower)?, as_i64(upper)?))
+            }
+            SortedKeys::Strings(_)
+                if !file
+                    .entry
+                    .snapshot_id
+                    .is_some_and(|id| self.own_snapshots.contains(&id)) =>
+            {
+                None
+            }
+            SortedKeys::Strings(sorted) => match (lower, upper) {
+                (PrimitiveLiteral::String(min), PrimitiveLiteral::String(max)) => {
+                    Some(sorted.count_in(min, max))
+                }
+                _ => None,
+            },
+            SortedKeys::Unknown => None,
+        }
     }
 }
 
@@ -326,7 +376,7 @@ pub(crate) async fn locate(
         .key_fields()
         .first()
         .and_then(|f| loaded.metadata.current_schema().field_id_by_name(f.name()));
-    let ranges = KeyRanges::new(keys, key_field_id);
+    let ranges = KeyRanges::new(keys, key_field_id, &loaded.metadata);
     let candidates: Vec<&LiveFile> = loaded
         .data_files
         .iter()

@@ -171,6 +171,25 @@ impl ChangedKeys {
         Some(SortedInts::new(values))
     }
 
+    /// The changed values of the first key column, sorted, when it is a string column (text,
+    /// `uuid` as Debezium sends it): for pruning files by string key bounds. Bounds a format
+    /// truncated (a prefix below the least value, an incremented prefix above the greatest)
+    /// still hold every value of the file, so the count stays safe.
+    pub fn first_key_strings(&self) -> Option<SortedStrings> {
+        let field = self.key_fields.first()?;
+        if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            return None;
+        }
+        let mut values = Vec::new();
+        let upserts = self.upserts.column_by_name(field.name());
+        for col in upserts.into_iter().chain(self.deletes.first()) {
+            let col = arrow_cast::cast(col, &DataType::Utf8).ok()?;
+            let strings = col.as_any().downcast_ref::<arrow_array::StringArray>()?;
+            values.extend(strings.iter().flatten().map(str::to_string));
+        }
+        Some(SortedStrings::new(values))
+    }
+
     /// Number of distinct keys touched.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -296,9 +315,47 @@ impl SortedInts {
     }
 }
 
+/// Distinct string keys in byte order (the order of Iceberg's and Parquet's string bounds).
+#[derive(Debug, Clone, Default)]
+pub struct SortedStrings(Vec<String>);
+
+impl SortedStrings {
+    /// Sorts and deduplicates `values`.
+    pub fn new(mut values: Vec<String>) -> Self {
+        values.sort_unstable();
+        values.dedup();
+        SortedStrings(values)
+    }
+
+    /// How many values lie in `[min, max]` (0 when `min > max`).
+    pub fn count_in(&self, min: &str, max: &str) -> usize {
+        let lo = self.0.partition_point(|k| k.as_str() < min);
+        let hi = self.0.partition_point(|k| k.as_str() <= max);
+        hi.saturating_sub(lo)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SortedInts;
+    use super::{SortedInts, SortedStrings};
+
+    #[test]
+    fn sorted_strings_count_closed_ranges_in_byte_order() {
+        let keys = SortedStrings::new(
+            ["b", "a", "ab", "é", "Z", "b"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
+        // Byte order: upper case before lower case, multi-byte UTF-8 after ASCII.
+        assert_eq!(keys.count_in("a", "b"), 3);
+        assert_eq!(keys.count_in("A", "Z"), 1);
+        assert_eq!(keys.count_in("c", "\u{10ffff}"), 1);
+        assert_eq!(keys.count_in("ac", "az"), 0);
+        // A truncated lower bound ("a" for "ab...") and upper bound ("ac" for "ab...").
+        assert_eq!(keys.count_in("a", "ac"), 2);
+        assert_eq!(keys.count_in("b", "a"), 0);
+    }
 
     #[test]
     fn sorted_ints_count_closed_ranges() {
