@@ -1,9 +1,9 @@
 //! Finding the rows a change set touches: (data file, row position) of every changed key.
 //!
 //! Candidate data files are pruned with their manifest lower/upper bounds of the first key
-//! column (integer and string keys); candidates are read for their key columns only, rows already removed
-//! by earlier position deletes are skipped, and only files that hold an upserted key with
-//! unchanged (TOAST) cells are read whole, for the old values of those rows.
+//! column (integer and string keys); candidates are read for their key columns only, rows
+//! already removed by earlier position deletes are skipped, and only files that hold an
+//! upserted key with unchanged (TOAST) cells are read whole, for the old values of those rows.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,53 +46,47 @@ pub(crate) struct Located {
 pub(crate) struct KeyRanges {
     field_id: Option<i32>,
     sorted: SortedKeys,
-    /// Snapshots this sink committed (their files' string bounds are exact).
-    own_snapshots: HashSet<i64>,
 }
 
 enum SortedKeys {
     Ints(SortedInts),
-    Strings(SortedStrings),
+    Strings {
+        sorted: SortedStrings,
+        /// Snapshots this sink committed: their files' string bounds are exact.
+        own_snapshots: HashSet<i64>,
+    },
     Unknown,
 }
 
 impl KeyRanges {
     pub fn new(keys: &ChangedKeys, field_id: Option<i32>, metadata: &TableMetadata) -> Self {
-        let sorted = match keys.first_key_ints() {
-            Some(ints) => SortedKeys::Ints(ints),
-            None => keys
-                .first_key_strings()
-                .map_or(SortedKeys::Unknown, SortedKeys::Strings),
+        let sorted = match (keys.first_key_ints(), keys.first_key_strings()) {
+            (Some(ints), _) => SortedKeys::Ints(ints),
+            (None, Some(sorted)) => SortedKeys::Strings {
+                sorted,
+                own_snapshots: metadata
+                    .snapshots()
+                    .filter(|s| {
+                        s.summary()
+                            .additional_properties
+                            .contains_key(CHECKPOINT_SUMMARY)
+                    })
+                    .map(|s| s.snapshot_id())
+                    .collect(),
+            },
+            (None, None) => SortedKeys::Unknown,
         };
-        let own_snapshots = match sorted {
-            SortedKeys::Strings(_) => metadata
-                .snapshots()
-                .filter(|s| {
-                    s.summary()
-                        .additional_properties
-                        .contains_key(CHECKPOINT_SUMMARY)
-                })
-                .map(|s| s.snapshot_id())
-                .collect(),
-            _ => HashSet::new(),
-        };
-        KeyRanges {
-            field_id,
-            sorted,
-            own_snapshots,
-        }
+        KeyRanges { field_id, sorted }
     }
 
     /// How many changed keys fall in the file's key range; `None` when unknown.
     pub fn keys_in_range(&self, file: &LiveFile) -> Option<usize> {
         let id = self.field_id?;
         let df = &file.entry.data_file;
-        let (lower, upper) = (
-            df.lower_bounds().get(&id)?.literal(),
-            df.upper_bounds().get(&id)?.literal(),
-        );
-        match &self.sorted {
-            SortedKeys::Ints(sorted) => {
+        let lower = df.lower_bounds().get(&id)?.literal();
+        let upper = df.upper_bounds().get(&id)?.literal();
+        match (&self.sorted, lower, upper) {
+            (SortedKeys::Ints(sorted), _, _) => {
                 let as_i64 = |d: &PrimitiveLiteral| match d {
                     PrimitiveLiteral::Int(v) => Some(i64::from(*v)),
                     PrimitiveLiteral::Long(v) => Some(*v),
@@ -100,21 +94,21 @@ impl KeyRanges {
                 };
                 Some(sorted.count_in(as_i64(lower)?, as_i64(upper)?))
             }
-            SortedKeys::Strings(_)
-                if !file
-                    .entry
-                    .snapshot_id
-                    .is_some_and(|id| self.own_snapshots.contains(&id)) =>
+            (
+                SortedKeys::Strings {
+                    sorted,
+                    own_snapshots,
+                },
+                PrimitiveLiteral::String(min),
+                PrimitiveLiteral::String(max),
+            ) if file
+                .entry
+                .snapshot_id
+                .is_some_and(|s| own_snapshots.contains(&s)) =>
             {
-                None
+                Some(sorted.count_in(min, max))
             }
-            SortedKeys::Strings(sorted) => match (lower, upper) {
-                (PrimitiveLiteral::String(min), PrimitiveLiteral::String(max)) => {
-                    Some(sorted.count_in(min, max))
-                }
-                _ => None,
-            },
-            SortedKeys::Unknown => None,
+            _ => None,
         }
     }
 }

@@ -172,9 +172,9 @@ impl ChangedKeys {
     }
 
     /// The changed values of the first key column, sorted, when it is a string column (text,
-    /// `uuid` as Debezium sends it): for pruning files by string key bounds. Bounds a format
-    /// truncated (a prefix below the least value, an incremented prefix above the greatest)
-    /// still hold every value of the file, so the count stays safe.
+    /// `uuid` as Debezium sends it): for pruning files by string key bounds. Only bounds that
+    /// hold every value of their file may be used (a truncated upper bound must have been
+    /// widened, not cut); the format adapter knows which files' bounds are such.
     pub fn first_key_strings(&self) -> Option<SortedStrings> {
         let field = self.key_fields.first()?;
         if !matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {

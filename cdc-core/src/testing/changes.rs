@@ -11,8 +11,9 @@ use crate::fold::ChangeSet;
 use crate::model::{Checkpoint, TableId, UnchangedMask};
 
 /// Upserts (`upsert` = true) or key-only deletes of the keys `ids` of `table`, whose key is the
-/// integer column `id` of `schema`: upserted rows have `name` = `name` (when the schema has that
-/// column) and null elsewhere. The set's checkpoint is `offset` of partition 0 of `topic`.
+/// column `id` of `schema` (an integer or text column: `ids` are cast to its type): upserted
+/// rows have `name` = `name` (when the schema has that text column) and null elsewhere. The
+/// set's checkpoint is `offset` of partition 0 of `topic`.
 pub fn keyed_change(
     table: &TableId,
     schema: &SchemaRef,
@@ -28,7 +29,7 @@ pub fn keyed_change(
         .map(|f| match f.name().as_str() {
             "id" => {
                 let ids: ArrayRef = Arc::new(Int32Array::from(ids.to_vec()));
-                cast(&ids, f.data_type()).expect("an integer key column")
+                cast(&ids, f.data_type()).expect("an integer or text key column")
             }
             "name" if f.data_type() == &DataType::Utf8 => {
                 Arc::new(StringArray::from(vec![name; rows])) as ArrayRef
