@@ -17,7 +17,7 @@ use iceberg::spec::{
 };
 use iceberg::MetadataLocation;
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_metadata, metadata_location, sync, Readers};
 
 /// Commits a snapshot the way another engine would (same files, no cdc-lake checkpoint) on top
 /// of the current one, dropping the snapshots in `expire` (another engine's expiry). Returns
@@ -104,12 +104,7 @@ async fn expire_keeps_the_checkpoint_under_other_engines_snapshots() {
     expire_snapshots(&warehouse, &table, i64::MAX, 1)
         .await
         .unwrap();
-    let metadata = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, &table).await,
-    )
-    .await
-    .unwrap();
+    let metadata = current_metadata(&warehouse, &table).await;
     // The two foreign snapshots and cdc-lake's last one are left.
     assert_eq!(metadata.snapshots().count(), 3);
     assert!(metadata.snapshots().any(|s| s
@@ -134,15 +129,11 @@ async fn expire_keeps_the_checkpoint_under_other_engines_snapshots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_ancestry_is_an_error_not_an_empty_checkpoint() {
     let (_dir, _scenario, warehouse, table) = synced().await;
-    let ours: Vec<i64> = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, &table).await,
-    )
-    .await
-    .unwrap()
-    .snapshots()
-    .map(|s| s.snapshot_id())
-    .collect();
+    let ours: Vec<i64> = current_metadata(&warehouse, &table)
+        .await
+        .snapshots()
+        .map(|s| s.snapshot_id())
+        .collect();
     // Another engine commits on top and expires every cdc-lake snapshot.
     let foreign = foreign_commit(&warehouse, &table, &ours).await;
 

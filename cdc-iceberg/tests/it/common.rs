@@ -14,7 +14,7 @@ use cdc_core::testing::{
 use cdc_iceberg::schema::stored_arrow_schema;
 use cdc_iceberg::IcebergWarehouse;
 use futures::TryStreamExt;
-use iceberg::spec::TableMetadata;
+use iceberg::spec::{FormatVersion, ManifestFile, ManifestList, TableMetadata};
 use iceberg::{NamespaceIdent, TableIdent};
 
 pub use cdc_core::testing::sync_scenario as sync;
@@ -40,6 +40,38 @@ pub async fn metadata_location(warehouse: &IcebergWarehouse, table: &TableId) ->
         .await
         .unwrap()
         .expect("table in the catalog")
+}
+
+/// The table's current metadata.
+pub async fn current_metadata(warehouse: &IcebergWarehouse, table: &TableId) -> TableMetadata {
+    TableMetadata::read_from(
+        warehouse.file_io(),
+        metadata_location(warehouse, table).await,
+    )
+    .await
+    .unwrap()
+}
+
+/// The manifests of the table's current snapshot (none before its first snapshot).
+pub async fn current_manifests(
+    warehouse: &IcebergWarehouse,
+    metadata: &TableMetadata,
+) -> Vec<ManifestFile> {
+    let Some(snapshot) = metadata.current_snapshot() else {
+        return Vec::new();
+    };
+    let list = warehouse
+        .file_io()
+        .new_input(snapshot.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    ManifestList::parse_with_version(&list, FormatVersion::V2)
+        .unwrap()
+        .consume_entries()
+        .into_iter()
+        .collect()
 }
 
 /// The table read by iceberg-rust's scan (position deletes applied by iceberg-rust), in

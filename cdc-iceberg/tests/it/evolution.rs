@@ -13,10 +13,9 @@ use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::{CommitOutcome, TableSink};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
-use iceberg::spec::TableMetadata;
 
 use crate::common::{
-    metadata_location, read_with_duckdb, read_with_iceberg_rust, read_with_pyiceberg,
+    current_metadata, read_with_duckdb, read_with_iceberg_rust, read_with_pyiceberg,
 };
 
 fn change(schema: SchemaRef, columns: Vec<ArrayRef>, offset: i64) -> ChangeSet {
@@ -66,12 +65,7 @@ async fn widening_and_new_columns_keep_field_ids() {
     ))
     .await
     .unwrap();
-    let before = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, &table).await,
-    )
-    .await
-    .unwrap();
+    let before = current_metadata(&warehouse, &table).await;
     let v2 = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int32, false),
         Field::new("n", DataType::Int64, true),
@@ -92,12 +86,7 @@ async fn widening_and_new_columns_keep_field_ids() {
         .await
         .unwrap();
     assert!(matches!(out, CommitOutcome::Committed { .. }));
-    let after = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, &table).await,
-    )
-    .await
-    .unwrap();
+    let after = current_metadata(&warehouse, &table).await;
     // One snapshot per change set, and one metadata file per commit: the schema changed in the
     // data's snapshot, which was written with it, not in a commit of its own.
     assert_eq!(after.snapshots().count(), 2);
@@ -158,12 +147,7 @@ async fn widening_and_new_columns_keep_field_ids() {
         matches!(err, cdc_core::Error::IncompatibleSchema { ref column, .. } if column == "n"),
         "{err}"
     );
-    let unchanged = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, &table).await,
-    )
-    .await
-    .unwrap();
+    let unchanged = current_metadata(&warehouse, &table).await;
     assert_eq!(unchanged.snapshots().count(), 2);
 }
 

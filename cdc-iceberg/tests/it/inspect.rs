@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use cdc_core::testing::Scenario;
 use cdc_iceberg::maintenance::orphan_files;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, CHECKPOINT_SUMMARY};
-use iceberg::spec::{FormatVersion, ManifestContentType, ManifestList, Operation, TableMetadata};
+use iceberg::spec::{ManifestContentType, Operation};
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_manifests, current_metadata, sync, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_are_position_deletes_with_checkpoints() {
@@ -24,10 +24,7 @@ async fn updates_are_position_deletes_with_checkpoints() {
         .await
         .unwrap();
     let table = &scenario.tables[0].0;
-    let location = metadata_location(&warehouse, table).await;
-    let metadata = TableMetadata::read_from(warehouse.file_io(), &location)
-        .await
-        .unwrap();
+    let metadata = current_metadata(&warehouse, table).await;
     let mut snapshots: Vec<_> = metadata.snapshots().collect();
     snapshots.sort_by_key(|s| s.sequence_number());
     assert!(snapshots.len() > 3);
@@ -54,28 +51,15 @@ async fn updates_are_position_deletes_with_checkpoints() {
         props["total-delete-files"].parse::<u64>().unwrap() > 0,
         "{props:?}"
     );
-    let list = warehouse
-        .file_io()
-        .new_input(current.manifest_list())
-        .unwrap()
-        .read()
-        .await
-        .unwrap();
-    let manifests = ManifestList::parse_with_version(&list, FormatVersion::V2).unwrap();
+    let manifests = current_manifests(&warehouse, &metadata).await;
     let deletes = manifests
-        .entries()
         .iter()
         .filter(|m| m.content == ManifestContentType::Deletes)
         .count();
     assert!(deletes > 0);
     // Manifests were merged on the way: fewer than two per commit, some with EXISTING entries.
-    assert!(
-        manifests.entries().len() < 34,
-        "{}",
-        manifests.entries().len()
-    );
+    assert!(manifests.len() < 34, "{}", manifests.len());
     assert!(manifests
-        .entries()
         .iter()
         .any(|m| m.existing_files_count.unwrap_or(0) > 0));
     assert_expected(&scenario, &warehouse, Readers::ALL).await;

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use cdc_core::testing::Scenario;
 use cdc_iceberg::maintenance::{compact, expire_snapshots, orphan_files};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
-use iceberg::spec::{Operation, TableMetadata};
+use iceberg::spec::Operation;
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_metadata, sync, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_then_expire_keeps_rows_and_checkpoint() {
@@ -34,12 +34,7 @@ async fn compact_then_expire_keeps_rows_and_checkpoint() {
         .expect("something to compact");
     assert!(done.data_files.0 > 1 && done.delete_files > 0, "{done:?}");
     assert_eq!(done.data_files.1, 1);
-    let metadata = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, table).await,
-    )
-    .await
-    .unwrap();
+    let metadata = current_metadata(&warehouse, table).await;
     let current = metadata.current_snapshot().unwrap();
     assert_eq!(current.summary().operation, Operation::Replace);
     assert_eq!(
@@ -67,12 +62,7 @@ async fn compact_then_expire_keeps_rows_and_checkpoint() {
         .unwrap()
         .count();
     assert_eq!(files_after, 1, "{files_before} data-directory files before");
-    let metadata = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(&warehouse, table).await,
-    )
-    .await
-    .unwrap();
+    let metadata = current_metadata(&warehouse, table).await;
     assert_eq!(metadata.snapshots().count(), 1);
     assert!(orphan_files(&warehouse, table).await.unwrap().is_empty());
     assert_expected(&scenario, &warehouse, Readers::ALL).await;

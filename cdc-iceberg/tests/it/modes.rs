@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use cdc_core::testing::{schemaless_hints, Scenario};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
-use iceberg::spec::TableMetadata;
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_metadata, sync, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_on_write_ends_equal_without_delete_files() {
@@ -38,12 +37,7 @@ async fn copy_on_write_ends_equal_without_delete_files() {
         .unwrap();
         assert_expected(&scenario, &warehouse, Readers::ALL).await;
         for (table, _) in &scenario.tables {
-            let metadata = TableMetadata::read_from(
-                warehouse.file_io(),
-                metadata_location(&warehouse, table).await,
-            )
-            .await
-            .unwrap();
+            let metadata = current_metadata(&warehouse, table).await;
             for snapshot in metadata.snapshots() {
                 let summary = &snapshot.summary().additional_properties;
                 assert_eq!(summary["total-delete-files"], "0", "{name}: {summary:?}");
@@ -80,12 +74,7 @@ async fn equality_deletes_end_equal_and_compact_for_every_reader() {
         assert_expected(&scenario, &warehouse, readers).await;
         let mut equality_deletes = 0;
         for (table, _) in &scenario.tables {
-            let metadata = TableMetadata::read_from(
-                warehouse.file_io(),
-                metadata_location(&warehouse, table).await,
-            )
-            .await
-            .unwrap();
+            let metadata = current_metadata(&warehouse, table).await;
             equality_deletes += metadata
                 .snapshots()
                 .filter(|s| {

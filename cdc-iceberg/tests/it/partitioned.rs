@@ -8,10 +8,10 @@ use arrow_array::{Array, StringArray};
 use cdc_core::model::TableId;
 use cdc_core::testing::Scenario;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
-use iceberg::spec::{DataContentType, FormatVersion, ManifestList, Struct, TableMetadata};
+use iceberg::spec::{DataContentType, Struct};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_manifests, current_metadata, sync, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_tables_end_equal() {
@@ -34,12 +34,7 @@ async fn partitioned_tables_end_equal() {
             .unwrap();
         assert_expected(&scenario, &warehouse, Readers::ALL).await;
         let table = &scenario.tables[0].0;
-        let metadata = TableMetadata::read_from(
-            warehouse.file_io(),
-            metadata_location(&warehouse, table).await,
-        )
-        .await
-        .unwrap();
+        let metadata = current_metadata(&warehouse, table).await;
         assert_eq!(
             metadata.default_partition_spec().fields().len(),
             partition_by.len()
@@ -71,22 +66,11 @@ async fn assert_deletes_in_partitions_of_their_files(
     table: &TableId,
 ) -> usize {
     let io = warehouse.file_io();
-    let metadata = TableMetadata::read_from(io, metadata_location(warehouse, table).await)
-        .await
-        .unwrap();
-    let Some(snapshot) = metadata.current_snapshot() else {
-        return 0;
-    };
-    let list = io
-        .new_input(snapshot.manifest_list())
-        .unwrap()
-        .read()
-        .await
-        .unwrap();
-    let manifests = ManifestList::parse_with_version(&list, FormatVersion::V2).unwrap();
+    let metadata = current_metadata(warehouse, table).await;
+    let manifests = current_manifests(warehouse, &metadata).await;
     let mut data_partitions: HashMap<String, Struct> = HashMap::new();
     let mut delete_files: Vec<(String, Struct)> = Vec::new();
-    for manifest in manifests.entries() {
+    for manifest in &manifests {
         for entry in manifest.load_manifest(io).await.unwrap().entries() {
             if !entry.is_alive() {
                 continue;
@@ -170,12 +154,7 @@ async fn partitioned_pk_change_and_toast_end_equal() {
                 .unwrap();
             assert!(stats.commits > 3, "{name} {partition_by:?} {mode:?}");
             for (table, _) in &scenario.tables {
-                let metadata = TableMetadata::read_from(
-                    warehouse.file_io(),
-                    metadata_location(&warehouse, table).await,
-                )
-                .await
-                .unwrap();
+                let metadata = current_metadata(&warehouse, table).await;
                 assert_eq!(
                     metadata.default_partition_spec().fields().len(),
                     partition_by.len(),

@@ -17,10 +17,9 @@ use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::TableSink;
 use cdc_iceberg::maintenance::compact;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
-use iceberg::spec::TableMetadata;
 
 use crate::common::{
-    metadata_location, read_with_duckdb, read_with_iceberg_rust, read_with_pyiceberg,
+    current_metadata, read_with_duckdb, read_with_iceberg_rust, read_with_pyiceberg,
 };
 
 fn change(
@@ -61,12 +60,7 @@ fn decimals(values: Vec<i128>, precision: u8) -> ArrayRef {
 }
 
 async fn summary(warehouse: &IcebergWarehouse, table: &TableId) -> HashMap<String, String> {
-    let metadata = TableMetadata::read_from(
-        warehouse.file_io(),
-        metadata_location(warehouse, table).await,
-    )
-    .await
-    .unwrap();
+    let metadata = current_metadata(warehouse, table).await;
     metadata
         .current_snapshot()
         .unwrap()

@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use cdc_core::model::Checkpoint;
 use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, RestCatalogConfig, Secret};
-use iceberg::spec::TableMetadata;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{assert_expected, metadata_location, sync, Readers};
+use crate::common::{assert_expected, current_metadata, metadata_location, sync, Readers};
 
 /// A Lakana server of its own (stopped on drop).
 pub struct Lakana {
@@ -437,12 +436,7 @@ async fn commits_with_lost_answers_land_exactly_once() {
 
     let mut total = 0;
     for (table, _) in &scenario.tables {
-        let metadata = TableMetadata::read_from(
-            warehouse.file_io(),
-            &metadata_location(&warehouse, table).await,
-        )
-        .await
-        .unwrap();
+        let metadata = current_metadata(&warehouse, table).await;
         // One snapshot per commit of the pipeline, each with a checkpoint its parent's does not
         // cover (a redone commit would repeat one).
         let mut seen = HashSet::new();
