@@ -120,6 +120,29 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// A commit lost to other writers every time it was attempted.
+    #[error(
+        "table `{table}`: commit conflicts not resolved after {attempts} attempts; last: {last}"
+    )]
+    Conflict {
+        /// Target table.
+        table: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last conflict.
+        last: String,
+    },
+
+    /// A test hook stopped the writer (crash tests).
+    #[doc(hidden)]
+    #[error("table `{table}`: stopped at fail point {point}")]
+    FailPoint {
+        /// Target table.
+        table: String,
+        /// Where.
+        point: String,
+    },
+
     /// Local I/O failed.
     #[error("i/o error at `{path}`: {source}")]
     Io {

@@ -121,16 +121,5 @@ pub trait Warehouse: Send + Sync {
     async fn open(&self, table: &TableId) -> Result<Box<dyn TableSink>>;
 }
 
-/// A test hook a sink runs just before each commit, after every file of the attempt is written:
-/// concurrency tests make another writer commit there, crash tests stop the process there.
 #[doc(hidden)]
-#[derive(Clone)]
-pub struct BeforeCommitHook(
-    pub std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
-);
-
-impl std::fmt::Debug for BeforeCommitHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BeforeCommitHook")
-    }
-}
+pub use upsert::BeforeCommitHook;

@@ -1,19 +1,20 @@
-//! The row-level work every sink does to apply a [`ChangeSet`]: find which existing rows a
-//! change set touches, and build the final upsert rows with unchanged cells filled from the old
-//! rows (or the column default). Sinks differ only in where existing rows live and how they
-//! commit; this part is the same for all of them.
+//! A change set's keys, indexed once per commit attempt: [`ChangedKeys`] says, for any row of
+//! the table, whether the change set replaces it ([`Touch::Upsert`]), deletes it
+//! ([`Touch::Delete`]) or leaves it alone.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions};
+use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use arrow_row::RowConverter;
-use arrow_schema::{DataType, FieldRef, SchemaRef};
+use arrow_schema::{DataType, FieldRef, Schema, SchemaRef};
 
+use super::prune::{KeyRanges, SortedInts, SortedStrings};
 use crate::error::{Error, Result};
 use crate::fold::{key_converter, key_indices, ChangeSet};
 use crate::model::{TableId, UnchangedMask};
-use crate::schema::{cast_column, conform_batch, default_column};
+use crate::schema::{cast_column, conform_batch};
 
 /// What a change set does to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,14 +78,20 @@ pub fn int_keys(col: &ArrayRef) -> Option<Int64Array> {
 pub struct ChangedKeys {
     table: TableId,
     key_fields: Vec<FieldRef>,
+    key_columns: Vec<String>,
     converter: RowConverter,
     index: KeyIndex,
     /// Upserts in the table schema.
     pub upserts: RecordBatch,
     /// Their unchanged cells.
     pub unchanged: UnchangedMask,
+    /// Per upsert: the table's current row is obsolete (see
+    /// [`ChangeSet::ignore_table_values`]).
+    pub ignore_table_values: BooleanArray,
     /// Delete keys (key columns in the table's key types).
     pub deletes: Vec<ArrayRef>,
+    /// Per upsert: it has unchanged cells that take the table's current value.
+    needs_old_row: Vec<bool>,
 }
 
 impl ChangedKeys {
@@ -94,8 +101,11 @@ impl ChangedKeys {
         let keys = key_indices(table, schema, key_columns)?;
         let converter = key_converter(table, schema, &keys)?;
         let key_fields: Vec<FieldRef> = keys.iter().map(|&k| schema.fields()[k].clone()).collect();
-        let (upserts, unchanged) =
-            conform_batch(table, &changes.upserts, &changes.upsert_unchanged, schema)?;
+        let (upserts, unchanged) = if changes.upserts.schema() == *schema {
+            (changes.upserts.clone(), changes.upsert_unchanged.clone())
+        } else {
+            conform_batch(table, &changes.upserts, &changes.upsert_unchanged, schema)?
+        };
         let deletes =
             key_fields
                 .iter()
@@ -109,52 +119,61 @@ impl ChangedKeys {
                     cast_column(table, f, col)
                 })
                 .collect::<Result<Vec<_>>>()?;
-        let capacity = upserts.num_rows() + changes.deletes.num_rows();
         let upsert_keys: Vec<ArrayRef> = keys.iter().map(|&k| upserts.column(k).clone()).collect();
-        let int_pair = match (keys.len(), deletes.first(), upsert_keys.first()) {
-            (1, Some(d), Some(u)) => int_keys(d).zip(int_keys(u)),
-            _ => None,
-        };
-        let index = if let Some((del, ups)) = int_pair {
-            let mut map =
-                HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default());
-            map.extend(del.iter().flatten().map(|k| (k, Touch::Delete)));
-            map.extend(
-                ups.iter()
-                    .enumerate()
-                    .filter_map(|(j, k)| Some((k?, Touch::Upsert(j)))),
-            );
-            KeyIndex::Int(map)
-        } else {
-            let mut map = HashMap::with_capacity(capacity);
-            let delete_rows = converter
-                .convert_columns(&deletes)
-                .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
-            for row in delete_rows.iter() {
-                map.insert(Box::from(row.data()), Touch::Delete);
-            }
-            let upsert_rows = converter
-                .convert_columns(&upsert_keys)
-                .map_err(|e| Error::arrow(format!("encoding upserts of {table}"), e))?;
-            for (j, row) in upsert_rows.iter().enumerate() {
-                map.insert(Box::from(row.data()), Touch::Upsert(j));
-            }
-            KeyIndex::Encoded(map)
-        };
+        let index = build_index(table, &converter, &upsert_keys, &deletes)?;
+        let ignore = changes.ignore_table_values.clone();
+        let needs_old_row = (0..upserts.num_rows())
+            .map(|j| {
+                !ignore.value(j)
+                    && unchanged
+                        .columns()
+                        .iter()
+                        .flatten()
+                        .any(|mask| mask.value(j))
+            })
+            .collect();
         Ok(ChangedKeys {
             table: table.clone(),
             key_fields,
+            key_columns: key_columns.to_vec(),
             converter,
             index,
             upserts,
             unchanged,
+            ignore_table_values: ignore,
             deletes,
+            needs_old_row,
         })
+    }
+
+    /// The table.
+    pub fn table(&self) -> &TableId {
+        &self.table
     }
 
     /// The key column fields, in key order.
     pub fn key_fields(&self) -> &[FieldRef] {
         &self.key_fields
+    }
+
+    /// The key column names, in key order.
+    pub fn key_columns(&self) -> &[String] {
+        &self.key_columns
+    }
+
+    /// The table schema the keys were conformed to.
+    pub fn schema(&self) -> SchemaRef {
+        self.upserts.schema()
+    }
+
+    /// Whether upsert `j` has unchanged cells that take the value of the row it replaces.
+    pub fn needs_old_row(&self, j: usize) -> bool {
+        self.needs_old_row[j]
+    }
+
+    /// Whether any upsert needs the row it replaces.
+    pub fn any_needs_old_row(&self) -> bool {
+        self.needs_old_row.iter().any(|n| *n)
     }
 
     /// The changed values of the first key column, sorted, when it is an integer column: for
@@ -188,6 +207,36 @@ impl ChangedKeys {
             values.extend(strings.iter().flatten().map(str::to_string));
         }
         Some(SortedStrings::new(values))
+    }
+
+    /// The sorted first-key values of every changed key (integer or string), for pruning.
+    pub fn ranges(&self) -> KeyRanges {
+        match self.first_key_ints() {
+            Some(ints) => KeyRanges::new(Some(ints), None),
+            None => KeyRanges::new(None, self.first_key_strings()),
+        }
+    }
+
+    /// Every changed key (upserted, then deleted) as a batch of the key columns.
+    pub fn key_batch(&self) -> Result<RecordBatch> {
+        let columns = self
+            .key_fields
+            .iter()
+            .zip(&self.deletes)
+            .map(|(f, deleted)| {
+                let upserted =
+                    self.upserts
+                        .column_by_name(f.name())
+                        .ok_or_else(|| Error::MissingKey {
+                            table: self.table.to_string(),
+                            message: format!("upserts lack key column `{}`", f.name()),
+                        })?;
+                arrow_select::concat::concat(&[upserted.as_ref(), deleted.as_ref()])
+                    .map_err(|e| Error::arrow("collecting changed keys", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(Arc::new(Schema::new(self.key_fields.clone())), columns)
+            .map_err(|e| Error::arrow("collecting changed keys", e))
     }
 
     /// Number of distinct keys touched.
@@ -241,129 +290,42 @@ impl ChangedKeys {
     }
 }
 
-/// The upsert rows to write: cells marked unchanged take row `old_row[j]` of `old` when given
-/// (and the change set does not say the table's value is obsolete), else the column default.
-/// `old` must be in the table's schema (`keys.upserts.schema()`).
-pub fn resolve_upserts(
-    changes: &ChangeSet,
-    keys: &ChangedKeys,
-    old: &RecordBatch,
-    old_row: &[Option<usize>],
-) -> Result<RecordBatch> {
-    let table = &changes.table;
-    let upserts = &keys.upserts;
-    let schema = upserts.schema();
-    let n = upserts.num_rows();
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (c, field) in schema.fields().iter().enumerate() {
-        let up = upserts.column(c);
-        let Some(mask) = keys.unchanged.column(c) else {
-            columns.push(up.clone());
-            continue;
-        };
-        let default = default_column(table, field, 1)?;
-        let old_col = match old.column_by_name(field.name()) {
-            Some(col) => cast_column(table, field, col)?,
-            None => default_column(table, field, old.num_rows())?,
-        };
-        let sources: [&dyn Array; 3] = [old_col.as_ref(), up.as_ref(), default.as_ref()];
-        let picks: Vec<(usize, usize)> = (0..n)
-            .map(|j| {
-                let usable = old_row[j].filter(|_| !changes.ignore_table_values.value(j));
-                match (mask.value(j), usable) {
-                    (false, _) => (1, j),
-                    (true, Some(r)) => (0, r),
-                    (true, None) => (2, 0),
-                }
-            })
-            .collect();
-        columns.push(
-            arrow_select::interleave::interleave(&sources, &picks)
-                .map_err(|e| Error::arrow(format!("resolving unchanged cells of {table}"), e))?,
+/// The index of the upserted and deleted keys: by `i64` for one integer key column, else by
+/// the Arrow row encoding.
+fn build_index(
+    table: &TableId,
+    converter: &RowConverter,
+    upsert_keys: &[ArrayRef],
+    deletes: &[ArrayRef],
+) -> Result<KeyIndex> {
+    let capacity =
+        upsert_keys.first().map_or(0, |a| a.len()) + deletes.first().map_or(0, |a| a.len());
+    let int_pair = match (upsert_keys.len(), deletes.first(), upsert_keys.first()) {
+        (1, Some(d), Some(u)) => int_keys(d).zip(int_keys(u)),
+        _ => None,
+    };
+    if let Some((del, ups)) = int_pair {
+        let mut map = HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default());
+        map.extend(del.iter().flatten().map(|k| (k, Touch::Delete)));
+        map.extend(
+            ups.iter()
+                .enumerate()
+                .filter_map(|(j, k)| Some((k?, Touch::Upsert(j)))),
         );
+        return Ok(KeyIndex::Int(map));
     }
-    RecordBatch::try_new_with_options(
-        schema.clone(),
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(n)),
-    )
-    .map_err(|e| Error::arrow(format!("upserts of {table}"), e))
-}
-
-/// Integers sorted once, counted by range many times (changed keys against file key bounds).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SortedInts(Vec<i64>);
-
-impl SortedInts {
-    /// Sorts and deduplicates `values`.
-    pub fn new(mut values: Vec<i64>) -> Self {
-        values.sort_unstable();
-        values.dedup();
-        SortedInts(values)
+    let mut map = HashMap::with_capacity(capacity);
+    let delete_rows = converter
+        .convert_columns(deletes)
+        .map_err(|e| Error::arrow(format!("encoding deletes of {table}"), e))?;
+    for row in delete_rows.iter() {
+        map.insert(Box::from(row.data()), Touch::Delete);
     }
-
-    /// How many values lie in `[min, max]` (0 when `min > max`).
-    pub fn count_in(&self, min: i64, max: i64) -> usize {
-        let lo = self.0.partition_point(|&k| k < min);
-        let hi = self.0.partition_point(|&k| k <= max);
-        hi.saturating_sub(lo)
+    let upsert_rows = converter
+        .convert_columns(upsert_keys)
+        .map_err(|e| Error::arrow(format!("encoding upserts of {table}"), e))?;
+    for (j, row) in upsert_rows.iter().enumerate() {
+        map.insert(Box::from(row.data()), Touch::Upsert(j));
     }
-
-    /// The values, ascending.
-    pub fn as_slice(&self) -> &[i64] {
-        &self.0
-    }
-}
-
-/// Distinct string keys in byte order (the order of Iceberg's and Parquet's string bounds).
-#[derive(Debug, Clone, Default)]
-pub struct SortedStrings(Vec<String>);
-
-impl SortedStrings {
-    /// Sorts and deduplicates `values`.
-    pub fn new(mut values: Vec<String>) -> Self {
-        values.sort_unstable();
-        values.dedup();
-        SortedStrings(values)
-    }
-
-    /// How many values lie in `[min, max]` (0 when `min > max`).
-    pub fn count_in(&self, min: &str, max: &str) -> usize {
-        let lo = self.0.partition_point(|k| k.as_str() < min);
-        let hi = self.0.partition_point(|k| k.as_str() <= max);
-        hi.saturating_sub(lo)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{SortedInts, SortedStrings};
-
-    #[test]
-    fn sorted_strings_count_closed_ranges_in_byte_order() {
-        let keys = SortedStrings::new(
-            ["b", "a", "ab", "é", "Z", "b"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        );
-        // Byte order: upper case before lower case, multi-byte UTF-8 after ASCII.
-        assert_eq!(keys.count_in("a", "b"), 3);
-        assert_eq!(keys.count_in("A", "Z"), 1);
-        assert_eq!(keys.count_in("c", "\u{10ffff}"), 1);
-        assert_eq!(keys.count_in("ac", "az"), 0);
-        // A truncated lower bound ("a" for "ab...") and upper bound ("ac" for "ab...").
-        assert_eq!(keys.count_in("a", "ac"), 2);
-        assert_eq!(keys.count_in("b", "a"), 0);
-    }
-
-    #[test]
-    fn sorted_ints_count_closed_ranges() {
-        let keys = SortedInts::new(vec![42, 3, 17, 3, -5]);
-        assert_eq!(keys.as_slice(), &[-5, 3, 17, 42]);
-        assert_eq!(keys.count_in(3, 17), 2);
-        assert_eq!(keys.count_in(4, 16), 0);
-        assert_eq!(keys.count_in(i64::MIN, i64::MAX), 4);
-        assert_eq!(keys.count_in(50, 10), 0);
-    }
+    Ok(KeyIndex::Encoded(map))
 }

@@ -1,0 +1,282 @@
+//! Locating the rows a change set touches, file by file and in parallel: a candidate file is
+//! probed (key columns only) or read whole, the rows the table already deleted are left out,
+//! and its touched rows are either marked (the file stays; see [`RowRemoval`]) or split off
+//! the kept rows for a rewrite. Old rows are taken only for upserts whose unchanged cells need
+//! them, and converted to logical types only then: rows that are merely carried over stay as
+//! they were read.
+
+use std::sync::Arc;
+
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+
+use super::keys::{ChangedKeys, Touch};
+use super::prune::{FilePlan, RowRemoval};
+use super::tasks::{parallelism, OrderedTasks};
+use crate::error::{Error, Result};
+use crate::model::TableId;
+use crate::schema::evolve_batch;
+use crate::storage::{from_storage_columns, to_storage};
+
+/// Reads a format's data files for [`locate`].
+#[async_trait]
+pub trait FileReader: Send + Sync + 'static {
+    /// A data file of the table.
+    type File: Send + Sync + 'static;
+    /// The format's error.
+    type Error: From<Error> + Send + 'static;
+
+    /// Columns `columns` (all when `None`) of `file` in storage form, with every physical row
+    /// (deleted ones too) or only those at the ascending positions `rows`.
+    async fn read(
+        &self,
+        file: &Self::File,
+        columns: Option<&[String]>,
+        rows: Option<&[u32]>,
+    ) -> Result<RecordBatch, Self::Error>;
+
+    /// Positions of the rows of `file` the table already deleted (deletion vectors, position
+    /// or equality deletes), ascending; `keys` holds the file's key columns, logical, all rows.
+    async fn deleted(
+        &self,
+        _file: &Self::File,
+        _keys: &RecordBatch,
+    ) -> Result<Vec<u64>, Self::Error> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a change set does to one data file that holds changed keys.
+#[derive(Debug)]
+pub struct Located<F> {
+    /// The file.
+    pub file: F,
+    /// Its physical rows (deleted ones included).
+    pub rows: u64,
+    /// Rows the table had deleted before, ascending.
+    pub deleted_before: Vec<u64>,
+    /// Live rows the change set deletes or replaces, ascending.
+    pub touched: Vec<u64>,
+    /// How many of them are deletes.
+    pub deleted: u64,
+    /// Every upsert whose key this file held.
+    pub upserts: Vec<usize>,
+    /// Old rows (table schema, logical) of the upserts that need them...
+    pub old: RecordBatch,
+    /// ...and the upsert of each.
+    pub old_upserts: Vec<usize>,
+    /// For a rewrite, the file's other live rows as they were read (storage form); `None` when
+    /// the touched rows are marked instead.
+    pub kept: Option<RecordBatch>,
+}
+
+/// What every file task of one attempt shares.
+struct Shared<R> {
+    reader: Arc<R>,
+    keys: Arc<ChangedKeys>,
+    merged: SchemaRef,
+    removal: RowRemoval,
+}
+
+/// Locates the changed keys in `candidates`, one task per core; results come in the order of
+/// `candidates`, `None` for a file that holds no changed key (and need not be rewritten).
+pub fn locate<R: FileReader>(
+    reader: Arc<R>,
+    keys: Arc<ChangedKeys>,
+    candidates: Vec<(R::File, FilePlan)>,
+    removal: RowRemoval,
+) -> OrderedTasks<Option<Located<R::File>>, R::Error> {
+    locate_then(reader, keys, candidates, removal, |l| async move { Ok(l) })
+}
+
+/// [`locate`], with `then` run on each file found in the file's own task (a format that writes
+/// a file's replacement as soon as it is read keeps only the files in flight in memory).
+pub fn locate_then<R, T, Then, Fut>(
+    reader: Arc<R>,
+    keys: Arc<ChangedKeys>,
+    candidates: Vec<(R::File, FilePlan)>,
+    removal: RowRemoval,
+    then: Then,
+) -> OrderedTasks<Option<T>, R::Error>
+where
+    R: FileReader,
+    T: Send + 'static,
+    Then: Fn(Located<R::File>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, R::Error>> + Send + 'static,
+{
+    let table = keys.table().clone();
+    let shared = Arc::new(Shared {
+        merged: keys.schema(),
+        reader,
+        keys,
+        removal,
+    });
+    let tasks = candidates.into_iter().map(move |(file, plan)| {
+        let (shared, then) = (shared.clone(), then.clone());
+        async move {
+            match locate_file(&shared, file, plan).await? {
+                Some(found) => then(found).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    });
+    OrderedTasks::new(&table, tasks, parallelism())
+}
+
+/// The touched live rows of one file.
+struct Touched {
+    rows: Vec<(u32, Touch)>,
+    deleted: u64,
+}
+
+fn touched(touches: Vec<Option<Touch>>, deleted_before: &[u64]) -> Touched {
+    let mut touches = touches;
+    for &i in deleted_before {
+        if let Some(t) = touches.get_mut(i as usize) {
+            *t = None;
+        }
+    }
+    let rows: Vec<(u32, Touch)> = touches
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i as u32, t?)))
+        .collect();
+    let deleted = rows.iter().filter(|(_, t)| *t == Touch::Delete).count() as u64;
+    Touched { rows, deleted }
+}
+
+async fn locate_file<R: FileReader>(
+    shared: &Shared<R>,
+    file: R::File,
+    plan: FilePlan,
+) -> Result<Option<Located<R::File>>, R::Error> {
+    let (keys, reader) = (&shared.keys, &shared.reader);
+    let mut whole = None;
+    let key_rows = if plan.probe {
+        reader.read(&file, Some(keys.key_columns()), None).await?
+    } else {
+        let all = reader.read(&file, None, None).await?;
+        whole = Some(all.clone());
+        all
+    };
+    let logical_keys = from_storage_columns(&key_rows, &shared.merged)?;
+    let deleted_before = reader.deleted(&file, &logical_keys).await?;
+    let found = touched(keys.find(&logical_keys)?, &deleted_before);
+    if found.rows.is_empty() && !plan.rewrite_anyway {
+        return Ok(None);
+    }
+    let rows = key_rows.num_rows() as u64;
+    let live = rows.saturating_sub(deleted_before.len() as u64);
+    let mark = !plan.rewrite_anyway
+        && match shared.removal {
+            RowRemoval::Mark => true,
+            RowRemoval::Rewrite => false,
+            RowRemoval::MarkUpTo(f) => found.rows.len() as f64 <= f * live as f64,
+        };
+    let upserts: Vec<usize> = found
+        .rows
+        .iter()
+        .filter_map(|(_, t)| match t {
+            Touch::Upsert(j) => Some(*j),
+            Touch::Delete => None,
+        })
+        .collect();
+    let needing: Vec<(u32, usize)> = found
+        .rows
+        .iter()
+        .filter_map(|&(i, t)| match t {
+            Touch::Upsert(j) if keys.needs_old_row(j) => Some((i, j)),
+            _ => None,
+        })
+        .collect();
+    let raw = match whole {
+        Some(all) => Some(all),
+        None if !mark => Some(reader.read(&file, None, None).await?),
+        None => None,
+    };
+    let old = match &raw {
+        Some(all) => take_rows(all, needing.iter().map(|(i, _)| *i))?,
+        None if needing.is_empty() => RecordBatch::new_empty(key_rows.schema()),
+        None => {
+            let positions: Vec<u32> = needing.iter().map(|(i, _)| *i).collect();
+            reader.read(&file, None, Some(&positions)).await?
+        }
+    };
+    let old = if needing.is_empty() {
+        RecordBatch::new_empty(shared.merged.clone())
+    } else {
+        evolve_batch(
+            keys.table(),
+            &from_storage_columns(&old, &shared.merged)?,
+            &shared.merged,
+        )?
+    };
+    let kept = match raw.filter(|_| !mark) {
+        Some(all) => Some(kept_rows(&all, &deleted_before, &found)?),
+        None => None,
+    };
+    Ok(Some(Located {
+        file,
+        rows,
+        deleted_before,
+        touched: found.rows.iter().map(|(i, _)| u64::from(*i)).collect(),
+        deleted: found.deleted,
+        upserts,
+        old,
+        old_upserts: needing.iter().map(|(_, j)| *j).collect(),
+        kept,
+    }))
+}
+
+fn take_rows(batch: &RecordBatch, rows: impl Iterator<Item = u32>) -> Result<RecordBatch> {
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from_iter_values(rows))
+        .map_err(|e| Error::arrow("collecting replaced rows", e))
+}
+
+/// The rows of `all` neither deleted before nor touched now.
+fn kept_rows(all: &RecordBatch, deleted_before: &[u64], found: &Touched) -> Result<RecordBatch> {
+    let mut keep = vec![true; all.num_rows()];
+    let gone = deleted_before
+        .iter()
+        .map(|&i| i as usize)
+        .chain(found.rows.iter().map(|(i, _)| *i as usize));
+    for i in gone {
+        if let Some(k) = keep.get_mut(i) {
+            *k = false;
+        }
+    }
+    arrow_select::filter::filter_record_batch(all, &BooleanArray::from(keep))
+        .map_err(|e| Error::arrow("keeping the rows of a rewritten file", e))
+}
+
+/// Rows read from a file (storage form, possibly of an older schema), in the table's current
+/// stored schema `stored`: the columns taken by name as they are when every one is there with
+/// its stored type, else converted through the logical schema `merged` (new columns get their
+/// default, widened types are widened).
+pub fn carry_over(
+    table: &TableId,
+    rows: &RecordBatch,
+    stored: &SchemaRef,
+    merged: &SchemaRef,
+) -> Result<RecordBatch> {
+    let as_is: Option<Vec<_>> = stored
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = rows.column_by_name(f.name())?;
+            (col.data_type() == f.data_type() && (f.is_nullable() || col.null_count() == 0))
+                .then(|| col.clone())
+        })
+        .collect();
+    if let Some(columns) = as_is {
+        return RecordBatch::try_new_with_options(
+            stored.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+        )
+        .map_err(|e| Error::arrow("carrying rows over", e));
+    }
+    let logical = evolve_batch(table, &from_storage_columns(rows, merged)?, merged)?;
+    to_storage(&logical, stored)
+}
