@@ -74,8 +74,15 @@ fn storage_options_from_env() -> std::collections::HashMap<String, String> {
     not(any(feature = "delta", feature = "iceberg", feature = "hudi")),
     allow(dead_code)
 )]
-fn crash_test_stall_marker() -> Option<std::path::PathBuf> {
-    std::env::var_os("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT").map(Into::into)
+fn crash_test_hooks() -> cdc_core::sink::upsert::TestHooks {
+    use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
+    let Some(marker) = std::env::var_os("CDC_LAKE_CRASH_TEST_STALL_BEFORE_COMMIT") else {
+        return TestHooks::default();
+    };
+    let marker = std::path::PathBuf::from(marker);
+    TestHooks::before_commit(BeforeCommitHook(std::sync::Arc::new(move || {
+        Box::pin(stall_once(marker.clone()))
+    })))
 }
 
 #[cfg_attr(
@@ -164,11 +171,7 @@ pub fn open_warehouse_with(
             // Object-store settings (endpoint, region, credentials) come from the environment.
             let mut config: cdc_delta::DeltaSinkConfig = sink_config(format, settings)?;
             config.storage_options.extend(storage_options_from_env());
-            if let Some(marker) = crash_test_stall_marker() {
-                config.before_commit = Some(cdc_delta::BeforeCommitHook(std::sync::Arc::new(
-                    move |_| Box::pin(stall_once(marker.clone())),
-                )));
-            }
+            config.test_hooks = crash_test_hooks();
             Ok(Box::new(cdc_delta::DeltaWarehouse::new(warehouse, config)?))
         }
         #[cfg(not(feature = "delta"))]
@@ -176,11 +179,7 @@ pub fn open_warehouse_with(
         #[cfg(feature = "iceberg")]
         Format::Iceberg => {
             let mut config: cdc_iceberg::IcebergSinkConfig = sink_config(format, settings)?;
-            if let Some(marker) = crash_test_stall_marker() {
-                config.before_commit = Some(cdc_iceberg::BeforeCommitHook(std::sync::Arc::new(
-                    move || Box::pin(stall_once(marker.clone())),
-                )));
-            }
+            config.before_commit = crash_test_hooks().before_commit;
             Ok(Box::new(cdc_iceberg::IcebergWarehouse::new(
                 warehouse, config,
             )?))
@@ -190,11 +189,7 @@ pub fn open_warehouse_with(
         #[cfg(feature = "hudi")]
         Format::Hudi => {
             let mut config: cdc_hudi::HudiSinkConfig = sink_config(format, settings)?;
-            if let Some(marker) = crash_test_stall_marker() {
-                config.before_commit = Some(cdc_core::sink::BeforeCommitHook(std::sync::Arc::new(
-                    move || Box::pin(stall_once(marker.clone())),
-                )));
-            }
+            config.before_commit = crash_test_hooks().before_commit;
             Ok(Box::new(cdc_hudi::HudiWarehouse::new(warehouse, config)?))
         }
         #[cfg(not(feature = "hudi"))]

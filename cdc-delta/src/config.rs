@@ -2,36 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
 
 use cdc_core::secrets::KeysOnly;
+use cdc_core::sink::upsert::TestHooks;
 use serde::{Deserialize, Serialize};
-
-/// Where a crash test stops the writer.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FailPoint {
-    /// After the new data files are written, before the commit.
-    AfterDataFiles,
-    /// After the commit, before the sink reports it (the pipeline's own bookkeeping).
-    AfterCommit,
-}
-
-/// A test hook run just before each commit, with the table as the sink read it (concurrency
-/// tests make another writer commit there).
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct BeforeCommitHook(
-    pub Arc<dyn Fn(deltalake::DeltaTable) -> BoxFuture<'static, ()> + Send + Sync>,
-);
-
-impl fmt::Debug for BeforeCommitHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BeforeCommitHook")
-    }
-}
 
 /// Settings of [`crate::DeltaWarehouse`] and its sinks.
 #[derive(Clone, Serialize, Deserialize)]
@@ -62,18 +36,10 @@ pub struct DeltaSinkConfig {
     /// shows only the keys. Credentials are best left to the environment.
     #[serde(skip_serializing)]
     pub storage_options: HashMap<String, String>,
-    /// Crash tests: stop an `apply` at this point...
+    /// Crash and concurrency tests: fail points and a hook before every commit.
     #[doc(hidden)]
     #[serde(skip)]
-    pub fail_point: Option<FailPoint>,
-    /// ...after this many successful commits of the sink.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub fail_after_commits: usize,
-    /// Concurrency tests: runs before every commit.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub before_commit: Option<BeforeCommitHook>,
+    pub test_hooks: TestHooks,
 }
 
 impl Default for DeltaSinkConfig {
@@ -86,9 +52,7 @@ impl Default for DeltaSinkConfig {
             deletion_vectors: true,
             deletion_vector_max_fraction: 0.2,
             storage_options: HashMap::new(),
-            fail_point: None,
-            fail_after_commits: 0,
-            before_commit: None,
+            test_hooks: TestHooks::default(),
         }
     }
 }
@@ -109,7 +73,7 @@ impl fmt::Debug for DeltaSinkConfig {
                 "storage_options (keys only)",
                 &KeysOnly(&self.storage_options),
             )
-            .field("fail_point", &self.fail_point)
+            .field("test_hooks", &self.test_hooks)
             .finish()
     }
 }

@@ -22,16 +22,6 @@ pub enum DeltaSinkError {
         #[source]
         source: Box<DeltaTableError>,
     },
-    /// Another writer kept committing first.
-    #[error("delta table `{table}`: commit conflicts not resolved after {attempts} attempts; last: {last}")]
-    Conflict {
-        /// Table.
-        table: String,
-        /// Attempts made.
-        attempts: usize,
-        /// The last conflict.
-        last: String,
-    },
     /// Reading a data file failed.
     #[error("delta table `{table}`: cannot read data file `{path}`: {message}")]
     ReadFile {
@@ -59,14 +49,6 @@ pub enum DeltaSinkError {
         table: String,
         /// What is wrong.
         message: String,
-    },
-    /// A test hook stopped the writer (crash tests).
-    #[error("delta table `{table}`: stopped at fail point {point:?}")]
-    FailPoint {
-        /// Table.
-        table: String,
-        /// Where.
-        point: crate::config::FailPoint,
     },
     /// A core error (schema evolution, keys).
     #[error(transparent)]
@@ -98,11 +80,9 @@ impl From<DeltaSinkError> for cdc_core::Error {
             other => {
                 let table = match &other {
                     DeltaSinkError::Delta { table, .. }
-                    | DeltaSinkError::Conflict { table, .. }
                     | DeltaSinkError::ReadFile { table, .. }
                     | DeltaSinkError::DeletionVector { table, .. }
-                    | DeltaSinkError::Layout { table, .. }
-                    | DeltaSinkError::FailPoint { table, .. } => table.clone(),
+                    | DeltaSinkError::Layout { table, .. } => table.clone(),
                     DeltaSinkError::Core(_) => unreachable!(),
                 };
                 cdc_core::Error::Sink {

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use arrow_array::Int32Array;
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
+use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
 use cdc_core::sink::TableSink;
 use cdc_core::testing::{other_writer_change, Scenario};
 use cdc_delta::schema::logical_schema;
-use cdc_delta::{BeforeCommitHook, DeltaSinkConfig, DeltaWarehouse};
+use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
 use futures::FutureExt;
 
 use crate::common::{assert_expected, sync};
@@ -26,7 +27,7 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
     let other = DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
     let other_commits = Arc::new(AtomicI64::new(0));
     let (hook_other, hook_commits) = (other.clone(), other_commits.clone());
-    let hook = BeforeCommitHook(Arc::new(move |table: deltalake::DeltaTable| {
+    let hook = BeforeCommitHook(Arc::new(move || {
         let (other, commits) = (hook_other.clone(), hook_commits.clone());
         async move {
             // Before every other commit attempt of the pipeline, the other writer commits a row.
@@ -34,8 +35,12 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
             if n >= 6 {
                 return;
             }
+            let table = TableId::new("public", "customers");
+            let Some(delta) = other.sink(&table).load().await.unwrap() else {
+                return;
+            };
             let schema: SchemaRef =
-                Arc::new(logical_schema(&table.snapshot().unwrap().schema()).unwrap());
+                Arc::new(logical_schema(&delta.snapshot().unwrap().schema()).unwrap());
             let set = other_writer_change(&schema, 100_000 + n as i32, n, true);
             let mut sink = other.sink(&set.table);
             sink.apply(&set).await.expect("other writer commits");
@@ -44,7 +49,7 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
         .boxed()
     }));
     let config = DeltaSinkConfig {
-        before_commit: Some(hook),
+        test_hooks: TestHooks::before_commit(hook),
         ..DeltaSinkConfig::default()
     };
     let warehouse = DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap();

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
+use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::testing::Scenario;
-use cdc_delta::{DeltaSinkConfig, DeltaWarehouse, FailPoint};
+use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
 
 use crate::common::{assert_expected, sync};
 
@@ -20,8 +21,7 @@ async fn restart_after_a_crash_ends_equal() {
             let crashing = DeltaWarehouse::new(
                 root.to_str().unwrap(),
                 DeltaSinkConfig {
-                    fail_point: Some(point),
-                    fail_after_commits: 2,
+                    test_hooks: TestHooks::fail_at(point, 2),
                     ..DeltaSinkConfig::default()
                 },
             )

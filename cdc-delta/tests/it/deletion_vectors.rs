@@ -431,14 +431,14 @@ async fn rewrite_for_a_schema_change_applies_deletion_vectors() {
 async fn concurrent_deletion_vectors_on_one_file_both_count() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use cdc_delta::BeforeCommitHook;
+    use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
     use futures::FutureExt;
 
     let (_dir, other, table_dir, mut expected) = big_table(DeltaSinkConfig::default()).await;
     let root = table_dir.parent().unwrap().parent().unwrap().to_path_buf();
     let done = Arc::new(AtomicBool::new(false));
     let (hook_other, hook_done) = (other.clone(), done.clone());
-    let hook = BeforeCommitHook(Arc::new(move |_table: deltalake::DeltaTable| {
+    let hook = BeforeCommitHook(Arc::new(move || {
         let (other, done) = (hook_other.clone(), hook_done.clone());
         async move {
             if done.swap(true, Ordering::SeqCst) {
@@ -454,7 +454,7 @@ async fn concurrent_deletion_vectors_on_one_file_both_count() {
     let warehouse = DeltaWarehouse::new(
         root.to_str().unwrap(),
         DeltaSinkConfig {
-            before_commit: Some(hook),
+            test_hooks: TestHooks::before_commit(hook),
             ..DeltaSinkConfig::default()
         },
     )

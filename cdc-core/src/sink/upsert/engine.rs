@@ -103,11 +103,11 @@ pub trait UpsertDriver: Send {
     fn control(&mut self) -> &mut CommitControl;
 
     /// The table's latest version, `None` when there is no table yet.
-    async fn load(&mut self) -> Result<Option<Self::State>, Self::Error>;
+    async fn load_table(&mut self) -> Result<Option<Self::State>, Self::Error>;
 
     /// Creates the table for its first change set (or takes the one another writer created
     /// meanwhile) and loads it.
-    async fn create(&mut self, changes: &ChangeSet) -> Result<Self::State, Self::Error>;
+    async fn create_table(&mut self, changes: &ChangeSet) -> Result<Self::State, Self::Error>;
 
     /// Schema, key and checkpoint of a loaded version.
     fn view(&self, state: &Self::State) -> Result<TableView, Self::Error>;
@@ -167,9 +167,9 @@ async fn attempt_once<D: UpsertDriver>(
     changes: &ChangeSet,
 ) -> Result<CommitOutcome, D::Error> {
     let table = driver.table().clone();
-    let state = match driver.load().await? {
+    let state = match driver.load_table().await? {
         Some(s) => s,
-        None => driver.create(changes).await?,
+        None => driver.create_table(changes).await?,
     };
     let view = driver.view(&state)?;
     if !view.checkpoint.is_empty() && changes.checkpoint.is_covered_by(&view.checkpoint) {
@@ -238,7 +238,7 @@ impl<D> DerefMut for UpsertSink<D> {
 
 impl<D: UpsertDriver> UpsertSink<D> {
     async fn view(&mut self) -> Result<Option<TableView>> {
-        let loaded = match self.0.load().await {
+        let loaded = match self.0.load_table().await {
             Ok(l) => l,
             Err(e) => {
                 self.0.reset();

@@ -3,7 +3,7 @@
 //!
 //! The template ([`apply`], run by [`UpsertSink`]) is the same for Delta, Iceberg and Hudi:
 //!
-//! 1. load the table state, or create the table ([`UpsertDriver::load`] / `create`);
+//! 1. load the table state, or create the table ([`UpsertDriver::load_table`] / `create_table`);
 //! 2. skip a change set the table's checkpoint already covers;
 //! 3. merge the table's schema with the change set's ([`crate::schema::merge_schemas`]);
 //! 4. index the changed keys ([`ChangedKeys`]);

@@ -1,0 +1,218 @@
+//! The data files a change set may touch and how they are read: candidates pruned by their
+//! min/max statistics of the first key column, read (key columns first, or whole) with their
+//! partition values added back, and their existing deletion vectors honoured.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray};
+use arrow_schema::{Schema, SchemaRef};
+use async_trait::async_trait;
+use cdc_core::model::TableId;
+use cdc_core::sink::upsert::{FilePlan, FileReader, KeyBounds, KeyRanges, RowRemoval};
+use cdc_core::storage::parquet_projection;
+use deltalake::kernel::{DeletionVectorDescriptor, LogicalFileView, Remove};
+use deltalake::logstore::ObjectStoreRef;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::RowSelection;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use url::Url;
+
+use crate::error::{DeltaSinkError, Result};
+
+/// A data file of the table that may hold a changed key.
+#[derive(Debug, Clone)]
+pub(crate) struct DataFile {
+    /// Its `remove` action (the file leaves the table, or comes back with a new deletion
+    /// vector).
+    pub remove: Remove,
+    /// Its statistics (JSON), kept when it comes back with a deletion vector.
+    pub stats: Option<String>,
+    pub modification_time: i64,
+    /// Partition values, as strings.
+    pub partition_values: HashMap<String, String>,
+    pub deletion_vector: Option<DeletionVectorDescriptor>,
+}
+
+impl DataFile {
+    fn new(file: &LogicalFileView) -> Self {
+        DataFile {
+            remove: file.remove_action(true),
+            stats: file.stats(),
+            modification_time: file.modification_time(),
+            partition_values: partition_values(file),
+            deletion_vector: file.deletion_vector_descriptor(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        &self.remove.path
+    }
+
+    fn size(&self) -> u64 {
+        self.remove.size.unwrap_or_default().max(0) as u64
+    }
+}
+
+/// The files of `files` a change set must read, with how; `removal` says whether a touched
+/// file may get a deletion vector.
+pub(crate) fn candidates(
+    files: &[LogicalFileView],
+    ranges: &KeyRanges,
+    key_column: &str,
+    removal: RowRemoval,
+    rewrite_all: bool,
+) -> Vec<(DataFile, FilePlan)> {
+    files
+        .iter()
+        .filter_map(|file| {
+            let live = file.num_records().map(|n| {
+                let dv = file.deletion_vector_descriptor();
+                (n as u64).saturating_sub(dv.map_or(0, |dv| dv.cardinality as u64))
+            });
+            let bounds = int_bounds(file, key_column)
+                .map_or(KeyBounds::Unknown, |(a, b)| KeyBounds::Ints(a, b));
+            let plan = ranges.plan(&bounds, live, removal, rewrite_all)?;
+            Some((DataFile::new(file), plan))
+        })
+        .collect()
+}
+
+/// The min/max statistics of an integer column of `file`.
+fn int_bounds(file: &LogicalFileView, column: &str) -> Option<(i64, i64)> {
+    use deltalake::kernel::scalars::ScalarExt;
+    let bound = |v: Option<serde_json::Value>| {
+        v.and_then(|v| v.get(column).and_then(serde_json::Value::as_i64))
+    };
+    let min = bound(file.min_values().map(|s| s.to_json()))?;
+    let max = bound(file.max_values().map(|s| s.to_json()))?;
+    Some((min, max))
+}
+
+/// Partition values of a file, as strings.
+fn partition_values(file: &LogicalFileView) -> HashMap<String, String> {
+    use deltalake::kernel::scalars::ScalarExt;
+    let Some(values) = file.partition_values() else {
+        return HashMap::new();
+    };
+    values
+        .fields()
+        .iter()
+        .zip(values.values())
+        .filter(|(_, v)| !v.is_null())
+        .map(|(f, v)| (f.name().to_string(), v.serialize()))
+        .collect()
+}
+
+/// Reads the table's data files.
+#[derive(Debug)]
+pub(crate) struct DeltaFiles {
+    pub table: TableId,
+    pub store: ObjectStoreRef,
+    /// The table root (deletion vectors with absolute paths are resolved against it).
+    pub table_root: Url,
+    /// Stored (Delta) schema of the merged table schema.
+    pub stored: SchemaRef,
+    /// Columns whose values live in the file's partition values, not in the file.
+    pub partition_columns: Vec<String>,
+}
+
+#[async_trait]
+impl FileReader for DeltaFiles {
+    type File = DataFile;
+    type Error = DeltaSinkError;
+
+    async fn read(
+        &self,
+        file: &DataFile,
+        columns: Option<&[String]>,
+        rows: Option<&[u32]>,
+    ) -> Result<RecordBatch> {
+        let read_err = |message: String| DeltaSinkError::ReadFile {
+            table: self.table.to_string(),
+            path: file.path().to_string(),
+            message,
+        };
+        let object_path = Path::parse(file.path()).map_err(|e| read_err(e.to_string()))?;
+        let reader =
+            ParquetObjectReader::new(self.store.clone(), object_path).with_file_size(file.size());
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| read_err(e.to_string()))?;
+        let (mask, projected) =
+            parquet_projection(builder.parquet_schema(), builder.schema(), columns);
+        let mut builder = builder.with_projection(mask);
+        if let Some(rows) = rows {
+            let total = usize::try_from(builder.metadata().file_metadata().num_rows())
+                .map_err(|e| read_err(e.to_string()))?;
+            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+                rows.iter().map(|&i| i as usize..i as usize + 1),
+                total,
+            ));
+        }
+        let stream = builder.build().map_err(|e| read_err(e.to_string()))?;
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| read_err(e.to_string()))?;
+        let out_schema = batches.first().map_or(projected, |b| b.schema());
+        let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
+            .map_err(|e| read_err(e.to_string()))?;
+        self.add_partition_columns(batch, &file.partition_values, columns)
+            .map_err(read_err)
+    }
+
+    async fn deleted(&self, file: &DataFile, _keys: &RecordBatch) -> Result<Vec<u64>> {
+        let Some(dv) = &file.deletion_vector else {
+            return Ok(Vec::new());
+        };
+        let gone = crate::dv::read(&self.store, &self.table_root, dv)
+            .await
+            .map_err(|e| DeltaSinkError::DeletionVector {
+                table: self.table.to_string(),
+                path: file.path().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(gone.iter().collect())
+    }
+}
+
+impl DeltaFiles {
+    fn add_partition_columns(
+        &self,
+        batch: RecordBatch,
+        partition_values: &HashMap<String, String>,
+        columns: Option<&[String]>,
+    ) -> std::result::Result<RecordBatch, String> {
+        // Only partition columns: any other column a file lacks was added to the table after
+        // the file was written, and gets its default later (`evolve_batch`), not a null here.
+        let wanted: Vec<&arrow_schema::FieldRef> = self
+            .stored
+            .fields()
+            .iter()
+            .filter(|f| self.partition_columns.contains(f.name()))
+            .filter(|f| batch.schema().index_of(f.name()).is_err())
+            .filter(|f| columns.is_none_or(|c| c.contains(f.name())))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(batch);
+        }
+        let n = batch.num_rows();
+        let mut fields: Vec<arrow_schema::FieldRef> =
+            batch.schema().fields().iter().cloned().collect();
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        for f in wanted {
+            let value = partition_values.get(f.name()).cloned();
+            let text: ArrayRef = Arc::new(StringArray::from(vec![value; n]));
+            cols.push(arrow_cast::cast(&text, f.data_type()).map_err(|e| e.to_string())?);
+            fields.push(f.clone());
+        }
+        RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )
+        .map_err(|e| e.to_string())
+    }
+}

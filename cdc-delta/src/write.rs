@@ -1,0 +1,288 @@
+//! The files of one Delta commit: the touched files' kept rows rewritten (copy-on-write) or the
+//! files put back with a new deletion vector, the upserted rows, and the `remove`/`add`/
+//! `metaData` actions that say so.
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use arrow_schema::{Schema, SchemaRef};
+use cdc_core::schema::evolution_rewrites_rows;
+use cdc_core::sink::upsert::{carry_over, locate, Attempt, Located, OldRows, RowRemoval};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, LogicalFileView, MetadataExt, Transaction};
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt;
+use deltalake::{DeltaTable, DeltaTableError};
+use roaring::RoaringTreemap;
+
+use crate::error::{DeltaSinkError, Result};
+use crate::locate::{candidates, DataFile, DeltaFiles};
+use crate::table::{allows_deletion_vectors, Loaded};
+use crate::{app_id, schema, DeltaDriver, CHECKPOINT_COMMIT_INFO};
+
+/// What one attempt wrote, ready to commit.
+pub struct Staged {
+    table: DeltaTable,
+    actions: Vec<Action>,
+    /// The change set's own topic-partitions (one `txn` action each).
+    offsets: cdc_core::model::Checkpoint,
+    /// The table's whole checkpoint after the commit.
+    checkpoint: cdc_core::model::Checkpoint,
+    rows_written: u64,
+    rows_deleted: u64,
+}
+
+impl DeltaDriver {
+    /// Writes the files of one attempt and the actions that commit them.
+    pub(crate) async fn stage_files(&self, a: Attempt<'_, Loaded>) -> Result<Staged> {
+        let evolved = a.evolved();
+        let Loaded { table, logical, .. } = a.state;
+        let rewrite_all = evolved && evolution_rewrites_rows(&logical, &a.merged);
+        let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&a.merged));
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let files: Vec<LogicalFileView> = snapshot.log_data().into_iter().collect();
+        let removal = match self.config.deletion_vectors && allows_deletion_vectors(&table) {
+            true if !rewrite_all => RowRemoval::MarkUpTo(self.config.deletion_vector_max_fraction),
+            _ => RowRemoval::Rewrite,
+        };
+        let (mut removes, candidates) = if a.changes.truncate {
+            (
+                files.iter().map(|f| f.remove_action(true)).collect(),
+                Vec::new(),
+            )
+        } else {
+            let key = a.keys.key_columns()[0].clone();
+            let found = candidates(&files, &a.keys.ranges(), &key, removal, rewrite_all);
+            (Vec::new(), found)
+        };
+        let store = table.object_store();
+        let reader = Arc::new(DeltaFiles {
+            table: self.table.clone(),
+            store: store.clone(),
+            table_root: self.url.clone(),
+            stored: stored.clone(),
+            partition_columns: snapshot.metadata().partition_columns().to_vec(),
+        });
+        let mut writer = self.data_writer(&table, &stored)?;
+        let mut located = locate(reader, a.keys.clone(), candidates, removal);
+        let (mut old, mut marked, mut rows_deleted) = (OldRows::new(&a.keys), Vec::new(), 0);
+        while let Some(found) = located.next().await {
+            let Some(mut f) = found? else { continue };
+            rows_deleted += f.deleted;
+            old.add(
+                std::mem::replace(&mut f.old, empty(&a.merged)),
+                &f.old_upserts,
+            );
+            removes.push(f.file.remove.clone());
+            match f.kept.take() {
+                Some(kept) if kept.num_rows() > 0 => {
+                    let kept = carry_over(&self.table, &kept, &stored, &a.merged)?;
+                    writer
+                        .write(&kept)
+                        .await
+                        .map_err(self.delta_err("writing kept rows"))?;
+                }
+                // Every row deleted: the file simply goes.
+                Some(_) => {}
+                None if (f.touched.len() + f.deleted_before.len()) as u64 >= f.rows => {}
+                None => marked.push(f),
+            }
+        }
+        let dv_adds = self.write_deletion_vectors(&store, marked).await?;
+        let upserts = old.resolve(&a.keys, None)?;
+        if upserts.num_rows() > 0 {
+            let rows = cdc_core::storage::to_storage(&upserts, &stored)?;
+            writer
+                .write(&rows)
+                .await
+                .map_err(self.delta_err("writing upserts"))?;
+        }
+        let adds = writer
+            .close()
+            .await
+            .map_err(self.delta_err("closing data files"))?;
+        let mut actions = Vec::with_capacity(removes.len() + dv_adds.len() + adds.len() + 1);
+        if evolved {
+            actions.push(self.metadata_action(&table, &a.merged)?);
+        }
+        actions.extend(removes.into_iter().map(Action::Remove));
+        actions.extend(dv_adds.into_iter().chain(adds).map(Action::Add));
+        Ok(Staged {
+            table,
+            actions,
+            offsets: a.changes.checkpoint.clone(),
+            checkpoint: a.checkpoint,
+            rows_written: upserts.num_rows() as u64,
+            rows_deleted,
+        })
+    }
+
+    /// The writer of the attempt's data files (rolling over at the target file size, with
+    /// statistics of the columns the table keeps them for).
+    fn data_writer(&self, table: &DeltaTable, stored: &SchemaRef) -> Result<DeltaWriter> {
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let config = snapshot.table_config();
+        let stats = match &config.data_skipping_stats_columns {
+            Some(cols) => cols.iter().map(|c| c.to_string()).collect(),
+            None => stats_columns(stored),
+        };
+        Ok(DeltaWriter::new(
+            table.object_store(),
+            WriterConfig::new(
+                stored.clone(),
+                self.config.partition_columns.clone(),
+                None,
+                NonZeroU64::new(self.config.target_file_size),
+                None,
+                config.num_indexed_cols(),
+                Some(stats),
+            ),
+        ))
+    }
+
+    fn metadata_action(&self, table: &DeltaTable, merged: &Schema) -> Result<Action> {
+        let delta_schema =
+            schema::delta_schema(merged).map_err(|e| cdc_core::Error::UnsupportedSchema {
+                table: self.table.to_string(),
+                column: String::new(),
+                message: format!("no Delta schema for {merged}: {e}"),
+            })?;
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(&delta_schema)
+            .map_err(|e| self.delta_err("evolving the schema")(DeltaTableError::from(e)))?;
+        Ok(Action::Metadata(metadata))
+    }
+
+    /// Writes the new deletion vectors of one commit into one DV file and returns the `add`
+    /// actions that put each file back with its new deletion vector (same path, size and
+    /// statistics; the statistics' bounds are no longer tight).
+    async fn write_deletion_vectors(
+        &self,
+        store: &ObjectStoreRef,
+        files: Vec<Located<DataFile>>,
+    ) -> Result<Vec<Add>> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dv_err = |path: &str| {
+            let path = path.to_string();
+            move |e: crate::dv::DvError| DeltaSinkError::DeletionVector {
+                table: self.table.to_string(),
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        };
+        let mut writer = crate::dv::DvFileWriter::new();
+        let mut adds = Vec::with_capacity(files.len());
+        for f in files {
+            let deleted: RoaringTreemap =
+                f.deleted_before.iter().chain(&f.touched).copied().collect();
+            let descriptor = writer.push(&deleted).map_err(dv_err(&f.file.remove.path))?;
+            let (remove, stats) = (f.file.remove, f.file.stats);
+            adds.push(Add {
+                path: remove.path,
+                partition_values: remove.partition_values.unwrap_or_default(),
+                size: remove.size.unwrap_or_default(),
+                modification_time: f.file.modification_time,
+                data_change: true,
+                stats: stats.map(|s| loose_bounds(&s)),
+                tags: None,
+                deletion_vector: Some(descriptor),
+                base_row_id: None,
+                default_row_commit_version: None,
+                clustering_provider: None,
+            });
+        }
+        writer.finish(store).await.map_err(dv_err(""))?;
+        Ok(adds)
+    }
+
+    /// Commits the staged actions as a `MERGE` (so delta-rs's conflict checker fails it when a
+    /// concurrent writer changed data), with a `txn` per source topic-partition and the whole
+    /// checkpoint in `commitInfo`.
+    pub(crate) async fn commit_staged(
+        &self,
+        s: Staged,
+    ) -> Result<cdc_core::sink::upsert::Committed> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .ok();
+        let txns = s
+            .offsets
+            .offsets
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts.iter().map(move |(p, next)| {
+                    Transaction::new_with_last_update(app_id(topic, *p), *next, now)
+                })
+            })
+            .collect();
+        let properties = CommitProperties::default()
+            .with_metadata([(
+                CHECKPOINT_COMMIT_INFO.to_string(),
+                serde_json::Value::String(s.checkpoint.to_json()),
+            )])
+            .with_application_transactions(txns)
+            .with_max_retries(0);
+        let operation = DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: None,
+            matched_predicates: vec![],
+            not_matched_predicates: vec![],
+            not_matched_by_source_predicates: vec![],
+        };
+        let snapshot = s
+            .table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(s.actions)
+            .build(Some(snapshot), s.table.log_store(), operation)
+            .await
+            .map_err(self.delta_err("committing"))?;
+        Ok(cdc_core::sink::upsert::Committed {
+            version: finalized.version().to_string(),
+            rows_written: s.rows_written,
+            rows_deleted: s.rows_deleted,
+        })
+    }
+}
+
+fn empty(schema: &SchemaRef) -> arrow_array::RecordBatch {
+    arrow_array::RecordBatch::new_empty(schema.clone())
+}
+
+/// File statistics of a file with rows deleted by a deletion vector: `numRecords` and the
+/// bounds still describe the physical file, so they are marked not tight (`tightBounds`).
+fn loose_bounds(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(stats) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => stats.to_string(),
+    }
+}
+
+/// Columns to keep min/max statistics for: all top-level columns but decimals wider than a
+/// double's 15 exact digits, whose statistics delta-rs writes as JSON floats it cannot read back.
+fn stats_columns(stored: &Schema) -> Vec<String> {
+    stored
+        .fields()
+        .iter()
+        .filter(|f| !matches!(f.data_type(), arrow_schema::DataType::Decimal128(p, _) if *p > 15))
+        .map(|f| f.name().clone())
+        .collect()
+}
