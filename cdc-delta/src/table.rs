@@ -6,12 +6,24 @@ use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use cdc_core::fold::ChangeSet;
-use cdc_core::model::Checkpoint;
+use cdc_core::model::{Checkpoint, TableId};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
 
+use crate::config::DeltaSinkConfig;
 use crate::error::{DeltaSinkError, Result};
-use crate::{app_id, schema, DeltaDriver, CHECKPOINT_COMMIT_INFO, KEY_COLUMNS_PROPERTY};
+use crate::schema;
+
+/// Table property holding the primary-key columns (JSON list).
+pub const KEY_COLUMNS_PROPERTY: &str = "cdc-lake.keyColumns";
+/// `commitInfo` field holding the table's whole checkpoint after the commit.
+pub const CHECKPOINT_COMMIT_INFO: &str = "cdc-lake.checkpoint";
+
+/// The Delta `txn` application id of a topic-partition.
+pub fn app_id(topic: &str, partition: i32) -> String {
+    format!("cdc-lake:{topic}:{partition}")
+}
 
 /// How many commits back the checkpoint is looked for (other writers' commits in between,
 /// such as `OPTIMIZE`, are skipped).
@@ -32,7 +44,23 @@ pub struct Loaded {
     pub checkpoint: Checkpoint,
 }
 
-impl DeltaDriver {
+/// One table of a warehouse: where it is and with which settings it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct TableLocation {
+    pub table: TableId,
+    pub url: Url,
+    pub config: Arc<DeltaSinkConfig>,
+}
+
+impl TableLocation {
+    /// The table's URL without credentials.
+    pub fn location(&self) -> String {
+        let mut u = self.url.clone();
+        let _ = u.set_password(None);
+        let _ = u.set_username("");
+        u.to_string()
+    }
+
     pub(crate) fn delta_err(
         &self,
         context: &'static str,

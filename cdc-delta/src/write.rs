@@ -8,33 +8,31 @@ use std::sync::Arc;
 use arrow_schema::{Schema, SchemaRef};
 use cdc_core::schema::evolution_rewrites_rows;
 use cdc_core::sink::upsert::{carry_over, locate, Attempt, Located, OldRows, RowRemoval};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, LogicalFileView, MetadataExt, Transaction};
+use deltalake::kernel::{Action, Add, LogicalFileView, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
-use deltalake::protocol::DeltaOperation;
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
 use roaring::RoaringTreemap;
 
 use crate::error::{DeltaSinkError, Result};
 use crate::locate::{candidates, DataFile, DeltaFiles};
-use crate::table::{allows_deletion_vectors, Loaded};
-use crate::{app_id, schema, DeltaDriver, CHECKPOINT_COMMIT_INFO};
+use crate::schema;
+use crate::table::{allows_deletion_vectors, Loaded, TableLocation};
 
 /// What one attempt wrote, ready to commit.
 pub struct Staged {
-    table: DeltaTable,
-    actions: Vec<Action>,
+    pub(crate) table: DeltaTable,
+    pub(crate) actions: Vec<Action>,
     /// The change set's own topic-partitions (one `txn` action each).
-    offsets: cdc_core::model::Checkpoint,
+    pub(crate) offsets: cdc_core::model::Checkpoint,
     /// The table's whole checkpoint after the commit.
-    checkpoint: cdc_core::model::Checkpoint,
-    rows_written: u64,
-    rows_deleted: u64,
+    pub(crate) checkpoint: cdc_core::model::Checkpoint,
+    pub(crate) rows_written: u64,
+    pub(crate) rows_deleted: u64,
 }
 
-impl DeltaDriver {
+impl TableLocation {
     /// Writes the files of one attempt and the actions that commit them.
     pub(crate) async fn stage_files(&self, a: Attempt<'_, Loaded>) -> Result<Staged> {
         let evolved = a.evolved();
@@ -206,57 +204,6 @@ impl DeltaDriver {
         }
         writer.finish(store).await.map_err(dv_err(""))?;
         Ok(adds)
-    }
-
-    /// Commits the staged actions as a `MERGE` (so delta-rs's conflict checker fails it when a
-    /// concurrent writer changed data), with a `txn` per source topic-partition and the whole
-    /// checkpoint in `commitInfo`.
-    pub(crate) async fn commit_staged(
-        &self,
-        s: Staged,
-    ) -> Result<cdc_core::sink::upsert::Committed> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .ok();
-        let txns = s
-            .offsets
-            .offsets
-            .iter()
-            .flat_map(|(topic, parts)| {
-                parts.iter().map(move |(p, next)| {
-                    Transaction::new_with_last_update(app_id(topic, *p), *next, now)
-                })
-            })
-            .collect();
-        let properties = CommitProperties::default()
-            .with_metadata([(
-                CHECKPOINT_COMMIT_INFO.to_string(),
-                serde_json::Value::String(s.checkpoint.to_json()),
-            )])
-            .with_application_transactions(txns)
-            .with_max_retries(0);
-        let operation = DeltaOperation::Merge {
-            predicate: None,
-            merge_predicate: None,
-            matched_predicates: vec![],
-            not_matched_predicates: vec![],
-            not_matched_by_source_predicates: vec![],
-        };
-        let snapshot = s
-            .table
-            .snapshot()
-            .map_err(self.delta_err("reading the snapshot"))?;
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(s.actions)
-            .build(Some(snapshot), s.table.log_store(), operation)
-            .await
-            .map_err(self.delta_err("committing"))?;
-        Ok(cdc_core::sink::upsert::Committed {
-            version: finalized.version().to_string(),
-            rows_written: s.rows_written,
-            rows_deleted: s.rows_deleted,
-        })
     }
 }
 

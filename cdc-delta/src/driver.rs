@@ -1,0 +1,77 @@
+//! The Delta format's driver of cdc-core's upsert engine: what loading, staging and committing
+//! one change set mean for a Delta table.
+
+use async_trait::async_trait;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::TableId;
+use cdc_core::sink::upsert::{Attempt, CommitControl, Committed, TableView, UpsertDriver};
+use deltalake::DeltaTable;
+
+use crate::error::{DeltaSinkError, Result};
+use crate::table::{Loaded, TableLocation};
+use crate::write::Staged;
+
+/// The Delta format's driver of the upsert engine (see the crate docs).
+#[derive(Debug)]
+pub struct DeltaDriver {
+    at: TableLocation,
+    control: CommitControl,
+}
+
+impl DeltaDriver {
+    pub(crate) fn new(at: TableLocation, control: CommitControl) -> Self {
+        DeltaDriver { at, control }
+    }
+
+    /// The table at its latest version, or `None` when there is no table yet.
+    pub async fn load(&self) -> Result<Option<DeltaTable>> {
+        self.at.load().await
+    }
+}
+
+#[async_trait]
+impl UpsertDriver for DeltaDriver {
+    type State = Loaded;
+    type Staged = Staged;
+    type Error = DeltaSinkError;
+
+    fn table(&self) -> &TableId {
+        &self.at.table
+    }
+
+    fn control(&mut self) -> &mut CommitControl {
+        &mut self.control
+    }
+
+    async fn load_table(&mut self) -> Result<Option<Loaded>> {
+        match self.at.load().await? {
+            Some(table) => Ok(Some(self.at.describe(table).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_table(&mut self, changes: &ChangeSet) -> Result<Loaded> {
+        let table = self.at.create(changes).await?;
+        self.at.describe(table).await
+    }
+
+    fn view(&self, state: &Loaded) -> Result<TableView> {
+        Ok(TableView {
+            schema: Some(state.logical.clone()),
+            key_columns: state.key_columns.clone(),
+            checkpoint: state.checkpoint.clone(),
+        })
+    }
+
+    async fn stage(&mut self, attempt: Attempt<'_, Loaded>) -> Result<Staged> {
+        self.at.stage_files(attempt).await
+    }
+
+    async fn commit(&mut self, staged: Staged) -> Result<Committed> {
+        self.at.commit_staged(staged).await
+    }
+
+    fn is_conflict(error: &DeltaSinkError) -> bool {
+        error.is_conflict()
+    }
+}
