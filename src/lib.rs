@@ -179,7 +179,7 @@ pub fn open_warehouse_with(
         #[cfg(feature = "iceberg")]
         Format::Iceberg => {
             let mut config: cdc_iceberg::IcebergSinkConfig = sink_config(format, settings)?;
-            config.before_commit = crash_test_hooks().before_commit;
+            config.test_hooks = crash_test_hooks();
             Ok(Box::new(cdc_iceberg::IcebergWarehouse::new(
                 warehouse, config,
             )?))

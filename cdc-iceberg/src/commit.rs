@@ -27,12 +27,27 @@ use iceberg::spec::{
     ManifestWriterBuilder, Operation, Schema as IcebergSchema, Snapshot, SnapshotReference,
     SnapshotRetention, Summary, TableMetadata, TableMetadataBuilder, MAIN_BRANCH,
 };
-use iceberg::MetadataLocation;
+use iceberg::{MetadataLocation, TableUpdate};
 use std::str::FromStr;
 
 use crate::error::{file_err, iceberg_err, Result};
 use crate::table::{LiveFile, Loaded, CHECKPOINT_SUMMARY};
-use crate::table_catalog::NextMetadata;
+
+/// New table metadata built on what a writer read, with the updates that lead there.
+#[derive(Debug, Clone)]
+pub(crate) struct NextMetadata {
+    pub metadata: TableMetadata,
+    /// The changes from the metadata read, in REST form.
+    pub updates: Vec<TableUpdate>,
+    /// The snapshot the commit adds, if any.
+    pub snapshot: Option<Snapshot>,
+}
+
+impl NextMetadata {
+    pub fn snapshot_id(&self) -> Option<i64> {
+        self.snapshot.as_ref().map(Snapshot::snapshot_id)
+    }
+}
 
 /// Carried-over manifests are merged into one data and one delete manifest once there are this
 /// many.

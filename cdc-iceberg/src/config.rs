@@ -3,18 +3,8 @@
 use std::collections::HashMap;
 
 pub use cdc_core::secrets::Secret;
-pub use cdc_core::sink::BeforeCommitHook;
+use cdc_core::sink::upsert::TestHooks;
 use serde::{Deserialize, Serialize};
-
-/// Where a crash test stops the writer.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FailPoint {
-    /// After the data, delete, manifest and metadata files are written, before the catalog swap.
-    AfterDataFiles,
-    /// After the catalog swap, before the sink reports it (the pipeline's own bookkeeping).
-    AfterCommit,
-}
 
 /// How a change set removes the old rows of changed keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,18 +50,10 @@ pub struct IcebergSinkConfig {
     pub table_properties: HashMap<String, String>,
     /// Attempts of one change set when other writers commit first.
     pub max_commit_attempts: usize,
-    /// Crash tests: stop an `apply` at this point...
+    /// Crash and concurrency tests: fail points and a hook before every catalog swap.
     #[doc(hidden)]
     #[serde(skip)]
-    pub fail_point: Option<FailPoint>,
-    /// ...after this many successful commits of the sink.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub fail_after_commits: usize,
-    /// Concurrency tests: runs before every catalog swap.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub before_commit: Option<BeforeCommitHook>,
+    pub test_hooks: TestHooks,
 }
 
 /// An Iceberg REST catalog (the Iceberg REST catalog API, `/v1/...`).
@@ -172,9 +154,7 @@ impl Default for IcebergSinkConfig {
             write_mode: WriteMode::default(),
             table_properties: HashMap::new(),
             max_commit_attempts: 10,
-            fail_point: None,
-            fail_after_commits: 0,
-            before_commit: None,
+            test_hooks: TestHooks::default(),
         }
     }
 }

@@ -62,16 +62,6 @@ pub enum IcebergSinkError {
         /// The metadata location we read and tried to replace.
         expected: String,
     },
-    /// Another writer kept committing first.
-    #[error("iceberg table `{table}`: commit conflicts not resolved after {attempts} attempts; last: {last}")]
-    Conflict {
-        /// Table.
-        table: String,
-        /// Attempts made.
-        attempts: usize,
-        /// The last conflict.
-        last: String,
-    },
     /// Reading or writing a data or delete file failed.
     #[error("iceberg table `{table}`: file `{path}`: {message}")]
     File {
@@ -100,14 +90,6 @@ pub enum IcebergSinkError {
         /// What is wrong.
         message: String,
     },
-    /// A test hook stopped the writer (crash tests).
-    #[error("iceberg table `{table}`: stopped at fail point {point:?}")]
-    FailPoint {
-        /// Table.
-        table: String,
-        /// Where.
-        point: crate::config::FailPoint,
-    },
     /// A core error (schema evolution, keys, Arrow).
     #[error(transparent)]
     Core(#[from] cdc_core::Error),
@@ -130,11 +112,9 @@ impl IcebergSinkError {
             IcebergSinkError::Rest { .. } => "REST catalog error",
             IcebergSinkError::CommitUnknown { .. } => "commit state unknown",
             IcebergSinkError::CommitConflict { .. } => "commit conflict",
-            IcebergSinkError::Conflict { .. } => "commit conflicts not resolved",
             IcebergSinkError::File { .. } => "file error",
             IcebergSinkError::Schema { .. } => "schema error",
             IcebergSinkError::Layout { .. } => "unexpected table layout",
-            IcebergSinkError::FailPoint { .. } => "stopped at a fail point",
             IcebergSinkError::Core(_) => "core error",
         }
     }
@@ -145,11 +125,9 @@ impl IcebergSinkError {
             IcebergSinkError::Iceberg { table, .. }
             | IcebergSinkError::CommitConflict { table, .. }
             | IcebergSinkError::CommitUnknown { table, .. }
-            | IcebergSinkError::Conflict { table, .. }
             | IcebergSinkError::File { table, .. }
             | IcebergSinkError::Schema { table, .. }
-            | IcebergSinkError::Layout { table, .. }
-            | IcebergSinkError::FailPoint { table, .. } => table.clone(),
+            | IcebergSinkError::Layout { table, .. } => table.clone(),
             IcebergSinkError::Catalog { .. }
             | IcebergSinkError::Rest { .. }
             | IcebergSinkError::Core(_) => String::new(),

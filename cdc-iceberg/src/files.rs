@@ -16,6 +16,7 @@ use iceberg::spec::{
     Struct, TableMetadata, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
+use parquet::arrow::arrow_reader::RowSelection;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::properties::WriterProperties;
 
@@ -29,12 +30,14 @@ pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
 pub const DELETE_POS_ID: i32 = 2147483545;
 
 /// Reads a Parquet file, all columns or only `columns` (by name; names the file lacks are
-/// skipped). Only the column chunks asked for are fetched.
+/// skipped), all rows or only those at the ascending positions `rows`. Only the column chunks
+/// asked for are fetched.
 pub(crate) async fn read_parquet(
     table: &str,
     io: &FileIO,
     path: &str,
     columns: Option<&[String]>,
+    rows: Option<&[u32]>,
 ) -> Result<RecordBatch> {
     let input = io.new_input(path).map_err(file_err(&table, path))?;
     let meta = input.metadata().await.map_err(file_err(&table, path))?;
@@ -44,11 +47,16 @@ pub(crate) async fn read_parquet(
         .map_err(file_err(&table, path))?;
     let (mask, out_schema) =
         parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-    let stream = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(file_err(&table, path))?;
+    let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
+    if let Some(rows) = rows {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows())
+            .map_err(file_err(&table, path))?;
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&i| i as usize..i as usize + 1),
+            total,
+        ));
+    }
+    let stream = builder.build().map_err(file_err(&table, path))?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(file_err(&table, path))?;
     let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
     arrow_select::concat::concat_batches(&schema, &batches).map_err(file_err(&table, path))
@@ -111,9 +119,9 @@ pub(crate) async fn write_parquet(
 /// Rows per data file at most (a file this size is around 100 MB for typical rows).
 pub(crate) const MAX_ROWS_PER_FILE: usize = 2_000_000;
 
-/// Writes logical `rows` (in the table's merged logical schema) as data files of the current
-/// schema and partition spec of `metadata`, split by partition, [`MAX_ROWS_PER_FILE`] rows each;
-/// no file for no rows.
+/// Writes `rows` (stored form of the table's merged logical schema) as data files of the
+/// current schema and partition spec of `metadata`, split by partition, [`MAX_ROWS_PER_FILE`]
+/// rows each; no file for no rows.
 pub(crate) async fn write_data_files(
     table: &str,
     io: &FileIO,
@@ -126,8 +134,7 @@ pub(crate) async fn write_data_files(
     }
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().clone();
-    let stored = to_storage(rows, &Arc::new(stored_arrow_schema(&rows.schema())))?;
-    let file_rows = to_storage(&stored, &file_arrow_schema(table, &schema)?)?;
+    let file_rows = to_storage(rows, &file_arrow_schema(table, &schema)?)?;
     let parts = if spec.is_unpartitioned() {
         vec![(
             PartitionKey::new(spec.as_ref().clone(), schema.clone(), Struct::empty()),
@@ -353,7 +360,7 @@ pub(crate) async fn read_position_deletes(
     file: &DataFile,
 ) -> Result<HashMap<String, Vec<i64>>> {
     let cols = ["file_path".to_string(), "pos".to_string()];
-    let batch = read_parquet(table, io, file.file_path(), Some(&cols)).await?;
+    let batch = read_parquet(table, io, file.file_path(), Some(&cols), None).await?;
     let bad = || IcebergSinkError::File {
         table: table.to_string(),
         path: file.file_path().to_string(),

@@ -23,14 +23,14 @@ use std::path::Path;
 use cdc_core::model::TableId;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
 
-use crate::attempt::with_retries;
-use crate::commit::{evolve_metadata, write_snapshot, Staged};
+use cdc_core::sink::upsert::{ChangedKeys, RowRemoval};
+
+use crate::commit::{evolve_metadata, write_snapshot, NextMetadata, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
-use crate::locate::read_all_live;
 use crate::rewrite::RollingWriter;
 use crate::table::{checkpoint_ancestry, manifest_entries, manifest_list, FileCache, Loaded};
-use crate::table_catalog::NextMetadata;
-use crate::IcebergWarehouse;
+use crate::warehouse::IcebergWarehouse;
+use crate::write::{locate_rows, Plan};
 
 /// What [`compact`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,48 +64,47 @@ async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Lo
 /// `replace` snapshot. `None` when there is nothing to compact (no table, or at most one data
 /// file and no delete file).
 pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Compacted>> {
-    with_retries(warehouse, table, || async {
-        let name = table.to_string();
-        let io = warehouse.file_io();
-        let Some(loaded) = load(warehouse, table).await? else {
-            return Ok(None);
-        };
-        if loaded.delete_files.is_empty() && loaded.data_files.len() <= 1 {
-            return Ok(None);
-        }
-        let merged = loaded.logical.clone();
-        let mut staged = Staged {
-            remove_all: true,
-            replace: true,
-            checkpoint: loaded.checkpoint(&name)?.to_json(),
-            ..Staged::default()
-        };
-        let evolved = evolve_metadata(&name, &loaded, &staged)?;
-        // Streamed: one data file's live rows at a time, written with rollover.
-        let mut out = RollingWriter::new(&name, io, &evolved.metadata, merged.clone());
-        read_all_live(
-            table,
-            io,
-            &loaded,
-            None,
-            &merged,
-            &mut FileCache::default(),
-            &mut out,
-        )
-        .await?;
-        let rows;
-        (staged.data, rows) = out.finish().await?;
-        let next = write_snapshot(&name, io, &loaded, evolved, &staged).await?;
-        let snapshot_id = next.snapshot_id().unwrap_or_default();
-        warehouse.commit(table, &loaded, &next).await?;
-        Ok(Some(Compacted {
-            snapshot_id,
-            data_files: (loaded.data_files.len(), staged.data.len()),
-            delete_files: loaded.delete_files.len(),
-            rows,
-        }))
-    })
-    .await
+    let retry = warehouse.retry_policy();
+    retry
+        .run(table, IcebergSinkError::is_retryable, || async {
+            let name = table.to_string();
+            let io = warehouse.file_io();
+            let Some(loaded) = load(warehouse, table).await? else {
+                return Ok(None);
+            };
+            if loaded.delete_files.is_empty() && loaded.data_files.len() <= 1 {
+                return Ok(None);
+            }
+            let merged = loaded.logical.clone();
+            let mut staged = Staged {
+                remove_all: true,
+                replace: true,
+                checkpoint: loaded.checkpoint(&name)?.to_json(),
+                ..Staged::default()
+            };
+            let evolved = evolve_metadata(&name, &loaded, &staged)?;
+            // Streamed: one data file's live rows at a time, written with rollover.
+            let mut out = RollingWriter::new(table, io, &evolved.metadata, merged.clone());
+            let keys = std::sync::Arc::new(ChangedKeys::none(table, &merged, &loaded.key_columns)?);
+            let plan = Plan {
+                removal: RowRemoval::Rewrite,
+                rewrite_all: true,
+            };
+            let mut cache = FileCache::default();
+            locate_rows(table, io, &loaded, &keys, plan, &mut cache, &mut out).await?;
+            let rows;
+            (staged.data, rows) = out.finish().await?;
+            let next = write_snapshot(&name, io, &loaded, evolved, &staged).await?;
+            let snapshot_id = next.snapshot_id().unwrap_or_default();
+            warehouse.commit(table, &loaded, &next).await?;
+            Ok(Some(Compacted {
+                snapshot_id,
+                data_files: (loaded.data_files.len(), staged.data.len()),
+                delete_files: loaded.delete_files.len(),
+                rows,
+            }))
+        })
+        .await
 }
 
 /// Drops snapshots older than `older_than_ms` (epoch milliseconds) but the newest
@@ -119,55 +118,57 @@ pub async fn expire_snapshots(
 ) -> Result<Vec<String>> {
     let name = table.to_string();
     let io = warehouse.file_io();
-    let expired = with_retries(warehouse, table, || async {
-        let Some(loaded) = load(warehouse, table).await? else {
-            return Ok(None);
-        };
-        let metadata = &loaded.metadata;
-        let mut snapshots: Vec<_> = metadata.snapshots().cloned().collect();
-        snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
-        let keep_current = metadata.current_snapshot_id();
-        // The newest snapshot carrying the source checkpoint, and every snapshot between it
-        // and the current one (another engine's snapshots on top), stay: the checkpoint is
-        // found by walking parent links from the current snapshot.
-        let keep: HashSet<i64> = checkpoint_ancestry(&name, metadata)?
-            .iter()
-            .map(|s| s.snapshot_id())
-            .collect();
-        let drop: Vec<i64> = snapshots
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| {
-                *i >= retain_last.max(1)
-                    && s.timestamp_ms() < older_than_ms
-                    && Some(s.snapshot_id()) != keep_current
-                    && !keep.contains(&s.snapshot_id())
-            })
-            .map(|(_, s)| s.snapshot_id())
-            .collect();
-        if drop.is_empty() {
-            return Ok(None);
-        }
-        let before = referenced_by(&name, io, metadata).await?;
-        let built = TableMetadataBuilder::new_from_metadata(
-            metadata.clone(),
-            Some(loaded.metadata_location.clone()),
-        )
-        .remove_snapshots(&drop)
-        .build()
-        .map_err(iceberg_err(&name, "removing snapshots"))?;
-        let next = NextMetadata {
-            metadata: built.metadata,
-            updates: built.changes,
-            snapshot: None,
-        };
-        let committed = warehouse.commit(table, &loaded, &next).await?;
-        // What the table references after the commit as committed (a REST catalog may keep
-        // snapshots another writer's refs still need): only files no longer reached go.
-        let after = referenced_by(&name, io, &committed.metadata).await?;
-        Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
-    })
-    .await?;
+    let retry = warehouse.retry_policy();
+    let expired = retry
+        .run(table, IcebergSinkError::is_retryable, || async {
+            let Some(loaded) = load(warehouse, table).await? else {
+                return Ok(None);
+            };
+            let metadata = &loaded.metadata;
+            let mut snapshots: Vec<_> = metadata.snapshots().cloned().collect();
+            snapshots.sort_by_key(|s| std::cmp::Reverse(s.sequence_number()));
+            let keep_current = metadata.current_snapshot_id();
+            // The newest snapshot carrying the source checkpoint, and every snapshot between it
+            // and the current one (another engine's snapshots on top), stay: the checkpoint is
+            // found by walking parent links from the current snapshot.
+            let keep: HashSet<i64> = checkpoint_ancestry(&name, metadata)?
+                .iter()
+                .map(|s| s.snapshot_id())
+                .collect();
+            let drop: Vec<i64> = snapshots
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    *i >= retain_last.max(1)
+                        && s.timestamp_ms() < older_than_ms
+                        && Some(s.snapshot_id()) != keep_current
+                        && !keep.contains(&s.snapshot_id())
+                })
+                .map(|(_, s)| s.snapshot_id())
+                .collect();
+            if drop.is_empty() {
+                return Ok(None);
+            }
+            let before = referenced_by(&name, io, metadata).await?;
+            let built = TableMetadataBuilder::new_from_metadata(
+                metadata.clone(),
+                Some(loaded.metadata_location.clone()),
+            )
+            .remove_snapshots(&drop)
+            .build()
+            .map_err(iceberg_err(&name, "removing snapshots"))?;
+            let next = NextMetadata {
+                metadata: built.metadata,
+                updates: built.changes,
+                snapshot: None,
+            };
+            let committed = warehouse.commit(table, &loaded, &next).await?;
+            // What the table references after the commit as committed (a REST catalog may keep
+            // snapshots another writer's refs still need): only files no longer reached go.
+            let after = referenced_by(&name, io, &committed.metadata).await?;
+            Ok(Some(before.difference(&after).cloned().collect::<Vec<_>>()))
+        })
+        .await?;
     let mut removed = expired.unwrap_or_default();
     removed.sort();
     for path in &removed {

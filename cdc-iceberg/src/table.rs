@@ -15,10 +15,18 @@ use iceberg::spec::{
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::files::read_position_deletes;
 use crate::schema::logical_from_properties;
-use crate::table_catalog::Pointer;
 
 /// Snapshot summary key holding the table's whole checkpoint after the snapshot (JSON).
 pub const CHECKPOINT_SUMMARY: &str = "cdc-lake.checkpoint";
+
+/// Where a catalog points for a table.
+#[derive(Debug, Clone)]
+pub(crate) struct Pointer {
+    /// The current metadata file.
+    pub location: String,
+    /// Its contents, when the catalog sent them along (REST).
+    pub metadata: Option<TableMetadata>,
+}
 
 /// A live file of the current snapshot with its sequence numbers.
 #[derive(Debug, Clone)]
@@ -99,23 +107,23 @@ impl FileCache {
 
 /// The table at the metadata location the catalog points at.
 #[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub metadata_location: String,
-    pub metadata: TableMetadata,
-    pub logical: SchemaRef,
-    pub key_columns: Vec<String>,
+pub struct Loaded {
+    pub(crate) metadata_location: String,
+    pub(crate) metadata: TableMetadata,
+    pub(crate) logical: SchemaRef,
+    pub(crate) key_columns: Vec<String>,
     /// Manifests of the current snapshot (empty without one).
-    pub manifests: Vec<ManifestFile>,
+    pub(crate) manifests: Vec<ManifestFile>,
     /// Live data files.
-    pub data_files: Vec<LiveFile>,
+    pub(crate) data_files: Vec<LiveFile>,
     /// Live delete files (position and equality).
-    pub delete_files: Vec<LiveFile>,
+    pub(crate) delete_files: Vec<LiveFile>,
 }
 
 impl Loaded {
     /// Reads the metadata the catalog points at (unless the catalog sent it) and the current
     /// snapshot's manifests.
-    pub async fn load(
+    pub(crate) async fn load(
         table: &str,
         io: &FileIO,
         pointer: Pointer,
@@ -176,7 +184,7 @@ impl Loaded {
     /// at a root snapshot (or there is no snapshot) without finding one. An ancestry broken
     /// before the key is found (a parent expired by another engine) is an error: an empty
     /// checkpoint there would replay the source from its start.
-    pub fn checkpoint(&self, table: &str) -> Result<Checkpoint> {
+    pub(crate) fn checkpoint(&self, table: &str) -> Result<Checkpoint> {
         let snapshot = checkpoint_snapshot(table, &self.metadata)?;
         let Some(snapshot) = snapshot else {
             return Ok(Checkpoint::default());
@@ -191,8 +199,20 @@ impl Loaded {
         })
     }
 
+    /// Rows of the live data files minus those their position deletes remove (what a
+    /// truncate deletes).
+    pub(crate) fn live_rows(&self) -> u64 {
+        let count = |files: &[LiveFile]| {
+            files
+                .iter()
+                .map(|f| f.entry.data_file.record_count())
+                .sum::<u64>()
+        };
+        count(&self.data_files).saturating_sub(count(&self.delete_files))
+    }
+
     /// The current Iceberg schema.
-    pub fn schema(&self) -> Arc<iceberg::spec::Schema> {
+    pub(crate) fn schema(&self) -> Arc<iceberg::spec::Schema> {
         self.metadata.current_schema().clone()
     }
 }

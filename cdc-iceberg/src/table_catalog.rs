@@ -4,39 +4,15 @@
 
 use cdc_core::model::TableId;
 use iceberg::io::FileIO;
-use iceberg::spec::{Snapshot, TableMetadata, MAIN_BRANCH};
+use iceberg::spec::{TableMetadata, MAIN_BRANCH};
 use iceberg::{MetadataLocation, TableRequirement, TableUpdate};
 
-use crate::attempt::discard;
 use crate::catalog::SqlCatalog;
-use crate::commit::next_metadata_location;
+use crate::commit::{next_metadata_location, NextMetadata};
+use crate::discard::discard;
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::rest::{RestCatalog, RestCommit};
-
-/// Where a catalog points for a table.
-#[derive(Debug, Clone)]
-pub(crate) struct Pointer {
-    /// The current metadata file.
-    pub location: String,
-    /// Its contents, when the catalog sent them along (REST).
-    pub metadata: Option<TableMetadata>,
-}
-
-/// New table metadata built on what a writer read, with the updates that lead there.
-#[derive(Debug, Clone)]
-pub(crate) struct NextMetadata {
-    pub metadata: TableMetadata,
-    /// The changes from the metadata read, in REST form.
-    pub updates: Vec<TableUpdate>,
-    /// The snapshot the commit adds, if any.
-    pub snapshot: Option<Snapshot>,
-}
-
-impl NextMetadata {
-    pub fn snapshot_id(&self) -> Option<i64> {
-        self.snapshot.as_ref().map(Snapshot::snapshot_id)
-    }
-}
+use crate::table::Pointer;
 
 /// The catalog of a warehouse.
 #[derive(Debug)]

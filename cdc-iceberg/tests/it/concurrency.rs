@@ -12,10 +12,11 @@ use arrow_cast::display::array_value_to_string;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
 use cdc_core::sink::TableSink;
 use cdc_core::testing::{other_writer_change, Scenario, OTHER_WRITER_TOPIC};
 use cdc_iceberg::maintenance::orphan_files;
-use cdc_iceberg::{BeforeCommitHook, IcebergSinkConfig, IcebergWarehouse, WriteMode};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::FutureExt;
 
 use crate::common::{assert_expected, read_with_iceberg_rust, sync, Readers};
@@ -55,7 +56,7 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
         .boxed()
     }));
     let config = IcebergSinkConfig {
-        before_commit: Some(hook),
+        test_hooks: TestHooks::before_commit(hook),
         ..base
     };
     let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();
@@ -221,7 +222,7 @@ async fn concurrent_writer_changing_the_same_keys_is_retried_on_fresh_rows() {
             .boxed()
         }));
         let config = IcebergSinkConfig {
-            before_commit: Some(hook),
+            test_hooks: TestHooks::before_commit(hook),
             ..plain
         };
         let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();

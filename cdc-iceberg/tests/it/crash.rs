@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
+use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::testing::Scenario;
 use cdc_iceberg::maintenance::{orphan_files, remove_orphan_files};
-use cdc_iceberg::{FailPoint, IcebergSinkConfig, IcebergWarehouse};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 
 use crate::common::{assert_expected, sync, Readers};
 
@@ -22,8 +23,7 @@ async fn restart_after_a_crash_ends_equal() {
             let crashing = IcebergWarehouse::new(
                 root.to_str().unwrap(),
                 IcebergSinkConfig {
-                    fail_point: Some(point),
-                    fail_after_commits: 2,
+                    test_hooks: TestHooks::fail_at(point, 2),
                     ..IcebergSinkConfig::default()
                 },
             )

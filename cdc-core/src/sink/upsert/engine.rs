@@ -145,17 +145,9 @@ pub async fn apply<D: UpsertDriver>(
             Err(e) if D::is_conflict(&e) => {
                 let table = driver.table().clone();
                 let retry = driver.control().retry.clone();
-                if attempt >= retry.max_attempts {
-                    return Err(Error::Conflict {
-                        table: table.to_string(),
-                        attempts: retry.max_attempts,
-                        last: e.to_string(),
-                    }
-                    .into());
+                if let Some(end) = retry.settle_conflict(&table, attempt, e).await {
+                    return Err(end);
                 }
-                retry.count_conflict();
-                tracing::info!(%table, attempt, error = %e, "commit conflict; retrying on the new table version");
-                tokio::time::sleep(retry.backoff(attempt)).await;
             }
             other => return other,
         }

@@ -146,6 +146,31 @@ impl ChangedKeys {
         })
     }
 
+    /// No changed keys, for a table of `schema` keyed by `key_columns`: what a rewrite of the
+    /// table's rows that changes none of them (compaction) locates with.
+    pub fn none(table: &TableId, schema: &SchemaRef, key_columns: &[String]) -> Result<Self> {
+        let keys = key_indices(table, schema, key_columns)?;
+        let key_schema = Arc::new(Schema::new(
+            keys.iter()
+                .map(|&k| schema.field(k).clone())
+                .collect::<Vec<_>>(),
+        ));
+        let changes = ChangeSet {
+            table: table.clone(),
+            schema: schema.clone(),
+            key_columns: Arc::from(key_columns.to_vec()),
+            truncate: false,
+            upserts: RecordBatch::new_empty(schema.clone()),
+            upsert_unchanged: UnchangedMask::none(schema.fields().len()),
+            ignore_table_values: BooleanArray::from(Vec::<bool>::new()),
+            deletes: RecordBatch::new_empty(key_schema),
+            checkpoint: Default::default(),
+            events: 0,
+            max_source_ts_ms: None,
+        };
+        ChangedKeys::new(&changes, schema, key_columns)
+    }
+
     /// The table.
     pub fn table(&self) -> &TableId {
         &self.table

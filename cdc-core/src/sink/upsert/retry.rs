@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
+use crate::model::TableId;
+
 /// How often and how patiently a commit is retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -61,9 +64,54 @@ impl RetryPolicy {
         half + Duration::from_micros(jitter)
     }
 
-    /// Counts one retried conflict.
-    pub(crate) fn count_conflict(&self) {
+    /// After attempt `attempt` (1-based) of a commit of `table` lost to another writer: `None`
+    /// once the backoff has passed and the attempt is to be redone (the conflict is counted), or
+    /// the error that ends the commit when no attempt is left.
+    pub async fn settle_conflict<E>(&self, table: &TableId, attempt: usize, error: E) -> Option<E>
+    where
+        E: From<Error> + std::fmt::Display,
+    {
+        if attempt >= self.max_attempts {
+            return Some(
+                Error::Conflict {
+                    table: table.to_string(),
+                    attempts: self.max_attempts,
+                    last: error.to_string(),
+                }
+                .into(),
+            );
+        }
         self.conflicts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%table, attempt, error = %error, "commit conflict; retrying on the new table version");
+        tokio::time::sleep(self.backoff(attempt)).await;
+        None
+    }
+
+    /// Runs `attempt` until it succeeds, fails otherwise than by a conflict (`is_conflict`), or
+    /// runs out of attempts: for commits other than upserts (compaction, snapshot expiry).
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        table: &TableId,
+        is_conflict: impl Fn(&E) -> bool,
+        mut attempt: F,
+    ) -> Result<T, E>
+    where
+        E: From<Error> + std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut n = 0;
+        loop {
+            n += 1;
+            match attempt().await {
+                Err(e) if is_conflict(&e) => {
+                    if let Some(end) = self.settle_conflict(table, n, e).await {
+                        return Err(end);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Conflicts retried so far.

@@ -1,0 +1,163 @@
+//! The Iceberg format's driver of cdc-core's upsert engine, and the warehouse's sinks: loading
+//! a table through the catalog, creating it, staging a snapshot ([`crate::write`]) and
+//! committing it through the catalog.
+
+use async_trait::async_trait;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::TableId;
+use cdc_core::sink::upsert::{
+    Attempt, CommitControl, Committed, TableView, UpsertDriver, UpsertSink,
+};
+use cdc_core::sink::{TableSink, Warehouse};
+use iceberg::spec::{FormatVersion, SortOrder, TableMetadataBuilder};
+
+use crate::config::{WriteMode, EQUALITY_PARTITIONED};
+use crate::error::{iceberg_err, IcebergSinkError, Result};
+use crate::partition::partition_spec;
+use crate::schema::{iceberg_schema, schema_properties};
+use crate::table::{FileCache, Loaded};
+use crate::warehouse::IcebergWarehouse;
+use crate::write::{stage, Snapshot};
+
+/// The Iceberg sink of one table.
+pub type IcebergSink = UpsertSink<IcebergDriver>;
+
+impl IcebergWarehouse {
+    /// The sink of one table (concrete type, for tests and tools).
+    pub fn sink(&self, table: &TableId) -> IcebergSink {
+        let control = CommitControl::new(self.retry_policy(), self.config().test_hooks.clone());
+        UpsertSink::new(IcebergDriver {
+            table: table.clone(),
+            warehouse: self.clone(),
+            control,
+            cache: FileCache::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl Warehouse for IcebergWarehouse {
+    async fn open(&self, table: &TableId) -> cdc_core::Result<Box<dyn TableSink>> {
+        Ok(Box::new(self.sink(table)))
+    }
+}
+
+/// The Iceberg format's driver of the upsert engine (see the crate docs).
+#[derive(Debug)]
+pub struct IcebergDriver {
+    table: TableId,
+    warehouse: IcebergWarehouse,
+    control: CommitControl,
+    /// Manifests and delete files already read (immutable, so read once).
+    cache: FileCache,
+}
+
+impl IcebergDriver {
+    fn name(&self) -> String {
+        self.table.to_string()
+    }
+
+    /// The table as the catalog points at it now, `None` when it does not exist yet.
+    pub(crate) async fn load(&mut self) -> Result<Option<Loaded>> {
+        let Some(pointer) = self.warehouse.pointer(&self.table).await? else {
+            return Ok(None);
+        };
+        let io = self.warehouse.file_io();
+        Ok(Some(
+            Loaded::load(&self.name(), io, pointer, &mut self.cache).await?,
+        ))
+    }
+
+    /// Creates the table from the first change set (or loads it when another writer created
+    /// it first).
+    async fn create(&mut self, changes: &ChangeSet) -> Result<Loaded> {
+        let name = self.name();
+        let config = self.warehouse.config();
+        if config.write_mode == WriteMode::EqualityDeletes && !config.partition_by.is_empty() {
+            // Checked before anything is written: a partitioned table could never take an
+            // equality-delete commit.
+            return Err(IcebergSinkError::Layout {
+                table: name,
+                message: EQUALITY_PARTITIONED.into(),
+            });
+        }
+        let keys = changes.key_columns.to_vec();
+        let schema = iceberg_schema(&name, &changes.schema, None, 0, &keys)?;
+        let spec = partition_spec(&name, &schema, &config.partition_by)?;
+        let mut properties = config.table_properties.clone();
+        properties.extend(schema_properties(&changes.schema, &keys));
+        let metadata = TableMetadataBuilder::new(
+            schema,
+            spec,
+            SortOrder::unsorted_order(),
+            self.warehouse.table_location(&self.table),
+            FormatVersion::V2,
+            properties,
+        )
+        .and_then(|b| b.build())
+        .map_err(iceberg_err(&name, "creating table metadata"))?
+        .metadata;
+        let io = self.warehouse.file_io().clone();
+        let catalog = self.warehouse.catalog().await?;
+        catalog.create(&io, &self.table, metadata).await?;
+        // Ours, or the one another writer registered first.
+        self.load().await?.ok_or_else(|| IcebergSinkError::Layout {
+            table: name,
+            message: "the table vanished from the catalog right after it was created".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl UpsertDriver for IcebergDriver {
+    type State = Loaded;
+    type Staged = Snapshot;
+    type Error = IcebergSinkError;
+
+    fn table(&self) -> &TableId {
+        &self.table
+    }
+
+    fn control(&mut self) -> &mut CommitControl {
+        &mut self.control
+    }
+
+    async fn load_table(&mut self) -> Result<Option<Loaded>> {
+        self.load().await
+    }
+
+    async fn create_table(&mut self, changes: &ChangeSet) -> Result<Loaded> {
+        self.create(changes).await
+    }
+
+    fn view(&self, state: &Loaded) -> Result<TableView> {
+        Ok(TableView {
+            schema: Some(state.logical.clone()),
+            key_columns: state.key_columns.clone(),
+            checkpoint: state.checkpoint(&self.name())?,
+        })
+    }
+
+    async fn stage(&mut self, attempt: Attempt<'_, Loaded>) -> Result<Snapshot> {
+        let io = self.warehouse.file_io().clone();
+        let mode = self.warehouse.config().write_mode;
+        stage(&self.table, &io, mode, attempt, &mut self.cache).await
+    }
+
+    async fn commit(&mut self, s: Snapshot) -> Result<Committed> {
+        let committed = self
+            .warehouse
+            .commit(&self.table, &s.loaded, &s.next)
+            .await?;
+        tracing::debug!(table = %self.table, metadata = committed.location, "iceberg commit");
+        Ok(Committed {
+            version: s.next.snapshot_id().unwrap_or_default().to_string(),
+            rows_written: s.rows_written,
+            rows_deleted: s.rows_deleted,
+        })
+    }
+
+    fn is_conflict(error: &IcebergSinkError) -> bool {
+        error.is_retryable()
+    }
+}
