@@ -189,7 +189,7 @@ pub fn open_warehouse_with(
         #[cfg(feature = "hudi")]
         Format::Hudi => {
             let mut config: cdc_hudi::HudiSinkConfig = sink_config(format, settings)?;
-            config.before_commit = crash_test_hooks().before_commit;
+            config.test_hooks = crash_test_hooks();
             Ok(Box::new(cdc_hudi::HudiWarehouse::new(warehouse, config)?))
         }
         #[cfg(not(feature = "hudi"))]

@@ -476,7 +476,7 @@ mod hudi {
         ));
         let rows =
             cdc_core::testing::rows_from_python_reader(script, &[&location, "{out}", "snapshot"]);
-        let stored = cdc_hudi::schema::stored_schema(&schema.schema);
+        let stored = cdc_hudi::stored_schema(&schema.schema);
         cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
     }
 

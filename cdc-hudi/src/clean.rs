@@ -7,8 +7,8 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::table::{FileVersion, TableState};
 use crate::timeline::parse_instant_time;
-use crate::{FileVersion, TableState};
 
 /// The oldest instant whose snapshot must stay readable, or `None` to keep everything.
 ///

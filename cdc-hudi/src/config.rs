@@ -1,16 +1,7 @@
 //! Settings of the Hudi sink.
 
+use cdc_core::sink::upsert::TestHooks;
 use serde::{Deserialize, Serialize};
-
-/// Where a crash test stops the writer.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FailPoint {
-    /// After the new base files are written, before the instant is completed.
-    AfterDataFiles,
-    /// After the instant is completed, before the sink reports it.
-    AfterCommit,
-}
 
 /// Settings of [`crate::HudiWarehouse`] and its sinks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,18 +39,11 @@ pub struct HudiSinkConfig {
     /// How often the heartbeat of an instant in flight is refreshed (milliseconds,
     /// `hoodie.client.heartbeat.interval_in_ms`); it expires after two missed refreshes.
     pub heartbeat_interval_ms: u64,
-    /// Crash tests: stop an `apply` at this point...
+    /// Crash and concurrency tests: fail points and a hook before every commit, after the
+    /// base files are written.
     #[doc(hidden)]
     #[serde(skip)]
-    pub fail_point: Option<FailPoint>,
-    /// ...after this many successful commits of the sink.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub fail_after_commits: usize,
-    /// Tests: runs before every commit, after the base files are written.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub before_commit: Option<cdc_core::sink::BeforeCommitHook>,
+    pub test_hooks: TestHooks,
 }
 
 impl Default for HudiSinkConfig {
@@ -76,9 +60,7 @@ impl Default for HudiSinkConfig {
             max_commit_attempts: 10,
             writer_id: "cdc-lake".into(),
             heartbeat_interval_ms: 60_000,
-            fail_point: None,
-            fail_after_commits: 0,
-            before_commit: None,
+            test_hooks: TestHooks::default(),
         }
     }
 }

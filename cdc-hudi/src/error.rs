@@ -69,14 +69,6 @@ pub enum HudiSinkError {
         /// What the other writer did.
         message: String,
     },
-    /// A test hook stopped the writer (crash tests).
-    #[error("hudi table `{table}`: stopped at fail point {point:?}")]
-    FailPoint {
-        /// Table.
-        table: String,
-        /// Where.
-        point: crate::config::FailPoint,
-    },
     /// A core error (schema evolution, keys, storage casts).
     #[error(transparent)]
     Core(#[from] cdc_core::Error),
@@ -90,8 +82,7 @@ impl HudiSinkError {
             | HudiSinkError::Timeline { table, .. }
             | HudiSinkError::Layout { table, .. }
             | HudiSinkError::Column { table, .. }
-            | HudiSinkError::Conflict { table, .. }
-            | HudiSinkError::FailPoint { table, .. } => Some(table),
+            | HudiSinkError::Conflict { table, .. } => Some(table),
             HudiSinkError::Core(_) => None,
         }
     }

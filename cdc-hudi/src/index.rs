@@ -10,21 +10,14 @@
 //!
 //! Every base file carries the least and greatest record key of its rows in its footer
 //! (`hoodie_min_record_key` / `hoodie_max_record_key`, compared as strings, as Hudi's bloom
-//! index does). [`KeyRanges`] counts the changed keys inside such a range, so a file group
-//! whose range holds none is never read.
-//!
-//! ```
-//! use cdc_hudi::index::KeyRanges;
-//! let ranges = KeyRanges::new(vec!["17".into(), "3".into(), "42".into()]);
-//! assert_eq!(ranges.count_in("1", "20"), 1); // "17"; "3" sorts after "20" as text
-//! assert_eq!(ranges.count_in("5", "9"), 0);
-//! ```
+//! index does), and for a single integer key its numeric range too; cdc-core's `KeyRanges`
+//! counts the changed keys inside either range (see `crate::locate`), so a file group whose
+//! range holds none is never read.
 
 use std::fmt::Write;
 
 use arrow_array::{Array, ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
-use cdc_core::sink::upsert::SortedInts;
 
 /// Hudi's text of a null key or partition value.
 pub const NULL_KEY: &str = "__null__";
@@ -190,59 +183,6 @@ pub fn int_key_range(col: &ArrayRef) -> Option<(i64, i64)> {
     Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
 }
 
-/// The changed record keys of a change set, sorted, for pruning by key range. With a single
-/// integer key column the keys are also kept as numbers: base files record their numeric key
-/// range too (footer entry `cdc-lake.intKeyRange`), which prunes far better than the text
-/// range (`"10"` < `"9"`).
-#[derive(Debug, Clone, Default)]
-pub struct KeyRanges {
-    sorted: Vec<String>,
-    ints: Option<SortedInts>,
-}
-
-impl KeyRanges {
-    /// Index of `keys` (and, for a single integer key, their numbers).
-    pub fn new(mut keys: Vec<String>) -> Self {
-        keys.sort_unstable();
-        keys.dedup();
-        KeyRanges {
-            sorted: keys,
-            ints: None,
-        }
-    }
-
-    /// Adds the numeric values of a single integer key (cdc-core's
-    /// [`ChangedKeys::first_key_ints`](cdc_core::sink::upsert::ChangedKeys::first_key_ints)).
-    pub fn with_ints(mut self, ints: SortedInts) -> Self {
-        self.ints = Some(ints);
-        self
-    }
-
-    /// How many changed keys lie in the numeric range `[min, max]`, if the numbers are known.
-    pub fn count_in_ints(&self, min: i64, max: i64) -> Option<usize> {
-        Some(self.ints.as_ref()?.count_in(min, max))
-    }
-
-    /// How many changed keys lie in `[min, max]`.
-    pub fn count_in(&self, min: &str, max: &str) -> usize {
-        let lo = self.sorted.partition_point(|k| k.as_str() < min);
-        let hi = self.sorted.partition_point(|k| k.as_str() <= max);
-        hi.saturating_sub(lo)
-    }
-
-    /// Number of changed keys.
-    pub fn len(&self) -> usize {
-        self.sorted
-            .len()
-            .max(self.ints.as_ref().map_or(0, |i| i.as_slice().len()))
-    }
-
-    /// True when no key changed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,11 +243,6 @@ mod tests {
         assert_eq!(escape_path_name("a/b%c:d=e"), "a%2Fb%25c%3Ad%3De");
         assert_eq!(escape_path_name("ü\u{7f}x\t"), "ü%7Fx%09");
         assert_eq!(escape_path_name(".."), "%2E%2E");
-        let ranges = KeyRanges::new(vec![]).with_ints(SortedInts::new(vec![10, -3, 10, 9]));
-        assert_eq!(ranges.count_in_ints(-5, 9), Some(2));
-        assert_eq!(ranges.count_in_ints(11, 20), Some(0));
-        assert_eq!(ranges.len(), 3);
-        assert_eq!(KeyRanges::new(vec![]).count_in_ints(0, 1), None);
         let col: ArrayRef = Arc::new(Int32Array::from(vec![Some(4), None, Some(-2)]));
         assert_eq!(int_key_range(&col), Some((-2, 4)));
         assert_eq!(escape_path_name("a.b"), "a.b");

@@ -7,21 +7,8 @@
 //! UTC, and timestamps without a zone, nanosecond timestamps and durations as `long` in the
 //! source's unit (readers would otherwise need Avro's `local-timestamp-*`, which hudi-rs 0.5
 //! cannot read). Maps become lists of key/value records. The original Arrow type of every
-//! column that changed rides in the field metadata `cdc.arrow.type`, so [`logical_schema`]
+//! column that changed rides in the field metadata `cdc.arrow.type`, so `logical_schema`
 //! restores it.
-//!
-//! ```
-//! use arrow_schema::{DataType, Field, Schema, TimeUnit};
-//! let logical = Schema::new(vec![
-//!     Field::new("id", DataType::Int16, false),
-//!     Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-//! ]);
-//! let stored = cdc_hudi::schema::stored_schema(&logical);
-//! assert_eq!(stored.field(0).data_type(), &DataType::Int32);
-//! assert_eq!(stored.field(1).data_type(), &DataType::Int64);
-//! let avro = cdc_hudi::schema::avro_schema("orders", &stored).unwrap();
-//! assert!(avro.contains(r#"{"name":"at","type":["null","long"],"default":null}"#));
-//! ```
 
 use std::sync::Arc;
 
@@ -97,6 +84,7 @@ fn utc_timestamps(field: &Field) -> Field {
 }
 
 /// The logical schema of a stored schema (meta columns dropped).
+#[cfg(test)]
 pub fn logical_schema(stored: &Schema) -> cdc_core::Result<Schema> {
     let data: Vec<FieldRef> = stored
         .fields()
@@ -236,6 +224,19 @@ fn avro_type(field: &Field, path: &str, namespace: &str) -> Result<Value, AvroEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_ints_and_naive_timestamps_store_as_avro_has_them() {
+        let logical = Schema::new(vec![
+            Field::new("id", DataType::Int16, false),
+            Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]);
+        let stored = stored_schema(&logical);
+        assert_eq!(stored.field(0).data_type(), &DataType::Int32);
+        assert_eq!(stored.field(1).data_type(), &DataType::Int64);
+        let avro = avro_schema("orders", &stored).unwrap();
+        assert!(avro.contains(r#"{"name":"at","type":["null","long"],"default":null}"#));
+    }
 
     #[test]
     fn nested_types_get_unique_names() {

@@ -7,13 +7,6 @@
 //! `t.replacecommit.inflight`, `t.replacecommit`) whose metadata lists every file group it
 //! replaces. Only completed instants are visible to readers; base files of any other instant
 //! are ignored by them and deleted by the next writer (rollback).
-//!
-//! ```
-//! use cdc_hudi::timeline::{Instant, State};
-//! let i = Instant::parse("20240102030405678.inflight").unwrap();
-//! assert_eq!((i.action.as_str(), i.state), ("commit", State::Inflight));
-//! assert_eq!(i.file_name(), "20240102030405678.inflight");
-//! ```
 
 use std::collections::BTreeMap;
 
@@ -471,6 +464,13 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instant_file_names_parse_and_print() {
+        let i = Instant::parse("20240102030405678.inflight").unwrap();
+        assert_eq!((i.action.as_str(), i.state), ("commit", State::Inflight));
+        assert_eq!(i.file_name(), "20240102030405678.inflight");
+    }
 
     #[test]
     fn checksum_matches_spark_fixture() {

@@ -9,8 +9,8 @@ use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
 use cdc_core::storage::from_storage;
 use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
-use cdc_hudi::schema::{stored_schema, META_COLUMNS};
 use cdc_hudi::HudiWarehouse;
+use cdc_hudi::{stored_schema, META_COLUMNS};
 use hudi::table::{QueryType, ReadOptions, Table};
 
 pub use cdc_core::testing::sync_scenario as sync;

@@ -12,7 +12,8 @@ use arrow_array::{Array, Int32Array};
 use arrow_schema::SchemaRef;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
-use cdc_core::sink::{BeforeCommitHook, TableSink};
+use cdc_core::sink::upsert::{BeforeCommitHook, FailPoint, TestHooks};
+use cdc_core::sink::TableSink;
 use cdc_core::testing::{keyed_change, other_writer_change, Scenario, OTHER_WRITER_TOPIC};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use futures::FutureExt;
@@ -63,7 +64,7 @@ async fn another_writer_between_write_and_commit_is_retried() {
         .boxed()
     }));
     let config = HudiSinkConfig {
-        before_commit: Some(hook),
+        test_hooks: TestHooks::before_commit(hook),
         ..HudiSinkConfig::default()
     };
     let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
@@ -138,7 +139,7 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
     }));
     let config = HudiSinkConfig {
         writer_id: "main".into(),
-        before_commit: Some(hook),
+        test_hooks: TestHooks::before_commit(hook),
         ..HudiSinkConfig::default()
     };
     let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
@@ -180,7 +181,7 @@ async fn a_live_writer_of_another_id_is_never_rolled_back() {
         HudiSinkConfig {
             writer_id: "crashing".into(),
             heartbeat_interval_ms: 100,
-            fail_point: Some(cdc_hudi::FailPoint::AfterDataFiles),
+            test_hooks: TestHooks::fail_at(FailPoint::AfterDataFiles, 0),
             ..HudiSinkConfig::default()
         },
     )

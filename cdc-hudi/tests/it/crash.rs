@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
+use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::sink::TableSink;
 use cdc_core::testing::Scenario;
-use cdc_hudi::timeline::Timeline;
-use cdc_hudi::{FailPoint, HudiSinkConfig, HudiWarehouse};
+use cdc_hudi::Timeline;
+use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 
 use crate::common::{assert_expected, sync};
 
@@ -23,8 +24,7 @@ async fn restart_after_a_crash_ends_equal() {
             let crashing = HudiWarehouse::new(
                 root.to_str().unwrap(),
                 HudiSinkConfig {
-                    fail_point: Some(point),
-                    fail_after_commits: 2,
+                    test_hooks: TestHooks::fail_at(point, 2),
                     ..HudiSinkConfig::default()
                 },
             )

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use cdc_core::testing::Scenario;
-use cdc_hudi::files::BaseFileName;
-use cdc_hudi::schema::META_COLUMNS;
-use cdc_hudi::timeline::{CommitMetadata, Timeline};
+use cdc_hudi::BaseFileName;
+use cdc_hudi::META_COLUMNS;
+use cdc_hudi::{CommitMetadata, Timeline};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse, AVRO_SCHEMA_KEY, CHECKPOINT_KEY};
 use serde_json::Value;
 
@@ -166,7 +166,7 @@ async fn files_follow_the_hudi_layout() {
 }
 
 /// Records a rewritten file group carried over unchanged.
-fn carried(s: &cdc_hudi::timeline::WriteStat) -> i64 {
+fn carried(s: &cdc_hudi::WriteStat) -> i64 {
     s.num_writes - s.num_inserts - s.num_update_writes
 }
 

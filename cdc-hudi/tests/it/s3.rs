@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::testing::{compare_with_expected, MotoServer, Scenario};
-use cdc_hudi::{FailPoint, HudiSinkConfig, HudiWarehouse};
+use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use hudi::table::{ReadOptions, Table};
 
 use crate::common::{assert_unique_keys, logical_schema, sync, to_logical};
@@ -27,8 +28,7 @@ async fn syncs_into_hudi_on_s3() {
     let crashing = HudiWarehouse::new(
         "s3://lake/wh",
         HudiSinkConfig {
-            fail_point: Some(FailPoint::AfterDataFiles),
-            fail_after_commits: 2,
+            test_hooks: TestHooks::fail_at(FailPoint::AfterDataFiles, 2),
             ..HudiSinkConfig::default()
         },
     )

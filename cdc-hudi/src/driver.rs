@@ -1,0 +1,102 @@
+//! The Hudi format's driver of cdc-core's upsert engine: what loading, staging and committing
+//! one change set mean for a Hudi copy-on-write table.
+
+use async_trait::async_trait;
+use cdc_core::fold::ChangeSet;
+use cdc_core::model::TableId;
+use cdc_core::sink::upsert::{Attempt, CommitControl, Committed, TableView, UpsertDriver};
+
+use crate::error::{HudiSinkError, Result};
+use crate::table::{FileGroup, TableAt, TableState};
+use crate::write::Staged;
+
+/// The Hudi format's driver of the upsert engine (see the crate docs).
+#[derive(Debug)]
+pub struct HudiDriver {
+    at: TableAt,
+    /// Cached between commits; dropped after any error so the next call reloads.
+    state: Option<TableState>,
+    control: CommitControl,
+}
+
+impl HudiDriver {
+    pub(crate) fn new(at: TableAt, control: CommitControl) -> Self {
+        HudiDriver {
+            at,
+            state: None,
+            control,
+        }
+    }
+
+    async fn load(&mut self) -> Result<Option<&mut TableState>> {
+        if self.state.is_none() {
+            self.state = self.at.read_state().await?;
+        }
+        Ok(self.state.as_mut())
+    }
+
+    /// The live file groups (loads the table if needed), for tests and tools.
+    pub async fn file_groups(&mut self) -> cdc_core::Result<Vec<FileGroup>> {
+        Ok(match self.load().await? {
+            Some(s) => s.groups.values().cloned().collect(),
+            None => Vec::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl UpsertDriver for HudiDriver {
+    type State = TableState;
+    type Staged = Staged;
+    type Error = HudiSinkError;
+
+    fn table(&self) -> &TableId {
+        &self.at.table
+    }
+
+    fn control(&mut self) -> &mut CommitControl {
+        &mut self.control
+    }
+
+    async fn load_table(&mut self) -> Result<Option<TableState>> {
+        Ok(self.load().await?.cloned())
+    }
+
+    async fn create_table(&mut self, changes: &ChangeSet) -> Result<TableState> {
+        self.at.create(changes).await?;
+        self.state = None;
+        self.load_table()
+            .await?
+            .ok_or_else(|| self.at.layout_err("table vanished while it was created"))
+    }
+
+    fn view(&self, state: &TableState) -> Result<TableView> {
+        Ok(TableView {
+            schema: state.latest.as_ref().map(|l| l.logical.clone()),
+            key_columns: state.props.key_columns.clone(),
+            checkpoint: state
+                .latest
+                .as_ref()
+                .map(|l| l.checkpoint.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn stage(&mut self, attempt: Attempt<'_, TableState>) -> Result<Staged> {
+        self.at.stage(attempt).await
+    }
+
+    async fn commit(&mut self, staged: Staged) -> Result<Committed> {
+        let (committed, state) = self.at.complete(staged).await?;
+        self.state = Some(state);
+        Ok(committed)
+    }
+
+    fn is_conflict(error: &HudiSinkError) -> bool {
+        matches!(error, HudiSinkError::Conflict { .. })
+    }
+
+    fn reset(&mut self) {
+        self.state = None;
+    }
+}

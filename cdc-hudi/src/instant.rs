@@ -1,0 +1,168 @@
+//! The life of one write instant `t` on the timeline: its heartbeat, then `t.commit.requested`
+//! and `t.inflight`; before completion the check that no other writer got in the way (and the
+//! undo when one did); then `t.commit` with the commit metadata. Readers see an instant only
+//! once its completed file exists.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::config::HudiSinkConfig;
+use crate::error::{HudiSinkError, Result};
+use crate::files::{self, TableStore, HOODIE_DIR};
+use crate::heartbeat::Heartbeat;
+use crate::table::{FileGroup, TableState};
+use crate::timeline::{self, CommitMetadata, State, TableProperties, Timeline, WriteStat};
+
+/// An instant in flight.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub instant: String,
+    pub action: &'static str,
+    heartbeat: Heartbeat,
+}
+
+impl Pending {
+    /// Puts instant `instant` in flight. The heartbeat goes first: another writer seeing the
+    /// instant pending must find it live.
+    pub async fn start(
+        store: &TableStore,
+        instant: &str,
+        action: &'static str,
+        config: &HudiSinkConfig,
+    ) -> Result<Pending> {
+        let interval = std::time::Duration::from_millis(config.heartbeat_interval_ms);
+        let heartbeat = Heartbeat::start(store, instant, &config.writer_id, interval).await?;
+        for s in [State::Requested, State::Inflight] {
+            let name = timeline::file_name(instant, action, s);
+            store
+                .put(&files::join(HOODIE_DIR, &name), Bytes::new(), true)
+                .await?;
+        }
+        Ok(Pending {
+            instant: instant.to_string(),
+            action,
+            heartbeat,
+        })
+    }
+
+    /// Whether another writer got in the way: it completed a write after this attempt loaded
+    /// the table, or rolled this instant back. (A check, not a lock: two writers checking at
+    /// the same moment can both pass; Hudi itself needs a lock provider for that.)
+    pub async fn conflict(
+        &self,
+        store: &TableStore,
+        state: &TableState,
+        written: &[FileGroup],
+    ) -> Result<Option<String>> {
+        let inflight = timeline::file_name(&self.instant, self.action, State::Inflight);
+        if !store.exists(&files::join(HOODIE_DIR, &inflight)).await? {
+            return Ok(Some("another writer rolled this instant back".into()));
+        }
+        let checks: Vec<_> = written
+            .iter()
+            .map(|g| {
+                let (store, location, path) = (store.clone(), g.location(), g.path());
+                async move {
+                    let there = store.exists_at(&location, &path).await?;
+                    Ok::<_, HudiSinkError>((!there).then_some(path))
+                }
+            })
+            .collect();
+        let missing: Vec<Result<Option<String>>> = futures::stream::iter(checks)
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for m in missing {
+            if let Some(path) = m? {
+                return Ok(Some(format!(
+                    "base file {path} of this instant vanished (another writer rolled it back)"
+                )));
+            }
+        }
+        // Instant files sort by time: list only those after the last one we saw.
+        let after = format!("{}.~", state.timeline.last_time().unwrap_or("0"));
+        let names = store.list_names_after(HOODIE_DIR, &after).await?;
+        let newer = Timeline::from_names(names.iter().map(String::as_str));
+        let other = newer
+            .completed_writes()
+            .find(|i| i.time != self.instant && !state.timeline.is_completed_write(&i.time))
+            .map(|i| format!("another writer completed instant {} meanwhile", i.time));
+        Ok(other)
+    }
+
+    /// Undoes the attempt: its base files, then its instant files, then its heartbeat.
+    pub async fn undo(self, store: &TableStore, written: &[FileGroup]) -> Result<()> {
+        for g in written {
+            store.delete_at(&g.location(), &g.path()).await?;
+        }
+        for s in [State::Inflight, State::Requested] {
+            let name = timeline::file_name(&self.instant, self.action, s);
+            store.delete(&files::join(HOODIE_DIR, &name)).await?;
+        }
+        self.heartbeat.stop().await
+    }
+
+    /// Completes the instant with `meta`.
+    pub async fn complete(self, store: &TableStore, meta: &CommitMetadata) -> Result<()> {
+        let body = serde_json::to_vec_pretty(meta).expect("metadata serialises");
+        let completed = timeline::file_name(&self.instant, self.action, State::Completed);
+        store
+            .put(
+                &files::join(HOODIE_DIR, &completed),
+                Bytes::from(body),
+                true,
+            )
+            .await?;
+        if let Err(e) = self.heartbeat.stop().await {
+            // It expires on its own.
+            tracing::warn!(table = %store.table, error = %e, "deleting a heartbeat failed");
+        }
+        Ok(())
+    }
+}
+
+/// Partition metadata of new partitions (Spark discovers partitions by it). A non-partitioned
+/// table has it at the root (depth 0): Hive's and Athena's `HoodieROTablePathFilter` and
+/// Spark's listing need it to pick the latest base files.
+pub(crate) async fn write_partition_metadata(
+    store: &TableStore,
+    props: &TableProperties,
+    instant: &str,
+    written: &[(WriteStat, FileGroup)],
+    live: &[FileGroup],
+) -> Result<()> {
+    if props.partition_fields.is_empty() {
+        if !store.exists(files::PARTITION_METADATA).await? {
+            let text = format!("#partition metadata\ncommitTime={instant}\npartitionDepth=0\n");
+            store
+                .put(files::PARTITION_METADATA, Bytes::from(text), false)
+                .await?;
+        }
+        return Ok(());
+    }
+    let new: BTreeMap<&str, &object_store::path::Path> = written
+        .iter()
+        .filter(|(_, g)| !live.iter().any(|l| l.partition == g.partition))
+        .map(|(_, g)| (g.partition.as_str(), &g.dir))
+        .collect();
+    for (p, dir) in new {
+        let depth = p.split('/').count();
+        let text = format!("#partition metadata\ncommitTime={instant}\npartitionDepth={depth}\n");
+        let location = dir.clone().join(files::PARTITION_METADATA);
+        object_store::ObjectStoreExt::put(
+            store.store.as_ref(),
+            &location,
+            Bytes::from(text).into(),
+        )
+        .await
+        .map_err(|source| HudiSinkError::Store {
+            table: store.table.clone(),
+            path: files::join(p, files::PARTITION_METADATA),
+            context: "writing",
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
