@@ -8,6 +8,8 @@
 //! - `delta`, `iceberg`, `hudi`: the format adapters;
 //! - `s3`: raw files on S3; `kafka`: the streaming source; `cli`: the `cdc-lake` binary.
 
+#![warn(missing_docs)]
+
 pub use cdc_core as core;
 #[cfg(feature = "delta")]
 pub use cdc_delta as delta;

@@ -13,6 +13,8 @@
 //! This crate knows no table format: Delta, Iceberg and Hudi live in their own crates and
 //! implement [`sink::TableSink`]; [`sink::MemoryWarehouse`] is the reference implementation.
 
+#![warn(missing_docs)]
+
 pub mod decode;
 pub mod error;
 pub mod fold;

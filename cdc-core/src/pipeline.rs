@@ -10,6 +10,7 @@
 //! pipeline goes on; the bad record's offset then counts as consumed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,13 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use regex::Regex;
 
-use crate::decode::{DebeziumJsonDecoder, Decoded, DecoderConfig, TableHint};
+use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, TableHint};
 use crate::error::{Error, Result};
 use crate::fold::fold;
 use crate::model::{ChangeBatch, Checkpoint, TableId};
 use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
-use crate::source::raw::{object_store_from_url, RawFileSource};
-use crate::source::RawRecord;
+use crate::source::raw::object_store_from_url;
+use crate::source::{RawRecord, Source};
 
 /// Maps Kafka topics to tables.
 ///
@@ -72,39 +73,7 @@ impl TableRouter {
     }
 }
 
-/// Where a batch ends.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchLimits {
-    /// Records per batch.
-    pub max_events: usize,
-    /// Raw bytes per batch.
-    pub max_bytes: usize,
-    /// Longest wait for more records before committing what is there (streaming sources).
-    #[serde(with = "duration_ms")]
-    pub max_wait: Duration,
-}
-
-mod duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
-}
-
-impl Default for BatchLimits {
-    fn default() -> Self {
-        BatchLimits {
-            max_events: 200_000,
-            max_bytes: 256 << 20,
-            max_wait: Duration::from_secs(1),
-        }
-    }
-}
+pub use crate::source::BatchLimits;
 
 /// Pipeline settings.
 #[derive(Debug, Clone, Default)]
@@ -185,21 +154,31 @@ pub struct Pipeline<'w> {
     config: PipelineConfig,
     warehouse: &'w dyn Warehouse,
     tables: BTreeMap<TableId, TableState>,
-    decoder: DebeziumJsonDecoder,
+    decoder: Box<dyn Decoder>,
     dead_letter: Option<(Arc<dyn ObjectStore>, Path)>,
     stats: PipelineStats,
     last_commits: BTreeMap<TableId, String>,
 }
 
 impl<'w> Pipeline<'w> {
-    /// A pipeline writing to `warehouse`. Validates the configuration.
+    /// A pipeline decoding Debezium JSON into `warehouse`. Validates the configuration.
     pub fn new(config: PipelineConfig, warehouse: &'w dyn Warehouse) -> Result<Self> {
+        let decoder = Box::new(DebeziumJsonDecoder::new(config.decoder.clone()));
+        Self::with_decoder(config, warehouse, decoder)
+    }
+
+    /// A pipeline decoding records with `decoder` (any wire format) into `warehouse`.
+    pub fn with_decoder(
+        config: PipelineConfig,
+        warehouse: &'w dyn Warehouse,
+        decoder: Box<dyn Decoder>,
+    ) -> Result<Self> {
         let dead_letter = match &config.dead_letter {
             Some(url) => Some(object_store_from_url(url)?),
             None => None,
         };
         Ok(Pipeline {
-            decoder: DebeziumJsonDecoder::new(config.decoder.clone()),
+            decoder,
             config,
             warehouse,
             tables: BTreeMap::new(),
@@ -239,45 +218,59 @@ impl<'w> Pipeline<'w> {
     /// Reads `source` to its end, committing batch by batch. `progress` is called after each.
     pub async fn run_to_end(
         &mut self,
-        source: &mut RawFileSource,
+        source: &mut dyn Source,
+        progress: impl FnMut(&Progress<'_>),
+    ) -> Result<PipelineStats> {
+        self.run(source, &AtomicBool::new(false), progress).await
+    }
+
+    /// Streams from `source` until `stop` is set, committing micro-batch by micro-batch; the
+    /// batch being processed when `stop` is set is finished and committed first.
+    ///
+    /// Every matching topic-partition is assigned at the start, positioned at its table's
+    /// checkpoint (topics created later need a restart).
+    pub async fn run_stream(
+        &mut self,
+        source: &mut dyn Source,
+        stop: &AtomicBool,
+        progress: impl FnMut(&Progress<'_>),
+    ) -> Result<PipelineStats> {
+        self.run(source, stop, progress).await
+    }
+
+    /// Reads `source` until it ends or `stop` is set, one committed batch at a time: every
+    /// topic-partition starts at its table's checkpoint.
+    pub async fn run(
+        &mut self,
+        source: &mut dyn Source,
+        stop: &AtomicBool,
         mut progress: impl FnMut(&Progress<'_>),
     ) -> Result<PipelineStats> {
         let start = Instant::now();
-        // Resume every topic-partition from its table's checkpoint.
-        for (topic, partition) in source.topic_partitions() {
-            if let Some(table) = self.config.router.route(&topic) {
-                self.open_table(&table).await?;
-                if let Some(next) = self.tables[&table]
-                    .checkpoint
-                    .next_offset(&topic, partition)
-                {
-                    source.seek(&topic, partition, next);
+        let mut positions = Vec::new();
+        for (topic, partition) in source.topic_partitions().await? {
+            let next = match self.config.router.route(&topic) {
+                Some(table) => {
+                    self.open_table(&table).await?;
+                    self.tables[&table]
+                        .checkpoint
+                        .next_offset(&topic, partition)
                 }
-            }
+                None => None,
+            };
+            positions.push(((topic, partition), next));
         }
-        let mut pending: Vec<RawRecord> = Vec::new();
-        let mut exhausted = false;
-        loop {
-            let mut pending_bytes: usize = pending.iter().map(RawRecord::size).sum();
-            while !exhausted
-                && pending.len() < self.config.limits.max_events
-                && pending_bytes < self.config.limits.max_bytes
-            {
-                match source.next_file().await? {
-                    Some(records) => {
-                        pending_bytes += records.iter().map(RawRecord::size).sum::<usize>();
-                        pending.extend(records);
-                    }
-                    None => exhausted = true,
-                }
-            }
-            if pending.is_empty() {
+        source.start(&positions).await?;
+        while !stop.load(Ordering::Relaxed) {
+            let Some(batch) = source.next_batch(&self.config.limits).await? else {
                 break;
+            };
+            if batch.is_empty() {
+                continue;
             }
-            let take = pending.len().min(self.config.limits.max_events);
-            let batch: Vec<RawRecord> = pending.drain(..take).collect();
             self.process_batch(&batch).await?;
             self.stats.batches += 1;
+            source.committed(&self.committed());
             progress(&Progress {
                 stats: &self.stats,
                 elapsed: start.elapsed(),
@@ -290,53 +283,6 @@ impl<'w> Pipeline<'w> {
             {
                 break;
             }
-        }
-        Ok(self.stats.clone())
-    }
-
-    /// Streams from Kafka until `stop` is set, committing micro-batch by micro-batch; the batch
-    /// being processed when `stop` is set is finished and committed first.
-    ///
-    /// Every matching topic-partition is assigned at the start, positioned at its table's
-    /// checkpoint (topics created later need a restart).
-    #[cfg(feature = "kafka")]
-    pub async fn run_stream(
-        &mut self,
-        source: &mut crate::source::kafka::KafkaSource,
-        stop: &std::sync::atomic::AtomicBool,
-        mut progress: impl FnMut(&Progress<'_>),
-    ) -> Result<PipelineStats> {
-        use std::sync::atomic::Ordering;
-        let start = Instant::now();
-        let mut assignment = Vec::new();
-        for (topic, partition) in source.topic_partitions()? {
-            let next = match self.config.router.route(&topic) {
-                Some(table) => {
-                    self.open_table(&table).await?;
-                    self.tables[&table]
-                        .checkpoint
-                        .next_offset(&topic, partition)
-                }
-                None => None,
-            };
-            assignment.push(((topic, partition), next));
-        }
-        source.assign(&assignment)?;
-        while !stop.load(Ordering::Relaxed) {
-            let batch = source.next_batch(&self.config.limits).await?;
-            if batch.is_empty() {
-                continue;
-            }
-            self.process_batch(&batch).await?;
-            self.stats.batches += 1;
-            if let Err(e) = source.commit_for_monitoring(&self.committed()) {
-                tracing::warn!(error = %e, "cannot report consumer-group offsets");
-            }
-            progress(&Progress {
-                stats: &self.stats,
-                elapsed: start.elapsed(),
-                last_commits: &self.last_commits,
-            });
         }
         Ok(self.stats.clone())
     }

@@ -52,6 +52,8 @@
 //!   `.hoodie/`), and cleaning deletes old versions without writing `clean` instants.
 //! - Column names must be valid Avro names (the table schema is Avro).
 
+#![warn(missing_docs)]
+
 mod base_file;
 mod clean;
 mod commit;

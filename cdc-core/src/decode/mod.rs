@@ -1,10 +1,45 @@
-//! Decoders turn raw Kafka records into [`ChangeBatch`](crate::model::ChangeBatch)es.
+//! Decoders turn raw Kafka records into [`ChangeBatch`]es, behind one [`Decoder`] trait the
+//! pipeline takes.
 //!
-//! Only Debezium's JSON (Kafka Connect JsonConverter) is implemented; Avro arrives with its own
-//! issue and will sit beside it in [`debezium`].
+//! Debezium's JSON (Kafka Connect JsonConverter) is [`DebeziumJsonDecoder`]; other wire
+//! formats (Avro) sit beside it in [`debezium`].
 
+mod config;
 pub mod debezium;
+mod outcome;
 
-pub use debezium::json::{
-    DebeziumJsonDecoder, DecodeStats, Decoded, DecoderConfig, TableHint, UnknownColumns,
-};
+pub use config::{DecoderConfig, TableHint, UnknownColumns};
+pub use debezium::json::DebeziumJsonDecoder;
+pub use outcome::{DecodeStats, Decoded};
+
+use crate::error::Result;
+use crate::model::{ChangeBatch, TableId};
+use crate::source::RawRecord;
+
+/// Turns raw records into columnar change batches, one table at a time.
+pub trait Decoder: Send {
+    /// Tells the decoder a table's schema and key (from the table itself or from the user),
+    /// for records that carry none.
+    fn set_table_hint(&mut self, table: TableId, hint: TableHint);
+
+    /// Decodes one record. `table` is where the topic routes to; `None` lets the record name
+    /// it. On error nothing of the record stays buffered.
+    fn decode(&mut self, table: Option<&TableId>, record: &RawRecord) -> Result<Decoded>;
+
+    /// Takes every batch decoded so far, in decode order per table.
+    fn finish(&mut self) -> Result<Vec<ChangeBatch>>;
+}
+
+impl Decoder for DebeziumJsonDecoder {
+    fn set_table_hint(&mut self, table: TableId, hint: TableHint) {
+        DebeziumJsonDecoder::set_table_hint(self, table, hint)
+    }
+
+    fn decode(&mut self, table: Option<&TableId>, record: &RawRecord) -> Result<Decoded> {
+        DebeziumJsonDecoder::decode(self, table, record)
+    }
+
+    fn finish(&mut self) -> Result<Vec<ChangeBatch>> {
+        DebeziumJsonDecoder::finish(self)
+    }
+}

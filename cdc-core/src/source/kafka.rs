@@ -23,9 +23,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use regex::Regex;
 
 use super::RawRecord;
+use super::{BatchLimits, Source};
 use crate::error::{Error, Result};
 use crate::model::Checkpoint;
-use crate::pipeline::BatchLimits;
 use crate::secrets::KeysOnly;
 
 /// Settings of the Kafka source.
@@ -189,5 +189,26 @@ impl KafkaSource {
         self.consumer
             .commit(&list, CommitMode::Async)
             .map_err(|e| kafka_err(&self.brokers, "cannot report offsets", e))
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for KafkaSource {
+    async fn topic_partitions(&mut self) -> Result<Vec<(String, i32)>> {
+        KafkaSource::topic_partitions(self)
+    }
+
+    async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        self.assign(positions)
+    }
+
+    async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {
+        KafkaSource::next_batch(self, limits).await.map(Some)
+    }
+
+    fn committed(&mut self, checkpoint: &Checkpoint) {
+        if let Err(e) = self.commit_for_monitoring(checkpoint) {
+            tracing::warn!(error = %e, "cannot report consumer-group offsets");
+        }
     }
 }

@@ -1,9 +1,14 @@
 //! Sources of raw Kafka records: the Confluent S3 sink layout on any object store ([`raw`]),
-//! and Kafka itself (`kafka`, feature `kafka`).
+//! and Kafka itself (`kafka`, feature `kafka`), behind one [`Source`] trait the pipeline reads.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::error::Result;
+use crate::model::Checkpoint;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -29,4 +34,58 @@ impl RawRecord {
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Bytes::len) + self.value.as_ref().map_or(0, Bytes::len)
     }
+}
+
+/// Where a batch ends.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchLimits {
+    /// Records per batch.
+    pub max_events: usize,
+    /// Raw bytes per batch.
+    pub max_bytes: usize,
+    /// Longest wait for more records before committing what is there (streaming sources).
+    #[serde(with = "duration_ms")]
+    pub max_wait: Duration,
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_events: 200_000,
+            max_bytes: 256 << 20,
+            max_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where the pipeline reads raw records from: a bounded source (files) that ends, or a
+/// streaming one (Kafka) that waits for more.
+#[async_trait]
+pub trait Source: Send {
+    /// The topic-partitions this source reads.
+    async fn topic_partitions(&mut self) -> Result<Vec<(String, i32)>>;
+
+    /// Starts each topic-partition at its next offset (`None`: at its beginning); records
+    /// before it are already in the tables.
+    async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()>;
+
+    /// The next records, at most `limits` of them: `None` once a bounded source is exhausted;
+    /// empty when a streaming source got nothing within `limits.max_wait`.
+    async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>>;
+
+    /// Told after every batch that the tables hold everything up to `checkpoint` (a Kafka
+    /// source reports it as the consumer group's offsets, for lag monitoring).
+    fn committed(&mut self, _checkpoint: &Checkpoint) {}
 }

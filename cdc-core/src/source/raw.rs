@@ -10,7 +10,7 @@
 //! partitions; [`RawFileSource::seek`] skips everything before a checkpoint without reading the
 //! files that lie wholly before it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use regex::Regex;
 use url::Url;
 
-use super::RawRecord;
+use super::{BatchLimits, RawRecord, Source};
 use crate::error::{Error, Result};
 
 /// One data file of a topic-partition.
@@ -49,6 +49,10 @@ pub struct RawFileSource {
     partitions: BTreeMap<(String, i32), PartitionFiles>,
     round_robin: Vec<(String, i32)>,
     cursor: usize,
+    /// Records read from files but not yet handed out (a file can hold more than a batch).
+    pending: VecDeque<RawRecord>,
+    pending_bytes: usize,
+    exhausted: bool,
 }
 
 impl std::fmt::Debug for RawFileSource {
@@ -197,6 +201,9 @@ impl RawFileSource {
             partitions,
             round_robin,
             cursor: 0,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            exhausted: false,
         })
     }
 
@@ -342,6 +349,46 @@ fn split_lines(bytes: &Bytes) -> Vec<Bytes> {
         out.push(bytes.slice(start..));
     }
     out
+}
+
+#[async_trait::async_trait]
+impl Source for RawFileSource {
+    async fn topic_partitions(&mut self) -> Result<Vec<(String, i32)>> {
+        Ok(RawFileSource::topic_partitions(self))
+    }
+
+    async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        for ((topic, partition), next) in positions {
+            if let Some(next) = next {
+                self.seek(topic, *partition, *next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whole files are read until the batch is full; what is left of the last one opens the
+    /// next batch.
+    async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {
+        while !self.exhausted
+            && self.pending.len() < limits.max_events
+            && self.pending_bytes < limits.max_bytes
+        {
+            match self.next_file().await? {
+                Some(records) => {
+                    self.pending_bytes += records.iter().map(RawRecord::size).sum::<usize>();
+                    self.pending.extend(records);
+                }
+                None => self.exhausted = true,
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let take = self.pending.len().min(limits.max_events);
+        let batch: Vec<RawRecord> = self.pending.drain(..take).collect();
+        self.pending_bytes -= batch.iter().map(RawRecord::size).sum::<usize>();
+        Ok(Some(batch))
+    }
 }
 
 #[cfg(test)]

@@ -4,18 +4,14 @@
 //! the table with no duplicate key.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::Int32Array;
 use arrow_schema::SchemaRef;
-use cdc_core::model::TableId;
-use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
-use cdc_core::sink::TableSink;
-use cdc_core::testing::{other_writer_change, Scenario};
+use cdc_core::testing::conformance::OtherWriter;
+use cdc_core::testing::Scenario;
 use cdc_delta::schema::logical_schema;
 use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
-use futures::FutureExt;
 
 use crate::common::{assert_expected, sync};
 
@@ -25,38 +21,17 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("wh");
     let other = DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
-    let other_commits = Arc::new(AtomicI64::new(0));
-    let (hook_other, hook_commits) = (other.clone(), other_commits.clone());
-    let hook = BeforeCommitHook(Arc::new(move || {
-        let (other, commits) = (hook_other.clone(), hook_commits.clone());
-        async move {
-            // Before every other commit attempt of the pipeline, the other writer commits a row.
-            let n = commits.load(Ordering::SeqCst);
-            if n >= 6 {
-                return;
-            }
-            let table = TableId::new("public", "customers");
-            let Some(delta) = other.sink(&table).load().await.unwrap() else {
-                return;
-            };
-            let schema: SchemaRef =
-                Arc::new(logical_schema(&delta.snapshot().unwrap().schema()).unwrap());
-            let set = other_writer_change(&schema, 100_000 + n as i32, n, true);
-            let mut sink = other.sink(&set.table);
-            sink.apply(&set).await.expect("other writer commits");
-            commits.fetch_add(1, Ordering::SeqCst);
-        }
-        .boxed()
-    }));
+    // Before every other commit attempt of the pipeline, the other writer commits a row.
+    let writer = OtherWriter::new(Arc::new(other.clone()), 6);
     let config = DeltaSinkConfig {
-        test_hooks: TestHooks::before_commit(hook),
+        test_hooks: writer.hook(),
         ..DeltaSinkConfig::default()
     };
     let warehouse = DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap();
     sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
         .await
         .unwrap();
-    let concurrent = other_commits.load(Ordering::SeqCst);
+    let concurrent = writer.commits();
     assert_eq!(concurrent, 6);
     assert!(
         warehouse.conflicts_retried() >= concurrent as u64,
@@ -65,7 +40,7 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
     );
 
     // The other writer's rows are all there, once; it then deletes them again.
-    let table = TableId::new("public", "customers");
+    let table = OtherWriter::table();
     let delta = other.sink(&table).load().await.unwrap().unwrap();
     let schema: SchemaRef = Arc::new(logical_schema(&delta.snapshot().unwrap().schema()).unwrap());
     let (rows, _) = crate::common::read_with_delta_rs(&other, &table).await;
@@ -76,11 +51,9 @@ async fn concurrent_writer_between_read_and_commit_is_retried() {
         .downcast_ref::<Int32Array>()
         .unwrap()
         .clone();
-    for n in 0..concurrent {
-        let id = 100_000 + n as i32;
+    for id in writer.ids() {
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_writer_change(&schema, id, 100 + n, false);
-        other.sink(&table).apply(&set).await.unwrap();
     }
+    writer.undo(&schema).await;
     assert_expected(&scenario, &warehouse, true).await;
 }

@@ -2,39 +2,32 @@
 //! committing but before the pipeline's own bookkeeping; the restarted pipeline ends equal to
 //! the expected state with no duplicate keys.
 
-use std::collections::HashMap;
-
-use cdc_core::sink::upsert::{FailPoint, TestHooks};
+use cdc_core::sink::upsert::TestHooks;
+use cdc_core::testing::conformance::{
+    crash_hooks, crash_mid_sync, restart_after_crash, FAIL_POINTS,
+};
 use cdc_core::testing::Scenario;
 use cdc_delta::{DeltaSinkConfig, DeltaWarehouse};
 
-use crate::common::{assert_expected, sync};
+use crate::common::assert_expected;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_after_a_crash_ends_equal() {
-    for point in [FailPoint::AfterDataFiles, FailPoint::AfterCommit] {
+    for point in FAIL_POINTS {
         for name in ["crud", "toast", "pk_change"] {
             let scenario = Scenario::load(name);
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("wh");
-            // Crash in the middle: the third commit of each table stops at `point`.
-            let crashing = DeltaWarehouse::new(
-                root.to_str().unwrap(),
-                DeltaSinkConfig {
-                    test_hooks: TestHooks::fail_at(point, 2),
+            let open = |test_hooks| {
+                let config = DeltaSinkConfig {
+                    test_hooks,
                     ..DeltaSinkConfig::default()
-                },
-            )
-            .unwrap();
-            let err = sync(&scenario, dir.path(), 5, HashMap::new(), &crashing)
-                .await
-                .unwrap_err();
-            assert!(err.to_string().contains("fail point"), "{err}");
-            let healthy =
-                DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
-            sync(&scenario, dir.path(), 5, HashMap::new(), &healthy)
-                .await
-                .unwrap();
+                };
+                DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap()
+            };
+            crash_mid_sync(&scenario, dir.path(), &open(crash_hooks(point))).await;
+            let healthy = open(TestHooks::default());
+            restart_after_crash(&scenario, dir.path(), &healthy).await;
             assert_expected(&scenario, &healthy, false).await;
         }
     }

@@ -5,7 +5,7 @@
 //! both writers' changes end up in the table, each key once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+
 use std::sync::Arc;
 
 use arrow_array::{Array, Int32Array};
@@ -14,6 +14,7 @@ use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{BeforeCommitHook, FailPoint, TestHooks};
 use cdc_core::sink::TableSink;
+use cdc_core::testing::conformance::OtherWriter;
 use cdc_core::testing::{keyed_change, other_writer_change, Scenario, OTHER_WRITER_TOPIC};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use futures::FutureExt;
@@ -41,37 +42,16 @@ async fn another_writer_between_write_and_commit_is_retried() {
     let root = dir.path().join("wh");
     let table = TableId::new("public", "customers");
     let other = HudiWarehouse::new(root.to_str().unwrap(), HudiSinkConfig::default()).unwrap();
-    let other_commits = Arc::new(AtomicI64::new(0));
-    let (hook_other, hook_commits, hook_table) =
-        (other.clone(), other_commits.clone(), table.clone());
-    let hook = BeforeCommitHook(Arc::new(move || {
-        let (other, commits, table) =
-            (hook_other.clone(), hook_commits.clone(), hook_table.clone());
-        async move {
-            let n = commits.load(Ordering::SeqCst);
-            if n >= 4 {
-                return;
-            }
-            let mut sink = other.sink(&table);
-            // Before the first commit there is no table to write to yet.
-            let Some(schema) = sink.schema().await.unwrap() else {
-                return;
-            };
-            let set = other_writer_change(&schema.schema, 100_000 + n as i32, n, true);
-            sink.apply(&set).await.expect("other writer commits");
-            commits.fetch_add(1, Ordering::SeqCst);
-        }
-        .boxed()
-    }));
+    let writer = OtherWriter::new(Arc::new(other.clone()), 4);
     let config = HudiSinkConfig {
-        test_hooks: TestHooks::before_commit(hook),
+        test_hooks: writer.hook(),
         ..HudiSinkConfig::default()
     };
     let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
     sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
         .await
         .unwrap();
-    let concurrent = other_commits.load(Ordering::SeqCst);
+    let concurrent = writer.commits();
     assert_eq!(concurrent, 4);
     assert!(
         warehouse.conflicts_retried() >= concurrent as u64,
@@ -88,12 +68,10 @@ async fn another_writer_between_write_and_commit_is_retried() {
     );
     let ids = rows.column_by_name("id").unwrap();
     let ids = ids.as_any().downcast_ref::<Int32Array>().unwrap();
-    for n in 0..concurrent {
-        let id = 100_000 + n as i32;
+    for id in writer.ids() {
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_writer_change(&logical, id, 100 + n, false);
-        other.sink(&table).apply(&set).await.unwrap();
     }
+    writer.undo(&logical).await;
     assert_expected(&scenario, &warehouse, true).await;
 }
 

@@ -3,36 +3,33 @@
 //! pipeline rolls the unfinished instant back and ends equal to the expected state with no
 //! duplicate record keys.
 
-use std::collections::HashMap;
-
 use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::sink::TableSink;
+use cdc_core::testing::conformance::{
+    crash_hooks, crash_mid_sync, restart_after_crash, FAIL_POINTS,
+};
 use cdc_core::testing::Scenario;
 use cdc_hudi::Timeline;
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 
-use crate::common::{assert_expected, sync};
+use crate::common::assert_expected;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_after_a_crash_ends_equal() {
-    for point in [FailPoint::AfterDataFiles, FailPoint::AfterCommit] {
+    for point in FAIL_POINTS {
         for name in ["crud", "toast", "pk_change", "truncate"] {
             let scenario = Scenario::load(name);
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("wh");
-            // Crash in the middle: the third commit of each table stops at `point`.
-            let crashing = HudiWarehouse::new(
-                root.to_str().unwrap(),
-                HudiSinkConfig {
-                    test_hooks: TestHooks::fail_at(point, 2),
+            let open = |test_hooks| {
+                let config = HudiSinkConfig {
+                    test_hooks,
                     ..HudiSinkConfig::default()
-                },
-            )
-            .unwrap();
-            let err = sync(&scenario, dir.path(), 5, HashMap::new(), &crashing)
-                .await
-                .unwrap_err();
-            assert!(err.to_string().contains("fail point"), "{err}");
+                };
+                HudiWarehouse::new(root.to_str().unwrap(), config).unwrap()
+            };
+            let crashing = open(crash_hooks(point));
+            crash_mid_sync(&scenario, dir.path(), &crashing).await;
             let (table, _) = &scenario.tables[0];
             let hoodie = std::path::Path::new(&crashing.table_location(table)).join(".hoodie");
             let pending = |d: &std::path::Path| {
@@ -58,11 +55,8 @@ async fn restart_after_a_crash_ends_equal() {
                 }
                 assert_eq!(pending(&hoodie), left, "{name}: a reader rolled back");
             }
-            let healthy =
-                HudiWarehouse::new(root.to_str().unwrap(), HudiSinkConfig::default()).unwrap();
-            sync(&scenario, dir.path(), 5, HashMap::new(), &healthy)
-                .await
-                .unwrap();
+            let healthy = open(TestHooks::default());
+            restart_after_crash(&scenario, dir.path(), &healthy).await;
             assert_eq!(pending(&hoodie), 0, "{name}: rolled back");
             assert_expected(&scenario, &healthy, false).await;
         }

@@ -4,7 +4,7 @@
 //! writers' changes end up in the table with no duplicate key.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Int32Array, RecordBatch, StringArray};
@@ -14,7 +14,8 @@ use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
 use cdc_core::sink::upsert::{BeforeCommitHook, TestHooks};
 use cdc_core::sink::TableSink;
-use cdc_core::testing::{other_writer_change, Scenario, OTHER_WRITER_TOPIC};
+use cdc_core::testing::conformance::OtherWriter;
+use cdc_core::testing::{Scenario, OTHER_WRITER_TOPIC};
 use cdc_iceberg::maintenance::orphan_files;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::FutureExt;
@@ -33,37 +34,17 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("wh");
     let other = IcebergWarehouse::new(root.to_str().unwrap(), base.clone()).unwrap();
-    let other_commits = Arc::new(AtomicI64::new(0));
-    let (hook_other, hook_commits, hook_table) =
-        (other.clone(), other_commits.clone(), table.clone());
-    let hook = BeforeCommitHook(Arc::new(move || {
-        let (other, commits, table) =
-            (hook_other.clone(), hook_commits.clone(), hook_table.clone());
-        async move {
-            // Before the pipeline's first six swap attempts, the other writer commits a row.
-            let n = commits.load(Ordering::SeqCst);
-            if n >= 6 {
-                return;
-            }
-            let mut sink = other.sink(&table);
-            let Some(schema) = sink.schema().await.unwrap() else {
-                return;
-            };
-            let set = other_writer_change(&schema.schema, 100_000 + n as i32, n, true);
-            sink.apply(&set).await.expect("other writer commits");
-            commits.fetch_add(1, Ordering::SeqCst);
-        }
-        .boxed()
-    }));
+    // Before the pipeline's first six swap attempts, the other writer commits a row.
+    let writer = OtherWriter::new(Arc::new(other.clone()), 6);
     let config = IcebergSinkConfig {
-        test_hooks: TestHooks::before_commit(hook),
+        test_hooks: writer.hook(),
         ..base
     };
     let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();
     sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
         .await
         .unwrap();
-    let concurrent = other_commits.load(Ordering::SeqCst);
+    let concurrent = writer.commits();
     assert_eq!(concurrent, 6);
     assert!(
         warehouse.conflicts_retried() >= concurrent as u64,
@@ -81,12 +62,10 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
         .downcast_ref::<Int32Array>()
         .unwrap()
         .clone();
-    for n in 0..concurrent {
-        let id = 100_000 + n as i32;
+    for id in writer.ids() {
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
-        let set = other_writer_change(&schema, id, 100 + n, false);
-        other.sink(&table).apply(&set).await.unwrap();
     }
+    writer.undo(&schema).await;
     assert_expected(&scenario, &warehouse, Readers::ALL).await;
     // The lost attempts' files were deleted before each retry.
     let orphans = orphan_files(&warehouse, &table).await.unwrap();

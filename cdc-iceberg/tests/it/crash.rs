@@ -3,35 +3,32 @@
 //! pipeline ends equal to the expected state with no duplicate keys, and the orphan-file listing
 //! names exactly what the failed attempt left behind.
 
-use std::collections::HashMap;
-
 use cdc_core::sink::upsert::{FailPoint, TestHooks};
+use cdc_core::testing::conformance::{
+    crash_hooks, crash_mid_sync, restart_after_crash, FAIL_POINTS,
+};
 use cdc_core::testing::Scenario;
 use cdc_iceberg::maintenance::{orphan_files, remove_orphan_files};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 
-use crate::common::{assert_expected, sync, Readers};
+use crate::common::{assert_expected, Readers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_after_a_crash_ends_equal() {
-    for point in [FailPoint::AfterDataFiles, FailPoint::AfterCommit] {
+    for point in FAIL_POINTS {
         for name in ["crud", "toast", "pk_change"] {
             let scenario = Scenario::load(name);
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("wh");
-            // Crash in the middle: the third commit of each table stops at `point`.
-            let crashing = IcebergWarehouse::new(
-                root.to_str().unwrap(),
-                IcebergSinkConfig {
-                    test_hooks: TestHooks::fail_at(point, 2),
+            let open = |test_hooks| {
+                let config = IcebergSinkConfig {
+                    test_hooks,
                     ..IcebergSinkConfig::default()
-                },
-            )
-            .unwrap();
-            let err = sync(&scenario, dir.path(), 5, HashMap::new(), &crashing)
-                .await
-                .unwrap_err();
-            assert!(err.to_string().contains("fail point"), "{err}");
+                };
+                IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap()
+            };
+            let crashing = open(crash_hooks(point));
+            crash_mid_sync(&scenario, dir.path(), &crashing).await;
             // One table's attempt failed; its files are orphans, every other table has none.
             let mut orphans = Vec::new();
             for (table, _) in &scenario.tables {
@@ -55,12 +52,8 @@ async fn restart_after_a_crash_ends_equal() {
                 }
                 FailPoint::AfterCommit => assert!(with_orphans.is_empty(), "{name}: {orphans:#?}"),
             }
-            let healthy =
-                IcebergWarehouse::new(root.to_str().unwrap(), IcebergSinkConfig::default())
-                    .unwrap();
-            sync(&scenario, dir.path(), 5, HashMap::new(), &healthy)
-                .await
-                .unwrap();
+            let healthy = open(TestHooks::default());
+            restart_after_crash(&scenario, dir.path(), &healthy).await;
             // `compare_with_expected` fails on duplicate keys, so this also proves none.
             assert_expected(&scenario, &healthy, Readers::ALL).await;
             for ((table, _), orphans) in scenario.tables.iter().zip(&orphans) {

@@ -2,6 +2,8 @@
 //! ([`types`]) and exact conversions of wire encodings ([`numeric`]).
 
 pub(crate) mod columns;
+mod envelope;
 pub mod json;
 pub mod numeric;
+mod table;
 pub mod types;

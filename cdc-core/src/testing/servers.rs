@@ -1,0 +1,133 @@
+//! Real servers the tests start on loopback: an S3-compatible `moto_server`, and where the
+//! tests' Python venv is.
+
+use std::path::{Path, PathBuf};
+
+/// A real S3-compatible server (`moto_server`, from the venv `.ci/run` creates) on a free
+/// loopback port, stopped on drop.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    python: PathBuf,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Access key the tests use with [`MotoServer`].
+pub const MOTO_KEY_ID: &str = "test-key";
+/// Secret the tests use with [`MotoServer`].
+pub const MOTO_SECRET: &str = "test-secret";
+
+impl MotoServer {
+    /// Starts moto, or returns `None` (after saying so) when it is not installed. Under `CI`
+    /// a missing moto is a failure, not a skip.
+    pub fn start() -> Option<MotoServer> {
+        let bin = std::env::var("CDC_LAKE_MOTO_SERVER")
+            .map(PathBuf::from)
+            .ok()
+            .or_else(|| Some(venv_dir().join("bin/moto_server")).filter(|p| p.exists()));
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "moto_server not found; .ci/run installs it"
+            );
+            eprintln!(
+                "skipping: moto_server not found (run .ci/run once, or set CDC_LAKE_MOTO_SERVER)"
+            );
+            return None;
+        };
+        let port = free_loopback_port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        wait_for_port(port, "moto_server");
+        Some(MotoServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            python: bin.parent().expect("bin dir").join("python"),
+        })
+    }
+
+    /// Creates a bucket (through boto3 in moto's venv: object stores cannot create buckets).
+    pub fn create_bucket(&self, bucket: &str) {
+        let script = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='{MOTO_KEY_ID}', \
+             aws_secret_access_key='{MOTO_SECRET}', region_name='us-east-1').create_bucket(Bucket='{bucket}')",
+            self.endpoint
+        );
+        let status = std::process::Command::new(&self.python)
+            .args(["-c", &script])
+            .status()
+            .expect("run python");
+        assert!(status.success(), "create bucket {bucket}");
+    }
+
+    /// Storage options for object_store / delta-rs: endpoint, plain HTTP, test credentials.
+    pub fn storage_options(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", MOTO_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Sets the same settings as `AWS_*` environment variables (for the raw-file source, which
+    /// takes credentials only from the environment).
+    pub fn export_env(&self) {
+        for (k, v) in self.storage_options() {
+            std::env::set_var(&k, &v);
+        }
+        std::env::set_var("AWS_ENDPOINT", &self.endpoint);
+    }
+
+    /// The Python of moto's venv (it also has the readers the tests use).
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+}
+
+/// The tests' venv: `$CDC_LAKE_VENV`, default `~/.cache/cdc-lake/venv` (what `.ci/run` creates).
+pub(crate) fn venv_dir() -> PathBuf {
+    std::env::var("CDC_LAKE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cdc-lake/venv")
+        })
+}
+
+/// The Python of the tests' venv, if it exists.
+pub fn venv_python() -> Option<PathBuf> {
+    Some(venv_dir().join("bin/python")).filter(|p| p.exists())
+}
+
+/// A loopback port nobody listens on right now.
+pub(crate) fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits (up to 30 s) until a server accepts connections on a loopback port.
+pub(crate) fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,6 @@
+//! Shared code of the runnable examples: the upsert benchmark of every format
+//! ([`bench`], driven by `examples/bench/upsert.sh`).
+
+#![warn(missing_docs)]
+
+pub mod bench;
