@@ -137,7 +137,25 @@ pub fn fold(
     if batches.is_empty() {
         return Err(Error::sink(table, "nothing to fold"));
     }
-    let key_columns: Arc<[String]> = batches
+    let key_columns = fold_key_columns(table, &batches, known_keys)?;
+    let all = Conformed::new(table, table_schema, batches)?;
+    let keys = key_indices(table, &all.schema, &key_columns)?;
+    let converter = key_converter(table, &all.schema, &keys)?;
+    let key_rows = encode_keys(table, &converter, &all.rows, &keys)?;
+    let mut walk = Walk::default();
+    for row in capture_order(&all.events) {
+        walk.event(&all, &keys, key_rows.row(row).data(), row)?;
+    }
+    walk.into_change_set(table, all, key_columns, &keys)
+}
+
+/// The key of the change set: the events', else the table's.
+fn fold_key_columns(
+    table: &TableId,
+    batches: &[ChangeBatch],
+    known_keys: Option<&[String]>,
+) -> Result<Arc<[String]>> {
+    batches
         .iter()
         .find(|b| !b.key_columns.is_empty())
         .map(|b| b.key_columns.clone())
@@ -147,118 +165,176 @@ pub fn fold(
             message: "the events carry no key (no key record stored, no key schema) and none was \
                       configured; store Kafka keys (store.kafka.keys=true) or give the key columns"
                 .into(),
-        })?;
+        })
+}
 
-    // One schema for the whole set.
-    let mut schema = match table_schema {
-        Some(s) => s.clone(),
-        None => batches[0].rows.schema().as_ref().clone(),
-    };
-    for b in &batches {
-        schema = merge_schemas(table, &schema, &b.rows.schema())?;
+/// Every event of the batches in one schema (the table's merged with every batch's).
+struct Conformed {
+    schema: SchemaRef,
+    rows: RecordBatch,
+    unchanged: UnchangedMask,
+    events: Vec<EventMeta>,
+}
+
+impl Conformed {
+    fn new(
+        table: &TableId,
+        table_schema: Option<&Schema>,
+        batches: Vec<ChangeBatch>,
+    ) -> Result<Self> {
+        let mut schema = match table_schema {
+            Some(s) => s.clone(),
+            None => batches[0].rows.schema().as_ref().clone(),
+        };
+        for b in &batches {
+            schema = merge_schemas(table, &schema, &b.rows.schema())?;
+        }
+        let schema: SchemaRef = Arc::new(schema);
+        let mut rows = Vec::with_capacity(batches.len());
+        let mut masks = Vec::with_capacity(batches.len());
+        let mut events: Vec<EventMeta> = Vec::new();
+        for b in batches {
+            let (batch, mask) = conform_batch(table, &b.rows, &b.unchanged, &schema)?;
+            rows.push(batch);
+            masks.push((mask, b.events.len()));
+            events.extend(b.events);
+        }
+        let all = arrow_select::concat::concat_batches(&schema, &rows)
+            .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))?;
+        let unchanged = concat_masks(schema.fields().len(), &masks)?;
+        Ok(Conformed {
+            schema,
+            rows: all,
+            unchanged,
+            events,
+        })
     }
-    let schema: SchemaRef = Arc::new(schema);
+}
 
-    // Conform and concatenate.
-    let mut rows = Vec::with_capacity(batches.len());
-    let mut masks = Vec::with_capacity(batches.len());
-    let mut events: Vec<EventMeta> = Vec::new();
-    for b in batches {
-        let (batch, mask) = conform_batch(table, &b.rows, &b.unchanged, &schema)?;
-        rows.push(batch);
-        masks.push((mask, b.events.len()));
-        events.extend(b.events);
-    }
-    let all = arrow_select::concat::concat_batches(&schema, &rows)
-        .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))?;
-    let unchanged = concat_masks(schema.fields().len(), &masks)?;
+/// The state of every key after the events walked so far, in capture order.
+#[derive(Default)]
+struct Walk<'k> {
+    states: HashMap<&'k [u8], KeyState>,
+    checkpoint: Checkpoint,
+    truncate: bool,
+    max_ts: Option<i64>,
+}
 
-    let keys = key_indices(table, &schema, &key_columns)?;
-    let converter = key_converter(table, &schema, &keys)?;
-    let key_rows = encode_keys(table, &converter, &all, &keys)?;
-
-    let order = capture_order(&events);
-    let mut checkpoint = Checkpoint::default();
-    let mut states: HashMap<&[u8], KeyState> = HashMap::new();
-    let mut truncate = false;
-    let mut max_ts = None;
-    let n_cols = schema.fields().len();
-    let has_unchanged = !unchanged.is_empty();
-    for &row in &order {
-        let meta = &events[row];
-        checkpoint.advance(
-            &meta.position.topic,
-            meta.position.partition,
-            meta.position.offset,
-        );
-        max_ts = max_ts.max(meta.source_ts_ms);
+impl<'k> Walk<'k> {
+    /// Takes event `row` (of key `key`) into account.
+    fn event(&mut self, all: &Conformed, keys: &[usize], key: &'k [u8], row: usize) -> Result<()> {
+        let meta = &all.events[row];
+        let p = &meta.position;
+        self.checkpoint.advance(&p.topic, p.partition, p.offset);
+        self.max_ts = self.max_ts.max(meta.source_ts_ms);
         if meta.op == Op::Truncate {
-            states.clear();
-            truncate = true;
-            continue;
+            self.states.clear();
+            self.truncate = true;
+            return Ok(());
         }
-        for &k in &keys {
-            if all.column(k).is_null(row) {
-                return Err(Error::Decode {
-                    location: crate::error::RecordLocation {
-                        topic: meta.position.topic.clone(),
-                        partition: meta.position.partition,
-                        offset: meta.position.offset,
-                    },
-                    field: Some(schema.field(k).name().clone()),
-                    message: "primary-key column is null".into(),
-                });
-            }
+        if let Some(&k) = keys.iter().find(|&&k| all.rows.column(k).is_null(row)) {
+            return Err(Error::Decode {
+                location: crate::error::RecordLocation {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: p.offset,
+                },
+                field: Some(all.schema.field(k).name().clone()),
+                message: "primary-key column is null".into(),
+            });
         }
-        let key = key_rows.row(row).data();
         let deleted = meta.op == Op::Delete;
-        let next_index = states.len();
-        match states.entry(key) {
+        let next_index = self.states.len();
+        match self.states.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(KeyState {
                     row,
                     deleted,
-                    table_row_obsolete: truncate,
-                    after_truncate: truncate,
+                    table_row_obsolete: self.truncate,
+                    after_truncate: self.truncate,
                     sources: None,
                     first_seen: next_index,
                 });
             }
-            Entry::Occupied(mut o) => {
-                let st = o.get_mut();
-                let prev_row = st.row;
-                let prev_deleted = st.deleted;
-                if prev_deleted && !deleted {
-                    // Deleted earlier in this batch: whatever the table held is gone.
-                    st.table_row_obsolete = true;
-                }
-                let mut sources = None;
-                if !deleted && !prev_deleted && has_unchanged {
-                    // Fill this event's unchanged cells from the previous image of the key.
-                    for c in 0..n_cols {
-                        if unchanged.is_unchanged(c, row) {
-                            let src = sources.get_or_insert_with(|| vec![row as u32; n_cols]);
-                            src[c] = st.sources.as_ref().map_or(prev_row as u32, |s| s[c]);
-                        }
-                    }
-                }
-                st.row = row;
-                st.deleted = deleted;
-                st.sources = sources;
-            }
+            Entry::Occupied(mut o) => o.get_mut().replace(row, deleted, &all.unchanged),
         }
+        Ok(())
     }
 
-    let mut finals: Vec<&KeyState> = states.values().collect();
-    finals.sort_by_key(|s| s.first_seen);
-    let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
-    // After a truncate the table holds no key: nothing to delete.
-    let delete_rows: Vec<u32> = finals
-        .iter()
-        .filter(|s| s.deleted && !s.after_truncate)
-        .map(|s| s.row as u32)
-        .collect();
+    /// The net effect: the final image of every key not deleted, the deleted keys.
+    fn into_change_set(
+        self,
+        table: &TableId,
+        all: Conformed,
+        key_columns: Arc<[String]>,
+        keys: &[usize],
+    ) -> Result<ChangeSet> {
+        let mut finals: Vec<&KeyState> = self.states.values().collect();
+        finals.sort_by_key(|s| s.first_seen);
+        let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
+        // After a truncate the table holds no key: nothing to delete.
+        let delete_rows: Vec<u32> = finals
+            .iter()
+            .filter(|s| s.deleted && !s.after_truncate)
+            .map(|s| s.row as u32)
+            .collect();
+        let (upsert_batch, upsert_unchanged) = final_images(table, &all, &upserts)?;
+        let key_batch = all
+            .rows
+            .project(keys)
+            .map_err(|e| Error::arrow(format!("projecting keys of {table}"), e))?;
+        let deletes =
+            arrow_select::take::take_record_batch(&key_batch, &UInt32Array::from(delete_rows))
+                .map_err(|e| Error::arrow(format!("building deletes of {table}"), e))?;
+        let obsolete: Vec<bool> = upserts.iter().map(|s| s.table_row_obsolete).collect();
+        Ok(ChangeSet {
+            table: table.clone(),
+            schema: all.schema,
+            key_columns,
+            truncate: self.truncate,
+            upserts: upsert_batch,
+            upsert_unchanged,
+            ignore_table_values: BooleanArray::from(obsolete),
+            deletes,
+            checkpoint: self.checkpoint,
+            events: all.events.len(),
+            max_source_ts_ms: self.max_ts,
+        })
+    }
+}
 
+impl KeyState {
+    /// A later event of the same key: its row replaces the key's, its unchanged cells taken
+    /// from the previous image when both are upserts.
+    fn replace(&mut self, row: usize, deleted: bool, unchanged: &UnchangedMask) {
+        if self.deleted && !deleted {
+            // Deleted earlier in this batch: whatever the table held is gone.
+            self.table_row_obsolete = true;
+        }
+        let mut sources = None;
+        if !deleted && !self.deleted && !unchanged.is_empty() {
+            let n_cols = unchanged.num_columns();
+            for c in 0..n_cols {
+                if unchanged.is_unchanged(c, row) {
+                    let src = sources.get_or_insert_with(|| vec![row as u32; n_cols]);
+                    src[c] = self.sources.as_ref().map_or(self.row as u32, |s| s[c]);
+                }
+            }
+        }
+        self.row = row;
+        self.deleted = deleted;
+        self.sources = sources;
+    }
+}
+
+/// The final image of every upserted key (cells filled from earlier images of the same key
+/// where the last event did not send them) and their remaining unchanged cells.
+fn final_images(
+    table: &TableId,
+    all: &Conformed,
+    upserts: &[&KeyState],
+) -> Result<(RecordBatch, UnchangedMask)> {
+    let n_cols = all.schema.fields().len();
     let mut columns = Vec::with_capacity(n_cols);
     let mut out_masks = Vec::with_capacity(n_cols);
     for c in 0..n_cols {
@@ -267,8 +343,8 @@ pub fn fold(
                 .iter()
                 .map(|s| s.sources.as_ref().map_or(s.row as u32, |src| src[c])),
         );
-        columns.push(take(table, all.column(c), &idx)?);
-        out_masks.push(match unchanged.column(c) {
+        columns.push(take(table, all.rows.column(c), &idx)?);
+        out_masks.push(match all.unchanged.column(c) {
             Some(m) => Some(
                 take(table, &(Arc::new(m.clone()) as ArrayRef), &idx)?
                     .as_any()
@@ -279,37 +355,13 @@ pub fn fold(
             None => None,
         });
     }
-    let upsert_batch = RecordBatch::try_new_with_options(
-        schema.clone(),
+    let batch = RecordBatch::try_new_with_options(
+        all.schema.clone(),
         columns,
         &arrow_array::RecordBatchOptions::new().with_row_count(Some(upserts.len())),
     )
     .map_err(|e| Error::arrow(format!("building upserts of {table}"), e))?;
-    let delete_idx = UInt32Array::from(delete_rows);
-    let key_batch = all
-        .project(&keys)
-        .map_err(|e| Error::arrow(format!("projecting keys of {table}"), e))?;
-    let deletes = arrow_select::take::take_record_batch(&key_batch, &delete_idx)
-        .map_err(|e| Error::arrow(format!("building deletes of {table}"), e))?;
-
-    Ok(ChangeSet {
-        table: table.clone(),
-        schema,
-        key_columns,
-        truncate,
-        upserts: upsert_batch,
-        upsert_unchanged: UnchangedMask::new(out_masks),
-        ignore_table_values: BooleanArray::from(
-            upserts
-                .iter()
-                .map(|s| s.table_row_obsolete)
-                .collect::<Vec<_>>(),
-        ),
-        deletes,
-        checkpoint,
-        events: events.len(),
-        max_source_ts_ms: max_ts,
-    })
+    Ok((batch, UnchangedMask::new(out_masks)))
 }
 
 fn take(table: &TableId, array: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef> {

@@ -263,6 +263,41 @@ pub fn from_storage_columns(batch: &RecordBatch, logical: &SchemaRef) -> Result<
     from_storage(&projected, &Arc::new(Schema::new(fields)))
 }
 
+/// Reads a Parquet file through `reader`: all columns or only the top-level `columns` it has
+/// (see [`parquet_projection`]), all rows or only those at the ascending positions `rows`;
+/// only the column chunks (and pages) asked for are fetched. The error is the Parquet or
+/// Arrow message, for the format to wrap with the table and the file.
+#[cfg(feature = "parquet")]
+pub async fn read_parquet<R>(
+    reader: R,
+    columns: Option<&[String]>,
+    rows: Option<&[u32]>,
+) -> std::result::Result<RecordBatch, String>
+where
+    R: parquet::arrow::async_reader::AsyncFileReader + Send + Unpin + 'static,
+{
+    use futures::TryStreamExt;
+    use parquet::arrow::arrow_reader::RowSelection;
+    let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mask, out_schema) =
+        parquet_projection(builder.parquet_schema(), builder.schema(), columns);
+    let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
+    if let Some(rows) = rows {
+        let total = usize::try_from(builder.metadata().file_metadata().num_rows())
+            .map_err(|e| e.to_string())?;
+        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&i| i as usize..i as usize + 1),
+            total,
+        ));
+    }
+    let stream = builder.build().map_err(|e| e.to_string())?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| e.to_string())?;
+    let schema = batches.first().map_or(out_schema, |b| b.schema());
+    arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())
+}
+
 /// The projection of a Parquet file onto the top-level columns of `columns` that the file has
 /// (every column for `None`), and the Arrow schema of what it reads (in file order). Columns a
 /// file lacks (it was written under an older schema) are left to the caller.

@@ -10,13 +10,11 @@ use arrow_schema::{Schema, SchemaRef};
 use async_trait::async_trait;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{FilePlan, FileReader, KeyBounds, KeyRanges, RowRemoval};
-use cdc_core::storage::parquet_projection;
+use cdc_core::storage::read_parquet;
 use deltalake::kernel::{DeletionVectorDescriptor, LogicalFileView, Remove};
 use deltalake::logstore::ObjectStoreRef;
-use futures::TryStreamExt;
 use object_store::path::Path;
-use parquet::arrow::arrow_reader::RowSelection;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::async_reader::ParquetObjectReader;
 use url::Url;
 
 use crate::error::{DeltaSinkError, Result};
@@ -137,28 +135,9 @@ impl FileReader for DeltaFiles {
         let object_path = Path::parse(file.path()).map_err(|e| read_err(e.to_string()))?;
         let reader =
             ParquetObjectReader::new(self.store.clone(), object_path).with_file_size(file.size());
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        let batch = read_parquet(reader, columns, rows)
             .await
-            .map_err(|e| read_err(e.to_string()))?;
-        let (mask, projected) =
-            parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-        let mut builder = builder.with_projection(mask);
-        if let Some(rows) = rows {
-            let total = usize::try_from(builder.metadata().file_metadata().num_rows())
-                .map_err(|e| read_err(e.to_string()))?;
-            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
-                rows.iter().map(|&i| i as usize..i as usize + 1),
-                total,
-            ));
-        }
-        let stream = builder.build().map_err(|e| read_err(e.to_string()))?;
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| read_err(e.to_string()))?;
-        let out_schema = batches.first().map_or(projected, |b| b.schema());
-        let batch = arrow_select::concat::concat_batches(&out_schema, &batches)
-            .map_err(|e| read_err(e.to_string()))?;
+            .map_err(read_err)?;
         self.add_partition_columns(batch, &file.partition_values, columns)
             .map_err(read_err)
     }

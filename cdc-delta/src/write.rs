@@ -5,9 +5,12 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use cdc_core::schema::evolution_rewrites_rows;
-use cdc_core::sink::upsert::{carry_over, locate, Attempt, Located, OldRows, RowRemoval};
+use cdc_core::sink::upsert::{
+    carry_over, locate, Attempt, ChangedKeys, Located, OldRows, RowRemoval,
+};
 use deltalake::kernel::{Action, Add, LogicalFileView, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
@@ -19,6 +22,16 @@ use crate::error::{DeltaSinkError, Result};
 use crate::locate::{candidates, DataFile, DeltaFiles};
 use crate::schema;
 use crate::table::{allows_deletion_vectors, Loaded, TableLocation};
+
+/// What the files holding changed keys became.
+struct Touched {
+    removes: Vec<deltalake::kernel::Remove>,
+    /// Files put back with a new deletion vector.
+    dv_adds: Vec<Add>,
+    /// Old rows of upserts whose unchanged cells need them.
+    old: OldRows,
+    rows_deleted: u64,
+}
 
 /// What one attempt wrote, ready to commit.
 pub struct Staged {
@@ -39,59 +52,18 @@ impl TableLocation {
         let Loaded { table, logical, .. } = a.state;
         let rewrite_all = evolved && evolution_rewrites_rows(&logical, &a.merged);
         let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&a.merged));
-        let snapshot = table
-            .snapshot()
-            .map_err(self.delta_err("reading the snapshot"))?;
-        let files: Vec<LogicalFileView> = snapshot.log_data().into_iter().collect();
-        let removal = match self.config.deletion_vectors && allows_deletion_vectors(&table) {
-            true if !rewrite_all => RowRemoval::MarkUpTo(self.config.deletion_vector_max_fraction),
-            _ => RowRemoval::Rewrite,
-        };
-        let (mut removes, candidates) = if a.changes.truncate {
-            (
-                files.iter().map(|f| f.remove_action(true)).collect(),
-                Vec::new(),
-            )
-        } else {
-            let key = a.keys.key_columns()[0].clone();
-            let found = candidates(&files, &a.keys.ranges(), &key, removal, rewrite_all);
-            (Vec::new(), found)
-        };
-        let store = table.object_store();
-        let reader = Arc::new(DeltaFiles {
-            table: self.table.clone(),
-            store: store.clone(),
-            table_root: self.url.clone(),
-            stored: stored.clone(),
-            partition_columns: snapshot.metadata().partition_columns().to_vec(),
-        });
         let mut writer = self.data_writer(&table, &stored)?;
-        let mut located = locate(reader, a.keys.clone(), candidates, removal);
-        let (mut old, mut marked, mut rows_deleted) = (OldRows::new(&a.keys), Vec::new(), 0);
-        while let Some(found) = located.next().await {
-            let Some(mut f) = found? else { continue };
-            rows_deleted += f.deleted;
-            old.add(
-                std::mem::replace(&mut f.old, empty(&a.merged)),
-                &f.old_upserts,
-            );
-            removes.push(f.file.remove.clone());
-            match f.kept.take() {
-                Some(kept) if kept.num_rows() > 0 => {
-                    let kept = carry_over(&self.table, &kept, &stored, &a.merged)?;
-                    writer
-                        .write(&kept)
-                        .await
-                        .map_err(self.delta_err("writing kept rows"))?;
-                }
-                // Every row deleted: the file simply goes.
-                Some(_) => {}
-                None if (f.touched.len() + f.deleted_before.len()) as u64 >= f.rows => {}
-                None => marked.push(f),
-            }
-        }
-        let dv_adds = self.write_deletion_vectors(&store, marked).await?;
-        let upserts = old.resolve(&a.keys, None)?;
+        let touched = self
+            .rewrite_touched(
+                &table,
+                &a.keys,
+                a.changes.truncate,
+                rewrite_all,
+                &stored,
+                &mut writer,
+            )
+            .await?;
+        let upserts = touched.old.resolve(&a.keys, None)?;
         if upserts.num_rows() > 0 {
             let rows = cdc_core::storage::to_storage(&upserts, &stored)?;
             writer
@@ -103,20 +75,86 @@ impl TableLocation {
             .close()
             .await
             .map_err(self.delta_err("closing data files"))?;
-        let mut actions = Vec::with_capacity(removes.len() + dv_adds.len() + adds.len() + 1);
+        let mut actions = Vec::with_capacity(touched.removes.len() + adds.len() + 1);
         if evolved {
             actions.push(self.metadata_action(&table, &a.merged)?);
         }
-        actions.extend(removes.into_iter().map(Action::Remove));
-        actions.extend(dv_adds.into_iter().chain(adds).map(Action::Add));
+        actions.extend(touched.removes.into_iter().map(Action::Remove));
+        actions.extend(touched.dv_adds.into_iter().chain(adds).map(Action::Add));
         Ok(Staged {
             table,
             actions,
             offsets: a.changes.checkpoint.clone(),
             checkpoint: a.checkpoint,
             rows_written: upserts.num_rows() as u64,
-            rows_deleted,
+            rows_deleted: touched.rows_deleted,
         })
+    }
+
+    /// Every file holding a changed key: removed, and its kept rows written to `writer`
+    /// (copy-on-write) or the file put back with a new deletion vector.
+    async fn rewrite_touched(
+        &self,
+        table: &DeltaTable,
+        keys: &Arc<ChangedKeys>,
+        truncate: bool,
+        rewrite_all: bool,
+        stored: &SchemaRef,
+        writer: &mut DeltaWriter,
+    ) -> Result<Touched> {
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        let files: Vec<LogicalFileView> = snapshot.log_data().into_iter().collect();
+        let removal = match self.config.deletion_vectors && allows_deletion_vectors(table) {
+            true if !rewrite_all => RowRemoval::MarkUpTo(self.config.deletion_vector_max_fraction),
+            _ => RowRemoval::Rewrite,
+        };
+        let mut touched = Touched {
+            removes: Vec::new(),
+            dv_adds: Vec::new(),
+            old: OldRows::new(keys),
+            rows_deleted: 0,
+        };
+        if truncate {
+            touched.removes = files.iter().map(|f| f.remove_action(true)).collect();
+            return Ok(touched);
+        }
+        let key = &keys.key_columns()[0];
+        let candidates = candidates(&files, &keys.ranges(), key, removal, rewrite_all);
+        let reader = Arc::new(DeltaFiles {
+            table: self.table.clone(),
+            store: table.object_store(),
+            table_root: self.url.clone(),
+            stored: stored.clone(),
+            partition_columns: snapshot.metadata().partition_columns().to_vec(),
+        });
+        let mut located = locate(reader, keys.clone(), candidates, removal);
+        let mut marked = Vec::new();
+        while let Some(found) = located.next().await {
+            let Some(mut f) = found? else { continue };
+            touched.rows_deleted += f.deleted;
+            let old = std::mem::replace(&mut f.old, RecordBatch::new_empty(keys.schema()));
+            touched.old.add(old, &f.old_upserts);
+            touched.removes.push(f.file.remove.clone());
+            match f.kept.take() {
+                Some(kept) if kept.num_rows() > 0 => {
+                    let kept = carry_over(&self.table, &kept, stored, &keys.schema())?;
+                    writer
+                        .write(&kept)
+                        .await
+                        .map_err(self.delta_err("writing kept rows"))?;
+                }
+                // Every row deleted: the file simply goes.
+                Some(_) => {}
+                None if (f.touched.len() + f.deleted_before.len()) as u64 >= f.rows => {}
+                None => marked.push(f),
+            }
+        }
+        touched.dv_adds = self
+            .write_deletion_vectors(&table.object_store(), marked)
+            .await?;
+        Ok(touched)
     }
 
     /// The writer of the attempt's data files (rolling over at the target file size, with
@@ -205,10 +243,6 @@ impl TableLocation {
         writer.finish(store).await.map_err(dv_err(""))?;
         Ok(adds)
     }
-}
-
-fn empty(schema: &SchemaRef) -> arrow_array::RecordBatch {
-    arrow_array::RecordBatch::new_empty(schema.clone())
 }
 
 /// File statistics of a file with rows deleted by a deletion vector: `numRecords` and the

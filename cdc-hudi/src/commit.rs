@@ -32,30 +32,7 @@ impl TableAt {
             true => replaced_ids(&s.live),
             false => BTreeMap::new(),
         };
-        let mut stats: BTreeMap<String, Vec<WriteStat>> = BTreeMap::new();
-        for (stat, group) in &s.written {
-            stats
-                .entry(group.partition.clone())
-                .or_default()
-                .push(stat.clone());
-        }
-        let meta = CommitMetadata {
-            partition_to_write_stats: stats,
-            partition_to_replace_file_ids: s.truncate.then(|| replaced.clone()),
-            compacted: false,
-            extra_metadata: BTreeMap::from([
-                (AVRO_SCHEMA_KEY.to_string(), s.avro.clone()),
-                (CHECKPOINT_KEY.to_string(), s.checkpoint.to_json()),
-                (
-                    ARROW_SCHEMA_KEY.to_string(),
-                    serde_json::to_string(s.merged.as_ref()).expect("schemas serialise"),
-                ),
-            ]),
-            operation_type: match s.truncate {
-                true => "INSERT_OVERWRITE_TABLE".into(),
-                false => "UPSERT".into(),
-            },
-        };
+        let meta = commit_metadata(&s, &replaced);
         let (instant, action) = (s.pending.instant.clone(), s.pending.action);
         s.pending.complete(&self.store, &meta).await?;
         let mut state = s.state;
@@ -117,6 +94,35 @@ impl TableAt {
         if let Err(e) = result {
             tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
         }
+    }
+}
+
+/// The commit metadata of `s`: write stats per partition, the replaced file groups of a
+/// truncate, the Avro schema, the table's whole checkpoint and its Arrow schema.
+fn commit_metadata(s: &Staged, replaced: &BTreeMap<String, Vec<String>>) -> CommitMetadata {
+    let mut stats: BTreeMap<String, Vec<WriteStat>> = BTreeMap::new();
+    for (stat, group) in &s.written {
+        stats
+            .entry(group.partition.clone())
+            .or_default()
+            .push(stat.clone());
+    }
+    CommitMetadata {
+        partition_to_write_stats: stats,
+        partition_to_replace_file_ids: s.truncate.then(|| replaced.clone()),
+        compacted: false,
+        extra_metadata: BTreeMap::from([
+            (AVRO_SCHEMA_KEY.to_string(), s.avro.clone()),
+            (CHECKPOINT_KEY.to_string(), s.checkpoint.to_json()),
+            (
+                ARROW_SCHEMA_KEY.to_string(),
+                serde_json::to_string(s.merged.as_ref()).expect("schemas serialise"),
+            ),
+        ]),
+        operation_type: match s.truncate {
+            true => "INSERT_OVERWRITE_TABLE".into(),
+            false => "UPSERT".into(),
+        },
     }
 }
 

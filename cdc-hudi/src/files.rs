@@ -7,13 +7,13 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use bytes::Bytes;
-use cdc_core::storage::parquet_projection;
+use cdc_core::storage::read_parquet;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::Compression;
 use parquet::basic::{ConvertedType, Type as PhysicalType};
@@ -319,35 +319,25 @@ impl TableStore {
         })
     }
 
-    /// Reads a base file: every column, or only `columns` (those it has).
+    /// Reads a base file: every column, or only `columns` (those it has); every row, or only
+    /// those at the ascending positions `rows`.
     pub async fn read_base_file(
         &self,
         location: &Path,
         rel: &str,
         size: u64,
         columns: Option<&[String]>,
+        rows: Option<&[u32]>,
     ) -> Result<RecordBatch> {
-        let err = |message: String| HudiSinkError::BaseFile {
-            table: self.table.clone(),
-            path: rel.to_string(),
-            message,
-        };
         let reader =
             ParquetObjectReader::new(self.store.clone(), location.clone()).with_file_size(size);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        read_parquet(reader, columns, rows)
             .await
-            .map_err(|e| err(e.to_string()))?;
-        let (mask, out_schema) =
-            parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-        let stream = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| err(e.to_string()))?;
-        let batches: Vec<RecordBatch> =
-            stream.try_collect().await.map_err(|e| err(e.to_string()))?;
-        let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
-        arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| err(e.to_string()))
+            .map_err(|message| HudiSinkError::BaseFile {
+                table: self.table.clone(),
+                path: rel.to_string(),
+                message,
+            })
     }
 
     /// Writes a base file holding `batch` with the footer entries `footer`; returns its size.

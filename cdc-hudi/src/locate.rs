@@ -12,7 +12,6 @@ use cdc_core::sink::upsert::{
 };
 use cdc_core::storage::to_storage;
 
-use crate::base_file::take;
 use crate::error::{HudiSinkError, Result};
 use crate::files::TableStore;
 use crate::index::record_keys;
@@ -118,16 +117,8 @@ impl FileReader for HudiFiles {
         rows: Option<&[u32]>,
     ) -> Result<RecordBatch> {
         let g = &file.group;
-        let all = self
-            .store
-            .read_base_file(&g.location(), &g.path(), g.size, columns)
-            .await?;
-        match rows {
-            Some(rows) => {
-                let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
-                Ok(take(&all, &rows)?)
-            }
-            None => Ok(all),
-        }
+        self.store
+            .read_base_file(&g.location(), &g.path(), g.size, columns, rows)
+            .await
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
-use futures::TryStreamExt;
 use iceberg::arrow::ArrowFileReader;
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::io::FileIO;
@@ -16,13 +15,11 @@ use iceberg::spec::{
     Struct, TableMetadata, Type,
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
-use parquet::arrow::arrow_reader::RowSelection;
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::schema::{file_arrow_schema, stored_arrow_schema};
-use cdc_core::storage::{parquet_projection, to_storage};
+use cdc_core::storage::to_storage;
 
 /// Field id of `file_path` in position-delete files (Iceberg spec, reserved).
 pub const DELETE_FILE_PATH_ID: i32 = 2147483546;
@@ -42,24 +39,9 @@ pub(crate) async fn read_parquet(
     let input = io.new_input(path).map_err(file_err(&table, path))?;
     let meta = input.metadata().await.map_err(file_err(&table, path))?;
     let reader = input.reader().await.map_err(file_err(&table, path))?;
-    let builder = ParquetRecordBatchStreamBuilder::new(ArrowFileReader::new(meta, reader))
+    cdc_core::storage::read_parquet(ArrowFileReader::new(meta, reader), columns, rows)
         .await
-        .map_err(file_err(&table, path))?;
-    let (mask, out_schema) =
-        parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-    let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
-    if let Some(rows) = rows {
-        let total = usize::try_from(builder.metadata().file_metadata().num_rows())
-            .map_err(file_err(&table, path))?;
-        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
-            rows.iter().map(|&i| i as usize..i as usize + 1),
-            total,
-        ));
-    }
-    let stream = builder.build().map_err(file_err(&table, path))?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(file_err(&table, path))?;
-    let schema = batches.first().map(|b| b.schema()).unwrap_or(out_schema);
-    arrow_select::concat::concat_batches(&schema, &batches).map_err(file_err(&table, path))
+        .map_err(file_err(&table, path))
 }
 
 /// What a written file is, for its manifest entry.

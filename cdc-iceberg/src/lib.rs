@@ -3,7 +3,7 @@
 //! Each folded [`ChangeSet`] becomes ONE Iceberg snapshot holding:
 //! - a position-delete file (`file_path`, `pos`, sorted) naming the row of every changed or
 //!   deleted key, found by pruning data files with their manifest bounds of the key column and
-//!   reading only the key columns of the candidates ([`locate`]);
+//!   reading only the key columns of the candidates;
 //! - a data file with the upserted rows (unchanged TOAST cells filled from the old rows);
 //! - a data manifest and a delete manifest for them, the parent's manifests carried over, a
 //!   manifest list, and the table's whole checkpoint in the snapshot summary
