@@ -43,7 +43,11 @@ for format in $FORMATS; do
       sync
       echo "{\"distribution\":\"$dist\",\"rows\":$ROWS,\"changes\":$CHANGES,\"result\":$("$BIN" "$mode" "$format" "$dir/t_$mode" "$dir")}"
       if [[ "$mode" != floor* ]]; then
-        digest=$("$BIN" digest "$format" "$dir/t_$mode")
+        if [ "$format" = delta ]; then
+          digest=$("$VENV/bin/python" examples/bench/duckdb_delta_digest.py "$dir/t_$mode/bench/accounts")
+        else
+          digest=$("$BIN" digest "$format" "$dir/t_$mode")
+        fi
         echo "{\"distribution\":\"$dist\",\"digest\":$digest}"
         digests+=("$(echo "$digest" | sed 's/"scan_seconds":[^,]*,//; s/,"peak_rss_mib":[^,}]*//; s/"mode":"[^"]*",\?//')")
       fi

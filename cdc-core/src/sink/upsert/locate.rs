@@ -160,7 +160,8 @@ async fn locate_file<R: FileReader>(
         whole = Some(all.clone());
         all
     };
-    let logical_keys = from_storage_columns(&key_rows, &shared.merged)?;
+    // Only the key columns are converted: a file read whole is carried over as it is.
+    let logical_keys = from_storage_columns(&key_columns(&key_rows, keys)?, &shared.merged)?;
     let deleted_before = reader.deleted(&file, &logical_keys).await?;
     let found = touched(keys.find(&logical_keys)?, &deleted_before);
     if found.rows.is_empty() && !plan.rewrite_anyway {
@@ -227,6 +228,17 @@ async fn locate_file<R: FileReader>(
         old_upserts: needing.iter().map(|(_, j)| *j).collect(),
         kept,
     }))
+}
+
+/// The key columns of `rows` (a whole file or a projection of it).
+fn key_columns(rows: &RecordBatch, keys: &ChangedKeys) -> Result<RecordBatch> {
+    let indices: Vec<usize> = keys
+        .key_columns()
+        .iter()
+        .filter_map(|k| rows.schema().index_of(k).ok())
+        .collect();
+    rows.project(&indices)
+        .map_err(|e| Error::arrow("projecting key columns", e))
 }
 
 fn take_rows(batch: &RecordBatch, rows: impl Iterator<Item = u32>) -> Result<RecordBatch> {
