@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two builds of upsert_bench on the same tables: for each format and key distribution, one base
 # table and change batch (built by the first), then each build's sink modes applied REPEAT
-# times, alternating, each on a fresh copy of the base table. Prints one JSON line per run;
+# times, alternating, each on a fresh copy of the base table (MODES="cdc" to pick). Prints one
+# JSON line per run;
 # docs/BENCHMARKS.md reports the best of each.
 #
 #   examples/bench/compare.sh BIN_A BIN_B [ROWS] [CHANGES] [FORMATS] [DISTRIBUTIONS] [REPEAT]
@@ -14,6 +15,7 @@ DISTS=${6:-uniform skewed}
 REPEAT=${7:-3}
 WORK=${WORK:-/tmp/cdc-lake-compare}
 modes() {
+  if [ -n "${MODES:-}" ]; then echo "$MODES"; return; fi
   case "$1" in
     hudi) echo "cdc" ;;
     *) echo "cdc cow" ;;

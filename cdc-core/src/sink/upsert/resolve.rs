@@ -35,26 +35,25 @@ pub fn resolve(
     let upserts = &keys.upserts;
     let schema = upserts.schema();
     let all: Vec<usize>;
-    let js = match js {
-        Some(js) => js,
+    let (js, taken) = match js {
+        Some(js) => (
+            js,
+            Some(UInt32Array::from_iter_values(js.iter().map(|&j| j as u32))),
+        ),
         None => {
             all = (0..upserts.num_rows()).collect();
-            &all
+            (all.as_slice(), None)
         }
     };
-    let taken = UInt32Array::from_iter_values(js.iter().map(|&j| j as u32));
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (c, field) in schema.fields().iter().enumerate() {
         let up = upserts.column(c);
         let Some(mask) = keys.unchanged.column(c) else {
-            columns.push(
-                if js.len() == upserts.num_rows() && js.iter().enumerate().all(|(i, &j)| i == j) {
-                    up.clone()
-                } else {
-                    arrow_select::take::take(up.as_ref(), &taken, None)
-                        .map_err(|e| Error::arrow(format!("taking upserts of {table}"), e))?
-                },
-            );
+            columns.push(match &taken {
+                None => up.clone(),
+                Some(taken) => arrow_select::take::take(up.as_ref(), taken, None)
+                    .map_err(|e| Error::arrow(format!("taking upserts of {table}"), e))?,
+            });
             continue;
         };
         let default = default_column(table, field, 1)?;
