@@ -1,7 +1,7 @@
 //! `cdc-core`: the format-independent heart of cdc-lake.
 //!
 //! Debezium change events go through four steps:
-//! 1. a [source](source) reads raw Kafka records (the S3 sink layout on any object store);
+//! 1. a [source] reads raw Kafka records (the S3 sink layout on any object store);
 //! 2. a [decoder](decode) turns them into columnar [`ChangeBatch`](model::ChangeBatch)es, one
 //!    Arrow batch of row images per table and schema;
 //! 3. [`fold`](fold::fold) reduces a batch to its net effect per primary key, a

@@ -64,7 +64,7 @@ pub(crate) fn z85_encode(bytes: &[u8]) -> String {
 /// The bytes of Z85 text, whose length must be a multiple of 5.
 pub(crate) fn z85_decode(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
-    if text.len() % 5 != 0 {
+    if !text.len().is_multiple_of(5) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 5 * 4);

@@ -1,6 +1,6 @@
-//! `cdc-delta`: cdc-lake's [`TableSink`] for Delta Lake.
+//! `cdc-delta`: cdc-lake's [`TableSink`](cdc_core::sink::TableSink) for Delta Lake.
 //!
-//! Each folded [`ChangeSet`] becomes ONE Delta commit holding:
+//! Each folded [`ChangeSet`](cdc_core::fold::ChangeSet) becomes ONE Delta commit holding:
 //! - `remove` actions for the data files that hold a changed or deleted key (found by the key
 //!   column's min/max statistics, then by reading only the key column), and `add` actions for
 //!   their rewritten rows plus the upserted rows;

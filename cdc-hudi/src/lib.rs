@@ -1,7 +1,7 @@
-//! `cdc-hudi`: cdc-lake's [`TableSink`] for Apache Hudi copy-on-write tables (table version 6,
+//! `cdc-hudi`: cdc-lake's [`TableSink`](cdc_core::sink::TableSink) for Apache Hudi copy-on-write tables (table version 6,
 //! timeline layout 1: what Hudi 0.14, Athena, EMR/Spark and hudi-rs read).
 //!
-//! Hudi is written natively here (the `hudi` crate only reads). Each folded [`ChangeSet`]
+//! Hudi is written natively here (the `hudi` crate only reads). Each folded [`ChangeSet`](cdc_core::fold::ChangeSet)
 //! becomes ONE instant `t`: `t.commit.requested`, `t.inflight`, the new base files, then
 //! `t.commit` with the JSON commit metadata (write stats per base file, operation `UPSERT`,
 //! `extraMetadata.schema` = the Avro schema, plus the table's whole source checkpoint and its
@@ -37,7 +37,7 @@
 //!
 //! - One writer per table is the safe setup, and **one writer id
 //!   ([`HudiSinkConfig::writer_id`]) per concurrently running writer**. Each pending instant
-//!   has a heartbeat (`.hoodie/.heartbeat/<instant>`, see [`heartbeat`]); a writer rolls back
+//!   has a heartbeat (`.hoodie/.heartbeat/<instant>`); a writer rolls back
 //!   only pending instants of its own id (its crashed predecessor) or whose heartbeat expired,
 //!   and meets another id's live instant with a conflict (retried up to
 //!   [`HudiSinkConfig::max_commit_attempts`] times), never a deletion. Two writers sharing an

@@ -1,6 +1,6 @@
-//! `cdc-iceberg`: cdc-lake's [`TableSink`] for Apache Iceberg (format v2, merge-on-read).
+//! `cdc-iceberg`: cdc-lake's [`TableSink`](cdc_core::sink::TableSink) for Apache Iceberg (format v2, merge-on-read).
 //!
-//! Each folded [`ChangeSet`] becomes ONE Iceberg snapshot holding:
+//! Each folded [`ChangeSet`](cdc_core::fold::ChangeSet) becomes ONE Iceberg snapshot holding:
 //! - a position-delete file (`file_path`, `pos`, sorted) naming the row of every changed or
 //!   deleted key, found by pruning data files with their manifest bounds of the key column and
 //!   reading only the key columns of the candidates;

@@ -1,5 +1,5 @@
 //! Shared code of the runnable examples: the upsert benchmark of every format
-//! ([`bench`], driven by `examples/bench/upsert.sh`).
+//! ([`mod@bench`], driven by `examples/bench/upsert.sh`).
 
 #![warn(missing_docs)]
 

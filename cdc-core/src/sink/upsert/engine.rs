@@ -86,7 +86,7 @@ impl CommitControl {
     }
 }
 
-/// What a table format does for the template (see the [module docs](self)).
+/// What a table format does for the template (see [`crate::sink::upsert`]).
 #[async_trait]
 pub trait UpsertDriver: Send {
     /// A loaded table version.
