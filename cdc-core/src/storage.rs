@@ -25,17 +25,24 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUni
 
 use crate::error::{Error, Result};
 
+pub mod time_text;
+
 /// Field metadata: the Arrow type a stored column had before it was mapped to a storage type.
 pub const META_ARROW_TYPE: &str = "cdc.arrow.type";
+/// Field metadata: the column comment engines show (Spark, Athena, Trino), set on columns whose
+/// stored form needs a word: integers counting a unit, text holding a time of day.
+pub const META_COMMENT: &str = "comment";
 
 /// What a table format can store natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StorageTypes {
     /// `Int8` and `Int16` (else widened to `Int32`).
     pub small_ints: bool,
-    /// `Time64(µs)` (else `Int64` in the source's unit).
+    /// A time-of-day type in microseconds (`Time64(µs)`, for every unit up to µs); else, and
+    /// for nanosecond times, fixed-width text ([`time_text`]).
     pub time_micros: bool,
-    /// Timestamps without a time zone (else `Int64` in the source's unit).
+    /// Timestamps without a time zone; else they are stored as UTC timestamps holding the
+    /// wall-clock value (as Debezium sends them), which engines read as timestamps.
     pub timestamp_without_zone: bool,
     /// Largest decimal precision (wider decimals are stored as their exact text).
     pub max_decimal_precision: u8,
@@ -44,8 +51,8 @@ pub struct StorageTypes {
 }
 
 impl StorageTypes {
-    /// Delta Lake: no time or duration types, timestamps in µs (`timestamp_ntz` for the ones
-    /// without zone), decimals up to 38 digits.
+    /// Delta Lake: no time or duration types (time of day as text), timestamps in µs
+    /// (`timestamp_ntz` for the ones without zone), decimals up to 38 digits.
     pub const DELTA: StorageTypes = StorageTypes {
         small_ints: true,
         time_micros: false,
@@ -72,20 +79,17 @@ fn storage_type(dt: &DataType, caps: &StorageTypes) -> DataType {
         UInt8 | UInt16 => Int32,
         UInt32 => Int64,
         UInt64 => Decimal128(20, 0),
-        Time32(TimeUnit::Millisecond) | Time64(TimeUnit::Microsecond) if caps.time_micros => {
+        Time32(_) | Time64(TimeUnit::Microsecond) if caps.time_micros => {
             Time64(TimeUnit::Microsecond)
         }
-        Time32(_) | Time64(_) | Duration(_) => Int64,
+        Time32(_) | Time64(_) => Utf8,
+        Duration(_) => Int64,
         // Second and millisecond precision widen exactly to microseconds.
-        Timestamp(TimeUnit::Second | TimeUnit::Millisecond, tz) => {
-            if tz.is_none() && !caps.timestamp_without_zone {
-                Int64
-            } else {
-                Timestamp(TimeUnit::Microsecond, tz.clone())
-            }
-        }
-        Timestamp(TimeUnit::Microsecond, None) if !caps.timestamp_without_zone => Int64,
         Timestamp(TimeUnit::Nanosecond, _) => Int64,
+        Timestamp(_, None) if !caps.timestamp_without_zone => {
+            Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        Timestamp(_, tz) => Timestamp(TimeUnit::Microsecond, tz.clone()),
         Decimal128(p, _) | Decimal256(p, _) if *p > caps.max_decimal_precision => Utf8,
         Decimal256(p, s) => Decimal128(*p, *s),
         LargeUtf8 | Utf8View => Utf8,
@@ -106,9 +110,38 @@ fn storage_field(field: &Field, caps: &StorageTypes) -> Field {
     {
         let mut meta = f.metadata().clone();
         meta.insert(META_ARROW_TYPE.to_string(), field.data_type().to_string());
+        if let Some(comment) = storage_comment(field.data_type(), &stored) {
+            meta.entry(META_COMMENT.to_string()).or_insert(comment);
+        }
         f = f.with_metadata(meta);
     }
     f
+}
+
+/// What a column stored as `stored` holds, when its type alone does not say.
+fn storage_comment(logical: &DataType, stored: &DataType) -> Option<String> {
+    use DataType::*;
+    let unit = |u: &TimeUnit| match u {
+        TimeUnit::Second => "seconds",
+        TimeUnit::Millisecond => "milliseconds",
+        TimeUnit::Microsecond => "microseconds",
+        TimeUnit::Nanosecond => "nanoseconds",
+    };
+    Some(match (logical, stored) {
+        (Time32(_) | Time64(_), Utf8) => match logical {
+            Time64(TimeUnit::Nanosecond) => "time of day, HH:MM:SS.fffffffff".to_string(),
+            _ => "time of day, HH:MM:SS.ffffff".to_string(),
+        },
+        (Duration(u), Int64) => format!("interval in {}", unit(u)),
+        (Timestamp(u, None), Int64) => {
+            format!("{} since 1970-01-01 00:00:00 (wall clock)", unit(u))
+        }
+        (Timestamp(u, Some(_)), Int64) => format!("{} since 1970-01-01 00:00:00 UTC", unit(u)),
+        (Timestamp(_, None), Timestamp(_, Some(_))) => {
+            "wall-clock time without zone, stored as if UTC".to_string()
+        }
+        _ => return None,
+    })
 }
 
 fn storage_fields(fields: &Fields, caps: &StorageTypes) -> Fields {
@@ -156,7 +189,10 @@ fn logical_field(f: &Field) -> Result<Field> {
         },
     };
     let mut meta = f.metadata().clone();
-    meta.remove(META_ARROW_TYPE);
+    if meta.remove(META_ARROW_TYPE).is_some() {
+        // Said of the stored form only.
+        meta.remove(META_COMMENT);
+    }
     Ok(f.clone().with_data_type(data_type).with_metadata(meta))
 }
 
@@ -202,6 +238,8 @@ fn cast_array(
         return Ok(col.clone());
     }
     match (col.data_type(), to) {
+        (Time32(_) | Time64(_), Utf8) => time_text::times_to_text(col),
+        (Utf8, Time32(_) | Time64(_)) => time_text::text_to_times(col, to),
         (Time32(_), Int64) => arrow_cast::cast(&arrow_cast::cast(col, &Int32)?, &Int64),
         (Int64, Time32(_)) => arrow_cast::cast(&arrow_cast::cast(col, &Int32)?, to),
         (List(_), List(item)) | (Map(_, _), List(item)) => {

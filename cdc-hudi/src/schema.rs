@@ -2,11 +2,14 @@
 //! five `_hoodie_*` meta columns, then the data columns in storage types) and the Avro schema
 //! that commits carry in `extraMetadata.schema`.
 //!
-//! Hudi's schema is Avro, so columns are stored as types Avro has: no 8/16-bit integers
-//! (stored as `int`), times as `time-micros`, timestamps with a zone as `timestamp-micros` in
-//! UTC, and timestamps without a zone, nanosecond timestamps and durations as `long` in the
-//! source's unit (readers would otherwise need Avro's `local-timestamp-*`, which hudi-rs 0.5
-//! cannot read). Maps become lists of key/value records. The original Arrow type of every
+//! Hudi's schema is Avro, so columns are stored as types Avro has and Hudi's engines read: no
+//! 8/16-bit integers (stored as `int`); timestamps as `timestamp-micros`, zoned ones in UTC and
+//! ones without a zone holding their wall-clock value as if it were UTC (Spark's and Athena's
+//! Hudi readers and hudi-rs read `timestamp-micros` as a timestamp; hudi-rs 0.5 cannot read
+//! `local-timestamp-micros`); times of day as
+//! fixed-width text `HH:MM:SS.ffffff` (Spark has no TIME type and reads `time-micros` as a
+//! long); nanosecond timestamps and durations as `long` in the source's unit, said in the
+//! column's `doc`. Maps become lists of key/value records. The original Arrow type of every
 //! column that changed rides in the field metadata `cdc.arrow.type`, so `logical_schema`
 //! restores it.
 
@@ -16,10 +19,12 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use cdc_core::storage::{storage_schema, StorageTypes, META_ARROW_TYPE};
 use serde_json::{json, Value};
 
-/// What Hudi (through its Avro schema) stores natively.
+/// What Hudi (through its Avro schema) stores so that its engines read it as the type it is:
+/// no time of day (Spark, and so Athena and EMR, read Avro `time-micros` as a plain long), so
+/// times are fixed-width text; naive timestamps as `timestamp-micros` holding the wall clock.
 pub const HUDI_TYPES: StorageTypes = StorageTypes {
     small_ints: false,
-    time_micros: true,
+    time_micros: false,
     timestamp_without_zone: false,
     max_decimal_precision: 38,
     maps: false,
@@ -226,16 +231,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_ints_and_naive_timestamps_store_as_avro_has_them() {
+    fn small_ints_and_naive_timestamps_store_as_hudi_engines_read_them() {
         let logical = Schema::new(vec![
             Field::new("id", DataType::Int16, false),
             Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
         ]);
         let stored = stored_schema(&logical);
         assert_eq!(stored.field(0).data_type(), &DataType::Int32);
-        assert_eq!(stored.field(1).data_type(), &DataType::Int64);
+        // A naive timestamp holds its wall clock as if UTC, as Avro `timestamp-micros`.
+        assert_eq!(
+            stored.field(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
         let avro = avro_schema("orders", &stored).unwrap();
-        assert!(avro.contains(r#"{"name":"at","type":["null","long"],"default":null}"#));
+        assert!(
+            avro.contains(r#""logicalType":"timestamp-micros""#),
+            "{avro}"
+        );
     }
 
     #[test]
