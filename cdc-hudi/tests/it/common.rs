@@ -8,7 +8,9 @@ use arrow_schema::{Schema, SchemaRef};
 use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
 use cdc_core::storage::from_storage;
-use cdc_core::testing::{compare_with_expected, venv_python, Scenario};
+use cdc_core::testing::{
+    compare_raw_with_expected, compare_with_expected, venv_python, Scenario, VariantLoss,
+};
 use cdc_hudi::HudiWarehouse;
 use cdc_hudi::{stored_schema, META_COLUMNS};
 use hudi::table::{QueryType, ReadOptions, Table};
@@ -145,15 +147,19 @@ pub async fn assert_expected(scenario: &Scenario, warehouse: &HudiWarehouse, pyt
         let (logical, table_keys) = logical_schema(warehouse, table).await;
         assert_eq!(&table_keys, keys);
         let location = warehouse.table_location(table);
-        let (meta, rows) = to_logical(
-            &read_with_hudi_rs(&location, &Query::Snapshot).await,
-            &logical,
-        );
+        let loss = VariantLoss::of(&scenario.name);
+        let raw = read_with_hudi_rs(&location, &Query::Snapshot).await;
+        compare_raw_with_expected(table, keys, &raw, &expected[table], loss)
+            .unwrap_or_else(|e| panic!("{} as hudi-rs returns it:\n{e}", scenario.name));
+        let (meta, rows) = to_logical(&raw, &logical);
         assert_unique_keys(&meta, &scenario.name);
         compare_with_expected(table, keys, &rows, &expected[table])
             .unwrap_or_else(|e| panic!("{} via hudi-rs:\n{e}", scenario.name));
         if python {
-            let (_, rows) = to_logical(&read_with_python(&location, &Query::Snapshot), &logical);
+            let raw = read_with_python(&location, &Query::Snapshot);
+            compare_raw_with_expected(table, keys, &raw, &expected[table], loss)
+                .unwrap_or_else(|e| panic!("{} as python hudi returns it:\n{e}", scenario.name));
+            let (_, rows) = to_logical(&raw, &logical);
             compare_with_expected(table, keys, &rows, &expected[table])
                 .unwrap_or_else(|e| panic!("{} via python hudi:\n{e}", scenario.name));
         }

@@ -9,7 +9,8 @@ use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
 use cdc_core::sink::TableSink;
 use cdc_core::testing::{
-    compare_with_expected, external_to_logical, rows_from_python_reader, Scenario,
+    compare_raw_with_expected, compare_with_expected, external_to_logical, rows_from_python_reader,
+    Scenario, VariantLoss,
 };
 use cdc_iceberg::schema::stored_arrow_schema;
 use cdc_iceberg::IcebergWarehouse;
@@ -127,6 +128,11 @@ fn run_reader(script: &str, args: &[&str]) -> RecordBatch {
 /// the warehouse's REST catalog.
 pub async fn read_with_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     let (logical, _) = logical_schema(warehouse, table).await;
+    to_logical(&raw_pyiceberg(warehouse, table), &logical)
+}
+
+/// The table as pyiceberg returns it (its own types, nothing of ours applied).
+pub fn raw_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     if let Some(rest) = &warehouse.config().rest {
         let token = tempfile::NamedTempFile::new().unwrap();
         let secret = rest.token.as_ref().expect("REST tests hand over a token");
@@ -143,25 +149,28 @@ pub async fn read_with_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) 
                 token.path().to_str().unwrap(),
             ],
         );
-        return to_logical(&rows, &logical);
+        return rows;
     }
-    let rows = run_reader(
+    run_reader(
         "pyiceberg_sql.py",
         &[
             warehouse.catalog_path(),
             warehouse.catalog_name(),
             &table.to_string(),
         ],
-    );
-    to_logical(&rows, &logical)
+    )
 }
 
 /// The table read by DuckDB's iceberg extension from its current metadata file.
 pub async fn read_with_duckdb(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     let (logical, _) = logical_schema(warehouse, table).await;
+    to_logical(&raw_duckdb(warehouse, table).await, &logical)
+}
+
+/// The table as DuckDB's iceberg extension returns it.
+pub async fn raw_duckdb(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     let location = metadata_location(warehouse, table).await;
-    let rows = run_reader("duckdb_iceberg.py", &[&location]);
-    to_logical(&rows, &logical)
+    run_reader("duckdb_iceberg.py", &[&location])
 }
 
 /// Which readers [`assert_expected`] uses.
@@ -192,14 +201,20 @@ pub async fn assert_expected(scenario: &Scenario, warehouse: &IcebergWarehouse, 
         let rows = read_with_iceberg_rust(warehouse, table).await;
         compare_with_expected(table, keys, &rows, &expected[table])
             .unwrap_or_else(|e| panic!("{} via iceberg-rust:\n{e}", scenario.name));
+        let (logical, _) = logical_schema(warehouse, table).await;
+        let loss = VariantLoss::of(&scenario.name);
         if readers.pyiceberg {
-            let rows = read_with_pyiceberg(warehouse, table).await;
-            compare_with_expected(table, keys, &rows, &expected[table])
+            let raw = raw_pyiceberg(warehouse, table);
+            compare_raw_with_expected(table, keys, &raw, &expected[table], loss)
+                .unwrap_or_else(|e| panic!("{} as pyiceberg returns it:\n{e}", scenario.name));
+            compare_with_expected(table, keys, &to_logical(&raw, &logical), &expected[table])
                 .unwrap_or_else(|e| panic!("{} via pyiceberg:\n{e}", scenario.name));
         }
         if readers.duckdb {
-            let rows = read_with_duckdb(warehouse, table).await;
-            compare_with_expected(table, keys, &rows, &expected[table])
+            let raw = raw_duckdb(warehouse, table).await;
+            compare_raw_with_expected(table, keys, &raw, &expected[table], loss)
+                .unwrap_or_else(|e| panic!("{} as DuckDB returns it:\n{e}", scenario.name));
+            compare_with_expected(table, keys, &to_logical(&raw, &logical), &expected[table])
                 .unwrap_or_else(|e| panic!("{} via DuckDB:\n{e}", scenario.name));
         }
     }
