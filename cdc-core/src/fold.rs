@@ -17,7 +17,7 @@
 //! ```
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
@@ -26,7 +26,7 @@ use arrow_schema::{Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 use crate::model::{ChangeBatch, Checkpoint, EventMeta, Op, TableId, UnchangedMask};
-use crate::schema::{conform_batch, merge_schemas};
+use crate::schema::{conform_batch_dropping, merge_schemas};
 
 /// The net effect of a batch of events on one table: what a sink applies in one commit.
 #[derive(Debug, Clone)]
@@ -193,8 +193,25 @@ impl Conformed {
         let mut rows = Vec::with_capacity(batches.len());
         let mut masks = Vec::with_capacity(batches.len());
         let mut events: Vec<EventMeta> = Vec::new();
-        for b in batches {
-            let (batch, mask) = conform_batch(table, &b.rows, &b.unchanged, &schema)?;
+        // A column a batch lacks was added after its events (a later batch has it: they keep
+        // the table's value) or dropped before them (no later batch has it: null).
+        let mut later: Vec<HashSet<String>> = vec![HashSet::new(); batches.len()];
+        for i in (0..batches.len().saturating_sub(1)).rev() {
+            let mut names = later[i + 1].clone();
+            names.extend(
+                batches[i + 1]
+                    .rows
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone()),
+            );
+            later[i] = names;
+        }
+        for (b, later) in batches.into_iter().zip(later) {
+            let dropped = |c: &str| !later.contains(c);
+            let (batch, mask) =
+                conform_batch_dropping(table, &b.rows, &b.unchanged, &schema, &dropped)?;
             rows.push(batch);
             masks.push((mask, b.events.len()));
             events.extend(b.events);

@@ -129,6 +129,19 @@ pub fn conform_batch(
     unchanged: &UnchangedMask,
     schema: &SchemaRef,
 ) -> Result<(RecordBatch, UnchangedMask)> {
+    conform_batch_dropping(table, batch, unchanged, schema, &|_| false)
+}
+
+/// [`conform_batch`], except that a column it lacks for which `dropped` is true — one the
+/// source dropped before these rows were written — is null in every row, not unchanged: rows
+/// written after a drop do not keep the column's old value.
+pub fn conform_batch_dropping(
+    table: &TableId,
+    batch: &RecordBatch,
+    unchanged: &UnchangedMask,
+    schema: &SchemaRef,
+    dropped: &dyn Fn(&str) -> bool,
+) -> Result<(RecordBatch, UnchangedMask)> {
     let rows = batch.num_rows();
     let mut columns = Vec::with_capacity(schema.fields().len());
     let mut masks = Vec::with_capacity(schema.fields().len());
@@ -137,6 +150,10 @@ pub fn conform_batch(
             Ok(i) => {
                 columns.push(cast_column(table, field, batch.column(i))?);
                 masks.push(unchanged.column(i).cloned());
+            }
+            Err(_) if dropped(field.name()) => {
+                columns.push(new_null_array(field.data_type(), rows));
+                masks.push(None);
             }
             Err(_) => {
                 columns.push(new_null_array(field.data_type(), rows));

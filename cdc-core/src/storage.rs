@@ -3,9 +3,10 @@
 //! The decoder produces the truest Arrow type of each column (`Time64`, `Duration`,
 //! `Timestamp(ns)`, `Decimal256`, ...). Formats store fewer types, so an adapter asks for the
 //! *storage schema* under its [`StorageTypes`]: a type the format lacks is stored without loss as
-//! the nearest type it has (an `Int64` in the source's own unit, the exact text of a wide
-//! decimal, a wider integer), and the field metadata `cdc.arrow.type` keeps the original type so
-//! that [`from_storage`] restores it on read.
+//! the nearest type its engines read as the same thing (fixed-width text for a time of day, the
+//! exact text of a wide decimal, a wider integer, an `Int64` in the source's own unit with the
+//! unit in the column comment), and the field metadata `cdc.arrow.type` keeps the original type
+//! so that [`from_storage`] restores it on read.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -13,8 +14,9 @@
 //! use cdc_core::storage::{storage_schema, StorageTypes};
 //! let logical = Schema::new(vec![Field::new("t", DataType::Time64(TimeUnit::Microsecond), true)]);
 //! let stored = storage_schema(&logical, &StorageTypes::DELTA);
-//! assert_eq!(stored.field(0).data_type(), &DataType::Int64);
+//! assert_eq!(stored.field(0).data_type(), &DataType::Utf8);
 //! assert_eq!(stored.field(0).metadata()["cdc.arrow.type"], "Time64(µs)");
+//! assert_eq!(stored.field(0).metadata()["comment"], "time of day, HH:MM:SS.ffffff");
 //! ```
 
 use std::str::FromStr;

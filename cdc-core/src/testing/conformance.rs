@@ -9,6 +9,7 @@
 //!   attempt on the new version and keep both writers' rows ([`OtherWriter::undo`] removes the
 //!   second writer's rows again, so the table can be compared with the fixture).
 //! - Replay: [`super::assert_replay_commits_nothing`].
+//! - A column the source drops: [`dropped_column_scenario`].
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -114,5 +115,78 @@ impl OtherWriter {
             let mut sink = self.warehouse.open(&Self::table()).await.expect("opens");
             sink.apply(&set).await.expect("other writer deletes");
         }
+    }
+}
+
+/// The `schema_change` fixture followed by the source dropping a column: two more real-shaped
+/// events of `public.accounts` whose value schema no longer has `note` (an update of id 5,
+/// whose note was `after widen int`, and an insert of id 13), written as a scenario of its own
+/// under `dir`. Its `expected/` has `note` null in both rows — the column stays, nullable —
+/// while rows no event touched after the drop (id 2, `n2`) keep their value.
+pub fn dropped_column_scenario(dir: &Path) -> Scenario {
+    let base = Scenario::load("schema_change");
+    let out = dir.join("schema_change-dropped");
+    std::fs::create_dir_all(out.join("expected")).expect("scenario dir");
+    std::fs::copy(base.dir.join("scenario.json"), out.join("scenario.json")).expect("copy");
+    let text = std::fs::read_to_string(base.dir.join("events.jsonl")).expect("events.jsonl");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event JSON"))
+        .collect();
+    let last_update = lines
+        .iter()
+        .rev()
+        .find(|e| e["value"]["payload"]["op"] == "u")
+        .cloned()
+        .expect("an update");
+    let mut offset = lines
+        .iter()
+        .filter_map(|e| e["offset"].as_i64())
+        .max()
+        .unwrap_or(0);
+    for (op, id, code, score) in [("u", 5, "c5", 782), ("c", 13, "c13", 13)] {
+        offset += 1;
+        let mut event = last_update.clone();
+        event["offset"] = offset.into();
+        event["key"]["payload"]["id"] = id.into();
+        let value = &mut event["value"];
+        for envelope_field in value["schema"]["fields"].as_array_mut().expect("fields") {
+            let image = envelope_field["field"] == "before" || envelope_field["field"] == "after";
+            if let (true, Some(fields)) = (image, envelope_field["fields"].as_array_mut()) {
+                fields.retain(|f| f["field"] != "note");
+            }
+        }
+        let payload = &mut value["payload"];
+        payload["op"] = op.into();
+        payload["before"] = serde_json::Value::Null;
+        payload["after"] =
+            serde_json::json!({"id": id, "code": code, "score": score, "status": "active"});
+        lines.push(event);
+    }
+    let events: String = lines.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(out.join("events.jsonl"), events).expect("events.jsonl");
+    for (table, _) in &base.tables {
+        let mut rows = base.expected().remove(table).expect("expected rows");
+        for row in rows.iter_mut().filter(|r| r["id"] == 5) {
+            row.insert("note".into(), serde_json::Value::Null);
+        }
+        let mut new_row = rows[0].clone();
+        for (k, v) in [
+            ("id", 13.into()),
+            ("code", "c13".into()),
+            ("score", 13.into()),
+            ("note", serde_json::Value::Null),
+            ("status", "active".into()),
+        ] {
+            new_row.insert(k.into(), v);
+        }
+        rows.push(new_row);
+        let path = out.join("expected").join(format!("{table}.json"));
+        std::fs::write(path, serde_json::to_string_pretty(&rows).expect("JSON")).expect("expected");
+    }
+    Scenario {
+        name: "schema_change-dropped".into(),
+        dir: out,
+        tables: base.tables,
     }
 }

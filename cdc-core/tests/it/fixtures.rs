@@ -24,3 +24,19 @@ async fn check(name: &str) {
 }
 
 cdc_core::fixture_tests!(check);
+
+/// A column the source drops is null in the rows written after the drop, whether the drop
+/// falls inside one batch or between two; rows not written since keep their value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_column_is_null_in_rows_written_after_the_drop() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let scenario = cdc_core::testing::conformance::dropped_column_scenario(scenarios.path());
+    for shape in [ONE_BATCH, MEDIUM_BATCHES, SMALL_BATCHES] {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = MemoryWarehouse::new();
+        sync(&scenario, dir.path(), shape, Default::default(), &wh, None)
+            .await
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        assert_expected(&scenario, &wh);
+    }
+}

@@ -159,3 +159,23 @@ fn numbers_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 cdc_core::fixture_tests!(check);
+
+/// A column the source drops is null in the rows written after the drop (inside one commit
+/// and across commits), read back by every reader; rows not written since keep their value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_column_is_null_in_rows_written_after_the_drop() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let scenario = cdc_core::testing::conformance::dropped_column_scenario(scenarios.path());
+    for batch in [5, 40] {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = HudiWarehouse::new(
+            dir.path().join("wh").to_str().unwrap(),
+            HudiSinkConfig::default(),
+        )
+        .unwrap();
+        crate::common::sync(&scenario, dir.path(), batch, Default::default(), &warehouse)
+            .await
+            .unwrap();
+        crate::common::assert_expected(&scenario, &warehouse, true).await;
+    }
+}
