@@ -161,6 +161,48 @@ pub fn storage_schema(logical: &Schema, caps: &StorageTypes) -> Schema {
     )
 }
 
+/// Fails for a column that an earlier cdc-lake stored in a form this one no longer writes (a
+/// time of day as an integer, a timestamp without zone as an integer): writing on would mix
+/// two representations in one column. `actual` is how the table stores each column now.
+/// The error names the column, both forms and how to migrate.
+pub fn check_no_legacy_storage(
+    table: &str,
+    logical: &Schema,
+    actual: &[(String, DataType)],
+    caps: &StorageTypes,
+) -> Result<()> {
+    for (name, stored) in actual {
+        let Ok(field) = logical.field_with_name(name) else {
+            continue;
+        };
+        let wanted = storage_type(field.data_type(), caps);
+        let legacy = match (field.data_type(), stored, &wanted) {
+            (DataType::Time32(_) | DataType::Time64(_), DataType::Int32 | DataType::Int64, _) => {
+                wanted != *stored
+            }
+            (DataType::Time32(_) | DataType::Time64(_), DataType::Time64(_), DataType::Utf8) => {
+                true
+            }
+            (DataType::Timestamp(_, None), DataType::Int64, DataType::Timestamp(_, _)) => true,
+            _ => false,
+        };
+        if legacy {
+            return Err(Error::IncompatibleSchema {
+                table: table.to_string(),
+                column: name.clone(),
+                message: format!(
+                    "stored as {stored} by an earlier cdc-lake, which engines do not read as a \
+                     {}; this version stores it as {wanted}. Migrate by re-creating the table: \
+                     move it aside and sync again from the raw files (or the Kafka topic, if \
+                     its retention still holds every change)",
+                    field.data_type()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The logical schema of a stored schema: fields with `cdc.arrow.type` get their type back.
 pub fn logical_schema(stored: &Schema) -> Result<Schema> {
     let fields = stored
@@ -366,6 +408,47 @@ pub fn parquet_projection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_forms_of_times_and_naive_timestamps_are_refused() {
+        let logical = Schema::new(vec![
+            Field::new("t", DataType::Time64(TimeUnit::Microsecond), true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let hudi = StorageTypes {
+            timestamp_without_zone: false,
+            ..StorageTypes::DELTA
+        };
+        let now = [
+            ("t".to_string(), DataType::Utf8),
+            (
+                "ts".to_string(),
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ),
+            ("n".to_string(), DataType::Int64),
+        ];
+        assert!(check_no_legacy_storage("t", &logical, &now, &hudi).is_ok());
+        for (column, old) in [
+            ("t", DataType::Int64),
+            ("t", DataType::Time64(TimeUnit::Microsecond)),
+            ("ts", DataType::Int64),
+        ] {
+            let mut actual = now.to_vec();
+            actual.retain(|(c, _)| c != column);
+            actual.push((column.to_string(), old));
+            let err = check_no_legacy_storage("t", &logical, &actual, &hudi).unwrap_err();
+            assert!(
+                err.to_string().contains(column) && err.to_string().contains("re-creating"),
+                "{err}"
+            );
+        }
+        // Iceberg keeps time of day as its own type: no legacy there.
+        let iceberg_now = [("t".to_string(), DataType::Time64(TimeUnit::Microsecond))];
+        assert!(
+            check_no_legacy_storage("t", &logical, &iceberg_now, &StorageTypes::ICEBERG).is_ok()
+        );
+    }
     use arrow_array::{
         Decimal256Array, DurationMicrosecondArray, Time32MillisecondArray, TimestampNanosecondArray,
     };

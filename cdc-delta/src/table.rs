@@ -111,6 +111,20 @@ impl TableLocation {
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
         let logical = Arc::new(schema::logical_schema(&snapshot.schema())?);
+        let stored = schema::stored_from_delta(&snapshot.schema()).map_err(|e| {
+            cdc_core::Error::arrow(format!("the Delta schema of {}", self.table), e)
+        })?;
+        let actual: Vec<(String, arrow_schema::DataType)> = stored
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        cdc_core::storage::check_no_legacy_storage(
+            &self.table.to_string(),
+            &logical,
+            &actual,
+            &cdc_core::storage::StorageTypes::DELTA,
+        )?;
         let layout = |message: String| DeltaSinkError::Layout {
             table: self.table.to_string(),
             message,

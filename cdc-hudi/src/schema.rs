@@ -88,6 +88,46 @@ fn utc_timestamps(field: &Field) -> Field {
     out
 }
 
+/// The Arrow type of each top-level field of a stored Avro schema (JSON text), as far as it
+/// tells times and timestamps from plain integers: what a table written by an earlier version
+/// stores (see `cdc_core::storage::check_no_legacy_storage`). Other types come back as `Null`.
+pub fn avro_field_types(avro: &str) -> Vec<(String, DataType)> {
+    let Ok(schema) = serde_json::from_str::<Value>(avro) else {
+        return Vec::new();
+    };
+    let fields = schema["fields"].as_array().cloned().unwrap_or_default();
+    fields
+        .iter()
+        .filter_map(|f| {
+            let name = f["name"].as_str()?.to_string();
+            let t = match &f["type"] {
+                Value::Array(branches) => branches.iter().find(|b| *b != "null")?.clone(),
+                other => other.clone(),
+            };
+            let (base, logical) = match &t {
+                Value::String(b) => (b.as_str(), None),
+                Value::Object(o) => (
+                    o.get("type")?.as_str()?,
+                    o.get("logicalType").and_then(Value::as_str),
+                ),
+                _ => return None,
+            };
+            let dt = match (base, logical) {
+                ("long", Some("time-micros")) => DataType::Time64(TimeUnit::Microsecond),
+                ("int", Some("time-millis")) => DataType::Time32(TimeUnit::Millisecond),
+                ("long", Some("timestamp-micros")) => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                ("long", None) => DataType::Int64,
+                ("int", None) => DataType::Int32,
+                ("string", None) => DataType::Utf8,
+                _ => DataType::Null,
+            };
+            Some((name, dt))
+        })
+        .collect()
+}
+
 /// The logical schema of a stored schema (meta columns dropped).
 #[cfg(test)]
 pub fn logical_schema(stored: &Schema) -> cdc_core::Result<Schema> {

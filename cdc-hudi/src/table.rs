@@ -308,6 +308,15 @@ impl TableAt {
         })?;
         let logical: Schema = serde_json::from_str(text)
             .map_err(|e| self.timeline_err(&i.time, format!("bad `{ARROW_SCHEMA_KEY}`: {e}")))?;
+        if let Some(avro) = meta.extra_metadata.get(AVRO_SCHEMA_KEY) {
+            let actual = hschema::avro_field_types(avro);
+            cdc_core::storage::check_no_legacy_storage(
+                &self.table.to_string(),
+                &logical,
+                &actual,
+                &hschema::HUDI_TYPES,
+            )?;
+        }
         let checkpoint = match meta.extra_metadata.get(CHECKPOINT_KEY) {
             Some(c) => Checkpoint::from_json(c)?,
             None => Checkpoint::default(),

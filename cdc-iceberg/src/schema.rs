@@ -1,7 +1,7 @@
 //! Logical Arrow schemas ↔ Iceberg schemas, with stable field ids.
 //!
 //! A logical schema is first mapped to what Iceberg can store ([`cdc_core::storage`] with
-//! `StorageTypes::ICEBERG`: 8/16-bit integers widen to `int`, nanosecond times become `long`,
+//! `StorageTypes::ICEBERG`: 8/16-bit integers widen to `int`, nanosecond times become text,
 //! decimals over 38 digits their exact text), zoned timestamps are pinned to UTC, and every
 //! field (nested ones too: struct children, list elements, map keys and values) gets an Iceberg
 //! field id. Ids come from the table's previous schema by column path (`a`, `a.b`,

@@ -146,6 +146,18 @@ impl Loaded {
             });
         }
         let (logical, key_columns) = logical_from_properties(table, metadata.properties())?;
+        let actual: Vec<(String, arrow_schema::DataType)> =
+            crate::schema::file_arrow_schema(table, metadata.current_schema())?
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect();
+        cdc_core::storage::check_no_legacy_storage(
+            table,
+            &logical,
+            &actual,
+            &cdc_core::storage::StorageTypes::ICEBERG,
+        )?;
         let mut loaded = Loaded {
             metadata_location: metadata_location.to_string(),
             metadata,

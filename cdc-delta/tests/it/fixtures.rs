@@ -96,3 +96,60 @@ async fn a_dropped_column_is_null_in_rows_written_after_the_drop() {
         crate::common::assert_expected(&scenario, &warehouse, true).await;
     }
 }
+
+/// A table an earlier version wrote with a time of day as an integer (its `c_time` column
+/// stored as `long`) is refused with the column and how to migrate, not written on in a
+/// second representation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_an_earlier_time_representation_is_refused_clearly() {
+    use cdc_core::sink::TableSink;
+    let scenario = Scenario::load("types");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let warehouse =
+        DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
+    sync(&scenario, dir.path(), 40, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let (table, _) = &scenario.tables[0];
+    // What an earlier version wrote: the time column as a long (same metadata).
+    let log = warehouse
+        .table_url(table)
+        .to_file_path()
+        .unwrap()
+        .join("_delta_log");
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = Vec::new();
+        for line in text.lines() {
+            let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(add) = action.get_mut("add") {
+                // Its statistics hold the time as text; an earlier version's as a number.
+                add.as_object_mut().unwrap().remove("stats");
+            }
+            if let Some(meta) = action.get_mut("metaData") {
+                let schema = meta["schemaString"].as_str().unwrap().replace(
+                    r#"{"name":"c_time","type":"string""#,
+                    r#"{"name":"c_time","type":"long""#,
+                );
+                meta["schemaString"] = schema.into();
+            }
+            lines.push(action.to_string());
+        }
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+    let err = warehouse
+        .sink(table)
+        .schema()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c_time") && err.contains("re-creating"),
+        "{err}"
+    );
+}

@@ -179,3 +179,43 @@ async fn a_dropped_column_is_null_in_rows_written_after_the_drop() {
         crate::common::assert_expected(&scenario, &warehouse, true).await;
     }
 }
+
+/// A table an earlier version wrote with a timestamp without zone as a plain `long` (in its
+/// commits' Avro schema) is refused with the column and how to migrate, not written on in a
+/// second representation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_an_earlier_timestamp_representation_is_refused_clearly() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let warehouse = HudiWarehouse::new(root.to_str().unwrap(), HudiSinkConfig::default()).unwrap();
+    crate::common::sync(&scenario, dir.path(), 40, Default::default(), &warehouse)
+        .await
+        .unwrap();
+    let (table, _) = &scenario.tables[0];
+    let hoodie = std::path::Path::new(&warehouse.table_location(table)).join(".hoodie");
+    let mut edited = 0;
+    for entry in std::fs::read_dir(&hoodie).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "commit") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let old = text.replace(
+                r#"\"name\":\"updated_at\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}]"#,
+                r#"\"name\":\"updated_at\",\"type\":[\"null\",\"long\"]"#,
+            );
+            edited += usize::from(old != text);
+            std::fs::write(&path, old).unwrap();
+        }
+    }
+    assert!(edited > 0, "no commit carried the timestamp's Avro type");
+    let err = warehouse
+        .sink(table)
+        .schema()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("updated_at") && err.contains("re-creating"),
+        "{err}"
+    );
+}
