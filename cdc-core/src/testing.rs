@@ -28,6 +28,7 @@ pub mod conformance;
 mod raw;
 mod servers;
 mod sync;
+pub mod type_matrix;
 
 #[cfg(feature = "kafka")]
 pub use broker::produce_to_kafka;
@@ -83,7 +84,13 @@ pub struct Scenario {
 impl Scenario {
     /// Loads `postgres/<name>`.
     pub fn load(name: &str) -> Scenario {
-        let dir = fixtures_root().join("postgres").join(name);
+        Scenario::load_from(&fixtures_root().join("postgres").join(name), name)
+    }
+
+    /// Loads the scenario in `dir` (the fixtures' layout: `scenario.json`, `events.jsonl`,
+    /// `expected/`) under `name`.
+    pub fn load_from(dir: &Path, name: &str) -> Scenario {
+        let dir = dir.to_path_buf();
         let meta: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("scenario.json"))
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display())),

@@ -219,3 +219,18 @@ pub async fn assert_expected(scenario: &Scenario, warehouse: &IcebergWarehouse, 
         }
     }
 }
+
+/// Asserts every table of the scenario, as pyiceberg and DuckDB return it, equals `expected/`
+/// after only generic conversions (for scenarios whose expected values are what engines return).
+pub async fn assert_raw_expected(scenario: &Scenario, warehouse: &IcebergWarehouse) {
+    let expected = scenario.expected();
+    for (table, keys) in &scenario.tables {
+        for (reader, raw) in [
+            ("pyiceberg", raw_pyiceberg(warehouse, table)),
+            ("DuckDB", raw_duckdb(warehouse, table).await),
+        ] {
+            compare_raw_with_expected(table, keys, &raw, &expected[table], VariantLoss::Exact)
+                .unwrap_or_else(|e| panic!("{} as {reader} returns it:\n{e}", scenario.name));
+        }
+    }
+}
