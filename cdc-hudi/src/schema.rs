@@ -207,11 +207,16 @@ fn avro_record(
                 });
             }
             let t = avro_type(f, &path, &child_ns)?;
-            Ok(if f.is_nullable() {
+            let mut field = if f.is_nullable() {
                 json!({"name": f.name(), "type": ["null", t], "default": null})
             } else {
                 json!({"name": f.name(), "type": t})
-            })
+            };
+            // The column's comment is the Avro field's `doc`, which Hive and Glue sync show.
+            if let Some(comment) = f.metadata().get(cdc_core::storage::META_COMMENT) {
+                field["doc"] = json!(comment);
+            }
+            Ok(field)
         })
         .collect::<Result<Vec<Value>, AvroError>>()?;
     Ok(json!({"type": "record", "name": name, "namespace": namespace, "fields": fields}))

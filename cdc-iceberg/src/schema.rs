@@ -96,7 +96,11 @@ impl Ids<'_> {
 }
 
 fn with_id(field: &Field, id: i32, data_type: DataType, nullable: bool) -> Field {
-    let metadata = HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]);
+    let mut metadata = HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]);
+    // The column's comment becomes the Iceberg field's `doc`, which engines show.
+    if let Some(comment) = field.metadata().get(cdc_core::storage::META_COMMENT) {
+        metadata.insert("doc".to_string(), comment.clone());
+    }
     Field::new(field.name(), data_type, nullable).with_metadata(metadata)
 }
 

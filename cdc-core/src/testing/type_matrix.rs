@@ -420,3 +420,34 @@ fn write(dir: &Path, f: &Flavour) -> Scenario {
     std::fs::write(out.join("scenario.json"), meta.to_string()).expect("scenario.json");
     Scenario::load_from(&out, f.name)
 }
+
+/// A column comment every format's schema carries for the matrix table of `scenario` (Delta
+/// field metadata `comment`, Iceberg field `doc`, Hudi Avro `doc`): the Postgres interval's
+/// unit, the MySQL nanosecond timestamp's.
+pub fn comment_in(scenario: &str) -> &'static str {
+    match scenario {
+        "type_matrix-postgres" => "interval in microseconds",
+        _ => "nanoseconds since 1970-01-01 00:00:00 (wall clock)",
+    }
+}
+
+/// Whether a JSON file under `dir` (a table's log or metadata) mentions `needle`.
+pub fn metadata_mentions(dir: &Path, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            return metadata_mentions(&path, needle);
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text_file = name.ends_with(".json")
+            || name.ends_with(".commit")
+            || name.ends_with(".replacecommit");
+        text_file && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+    })
+}

@@ -171,5 +171,15 @@ async fn the_type_matrix_reads_back_as_written_out() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
         crate::common::assert_raw_expected(&scenario, &warehouse);
+        let table_dir = warehouse
+            .table_url(&scenario.tables[0].0)
+            .to_file_path()
+            .unwrap();
+        let comment = cdc_core::testing::type_matrix::comment_in(&scenario.name);
+        assert!(
+            cdc_core::testing::type_matrix::metadata_mentions(&table_dir, comment),
+            "{}: no column comment in the table's metadata",
+            scenario.name
+        );
     }
 }

@@ -237,5 +237,12 @@ async fn the_type_matrix_reads_back_as_written_out() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
         crate::common::assert_raw_expected(&scenario, &warehouse).await;
+        let table_dir = std::path::PathBuf::from(warehouse.table_location(&scenario.tables[0].0));
+        let comment = cdc_core::testing::type_matrix::comment_in(&scenario.name);
+        assert!(
+            cdc_core::testing::type_matrix::metadata_mentions(&table_dir, comment),
+            "{}: no column comment in the table's metadata",
+            scenario.name
+        );
     }
 }
