@@ -98,12 +98,16 @@ impl DebeziumJsonDecoder {
         let err = |field: Option<&str>, message: String| {
             Self::decode_error(record, field.map(str::to_string), message)
         };
-        let value = match &record.value {
-            None => return self.decode_tombstone(table, record),
-            Some(v) => {
-                std::str::from_utf8(v).map_err(|e| err(None, format!("value is not UTF-8: {e}")))?
-            }
+        let Some(bytes) = &record.value else {
+            return self.decode_tombstone(table, record);
         };
+        if let Some((schema, payload_text)) = self.split_known_schema(bytes) {
+            if let Ok(Some(payload)) = RawObject::parse(payload_text) {
+                return self.decode_payload(table, record, Some(&*schema), payload_text, payload);
+            }
+        }
+        let value = std::str::from_utf8(bytes)
+            .map_err(|e| err(None, format!("value is not UTF-8: {e}")))?;
         let top = match RawObject::parse(value)
             .map_err(|e| err(None, format!("value is not a JSON object: {e}")))?
         {
@@ -112,16 +116,43 @@ impl DebeziumJsonDecoder {
         };
         // `{"schema": ..., "payload": ...}` is the JsonConverter's schema wrapper.
         let wrapped = top.0.len() == 2 && top.has("schema") && top.has("payload");
-        let (schema_text, payload_text, payload) = if wrapped {
-            let payload_text = top.get("payload").expect("checked").get();
-            match RawObject::parse(payload_text).map_err(|e| err(Some("payload"), e.to_string()))? {
-                None => return self.decode_tombstone(table, record),
-                Some(p) => (top.non_null("schema").map(|s| s.get()), payload_text, p),
+        if !wrapped {
+            return self.decode_payload(table, record, None, value, top);
+        }
+        let payload_text = top.get("payload").expect("checked").get();
+        match RawObject::parse(payload_text).map_err(|e| err(Some("payload"), e.to_string()))? {
+            None => self.decode_tombstone(table, record),
+            Some(p) => {
+                let schema_text = top.non_null("schema").map(|s| s.get());
+                self.decode_payload(table, record, schema_text, payload_text, p)
             }
-        } else {
-            (None, value, top)
-        };
+        }
+    }
 
+    /// `{"schema":S,"payload":P}` with `S` the schema text seen last, byte for byte, as
+    /// the JsonConverter writes every record of a table: `S` and `P`, found by comparing
+    /// bytes instead of parsing the (usually much longer) schema again. Only `P` is checked
+    /// for UTF-8 (`S` equals a valid string).
+    fn split_known_schema<'v>(&self, value: &'v [u8]) -> Option<(Arc<str>, &'v str)> {
+        let schema = self.layouts.last_text()?;
+        let payload = value
+            .strip_prefix(br#"{"schema":"#)?
+            .strip_prefix(schema.as_bytes())?
+            .strip_prefix(br#","payload":"#)?
+            .trim_ascii_end()
+            .strip_suffix(b"}")?;
+        Some((schema.clone(), std::str::from_utf8(payload).ok()?))
+    }
+
+    /// Decodes a record's payload (the whole value when not wrapped) by what it is.
+    fn decode_payload(
+        &mut self,
+        table: Option<&TableId>,
+        record: &RawRecord,
+        schema_text: Option<&str>,
+        payload_text: &str,
+        payload: RawObject<'_>,
+    ) -> Result<Decoded> {
         if payload.has("op")
             && payload.has("source")
             && (payload.has("after") || payload.has("before"))

@@ -26,10 +26,13 @@ pub(crate) struct RowLayout {
     pub(crate) fingerprint: u64,
 }
 
+/// A schema text and what was parsed from it.
+type Parsed<T> = (Arc<str>, Arc<T>);
+
 /// A cache of things parsed from schema texts, keyed by the text.
 pub(crate) struct SchemaCache<T> {
-    pub(crate) last: Option<(String, Arc<T>)>,
-    pub(crate) all: HashMap<u64, Vec<(String, Arc<T>)>>,
+    pub(crate) last: Option<Parsed<T>>,
+    pub(crate) all: HashMap<u64, Vec<Parsed<T>>>,
 }
 
 impl<T> Default for SchemaCache<T> {
@@ -48,22 +51,27 @@ impl<T> SchemaCache<T> {
         make: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
         if let Some((t, v)) = &self.last {
-            if t == text {
+            if **t == *text {
                 return Ok(v.clone());
             }
         }
         let h = fingerprint(text);
         let bucket = self.all.entry(h).or_default();
-        let v = match bucket.iter().find(|(t, _)| t == text) {
-            Some((_, v)) => v.clone(),
+        let (t, v) = match bucket.iter().find(|(t, _)| **t == *text) {
+            Some(hit) => hit.clone(),
             None => {
-                let v = Arc::new(make()?);
-                bucket.push((text.to_string(), v.clone()));
-                v
+                let hit: Parsed<T> = (Arc::from(text), Arc::new(make()?));
+                bucket.push(hit.clone());
+                hit
             }
         };
-        self.last = Some((text.to_string(), v.clone()));
+        self.last = Some((t, v.clone()));
         Ok(v)
+    }
+
+    /// The text of the schema used last.
+    pub(crate) fn last_text(&self) -> Option<&Arc<str>> {
+        self.last.as_ref().map(|(t, _)| t)
     }
 }
 
