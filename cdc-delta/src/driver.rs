@@ -1,5 +1,9 @@
 //! The Delta format's driver of cdc-core's upsert engine: what loading, staging and committing
 //! one change set mean for a Delta table.
+//!
+//! The loaded table is kept between commits: the next attempt reads only the log entries
+//! written since (`update_incremental`), and a commit of ours hands over the snapshot it made,
+//! so a commit costs what the batch costs, not what the table's history costs.
 
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
@@ -16,11 +20,17 @@ use crate::write::Staged;
 pub struct DeltaDriver {
     at: TableLocation,
     control: CommitControl,
+    /// The table as of our last load or commit; `None` after an error.
+    cached: Option<Loaded>,
 }
 
 impl DeltaDriver {
     pub(crate) fn new(at: TableLocation, control: CommitControl) -> Self {
-        DeltaDriver { at, control }
+        DeltaDriver {
+            at,
+            control,
+            cached: None,
+        }
     }
 
     /// The table at its latest version, or `None` when there is no table yet.
@@ -44,10 +54,27 @@ impl UpsertDriver for DeltaDriver {
     }
 
     async fn load_table(&mut self) -> Result<Option<Loaded>> {
-        match self.at.load().await? {
-            Some(table) => Ok(Some(self.at.describe(table).await?)),
-            None => Ok(None),
+        if let Some(cached) = &self.cached {
+            let mut table = cached.table.clone();
+            let before = table.version();
+            table
+                .update_incremental(None)
+                .await
+                .map_err(self.at.delta_err("loading new commits"))?;
+            if table.version() == before {
+                return Ok(Some(cached.clone()));
+            }
+            // Another writer committed: its commits may change the schema or checkpoint.
+            let loaded = self.at.describe(table).await?;
+            self.cached = Some(loaded.clone());
+            return Ok(Some(loaded));
         }
+        let loaded = match self.at.load().await? {
+            Some(table) => self.at.describe(table).await?,
+            None => return Ok(None),
+        };
+        self.cached = Some(loaded.clone());
+        Ok(Some(loaded))
     }
 
     async fn create_table(&mut self, changes: &ChangeSet) -> Result<Loaded> {
@@ -68,7 +95,13 @@ impl UpsertDriver for DeltaDriver {
     }
 
     async fn commit(&mut self, staged: Staged) -> Result<Committed> {
-        self.at.commit_staged(staged).await
+        let (committed, loaded) = self.at.commit_staged(staged).await?;
+        self.cached = Some(loaded);
+        Ok(committed)
+    }
+
+    fn reset(&mut self) {
+        self.cached = None;
     }
 
     fn is_conflict(error: &DeltaSinkError) -> bool {

@@ -32,7 +32,7 @@ const HISTORY_DEPTH: usize = 10_000;
 pub(crate) const ENABLE_DELETION_VECTORS: &str = "delta.enableDeletionVectors";
 
 /// The table at its latest version.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Loaded {
     /// The delta-rs table.
     pub table: DeltaTable,

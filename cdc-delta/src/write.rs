@@ -43,13 +43,20 @@ pub struct Staged {
     pub(crate) checkpoint: cdc_core::model::Checkpoint,
     pub(crate) rows_written: u64,
     pub(crate) rows_deleted: u64,
+    /// The table's primary key (unchanged by the commit).
+    pub(crate) key_columns: Vec<String>,
 }
 
 impl TableLocation {
     /// Writes the files of one attempt and the actions that commit them.
     pub(crate) async fn stage_files(&self, a: Attempt<'_, Loaded>) -> Result<Staged> {
         let evolved = a.evolved();
-        let Loaded { table, logical, .. } = a.state;
+        let Loaded {
+            table,
+            logical,
+            key_columns,
+            ..
+        } = a.state;
         let rewrite_all = evolved && evolution_rewrites_rows(&logical, &a.merged);
         let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&a.merged));
         let mut writer = self.data_writer(&table, &stored)?;
@@ -88,6 +95,7 @@ impl TableLocation {
             checkpoint: a.checkpoint,
             rows_written: upserts.num_rows() as u64,
             rows_deleted: touched.rows_deleted,
+            key_columns,
         })
     }
 
