@@ -19,7 +19,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use regex::Regex;
 
-use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, TableHint};
+use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
 use crate::fold::fold;
 use crate::model::{ChangeBatch, Checkpoint, TableId};
@@ -298,8 +298,7 @@ impl<'w> Pipeline<'w> {
 
     /// Decodes, folds and commits one batch of records.
     pub async fn process_batch(&mut self, records: &[RawRecord]) -> Result<()> {
-        // Positions consumed without producing a row (dead letters, redundant tombstones).
-        let mut consumed: HashMap<TableId, Checkpoint> = HashMap::new();
+        let mut todo: Vec<(Option<TableId>, &RawRecord)> = Vec::with_capacity(records.len());
         for record in records {
             self.stats.records_read += 1;
             let table = self.config.router.route(&record.topic);
@@ -313,7 +312,14 @@ impl<'w> Pipeline<'w> {
                     continue;
                 }
             }
-            let consumed_without_row = match self.decoder.decode(table.as_ref(), record) {
+            todo.push((table, record));
+        }
+        let routed: Vec<Routed> = todo.iter().map(|(t, r)| (t.as_ref(), *r)).collect();
+        let outcomes = self.decoder.decode_all(&routed)?;
+        // Positions consumed without producing a row (dead letters, redundant tombstones).
+        let mut consumed: HashMap<TableId, Checkpoint> = HashMap::new();
+        for ((table, record), outcome) in todo.iter().zip(outcomes) {
+            let consumed_without_row = match outcome {
                 Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => false,
                 Ok(_) => {
                     self.stats.control_records += 1;
@@ -329,7 +335,7 @@ impl<'w> Pipeline<'w> {
                     true
                 }
             };
-            if let (true, Some(t)) = (consumed_without_row, &table) {
+            if let (true, Some(t)) = (consumed_without_row, table) {
                 consumed.entry(t.clone()).or_default().advance(
                     &record.topic,
                     record.partition,

@@ -10,6 +10,7 @@ mod outcome;
 
 pub use config::{DecoderConfig, TableHint, UnknownColumns};
 pub use debezium::json::DebeziumJsonDecoder;
+pub use debezium::parallel::Routed;
 pub use outcome::{DecodeStats, Decoded};
 
 use crate::error::Result;
@@ -28,6 +29,12 @@ pub trait Decoder: Send {
 
     /// Takes every batch decoded so far, in decode order per table.
     fn finish(&mut self) -> Result<Vec<ChangeBatch>>;
+
+    /// Decodes `records` in order: one outcome per record, as [`Decoder::decode`] gives it.
+    /// A decoder may spread the work over threads.
+    fn decode_all(&mut self, records: &[Routed<'_>]) -> Result<Vec<Result<Decoded>>> {
+        Ok(records.iter().map(|(t, r)| self.decode(*t, r)).collect())
+    }
 }
 
 impl Decoder for DebeziumJsonDecoder {
@@ -41,5 +48,9 @@ impl Decoder for DebeziumJsonDecoder {
 
     fn finish(&mut self) -> Result<Vec<ChangeBatch>> {
         DebeziumJsonDecoder::finish(self)
+    }
+
+    fn decode_all(&mut self, records: &[Routed<'_>]) -> Result<Vec<Result<Decoded>>> {
+        DebeziumJsonDecoder::decode_all(self, records)
     }
 }

@@ -50,3 +50,16 @@ pub struct DecodeStats {
     /// Logical decoding messages.
     pub messages: u64,
 }
+
+impl DecodeStats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.rows += other.rows;
+        self.tombstones += other.tombstones;
+        self.redundant_tombstones += other.redundant_tombstones;
+        self.transaction_markers += other.transaction_markers;
+        self.schema_changes += other.schema_changes;
+        self.heartbeats += other.heartbeats;
+        self.messages += other.messages;
+    }
+}

@@ -90,6 +90,34 @@ impl DebeziumJsonDecoder {
         Ok(std::mem::take(&mut self.finished))
     }
 
+    /// A decoder for a later stretch of the same records: the same settings, hints and
+    /// parsed schemas, nothing buffered (see [`DebeziumJsonDecoder::decode_all`]).
+    pub(crate) fn fork(&self) -> Self {
+        DebeziumJsonDecoder {
+            config: self.config.clone(),
+            placeholder: self.placeholder.clone(),
+            tables: HashMap::new(),
+            table_order: Vec::new(),
+            finished: Vec::new(),
+            layouts: self.layouts.clone(),
+            key_schemas: self.key_schemas.clone(),
+            hints: self.hints.clone(),
+            last_op_was_delete: HashMap::new(),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    /// Takes over what `fork` decoded after everything this decoder holds: its batches
+    /// (after this decoder's open ones, which are closed first), partition states and counts.
+    pub(crate) fn absorb(&mut self, mut fork: DebeziumJsonDecoder) -> Result<()> {
+        let own = self.finish()?;
+        self.finished = own;
+        self.finished.extend(fork.finish()?);
+        self.last_op_was_delete.extend(fork.last_op_was_delete);
+        self.stats.add(&fork.stats);
+        Ok(())
+    }
+
     /// Decodes one record. `table` is where the topic routes to; `None` lets the event's
     /// `source` block name it.
     ///

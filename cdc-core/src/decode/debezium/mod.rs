@@ -5,5 +5,6 @@ pub(crate) mod columns;
 mod envelope;
 pub mod json;
 pub mod numeric;
+pub mod parallel;
 mod table;
 pub mod types;

@@ -35,6 +35,15 @@ pub(crate) struct SchemaCache<T> {
     pub(crate) all: HashMap<u64, Vec<Parsed<T>>>,
 }
 
+impl<T> Clone for SchemaCache<T> {
+    fn clone(&self) -> Self {
+        SchemaCache {
+            last: self.last.clone(),
+            all: self.all.clone(),
+        }
+    }
+}
+
 impl<T> Default for SchemaCache<T> {
     fn default() -> Self {
         SchemaCache {
