@@ -1,15 +1,19 @@
 //! Decode + fold throughput on the `crud` and `types` fixtures, against plain `serde_json`
-//! parsing of the same bytes into `serde_json::Value` (the baseline), in the same run.
+//! parsing of the same bytes into `serde_json::Value` (the baseline), in the same run; and
+//! decode alone on a generated backlog of the `crud` fixture's shape (schema-enabled and
+//! schemaless), against a scan of the same bytes that only counts their quotes (the floor:
+//! touching every byte once), on one core and on two (`decode_all`).
 //!
 //! `cargo bench -p cdc-core --features test-util --bench decode_fold`
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cdc_core::decode::{DebeziumJsonDecoder, DecoderConfig};
+use cdc_core::decode::{DebeziumJsonDecoder, DecoderConfig, Routed, TableHint};
 use cdc_core::fold::fold;
 use cdc_core::model::TableId;
 use cdc_core::source::RawRecord;
+use cdc_core::testing::backlog::{generate, BacklogSpec, TOPIC};
 use cdc_core::testing::Scenario;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -61,5 +65,83 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn backlog_records(with_schema: bool) -> Vec<RawRecord> {
+    let spec = BacklogSpec {
+        snapshot_rows: 10_000,
+        changes: 10_000,
+        seed: 42,
+        with_schema,
+    };
+    let topic: Arc<str> = Arc::from(TOPIC);
+    generate(&spec)
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(offset, e)| RawRecord {
+            topic: topic.clone(),
+            partition: 0,
+            offset: offset as i64,
+            key: None,
+            value: Some(Bytes::from(e)),
+        })
+        .collect()
+}
+
+/// The table's schema and key as the schema-enabled events give them, for schemaless ones.
+fn customers_hint(table: &TableId) -> TableHint {
+    let mut d = DebeziumJsonDecoder::new(DecoderConfig::default());
+    d.decode(Some(table), &backlog_records(true)[0]).unwrap();
+    let batch = d.finish().unwrap().remove(0);
+    TableHint {
+        schema: Some(batch.rows.schema()),
+        key_columns: Some(vec!["id".to_string()]),
+    }
+}
+
+fn bench_backlog(c: &mut Criterion) {
+    let table = TableId::new("public", "customers");
+    let hint = customers_hint(&table);
+    for (name, with_schema) in [("backlog_schema", true), ("backlog_schemaless", false)] {
+        let records = backlog_records(with_schema);
+        let bytes: u64 = records.iter().map(|r| r.size() as u64).sum();
+        let decoder = || {
+            let mut d = DebeziumJsonDecoder::new(DecoderConfig::default());
+            d.set_table_hint(table.clone(), hint.clone());
+            d
+        };
+        // Bytes per second; events per second are the record count over the time.
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Bytes(bytes));
+        group.bench_function("scan_quotes", |b| {
+            b.iter(|| {
+                let quotes: usize = records
+                    .iter()
+                    .map(|r| memchr::memchr_iter(b'"', r.value.as_ref().unwrap()).count())
+                    .sum();
+                black_box(quotes)
+            })
+        });
+        group.bench_function("decode", |b| {
+            b.iter(|| {
+                let mut d = decoder();
+                for r in &records {
+                    d.decode(Some(&table), r).unwrap();
+                }
+                black_box(d.finish().unwrap())
+            })
+        });
+        let routed: Vec<Routed> = records.iter().map(|r| (Some(&table), r)).collect();
+        group.bench_function("decode_all_two_threads", |b| {
+            b.iter(|| {
+                let mut d = decoder();
+                d.decode_all(&routed).unwrap();
+                black_box(d.finish().unwrap())
+            })
+        });
+        group.finish();
+        eprintln!("{name}: {} records, {bytes} bytes", records.len());
+    }
+}
+
+criterion_group!(benches, bench, bench_backlog);
 criterion_main!(benches);

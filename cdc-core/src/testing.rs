@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::model::TableId;
 
+pub mod backlog;
 pub mod bench;
 mod changes;
 mod postgres;
