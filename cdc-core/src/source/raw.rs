@@ -6,9 +6,11 @@
 //! `store.kafka.keys=true` a `<topic>+<p>+<startOffset>.keys.json` beside it holding the keys
 //! line by line. Record `i` of a file has offset `startOffset + i`.
 //!
-//! Files are read one at a time, in offset order per topic-partition, round-robin across
+//! Files are taken one at a time, in offset order per topic-partition, round-robin across
 //! partitions; [`RawFileSource::seek`] skips everything before a checkpoint without reading the
-//! files that lie wholly before it.
+//! files that lie wholly before it. The next few files are read ahead on the runtime's threads
+//! (at most [`READ_AHEAD_FILES`] and about [`READ_AHEAD_BYTES`]), so reading them overlaps the
+//! caller's work on the batch before.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
@@ -24,12 +26,29 @@ use url::Url;
 use super::{BatchLimits, RawRecord, Source};
 use crate::error::{Error, Result};
 
+/// Files read ahead of need, at most.
+pub const READ_AHEAD_FILES: usize = 4;
+/// Bytes of files read ahead of need, about (one file is always read ahead).
+pub const READ_AHEAD_BYTES: u64 = 64 << 20;
+
 /// One data file of a topic-partition.
 #[derive(Debug, Clone)]
 struct RawFile {
     start_offset: i64,
     path: Path,
     keys: Option<Path>,
+    /// Bytes of the file and its keys file, as listed.
+    size: u64,
+}
+
+/// The values and keys bytes of a file.
+type FileBytes = (Bytes, Option<Bytes>);
+
+/// A file whose read has started (`None`: no runtime to read on; read when taken).
+struct ReadAhead {
+    tp: (String, i32),
+    file: RawFile,
+    read: Option<tokio::task::JoinHandle<Result<FileBytes>>>,
 }
 
 /// A topic-partition's files and read position.
@@ -53,6 +72,9 @@ pub struct RawFileSource {
     pending: VecDeque<RawRecord>,
     pending_bytes: usize,
     exhausted: bool,
+    /// Files whose reads have started, in the order they are taken.
+    ahead: VecDeque<ReadAhead>,
+    ahead_bytes: u64,
 }
 
 impl std::fmt::Debug for RawFileSource {
@@ -153,8 +175,8 @@ impl RawFileSource {
                     path: location.to_string(),
                     source: e,
                 })?;
-        let mut data: HashMap<(String, i32, i64), Path> = HashMap::new();
-        let mut keys: HashMap<(String, i32, i64), Path> = HashMap::new();
+        let mut data: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
+        let mut keys: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
         for meta in listed {
             let Some(name) = meta.location.filename() else {
                 continue;
@@ -169,14 +191,15 @@ impl RawFileSource {
             };
             let id = (c["topic"].to_string(), partition, offset);
             if c.name("keys").is_some() {
-                keys.insert(id, meta.location);
+                keys.insert(id, (meta.location, meta.size));
             } else {
-                data.insert(id, meta.location);
+                data.insert(id, (meta.location, meta.size));
             }
         }
         let mut partitions: BTreeMap<(String, i32), PartitionFiles> = BTreeMap::new();
-        for ((topic, partition, offset), path) in data {
+        for ((topic, partition, offset), (path, size)) in data {
             let k = keys.remove(&(topic.clone(), partition, offset));
+            let size = size + k.as_ref().map_or(0, |(_, s)| *s);
             partitions
                 .entry((topic, partition))
                 .or_insert_with(|| PartitionFiles {
@@ -188,7 +211,8 @@ impl RawFileSource {
                 .push(RawFile {
                     start_offset: offset,
                     path,
-                    keys: k,
+                    keys: k.map(|(p, _)| p),
+                    size,
                 });
         }
         for p in partitions.values_mut() {
@@ -204,6 +228,8 @@ impl RawFileSource {
             pending: VecDeque::new(),
             pending_bytes: 0,
             exhausted: false,
+            ahead: VecDeque::new(),
+            ahead_bytes: 0,
         })
     }
 
@@ -214,7 +240,19 @@ impl RawFileSource {
 
     /// Starts a topic-partition at `next_offset` (everything before it is already in).
     pub fn seek(&mut self, topic: &str, partition: i32, next_offset: i64) {
-        if let Some(p) = self.partitions.get_mut(&(topic.to_string(), partition)) {
+        let tp = (topic.to_string(), partition);
+        // Reads started for this partition are of files the new position may skip.
+        let (mine, others) = std::mem::take(&mut self.ahead)
+            .into_iter()
+            .partition(|a| a.tp == tp);
+        self.ahead = others;
+        for dropped in mine {
+            self.ahead_bytes -= dropped.file.size;
+            if let Some(read) = dropped.read {
+                read.abort();
+            }
+        }
+        if let Some(p) = self.partitions.get_mut(&tp) {
             p.position = next_offset;
             // Skip files that end before the position: the next file starts at or before it.
             p.next_file = 0;
@@ -231,103 +269,154 @@ impl RawFileSource {
     /// The records of the next unread file (round-robin across topic-partitions), or `None` when
     /// every file was read.
     pub async fn next_file(&mut self) -> Result<Option<Vec<RawRecord>>> {
+        self.read_ahead();
+        let Some(next) = self.ahead.pop_front() else {
+            return Ok(None);
+        };
+        self.ahead_bytes -= next.file.size;
+        let (values, keys) = match next.read {
+            Some(read) => read.await.map_err(|e| Error::Source {
+                location: next.file.path.to_string(),
+                message: "reading the file failed".into(),
+                source: Some(Box::new(e)),
+            })??,
+            None => read_pair(self.store.as_ref(), &next.file).await?,
+        };
+        // The reads of the files after this one go on while the caller works on this one.
+        self.read_ahead();
+        let (topic, partition) = &next.tp;
+        let p = self.partitions.get_mut(&next.tp).expect("listed");
+        let records = parse_file(
+            topic,
+            *partition,
+            &next.file,
+            &values,
+            keys.as_ref(),
+            p.position,
+        )?;
+        if let Some(last) = records.last() {
+            p.position = p.position.max(last.offset + 1);
+        }
+        Ok(Some(records))
+    }
+
+    /// Starts reading the files taken next, within the read-ahead bounds.
+    fn read_ahead(&mut self) {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        while self.ahead.len() < READ_AHEAD_FILES
+            && (self.ahead.is_empty() || self.ahead_bytes < READ_AHEAD_BYTES)
+        {
+            let Some((tp, file)) = self.next_unread() else {
+                return;
+            };
+            let read = runtime.as_ref().map(|rt| {
+                let (store, file) = (self.store.clone(), file.clone());
+                rt.spawn(async move { read_pair(store.as_ref(), &file).await })
+            });
+            self.ahead_bytes += file.size;
+            self.ahead.push_back(ReadAhead { tp, file, read });
+        }
+    }
+
+    /// The next file in round-robin order that no read has started for.
+    fn next_unread(&mut self) -> Option<((String, i32), RawFile)> {
         for _ in 0..self.round_robin.len() {
             let tp = self.round_robin[self.cursor % self.round_robin.len()].clone();
             self.cursor += 1;
             let p = self.partitions.get_mut(&tp).expect("listed");
-            let Some(file) = p.files.get(p.next_file).cloned() else {
-                continue;
-            };
-            p.next_file += 1;
-            let position = p.position;
-            let records = self.read_file(&tp.0, tp.1, &file, position).await?;
-            let p = self.partitions.get_mut(&tp).expect("listed");
-            if let Some(last) = records.last() {
-                p.position = p.position.max(last.offset + 1);
+            if let Some(file) = p.files.get(p.next_file).cloned() {
+                p.next_file += 1;
+                return Some((tp, file));
             }
-            return Ok(Some(records));
         }
-        Ok(None)
+        None
     }
+}
 
-    async fn get(&self, path: &Path) -> Result<Bytes> {
-        let bytes = self
-            .store
-            .get(path)
-            .await
-            .map_err(|e| Error::ObjectStore {
-                path: path.to_string(),
-                source: e,
-            })?
-            .bytes()
-            .await
-            .map_err(|e| Error::ObjectStore {
-                path: path.to_string(),
-                source: e,
+/// A file's values and keys.
+async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes> {
+    let values = get(store, &file.path).await?;
+    let keys = match &file.keys {
+        Some(k) => Some(get(store, k).await?),
+        None => None,
+    };
+    Ok((values, keys))
+}
+
+/// An object's bytes, gunzipped when its name ends in `.gz`.
+async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
+    let bytes = store
+        .get(path)
+        .await
+        .map_err(|e| Error::ObjectStore {
+            path: path.to_string(),
+            source: e,
+        })?
+        .bytes()
+        .await
+        .map_err(|e| Error::ObjectStore {
+            path: path.to_string(),
+            source: e,
+        })?;
+    if path.as_ref().ends_with(".gz") {
+        let mut out = Vec::with_capacity(bytes.len() * 4);
+        flate2::read::MultiGzDecoder::new(bytes.as_ref())
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Source {
+                location: path.to_string(),
+                message: "cannot gunzip".into(),
+                source: Some(Box::new(e)),
             })?;
-        if path.as_ref().ends_with(".gz") {
-            let mut out = Vec::with_capacity(bytes.len() * 4);
-            flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .read_to_end(&mut out)
-                .map_err(|e| Error::Source {
-                    location: path.to_string(),
-                    message: "cannot gunzip".into(),
-                    source: Some(Box::new(e)),
-                })?;
-            Ok(Bytes::from(out))
-        } else {
-            Ok(bytes)
-        }
+        Ok(Bytes::from(out))
+    } else {
+        Ok(bytes)
     }
+}
 
-    async fn read_file(
-        &self,
-        topic: &str,
-        partition: i32,
-        file: &RawFile,
-        position: i64,
-    ) -> Result<Vec<RawRecord>> {
-        let values = self.get(&file.path).await?;
-        let keys = match &file.keys {
-            Some(k) => Some(self.get(k).await?),
-            None => None,
-        };
-        let value_lines = split_lines(&values);
-        let key_lines = keys.as_ref().map(split_lines);
-        if let Some(k) = &key_lines {
-            if k.len() != value_lines.len() {
-                return Err(Error::Source {
-                    location: file.path.to_string(),
-                    message: format!(
-                        "keys file has {} lines but the values file {}",
-                        k.len(),
-                        value_lines.len()
-                    ),
-                    source: None,
-                });
-            }
-        }
-        let topic: Arc<str> = Arc::from(topic);
-        let mut records = Vec::with_capacity(value_lines.len());
-        for (i, value) in value_lines.into_iter().enumerate() {
-            let offset = file.start_offset + i as i64;
-            if offset < position {
-                continue;
-            }
-            let key = key_lines
-                .as_ref()
-                .map(|k| k[i].clone())
-                .filter(|k| k.as_ref() != b"null");
-            records.push(RawRecord {
-                topic: topic.clone(),
-                partition,
-                offset,
-                key,
-                value: Some(value).filter(|v| v.as_ref() != b"null"),
+/// The records of a file read, from `position` on.
+fn parse_file(
+    topic: &str,
+    partition: i32,
+    file: &RawFile,
+    values: &Bytes,
+    keys: Option<&Bytes>,
+    position: i64,
+) -> Result<Vec<RawRecord>> {
+    let value_lines = split_lines(values);
+    let key_lines = keys.map(split_lines);
+    if let Some(k) = &key_lines {
+        if k.len() != value_lines.len() {
+            return Err(Error::Source {
+                location: file.path.to_string(),
+                message: format!(
+                    "keys file has {} lines but the values file {}",
+                    k.len(),
+                    value_lines.len()
+                ),
+                source: None,
             });
         }
-        Ok(records)
     }
+    let topic: Arc<str> = Arc::from(topic);
+    let mut records = Vec::with_capacity(value_lines.len());
+    for (i, value) in value_lines.into_iter().enumerate() {
+        let offset = file.start_offset + i as i64;
+        if offset < position {
+            continue;
+        }
+        let key = key_lines
+            .as_ref()
+            .map(|k| k[i].clone())
+            .filter(|k| k.as_ref() != b"null");
+        records.push(RawRecord {
+            topic: topic.clone(),
+            partition,
+            offset,
+            key,
+            value: Some(value).filter(|v| v.as_ref() != b"null"),
+        });
+    }
+    Ok(records)
 }
 
 /// Lines of a file as zero-copy slices, without `\r\n` endings and a trailing empty line; the
@@ -420,5 +509,49 @@ mod tests {
                 Bytes::from("c")
             ]
         );
+    }
+
+    /// Files of two partitions, `n` records of offsets `start..` each.
+    fn layout(dir: &std::path::Path, files: usize, n: i64) {
+        for p in 0..2 {
+            let d = dir.join(format!("t/partition={p}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for f in 0..files as i64 {
+                let lines: Vec<String> = (0..n).map(|i| format!("{}", f * n + i)).collect();
+                let name = format!("t+{p}+{:010}.json", f * n);
+                std::fs::write(d.join(name), lines.join("\n")).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_keeps_the_order_and_a_seek_skips_what_it_read() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), 6, 3);
+        let mut source = RawFileSource::open(dir.path().to_str().unwrap())
+            .await
+            .unwrap();
+        let first = source.next_file().await.unwrap().unwrap();
+        assert_eq!((first[0].partition, first[0].offset), (0, 0));
+        assert!(!source.ahead.is_empty(), "the next files are being read");
+        // A seek of partition 1 (already read ahead) to offset 10: files from 9 on, records
+        // from 10.
+        source.seek("t", 1, 10);
+        let mut seen: Vec<(i32, i64)> = Vec::new();
+        while let Some(records) = source.next_file().await.unwrap() {
+            for r in records {
+                assert_eq!(r.value.as_deref(), Some(r.offset.to_string().as_bytes()));
+                seen.push((r.partition, r.offset));
+            }
+        }
+        let of = |p: i32| -> Vec<i64> {
+            seen.iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, o)| *o)
+                .collect()
+        };
+        assert_eq!(of(0), (3..18).collect::<Vec<_>>());
+        assert_eq!(of(1), (10..18).collect::<Vec<_>>());
+        assert_eq!(source.ahead_bytes, 0);
     }
 }

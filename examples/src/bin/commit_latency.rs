@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! commit_latency <warehouse dir> <format: delta|iceberg|hudi> <mark>... [--window N]
+//!                [--delta-property KEY=VALUE]...
 //! ```
 //! The events are the throughput benchmark's backlog (`cdc_core::testing::backlog`): a snapshot
 //! of 1 000 rows in the first batch, then one change per commit (70 % updates, 20 % inserts,
@@ -24,9 +25,19 @@ use cdc_core::testing::backlog::{generate, BacklogSpec, TOPIC};
 
 const SNAPSHOT_ROWS: u64 = 1_000;
 
-fn open(format: &str, dir: &str) -> Result<Box<dyn Warehouse>, Box<dyn std::error::Error>> {
+fn open(
+    format: &str,
+    dir: &str,
+    delta_properties: HashMap<String, String>,
+) -> Result<Box<dyn Warehouse>, Box<dyn std::error::Error>> {
     Ok(match format {
-        "delta" => Box::new(cdc_delta::DeltaWarehouse::new(dir, Default::default())?),
+        "delta" => {
+            let config = cdc_delta::DeltaSinkConfig {
+                table_properties: delta_properties,
+                ..Default::default()
+            };
+            Box::new(cdc_delta::DeltaWarehouse::new(dir, config)?)
+        }
         "iceberg" => Box::new(cdc_iceberg::IcebergWarehouse::new(dir, Default::default())?),
         "hudi" => Box::new(cdc_hudi::HudiWarehouse::new(dir, Default::default())?),
         other => return Err(format!("unknown format `{other}`").into()),
@@ -48,6 +59,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(i) => args.get(i + 1).ok_or(usage)?.parse()?,
         None => 20,
     };
+    let delta_properties = args
+        .windows(2)
+        .filter(|w| w[0] == "--delta-property")
+        .filter_map(|w| w[1].split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let marks: Vec<usize> = args[2..]
         .iter()
         .take_while(|a| !a.starts_with("--"))
@@ -82,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         table_hints: HashMap::from([(table, hint)]),
         ..Default::default()
     };
-    let warehouse = open(format, dir)?;
+    let warehouse = open(format, dir, delta_properties)?;
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     let (snapshot, changes) = records.split_at(SNAPSHOT_ROWS as usize);
     pipeline.process_batch(snapshot).await?;
