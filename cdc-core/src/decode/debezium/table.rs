@@ -60,7 +60,9 @@ impl<T> SchemaCache<T> {
         make: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
         if let Some((t, v)) = &self.last {
-            if **t == *text {
+            // The decoder's fast path hands back this very text (`last_text`): equal by
+            // address, without comparing its bytes a second time.
+            if std::ptr::eq(&**t, text) || **t == *text {
                 return Ok(v.clone());
             }
         }
