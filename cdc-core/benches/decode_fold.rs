@@ -13,7 +13,7 @@ use cdc_core::decode::{DebeziumJsonDecoder, DecoderConfig, Routed, TableHint};
 use cdc_core::fold::fold;
 use cdc_core::model::TableId;
 use cdc_core::source::RawRecord;
-use cdc_core::testing::backlog::{generate, BacklogSpec, TOPIC};
+use cdc_core::testing::backlog::{generate, BacklogSpec};
 use cdc_core::testing::Scenario;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -72,19 +72,7 @@ fn backlog_records(with_schema: bool) -> Vec<RawRecord> {
         seed: 42,
         with_schema,
     };
-    let topic: Arc<str> = Arc::from(TOPIC);
-    generate(&spec)
-        .events
-        .into_iter()
-        .enumerate()
-        .map(|(offset, e)| RawRecord {
-            topic: topic.clone(),
-            partition: 0,
-            offset: offset as i64,
-            key: None,
-            value: Some(Bytes::from(e)),
-        })
-        .collect()
+    generate(&spec).records()
 }
 
 /// The table's schema and key as the schema-enabled events give them, for schemaless ones.

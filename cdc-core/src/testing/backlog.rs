@@ -11,12 +11,16 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::bench::Rng;
 use super::fixtures_root;
+use crate::source::RawRecord;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -123,6 +127,25 @@ pub fn generate(spec: &BacklogSpec) -> Backlog {
     }
 }
 
+impl Backlog {
+    /// The events as records of partition 0 of [`TOPIC`], offsets from 0, without keys (the
+    /// S3 sink's default), as a source would hand them over.
+    pub fn records(&self) -> Vec<RawRecord> {
+        let topic: Arc<str> = Arc::from(TOPIC);
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(offset, e)| RawRecord {
+                topic: topic.clone(),
+                partition: 0,
+                offset: offset as i64,
+                key: None,
+                value: Some(Bytes::from(e.clone())),
+            })
+            .collect()
+    }
+}
+
 fn row_json(key: u64, rng: &mut Rng) -> String {
     let name = NAMES[rng.below(NAMES.len() as u64) as usize];
     let email = match rng.below(5) {
@@ -206,7 +229,6 @@ mod tests {
     use super::*;
     use crate::decode::{DebeziumJsonDecoder, Decoded, DecoderConfig};
     use crate::model::TableId;
-    use crate::source::RawRecord;
 
     #[test]
     fn events_decode_and_keep_the_counts() {
@@ -221,14 +243,7 @@ mod tests {
         let mut decoder = DebeziumJsonDecoder::new(DecoderConfig::default());
         let table = TableId::new("public", "customers");
         let (mut inserts, mut deletes) = (0usize, 0usize);
-        for (offset, e) in backlog.events.iter().enumerate() {
-            let record = RawRecord {
-                topic: TOPIC.into(),
-                partition: 0,
-                offset: offset as i64,
-                key: None,
-                value: Some(bytes::Bytes::from(e.clone())),
-            };
+        for (e, record) in backlog.events.iter().zip(backlog.records()) {
             assert!(matches!(
                 decoder.decode(Some(&table), &record).unwrap(),
                 Decoded::Row(..)

@@ -12,16 +12,13 @@
 //! 10 % deletes).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
 use cdc_core::pipeline::{Pipeline, PipelineConfig};
 use cdc_core::sink::Warehouse;
-use cdc_core::source::RawRecord;
-use cdc_core::testing::backlog::{generate, BacklogSpec, TOPIC};
+use cdc_core::testing::backlog::{generate, BacklogSpec};
 
 const SNAPSHOT_ROWS: u64 = 1_000;
 
@@ -77,19 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: 11,
         with_schema: true,
     };
-    let topic: Arc<str> = Arc::from(TOPIC);
-    let records: Vec<RawRecord> = generate(&spec)
-        .events
-        .into_iter()
-        .enumerate()
-        .map(|(offset, e)| RawRecord {
-            topic: topic.clone(),
-            partition: 0,
-            offset: offset as i64,
-            key: None,
-            value: Some(Bytes::from(e)),
-        })
-        .collect();
+    let records = generate(&spec).records();
     let table = TableId::new("public", "customers");
     let hint = TableHint {
         schema: None,
