@@ -54,25 +54,26 @@ impl UpsertDriver for DeltaDriver {
     }
 
     async fn load_table(&mut self) -> Result<Option<Loaded>> {
-        if let Some(cached) = &self.cached {
-            let mut table = cached.table.clone();
-            let before = table.version();
-            table
-                .update_incremental(None)
-                .await
-                .map_err(self.at.delta_err("loading new commits"))?;
-            if table.version() == before {
-                return Ok(Some(cached.clone()));
+        let table = match &self.cached {
+            Some(cached) => {
+                let mut table = cached.table.clone();
+                let before = table.version();
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(self.at.delta_err("loading new commits"))?;
+                if table.version() == before {
+                    return Ok(Some(cached.clone()));
+                }
+                // Another writer committed: its commits may change the schema or checkpoint.
+                table
             }
-            // Another writer committed: its commits may change the schema or checkpoint.
-            let loaded = self.at.describe(table).await?;
-            self.cached = Some(loaded.clone());
-            return Ok(Some(loaded));
-        }
-        let loaded = match self.at.load().await? {
-            Some(table) => self.at.describe(table).await?,
-            None => return Ok(None),
+            None => match self.at.load().await? {
+                Some(table) => table,
+                None => return Ok(None),
+            },
         };
+        let loaded = self.at.describe(table).await?;
         self.cached = Some(loaded.clone());
         Ok(Some(loaded))
     }

@@ -345,19 +345,17 @@ async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes>
 
 /// An object's bytes, gunzipped when its name ends in `.gz`.
 async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
+    let err = |source| Error::ObjectStore {
+        path: path.to_string(),
+        source,
+    };
     let bytes = store
         .get(path)
         .await
-        .map_err(|e| Error::ObjectStore {
-            path: path.to_string(),
-            source: e,
-        })?
+        .map_err(err)?
         .bytes()
         .await
-        .map_err(|e| Error::ObjectStore {
-            path: path.to_string(),
-            source: e,
-        })?;
+        .map_err(err)?;
     if path.as_ref().ends_with(".gz") {
         let mut out = Vec::with_capacity(bytes.len() * 4);
         flate2::read::MultiGzDecoder::new(bytes.as_ref())
