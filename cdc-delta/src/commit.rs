@@ -1,16 +1,28 @@
-//! The Delta commit of a staged attempt: the actions with one `txn` per source
-//! topic-partition and the table's whole checkpoint in `commitInfo`, committed as a `MERGE`
-//! so that delta-rs's conflict checker fails it when a concurrent writer changed data (the
-//! engine then redoes the change set on the new version).
+//! The Delta commit of a staged attempt: the actions with one `txn` per source topic-partition
+//! and the table's whole checkpoint in `commitInfo`, written as the next version of the log
+//! only if no other writer took that version (the engine then loads the table again and redoes
+//! the change set on the new version).
+//!
+//! The commit is written with delta-rs's log store, but not through its `CommitBuilder`: that
+//! rebuilds the snapshot's list of every file after each commit, a cost that grows with the
+//! table. The driver's own [`FileIndex`](crate::files::FileIndex) takes the commit's actions
+//! instead, and log checkpoints and expired-log cleanup run here at the table's intervals.
 
 use cdc_core::sink::upsert::Committed;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{CommitData, TransactionError, PROTOCOL};
 use deltalake::kernel::Transaction;
+use deltalake::logstore::{CommitOrBytes, LogStoreRef};
+use deltalake::protocol::checkpoints::{cleanup_expired_logs_for, create_checkpoint};
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt;
+use deltalake::DeltaTableError;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
 
 use crate::error::Result;
-use std::sync::Arc;
-
 use crate::schema;
 use crate::table::{app_id, Loaded, TableLocation, CHECKPOINT_COMMIT_INFO};
 use crate::write::Staged;
@@ -19,71 +31,161 @@ use crate::write::Staged;
 const CLEANUP_EVERY: u64 = 100;
 
 impl TableLocation {
-    /// Commits the staged actions as a `MERGE` (so delta-rs's conflict checker fails it when a
-    /// concurrent writer changed data), with a `txn` per source topic-partition and the whole
-    /// checkpoint in `commitInfo`.
+    /// Commits the staged actions as a `MERGE` with a `txn` per source topic-partition and the
+    /// whole checkpoint in `commitInfo`, as the version after the one the attempt read.
     ///
-    /// Returns the table as the commit left it (its new snapshot), for the next attempt.
+    /// Returns the table as the commit left it, for the next attempt.
     pub(crate) async fn commit_staged(&self, s: Staged) -> Result<(Committed, Loaded)> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .ok();
-        let txns = s
-            .offsets
+        let Staged {
+            mut state,
+            actions,
+            offsets,
+            checkpoint,
+            rows_written,
+            rows_deleted,
+            evolves,
+        } = s;
+        let now = now_millis();
+        let txns = offsets
             .offsets
             .iter()
             .flat_map(|(topic, parts)| {
                 parts.iter().map(move |(p, next)| {
-                    Transaction::new_with_last_update(app_id(topic, *p), *next, now)
+                    Transaction::new_with_last_update(app_id(topic, *p), *next, Some(now))
                 })
             })
             .collect();
-        let properties = CommitProperties::default()
-            .with_metadata([(
-                CHECKPOINT_COMMIT_INFO.to_string(),
-                serde_json::Value::String(s.checkpoint.to_json()),
-            )])
-            .with_application_transactions(txns)
-            .with_max_retries(0)
-            // Expired-log cleanup lists the whole log: once every CLEANUP_EVERY commits, not
-            // on each.
-            .with_cleanup_expired_logs(Some(
-                s.table.version().unwrap_or(0) % CLEANUP_EVERY == CLEANUP_EVERY - 1,
-            ));
-        let operation = DeltaOperation::Merge {
-            predicate: None,
-            merge_predicate: None,
-            matched_predicates: vec![],
-            not_matched_predicates: vec![],
-            not_matched_by_source_predicates: vec![],
-        };
-        let snapshot = s
+        let metadata = HashMap::from([(
+            CHECKPOINT_COMMIT_INFO.to_string(),
+            serde_json::Value::String(checkpoint.to_json()),
+        )]);
+        let data = CommitData::new(actions, merge(), metadata, txns);
+        let snapshot = state
             .table
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(s.actions)
-            .build(Some(snapshot), s.table.log_store(), operation)
-            .await
-            .map_err(self.delta_err("committing"))?;
+        PROTOCOL
+            .can_commit(snapshot, &data.actions, &data.operation)
+            .map_err(|e| self.delta_err("checking the protocol")(e.into()))?;
+        let version = state.version + 1;
+        self.write_commit(&state.table.log_store(), version, &data)
+            .await?;
+
+        Arc::make_mut(&mut state.files).apply(&data.actions);
+        state.version = version;
+        state.checkpoint = checkpoint;
+        if evolves {
+            // The new schema lives in the delta-rs snapshot: load it (rare, so the cost of
+            // listing the files once is fine).
+            state
+                .table
+                .update_incremental(Some(version))
+                .await
+                .map_err(self.delta_err("loading the evolved schema"))?;
+            let snapshot = state
+                .table
+                .snapshot()
+                .map_err(self.delta_err("reading the snapshot"))?;
+            state.logical = Arc::new(schema::logical_schema(&snapshot.schema())?);
+        }
+        self.maintain_log(&mut state, version).await;
         let committed = Committed {
-            version: finalized.version().to_string(),
-            rows_written: s.rows_written,
-            rows_deleted: s.rows_deleted,
+            version: version.to_string(),
+            rows_written,
+            rows_deleted,
         };
-        let mut table = s.table;
-        table.state = Some(finalized.snapshot());
-        let snapshot = table
-            .snapshot()
-            .map_err(self.delta_err("reading the snapshot"))?;
-        let logical = Arc::new(schema::logical_schema(&snapshot.schema())?);
-        let loaded = Loaded {
-            table,
-            logical,
-            key_columns: s.key_columns,
-            checkpoint: s.checkpoint,
-        };
-        Ok((committed, loaded))
+        Ok((committed, state))
     }
+
+    /// Writes `data` as log entry `version`; fails as a conflict when the version exists.
+    async fn write_commit(
+        &self,
+        log_store: &LogStoreRef,
+        version: u64,
+        data: &CommitData,
+    ) -> Result<()> {
+        let err = |e: TransactionError| self.delta_err("committing")(DeltaTableError::from(e));
+        let bytes = data.get_bytes().map_err(err)?;
+        let operation_id = Uuid::new_v4();
+        // As delta-rs does: stores with conditional puts take the bytes, the others commit by
+        // renaming a temporary file that must not exist yet.
+        let entry = if ["DefaultLogStore", "LakeFSLogStore"].contains(&log_store.name().as_str()) {
+            CommitOrBytes::LogBytes(bytes)
+        } else {
+            let name = format!("_commit_{}.json.tmp", Uuid::new_v4());
+            let path = Path::from_iter(["_delta_log", name.as_str()]);
+            log_store
+                .object_store(Some(operation_id))
+                .put(&path, bytes.into())
+                .await
+                .map_err(|e| self.delta_err("writing the commit")(e.into()))?;
+            CommitOrBytes::TmpCommit(path)
+        };
+        match log_store
+            .write_commit_entry(version, entry.clone(), operation_id)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(abort) = log_store
+                    .abort_commit_entry(version, entry, operation_id)
+                    .await
+                {
+                    tracing::warn!(table = %self.table, error = %abort, "removing an unused commit file");
+                }
+                Err(err(e))
+            }
+        }
+    }
+
+    /// A log checkpoint every `delta.checkpointInterval` commits and expired-log cleanup
+    /// every [`CLEANUP_EVERY`]. Both only make later loads cheaper, so a failure is a warning,
+    /// not a failed commit. A checkpoint loads the table at `version` (as writing it needs
+    /// every file anyway), which also brings the kept delta-rs table up to date.
+    async fn maintain_log(&self, state: &mut Loaded, version: u64) {
+        let Ok(snapshot) = state.table.snapshot() else {
+            return;
+        };
+        let config = snapshot.table_config();
+        let (interval, cleanup) = (
+            config.checkpoint_interval().get(),
+            config.enable_expired_log_cleanup(),
+        );
+        let retention = config.log_retention_duration().as_millis() as i64;
+        if (version + 1).is_multiple_of(interval) {
+            let checkpointed = async {
+                state.table.update_incremental(Some(version)).await?;
+                create_checkpoint(&state.table, None).await
+            };
+            if let Err(e) = checkpointed.await {
+                tracing::warn!(table = %self.table, version, error = %e, "writing a log checkpoint");
+            }
+        }
+        if cleanup && version % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
+            let log_store = state.table.log_store();
+            let cutoff = now_millis() - retention;
+            if let Err(e) =
+                cleanup_expired_logs_for(version, log_store.as_ref(), cutoff, None).await
+            {
+                tracing::warn!(table = %self.table, version, error = %e, "cleaning up the log");
+            }
+        }
+    }
+}
+
+/// The operation cdc-lake's commits record.
+fn merge() -> DeltaOperation {
+    DeltaOperation::Merge {
+        predicate: None,
+        merge_predicate: None,
+        matched_predicates: vec![],
+        not_matched_predicates: vec![],
+        not_matched_by_source_predicates: vec![],
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

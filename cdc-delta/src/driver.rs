@@ -1,9 +1,10 @@
 //! The Delta format's driver of cdc-core's upsert engine: what loading, staging and committing
 //! one change set mean for a Delta table.
 //!
-//! The loaded table is kept between commits: the next attempt reads only the log entries
-//! written since (`update_incremental`), and a commit of ours hands over the snapshot it made,
-//! so a commit costs what the batch costs, not what the table's history costs.
+//! The loaded table is kept between commits: the next attempt only checks that no other writer
+//! committed since (one `HEAD` of the next log entry), and a commit of ours changes the kept
+//! file index by its own actions, so a commit costs what the batch costs, not what the table's
+//! history costs.
 
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
@@ -54,24 +55,19 @@ impl UpsertDriver for DeltaDriver {
     }
 
     async fn load_table(&mut self) -> Result<Option<Loaded>> {
-        let table = match &self.cached {
-            Some(cached) => {
-                let mut table = cached.table.clone();
-                let before = table.version();
-                table
-                    .update_incremental(None)
-                    .await
-                    .map_err(self.at.delta_err("loading new commits"))?;
-                if table.version() == before {
-                    return Ok(Some(cached.clone()));
-                }
-                // Another writer committed: its commits may change the schema or checkpoint.
-                table
+        if let Some(cached) = &self.cached {
+            if !self
+                .at
+                .has_commit(&cached.table, cached.version + 1)
+                .await?
+            {
+                return Ok(Some(cached.clone()));
             }
-            None => match self.at.load().await? {
-                Some(table) => table,
-                None => return Ok(None),
-            },
+            // Another writer committed: its commits may change the files, schema or
+            // checkpoint, so the table is loaded again.
+        }
+        let Some(table) = self.at.load().await? else {
+            return Ok(None);
         };
         let loaded = self.at.describe(table).await?;
         self.cached = Some(loaded.clone());
@@ -96,6 +92,8 @@ impl UpsertDriver for DeltaDriver {
     }
 
     async fn commit(&mut self, staged: Staged) -> Result<Committed> {
+        // Dropped first, so that the commit changes the only copy of the file index.
+        self.cached = None;
         let (committed, loaded) = self.at.commit_staged(staged).await?;
         self.cached = Some(loaded);
         Ok(committed)

@@ -29,6 +29,7 @@ mod config;
 mod driver;
 mod dv;
 mod error;
+mod files;
 mod locate;
 pub mod schema;
 mod table;

@@ -11,13 +11,14 @@ use async_trait::async_trait;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{FilePlan, FileReader, KeyBounds, KeyRanges, RowRemoval};
 use cdc_core::storage::read_parquet;
-use deltalake::kernel::{DeletionVectorDescriptor, LogicalFileView, Remove};
+use deltalake::kernel::{DeletionVectorDescriptor, Remove};
 use deltalake::logstore::ObjectStoreRef;
 use object_store::path::Path;
 use parquet::arrow::async_reader::ParquetObjectReader;
 use url::Url;
 
 use crate::error::{DeltaSinkError, Result};
+use crate::files::{FileIndex, LiveFile};
 
 /// A data file of the table that may hold a changed key.
 #[derive(Debug, Clone)]
@@ -34,13 +35,19 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
-    fn new(file: &LogicalFileView) -> Self {
+    fn new(file: &LiveFile) -> Self {
+        let partition_values = file
+            .add
+            .partition_values
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect();
         DataFile {
-            remove: file.remove_action(true),
-            stats: file.stats(),
-            modification_time: file.modification_time(),
-            partition_values: partition_values(file),
-            deletion_vector: file.deletion_vector_descriptor(),
+            remove: file.remove_action(),
+            stats: file.add.stats.clone(),
+            modification_time: file.add.modification_time,
+            partition_values,
+            deletion_vector: file.deletion_vector().cloned(),
         }
     }
 
@@ -56,50 +63,20 @@ impl DataFile {
 /// The files of `files` a change set must read, with how; `removal` says whether a touched
 /// file may get a deletion vector.
 pub(crate) fn candidates(
-    files: &[LogicalFileView],
+    files: &FileIndex,
     ranges: &KeyRanges,
-    key_column: &str,
     removal: RowRemoval,
     rewrite_all: bool,
 ) -> Vec<(DataFile, FilePlan)> {
     files
         .iter()
         .filter_map(|file| {
-            let live = file.num_records().map(|n| {
-                let dv = file.deletion_vector_descriptor();
-                (n as u64).saturating_sub(dv.map_or(0, |dv| dv.cardinality as u64))
-            });
-            let bounds = int_bounds(file, key_column)
+            let bounds = file
+                .key_bounds
                 .map_or(KeyBounds::Unknown, |(a, b)| KeyBounds::Ints(a, b));
-            let plan = ranges.plan(&bounds, live, removal, rewrite_all)?;
+            let plan = ranges.plan(&bounds, file.live_rows(), removal, rewrite_all)?;
             Some((DataFile::new(file), plan))
         })
-        .collect()
-}
-
-/// The min/max statistics of an integer column of `file`.
-fn int_bounds(file: &LogicalFileView, column: &str) -> Option<(i64, i64)> {
-    use deltalake::kernel::scalars::ScalarExt;
-    let bound = |v: Option<serde_json::Value>| {
-        v.and_then(|v| v.get(column).and_then(serde_json::Value::as_i64))
-    };
-    let min = bound(file.min_values().map(|s| s.to_json()))?;
-    let max = bound(file.max_values().map(|s| s.to_json()))?;
-    Some((min, max))
-}
-
-/// Partition values of a file, as strings.
-fn partition_values(file: &LogicalFileView) -> HashMap<String, String> {
-    use deltalake::kernel::scalars::ScalarExt;
-    let Some(values) = file.partition_values() else {
-        return HashMap::new();
-    };
-    values
-        .fields()
-        .iter()
-        .zip(values.values())
-        .filter(|(_, v)| !v.is_null())
-        .map(|(f, v)| (f.name().to_string(), v.serialize()))
         .collect()
 }
 

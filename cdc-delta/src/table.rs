@@ -9,10 +9,12 @@ use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use object_store::ObjectStoreExt;
 use url::Url;
 
 use crate::config::DeltaSinkConfig;
 use crate::error::{DeltaSinkError, Result};
+use crate::files::FileIndex;
 use crate::schema;
 
 /// Table property holding the primary-key columns (JSON list).
@@ -34,8 +36,13 @@ pub(crate) const ENABLE_DELETION_VECTORS: &str = "delta.enableDeletionVectors";
 /// The table at its latest version.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The delta-rs table.
+    /// The delta-rs table as last loaded: its schema, properties and protocol are current
+    /// (a commit that changes them loads it again), its version and files may not be.
     pub table: DeltaTable,
+    /// The latest version.
+    pub(crate) version: u64,
+    /// The live data files at `version`.
+    pub(crate) files: Arc<FileIndex>,
     /// Its logical schema.
     pub logical: SchemaRef,
     /// Its primary key.
@@ -96,6 +103,16 @@ impl TableLocation {
         Ok(Some(table))
     }
 
+    /// Whether log entry `version` exists (another writer committed after the table we hold).
+    pub(crate) async fn has_commit(&self, table: &DeltaTable, version: u64) -> Result<bool> {
+        let path = deltalake::logstore::commit_uri_from_version(Some(version));
+        match table.log_store().object_store(None).head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.delta_err("looking for new commits")(e.into())),
+        }
+    }
+
     async fn open(&self) -> Result<DeltaTable> {
         DeltaTable::try_from_url_with_storage_options(
             self.url.clone(),
@@ -141,7 +158,11 @@ impl TableLocation {
         let key_columns: Vec<String> = serde_json::from_str(keys)
             .map_err(|e| layout(format!("bad `{KEY_COLUMNS_PROPERTY}` `{keys}`: {e}")))?;
         let checkpoint = self.read_checkpoint(&table).await?;
+        let key = key_columns.first().map_or("", String::as_str);
+        let files = Arc::new(FileIndex::from_files(snapshot.log_data(), key));
         Ok(Loaded {
+            version: table.version().unwrap_or(0),
+            files,
             table,
             logical,
             key_columns,

@@ -11,7 +11,7 @@ use cdc_core::schema::evolution_rewrites_rows;
 use cdc_core::sink::upsert::{
     carry_over, locate, Attempt, ChangedKeys, Located, OldRows, RowRemoval,
 };
-use deltalake::kernel::{Action, Add, LogicalFileView, MetadataExt};
+use deltalake::kernel::{Action, Add, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::table::config::TablePropertiesExt;
@@ -35,7 +35,8 @@ struct Touched {
 
 /// What one attempt wrote, ready to commit.
 pub struct Staged {
-    pub(crate) table: DeltaTable,
+    /// The table the attempt read.
+    pub(crate) state: Loaded,
     pub(crate) actions: Vec<Action>,
     /// The change set's own topic-partitions (one `txn` action each).
     pub(crate) offsets: cdc_core::model::Checkpoint,
@@ -43,26 +44,22 @@ pub struct Staged {
     pub(crate) checkpoint: cdc_core::model::Checkpoint,
     pub(crate) rows_written: u64,
     pub(crate) rows_deleted: u64,
-    /// The table's primary key (unchanged by the commit).
-    pub(crate) key_columns: Vec<String>,
+    /// Whether the commit changes the table's schema.
+    pub(crate) evolves: bool,
 }
 
 impl TableLocation {
     /// Writes the files of one attempt and the actions that commit them.
     pub(crate) async fn stage_files(&self, a: Attempt<'_, Loaded>) -> Result<Staged> {
         let evolved = a.evolved();
-        let Loaded {
-            table,
-            logical,
-            key_columns,
-            ..
-        } = a.state;
-        let rewrite_all = evolved && evolution_rewrites_rows(&logical, &a.merged);
+        let state = a.state;
+        let table = &state.table;
+        let rewrite_all = evolved && evolution_rewrites_rows(&state.logical, &a.merged);
         let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&a.merged));
-        let mut writer = self.data_writer(&table, &stored)?;
+        let mut writer = self.data_writer(table, &stored)?;
         let touched = self
             .rewrite_touched(
-                &table,
+                &state,
                 &a.keys,
                 a.changes.truncate,
                 rewrite_all,
@@ -84,18 +81,18 @@ impl TableLocation {
             .map_err(self.delta_err("closing data files"))?;
         let mut actions = Vec::with_capacity(touched.removes.len() + adds.len() + 1);
         if evolved {
-            actions.push(self.metadata_action(&table, &a.merged)?);
+            actions.push(self.metadata_action(table, &a.merged)?);
         }
         actions.extend(touched.removes.into_iter().map(Action::Remove));
         actions.extend(touched.dv_adds.into_iter().chain(adds).map(Action::Add));
         Ok(Staged {
-            table,
+            state,
             actions,
             offsets: a.changes.checkpoint.clone(),
             checkpoint: a.checkpoint,
             rows_written: upserts.num_rows() as u64,
             rows_deleted: touched.rows_deleted,
-            key_columns,
+            evolves: evolved,
         })
     }
 
@@ -103,17 +100,17 @@ impl TableLocation {
     /// (copy-on-write) or the file put back with a new deletion vector.
     async fn rewrite_touched(
         &self,
-        table: &DeltaTable,
+        state: &Loaded,
         keys: &Arc<ChangedKeys>,
         truncate: bool,
         rewrite_all: bool,
         stored: &SchemaRef,
         writer: &mut DeltaWriter,
     ) -> Result<Touched> {
+        let table = &state.table;
         let snapshot = table
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
-        let files: Vec<LogicalFileView> = snapshot.log_data().into_iter().collect();
         let removal = match self.config.deletion_vectors && allows_deletion_vectors(table) {
             true if !rewrite_all => RowRemoval::MarkUpTo(self.config.deletion_vector_max_fraction),
             _ => RowRemoval::Rewrite,
@@ -125,11 +122,10 @@ impl TableLocation {
             rows_deleted: 0,
         };
         if truncate {
-            touched.removes = files.iter().map(|f| f.remove_action(true)).collect();
+            touched.removes = state.files.iter().map(|f| f.remove_action()).collect();
             return Ok(touched);
         }
-        let key = &keys.key_columns()[0];
-        let candidates = candidates(&files, &keys.ranges(), key, removal, rewrite_all);
+        let candidates = candidates(&state.files, &keys.ranges(), removal, rewrite_all);
         let reader = Arc::new(DeltaFiles {
             table: self.table.clone(),
             store: table.object_store(),
