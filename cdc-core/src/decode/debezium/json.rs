@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arrow_schema::Fields;
 use serde::de::DeserializeSeed;
+use serde_json::value::RawValue;
 
 use super::columns::Placeholder;
 use super::types::{row_fields, ConnectSchema};
@@ -28,7 +29,21 @@ use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, SourcePosition, Table
 use crate::source::RawRecord;
 
 use super::envelope::{raw_string, RawObject, SourceBlock, TransactionBlock, UnwrapMeta};
+use super::single_pass::{self, EnvelopeSeed};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
+
+/// An envelope's row images as the row decode takes them.
+struct Images<'p> {
+    before: Option<&'p str>,
+    after: After<'p>,
+}
+
+/// The `after` image: its text, already in the builders, or none.
+enum After<'p> {
+    Text(&'p str),
+    Decoded,
+    Missing,
+}
 
 /// Decodes Debezium JSON records into [`ChangeBatch`]es, one table at a time.
 pub struct DebeziumJsonDecoder {
@@ -130,6 +145,13 @@ impl DebeziumJsonDecoder {
             return self.decode_tombstone(table, record);
         };
         if let Some((schema, payload_text)) = self.split_known_schema(bytes) {
+            if let Some(table) = table {
+                let decoded =
+                    self.decode_envelope_single_pass(table, record, &schema, payload_text)?;
+                if let Some(decoded) = decoded {
+                    return Ok(decoded);
+                }
+            }
             if let Ok(Some(payload)) = RawObject::parse(payload_text) {
                 return self.decode_payload(table, record, Some(&*schema), payload_text, payload);
             }
@@ -462,17 +484,10 @@ impl DebeziumJsonDecoder {
         payload: &RawObject<'_>,
     ) -> Result<Decoded> {
         let op_text = raw_string(payload.get("op")).unwrap_or_default();
-        if op_text == "m" {
+        let Some(op) = Self::envelope_op(record, &op_text)? else {
             self.stats.messages += 1;
             return Ok(Decoded::Message);
-        }
-        let op = Op::from_code(&op_text).ok_or_else(|| {
-            Self::decode_error(
-                record,
-                Some("op".into()),
-                format!("unknown operation `{op_text}`"),
-            )
-        })?;
+        };
         let source: SourceBlock = match payload.non_null("source") {
             Some(s) => serde_json::from_str(s.get())
                 .map_err(|e| Self::decode_error(record, Some("source".into()), e.to_string()))?,
@@ -491,22 +506,115 @@ impl DebeziumJsonDecoder {
         let tx: Option<TransactionBlock> = payload
             .non_null("transaction")
             .and_then(|t| serde_json::from_str(t.get()).ok());
-        let tx_id = tx
-            .and_then(|t| t.id.map(Cow::into_owned))
-            .or_else(|| source.tx_id.map(|t| t.to_string()))
-            .or_else(|| source.gtid.as_deref().map(str::to_string));
-
         let layout = match schema_text {
             Some(s) => self.layout_from_schema(&table, s, true)?,
             None => self.layout_from_hint(&table, record)?,
         };
         self.table_decoder(&table, layout, record)?;
+        let images = Images {
+            before: payload.non_null("before").map(RawValue::get),
+            after: match payload.non_null("after") {
+                Some(a) => After::Text(a.get()),
+                None => After::Missing,
+            },
+        };
+        self.push_envelope(&table, record, (op, &op_text), images, &source, tx)
+    }
+
+    /// [`Self::decode_envelope`] in one pass over the payload (see `single_pass`); `None` when
+    /// the pass gave up (nothing of the record is left in the batch then).
+    fn decode_envelope_single_pass(
+        &mut self,
+        table: &TableId,
+        record: &RawRecord,
+        schema_text: &str,
+        payload_text: &str,
+    ) -> Result<Option<Decoded>> {
+        let layout = self.layout_from_schema(table, schema_text, true)?;
+        self.table_decoder(table, layout, record)?;
+        let td = self.tables.get_mut(table).expect("table decoder exists");
+        let rows = td.rows();
+        let (mut meta, mut current) = (UnwrapMeta::default(), None);
+        let seed = EnvelopeSeed(RowSeed {
+            td,
+            placeholder: &self.placeholder,
+            unknown: self.config.unknown_columns,
+            unwrapped: false,
+            meta: &mut meta,
+            current: &mut current,
+        });
+        let mut de = serde_json::Deserializer::from_str(payload_text);
+        let parsed = seed.deserialize(&mut de).and_then(|p| de.end().map(|()| p));
+        let rollback = |dec: &mut Self| dec.tables.get_mut(table).expect("exists").rollback(rows);
+        let parts = match parsed {
+            Ok(parts) if parts.is_envelope() => parts,
+            _ => {
+                rollback(self);
+                return Ok(None);
+            }
+        };
+        let op_text = parts.op.unwrap_or_default();
+        let op = Self::envelope_op(record, &op_text);
+        let keeps_after = matches!(op, Ok(Some(Op::Create | Op::Update | Op::Read)));
+        if parts.after == single_pass::After::Decoded && !keeps_after {
+            rollback(self);
+        }
+        let Some(op) = op? else {
+            self.stats.messages += 1;
+            return Ok(Some(Decoded::Message));
+        };
+        let images = Images {
+            before: parts.before.map(RawValue::get),
+            after: match parts.after {
+                single_pass::After::Decoded => After::Decoded,
+                _ => After::Missing,
+            },
+        };
+        let source = parts.source.flatten().unwrap_or_default();
+        self.push_envelope(
+            table,
+            record,
+            (op, &op_text),
+            images,
+            &source,
+            parts.transaction,
+        )
+        .map(Some)
+    }
+
+    /// The operation of an envelope; `None` for a logical decoding message (`m`).
+    fn envelope_op(record: &RawRecord, op_text: &str) -> Result<Option<Op>> {
+        if op_text == "m" {
+            return Ok(None);
+        }
+        let op = Op::from_code(op_text).ok_or_else(|| {
+            Self::decode_error(
+                record,
+                Some("op".into()),
+                format!("unknown operation `{op_text}`"),
+            )
+        })?;
+        Ok(Some(op))
+    }
+
+    /// The row of an envelope into its table's builders (the table decoder exists), and the
+    /// event.
+    fn push_envelope(
+        &mut self,
+        table: &TableId,
+        record: &RawRecord,
+        (op, op_text): (Op, &str),
+        images: Images<'_>,
+        source: &SourceBlock<'_>,
+        tx: Option<TransactionBlock<'_>>,
+    ) -> Result<Decoded> {
         let mut meta = UnwrapMeta::default();
         match op {
-            Op::Truncate => self.tables.get_mut(&table).expect("exists").push_null_row(),
+            Op::Truncate => self.tables.get_mut(table).expect("exists").push_null_row(),
             Op::Delete => {
-                let before = payload.non_null("before").map(|b| b.get().to_string());
-                let text = before
+                let text = images
+                    .before
+                    .map(str::to_string)
                     .or_else(|| Self::key_payload(record))
                     .ok_or_else(|| {
                         Self::decode_error(
@@ -515,28 +623,35 @@ impl DebeziumJsonDecoder {
                             "delete without `before` image and without a key",
                         )
                     })?;
-                self.decode_row_text(&table, record, &text, false, &mut meta)?;
+                self.decode_row_text(table, record, &text, false, &mut meta)?;
             }
-            _ => {
-                let after = payload.non_null("after").ok_or_else(|| {
-                    Self::decode_error(
+            _ => match images.after {
+                After::Text(after) => {
+                    self.decode_row_text(table, record, after, false, &mut meta)?
+                }
+                After::Decoded => {}
+                After::Missing => {
+                    return Err(Self::decode_error(
                         record,
                         Some("after".into()),
                         format!("`{op_text}` event without `after` image"),
-                    )
-                })?;
-                self.decode_row_text(&table, record, after.get(), false, &mut meta)?;
-            }
+                    ))
+                }
+            },
         }
+        let tx_id = tx
+            .and_then(|t| t.id.map(Cow::into_owned))
+            .or_else(|| source.tx_id.map(|t| t.to_string()))
+            .or_else(|| source.gtid.as_deref().map(str::to_string));
         self.push_event(
-            &table,
+            table,
             record,
             op,
             source.position(),
             source.ts_ms,
             tx_id.as_deref(),
         );
-        Ok(Decoded::Row(table, op))
+        Ok(Decoded::Row(table.clone(), op))
     }
 
     fn decode_unwrapped(

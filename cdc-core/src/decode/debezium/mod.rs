@@ -6,5 +6,6 @@ mod envelope;
 pub mod json;
 pub mod numeric;
 pub mod parallel;
+mod single_pass;
 mod table;
 pub mod types;
