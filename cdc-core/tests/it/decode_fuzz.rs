@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cdc_core::decode::{DebeziumJsonDecoder, DecoderConfig};
+use std::collections::HashMap;
+
+use cdc_core::decode::{DebeziumJsonDecoder, DecoderConfig, TableHint};
 use cdc_core::model::TableId;
 use cdc_core::source::RawRecord;
-use cdc_core::testing::Scenario;
+use cdc_core::testing::{schemaless_hints, Scenario};
 use proptest::prelude::*;
 
 fn record(key: Option<Vec<u8>>, value: Option<Vec<u8>>) -> RawRecord {
@@ -61,9 +63,13 @@ proptest! {
 /// general path); tombstones are always routed.
 fn decode_all(
     records: &[cdc_core::testing::FixtureRecord],
+    hints: &HashMap<TableId, TableHint>,
     routed: bool,
 ) -> (Vec<String>, Vec<arrow_array::RecordBatch>) {
     let mut d = DebeziumJsonDecoder::new(DecoderConfig::default());
+    for (table, hint) in hints {
+        d.set_table_hint(table.clone(), hint.clone());
+    }
     let mut outcomes = Vec::new();
     for r in records {
         let mut parts = r.topic.rsplit('.');
@@ -90,16 +96,20 @@ fn decode_all(
     (outcomes, rows)
 }
 
-/// The single-pass path decodes every real event exactly as the general path does.
-#[test]
-fn single_pass_and_general_path_decode_every_fixture_alike() {
+/// The single-pass path decodes every real event exactly as the general path does, with and
+/// without schemas in the records.
+#[tokio::test]
+async fn single_pass_and_general_path_decode_every_fixture_alike() {
     for s in Scenario::all()
         .into_iter()
         .filter(|s| s.variant() != "unwrap")
     {
         let records = s.records();
-        let ((single, single_rows), (general, general_rows)) =
-            (decode_all(&records, true), decode_all(&records, false));
+        let hints = schemaless_hints(&s).await;
+        let ((single, single_rows), (general, general_rows)) = (
+            decode_all(&records, &hints, true),
+            decode_all(&records, &hints, false),
+        );
         assert!(single_rows == general_rows, "{}: rows differ", s.name);
         let first_difference = single.iter().zip(&general).position(|(a, b)| a != b);
         if let Some(i) = first_difference {

@@ -13,7 +13,8 @@
 //! cached by its text, so each distinct schema is parsed once.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// Keys are looked up several times per event: a fast hasher (table names, column names).
+use foldhash::HashMap;
 
 use std::sync::Arc;
 
@@ -66,13 +67,13 @@ impl DebeziumJsonDecoder {
         DebeziumJsonDecoder {
             config,
             placeholder,
-            tables: HashMap::new(),
+            tables: HashMap::default(),
             table_order: Vec::new(),
             finished: Vec::new(),
             layouts: SchemaCache::default(),
             key_schemas: SchemaCache::default(),
-            hints: HashMap::new(),
-            last_op_was_delete: HashMap::new(),
+            hints: HashMap::default(),
+            last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -111,13 +112,13 @@ impl DebeziumJsonDecoder {
         DebeziumJsonDecoder {
             config: self.config.clone(),
             placeholder: self.placeholder.clone(),
-            tables: HashMap::new(),
+            tables: HashMap::default(),
             table_order: Vec::new(),
             finished: Vec::new(),
             layouts: self.layouts.clone(),
             key_schemas: self.key_schemas.clone(),
             hints: self.hints.clone(),
-            last_op_was_delete: HashMap::new(),
+            last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -144,14 +145,10 @@ impl DebeziumJsonDecoder {
         let Some(bytes) = &record.value else {
             return self.decode_tombstone(table, record);
         };
+        if let Some(decoded) = self.try_single_pass(table, record, bytes)? {
+            return Ok(decoded);
+        }
         if let Some((schema, payload_text)) = self.split_known_schema(bytes) {
-            if let Some(table) = table {
-                let decoded =
-                    self.decode_envelope_single_pass(table, record, &schema, payload_text)?;
-                if let Some(decoded) = decoded {
-                    return Ok(decoded);
-                }
-            }
             if let Ok(Some(payload)) = RawObject::parse(payload_text) {
                 return self.decode_payload(table, record, Some(&*schema), payload_text, payload);
             }
@@ -527,10 +524,9 @@ impl DebeziumJsonDecoder {
         &mut self,
         table: &TableId,
         record: &RawRecord,
-        schema_text: &str,
+        layout: Arc<RowLayout>,
         payload_text: &str,
     ) -> Result<Option<Decoded>> {
-        let layout = self.layout_from_schema(table, schema_text, true)?;
         self.table_decoder(table, layout, record)?;
         let td = self.tables.get_mut(table).expect("table decoder exists");
         let rows = td.rows();
@@ -580,6 +576,35 @@ impl DebeziumJsonDecoder {
             parts.transaction,
         )
         .map(Some)
+    }
+
+    /// The single pass for a routed record whose row layout is known without parsing: its
+    /// schema is the one seen last, or it has none (`schemas.enable=false`, an envelope as the
+    /// converter writes it: `before` first) and the table's schema is given. `None` leaves the
+    /// record to the general path.
+    fn try_single_pass(
+        &mut self,
+        table: Option<&TableId>,
+        record: &RawRecord,
+        bytes: &[u8],
+    ) -> Result<Option<Decoded>> {
+        let Some(table) = table else {
+            return Ok(None);
+        };
+        if let Some((schema, payload_text)) = self.split_known_schema(bytes) {
+            let layout = self.layout_from_schema(table, &schema, true)?;
+            return self.decode_envelope_single_pass(table, record, layout, payload_text);
+        }
+        let schemaless = bytes.starts_with(br#"{"before":"#)
+            && self.hints.get(table).is_some_and(|h| h.schema.is_some());
+        let Some(text) = schemaless
+            .then(|| std::str::from_utf8(bytes).ok())
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let layout = self.layout_from_hint(table, record)?;
+        self.decode_envelope_single_pass(table, record, layout, text)
     }
 
     /// The operation of an envelope; `None` for a logical decoding message (`m`).

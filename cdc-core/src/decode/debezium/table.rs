@@ -3,7 +3,8 @@
 //! the unchanged-cell masks; and the serde seed that streams one row object into the builders.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// Keys are looked up several times per event: a fast hasher (table names, column names).
+use foldhash::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ impl<T> Default for SchemaCache<T> {
     fn default() -> Self {
         SchemaCache {
             last: None,
-            all: HashMap::new(),
+            all: HashMap::default(),
         }
     }
 }
