@@ -9,7 +9,7 @@ use cdc_core::sink::upsert::{
     Attempt, CommitControl, Committed, TableView, UpsertDriver, UpsertSink,
 };
 use cdc_core::sink::{TableSink, Warehouse};
-use iceberg::spec::{FormatVersion, SortOrder, TableMetadataBuilder};
+use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilder};
 
 use crate::config::{WriteMode, EQUALITY_PARTITIONED};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
@@ -31,6 +31,7 @@ impl IcebergWarehouse {
             warehouse: self.clone(),
             control,
             cache: FileCache::default(),
+            last_commit: None,
         })
     }
 }
@@ -50,6 +51,9 @@ pub struct IcebergDriver {
     control: CommitControl,
     /// Manifests and delete files already read (immutable, so read once).
     cache: FileCache,
+    /// The metadata file of our last commit and its contents: when the catalog still points
+    /// at it, the next load need not read and parse it again (it holds every snapshot).
+    last_commit: Option<(String, TableMetadata)>,
 }
 
 impl IcebergDriver {
@@ -59,9 +63,15 @@ impl IcebergDriver {
 
     /// The table as the catalog points at it now, `None` when it does not exist yet.
     pub(crate) async fn load(&mut self) -> Result<Option<Loaded>> {
-        let Some(pointer) = self.warehouse.pointer(&self.table).await? else {
+        let Some(mut pointer) = self.warehouse.pointer(&self.table).await? else {
             return Ok(None);
         };
+        if let Some((location, metadata)) = self.last_commit.take() {
+            // Metadata files never change: the same location is the same metadata.
+            if pointer.metadata.is_none() && pointer.location == location {
+                pointer.metadata = Some(metadata);
+            }
+        }
         let io = self.warehouse.file_io();
         Ok(Some(
             Loaded::load(&self.name(), io, pointer, &mut self.cache).await?,
@@ -150,6 +160,7 @@ impl UpsertDriver for IcebergDriver {
             .commit(&self.table, &s.loaded, &s.next)
             .await?;
         tracing::debug!(table = %self.table, metadata = committed.location, "iceberg commit");
+        self.last_commit = Some((committed.location, committed.metadata));
         Ok(Committed {
             version: s.next.snapshot_id().unwrap_or_default().to_string(),
             rows_written: s.rows_written,
