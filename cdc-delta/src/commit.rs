@@ -10,7 +10,7 @@
 
 use cdc_core::sink::upsert::Committed;
 use deltalake::kernel::transaction::{CommitData, TransactionError, PROTOCOL};
-use deltalake::kernel::Transaction;
+use deltalake::kernel::{Action, Transaction};
 use deltalake::logstore::{CommitOrBytes, LogStoreRef};
 use deltalake::protocol::checkpoints::{cleanup_expired_logs_for, create_checkpoint};
 use deltalake::protocol::DeltaOperation;
@@ -43,7 +43,6 @@ impl TableLocation {
             checkpoint,
             rows_written,
             rows_deleted,
-            evolves,
         } = s;
         let now = now_millis();
         let txns = offsets
@@ -74,7 +73,11 @@ impl TableLocation {
         Arc::make_mut(&mut state.files).apply(&data.actions);
         state.version = version;
         state.checkpoint = checkpoint;
-        if evolves {
+        if data
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Metadata(_)))
+        {
             // The new schema lives in the delta-rs snapshot: load it (rare, so the cost of
             // listing the files once is fine).
             state
@@ -184,7 +187,8 @@ fn merge() -> DeltaOperation {
     }
 }
 
-fn now_millis() -> i64 {
+/// Milliseconds since the epoch (0 before it).
+pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -38,9 +38,12 @@ impl LiveFile {
         }
     }
 
-    #[cfg(test)]
-    fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         &self.add.path
+    }
+
+    pub fn size(&self) -> u64 {
+        self.add.size.max(0) as u64
     }
 
     pub fn deletion_vector(&self) -> Option<&DeletionVectorDescriptor> {
@@ -55,13 +58,10 @@ impl LiveFile {
 
     /// The `remove` action that takes it out of the table.
     pub fn remove_action(&self) -> Remove {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         Remove {
             path: self.add.path.clone(),
             data_change: true,
-            deletion_timestamp: Some(now),
+            deletion_timestamp: Some(crate::commit::now_millis()),
             extended_file_metadata: Some(true),
             size: Some(self.add.size),
             partition_values: Some(self.add.partition_values.clone()),

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{FilePlan, FileReader, KeyBounds, KeyRanges, RowRemoval};
 use cdc_core::storage::read_parquet;
-use deltalake::kernel::{DeletionVectorDescriptor, Remove};
 use deltalake::logstore::ObjectStoreRef;
 use object_store::path::Path;
 use parquet::arrow::async_reader::ParquetObjectReader;
@@ -20,46 +19,6 @@ use url::Url;
 use crate::error::{DeltaSinkError, Result};
 use crate::files::{FileIndex, LiveFile};
 
-/// A data file of the table that may hold a changed key.
-#[derive(Debug, Clone)]
-pub(crate) struct DataFile {
-    /// Its `remove` action (the file leaves the table, or comes back with a new deletion
-    /// vector).
-    pub remove: Remove,
-    /// Its statistics (JSON), kept when it comes back with a deletion vector.
-    pub stats: Option<String>,
-    pub modification_time: i64,
-    /// Partition values, as strings.
-    pub partition_values: HashMap<String, String>,
-    pub deletion_vector: Option<DeletionVectorDescriptor>,
-}
-
-impl DataFile {
-    fn new(file: &LiveFile) -> Self {
-        let partition_values = file
-            .add
-            .partition_values
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-            .collect();
-        DataFile {
-            remove: file.remove_action(),
-            stats: file.add.stats.clone(),
-            modification_time: file.add.modification_time,
-            partition_values,
-            deletion_vector: file.deletion_vector().cloned(),
-        }
-    }
-
-    fn path(&self) -> &str {
-        &self.remove.path
-    }
-
-    fn size(&self) -> u64 {
-        self.remove.size.unwrap_or_default().max(0) as u64
-    }
-}
-
 /// The files of `files` a change set must read, with how; `removal` says whether a touched
 /// file may get a deletion vector.
 pub(crate) fn candidates(
@@ -67,7 +26,7 @@ pub(crate) fn candidates(
     ranges: &KeyRanges,
     removal: RowRemoval,
     rewrite_all: bool,
-) -> Vec<(DataFile, FilePlan)> {
+) -> Vec<(LiveFile, FilePlan)> {
     files
         .iter()
         .filter_map(|file| {
@@ -75,7 +34,7 @@ pub(crate) fn candidates(
                 .key_bounds
                 .map_or(KeyBounds::Unknown, |(a, b)| KeyBounds::Ints(a, b));
             let plan = ranges.plan(&bounds, file.live_rows(), removal, rewrite_all)?;
-            Some((DataFile::new(file), plan))
+            Some((file.clone(), plan))
         })
         .collect()
 }
@@ -95,12 +54,12 @@ pub(crate) struct DeltaFiles {
 
 #[async_trait]
 impl FileReader for DeltaFiles {
-    type File = DataFile;
+    type File = LiveFile;
     type Error = DeltaSinkError;
 
     async fn read(
         &self,
-        file: &DataFile,
+        file: &LiveFile,
         columns: Option<&[String]>,
         rows: Option<&[u32]>,
     ) -> Result<RecordBatch> {
@@ -115,12 +74,12 @@ impl FileReader for DeltaFiles {
         let batch = read_parquet(reader, columns, rows)
             .await
             .map_err(read_err)?;
-        self.add_partition_columns(batch, &file.partition_values, columns)
+        self.add_partition_columns(batch, &file.add.partition_values, columns)
             .map_err(read_err)
     }
 
-    async fn deleted(&self, file: &DataFile, _keys: &RecordBatch) -> Result<Vec<u64>> {
-        let Some(dv) = &file.deletion_vector else {
+    async fn deleted(&self, file: &LiveFile, _keys: &RecordBatch) -> Result<Vec<u64>> {
+        let Some(dv) = file.deletion_vector() else {
             return Ok(Vec::new());
         };
         let gone = crate::dv::read(&self.store, &self.table_root, dv)
@@ -138,7 +97,7 @@ impl DeltaFiles {
     fn add_partition_columns(
         &self,
         batch: RecordBatch,
-        partition_values: &HashMap<String, String>,
+        partition_values: &HashMap<String, Option<String>>,
         columns: Option<&[String]>,
     ) -> std::result::Result<RecordBatch, String> {
         // Only partition columns: any other column a file lacks was added to the table after
@@ -159,7 +118,7 @@ impl DeltaFiles {
             batch.schema().fields().iter().cloned().collect();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for f in wanted {
-            let value = partition_values.get(f.name()).cloned();
+            let value = partition_values.get(f.name()).cloned().flatten();
             let text: ArrayRef = Arc::new(StringArray::from(vec![value; n]));
             cols.push(arrow_cast::cast(&text, f.data_type()).map_err(|e| e.to_string())?);
             fields.push(f.clone());

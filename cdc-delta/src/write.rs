@@ -19,7 +19,8 @@ use deltalake::{DeltaTable, DeltaTableError};
 use roaring::RoaringTreemap;
 
 use crate::error::{DeltaSinkError, Result};
-use crate::locate::{candidates, DataFile, DeltaFiles};
+use crate::files::LiveFile;
+use crate::locate::{candidates, DeltaFiles};
 use crate::schema;
 use crate::table::{allows_deletion_vectors, Loaded, TableLocation};
 
@@ -44,8 +45,6 @@ pub struct Staged {
     pub(crate) checkpoint: cdc_core::model::Checkpoint,
     pub(crate) rows_written: u64,
     pub(crate) rows_deleted: u64,
-    /// Whether the commit changes the table's schema.
-    pub(crate) evolves: bool,
 }
 
 impl TableLocation {
@@ -92,7 +91,6 @@ impl TableLocation {
             checkpoint: a.checkpoint,
             rows_written: upserts.num_rows() as u64,
             rows_deleted: touched.rows_deleted,
-            evolves: evolved,
         })
     }
 
@@ -140,7 +138,7 @@ impl TableLocation {
             touched.rows_deleted += f.deleted;
             let old = std::mem::replace(&mut f.old, RecordBatch::new_empty(keys.schema()));
             touched.old.add(old, &f.old_upserts);
-            touched.removes.push(f.file.remove.clone());
+            touched.removes.push(f.file.remove_action());
             match f.kept.take() {
                 Some(kept) if kept.num_rows() > 0 => {
                     let kept = carry_over(&self.table, &kept, stored, &keys.schema())?;
@@ -210,7 +208,7 @@ impl TableLocation {
     async fn write_deletion_vectors(
         &self,
         store: &ObjectStoreRef,
-        files: Vec<Located<DataFile>>,
+        files: Vec<Located<LiveFile>>,
     ) -> Result<Vec<Add>> {
         if files.is_empty() {
             return Ok(Vec::new());
@@ -228,15 +226,15 @@ impl TableLocation {
         for f in files {
             let deleted: RoaringTreemap =
                 f.deleted_before.iter().chain(&f.touched).copied().collect();
-            let descriptor = writer.push(&deleted).map_err(dv_err(&f.file.remove.path))?;
-            let (remove, stats) = (f.file.remove, f.file.stats);
+            let descriptor = writer.push(&deleted).map_err(dv_err(f.file.path()))?;
+            let file = f.file.add;
             adds.push(Add {
-                path: remove.path,
-                partition_values: remove.partition_values.unwrap_or_default(),
-                size: remove.size.unwrap_or_default(),
-                modification_time: f.file.modification_time,
+                path: file.path,
+                partition_values: file.partition_values,
+                size: file.size,
+                modification_time: file.modification_time,
                 data_change: true,
-                stats: stats.map(|s| loose_bounds(&s)),
+                stats: file.stats.map(|s| loose_bounds(&s)),
                 tags: None,
                 deletion_vector: Some(descriptor),
                 base_row_id: None,
