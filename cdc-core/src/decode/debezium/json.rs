@@ -30,20 +30,13 @@ use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, SourcePosition, Table
 use crate::source::RawRecord;
 
 use super::envelope::{raw_string, RawObject, SourceBlock, TransactionBlock, UnwrapMeta};
-use super::single_pass::{self, EnvelopeSeed};
+use super::single_pass::{After, EnvelopeSeed};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
 
 /// An envelope's row images as the row decode takes them.
 struct Images<'p> {
     before: Option<&'p str>,
     after: After<'p>,
-}
-
-/// The `after` image: its text, already in the builders, or none.
-enum After<'p> {
-    Text(&'p str),
-    Decoded,
-    Missing,
 }
 
 /// Decodes Debezium JSON records into [`ChangeBatch`]es, one table at a time.
@@ -552,7 +545,8 @@ impl DebeziumJsonDecoder {
         let op_text = parts.op.unwrap_or_default();
         let op = Self::envelope_op(record, &op_text);
         let keeps_after = matches!(op, Ok(Some(Op::Create | Op::Update | Op::Read)));
-        if parts.after == single_pass::After::Decoded && !keeps_after {
+        let after = parts.after.unwrap_or(After::Missing);
+        if after == After::Decoded && !keeps_after {
             rollback(self);
         }
         let Some(op) = op? else {
@@ -561,10 +555,7 @@ impl DebeziumJsonDecoder {
         };
         let images = Images {
             before: parts.before.map(RawValue::get),
-            after: match parts.after {
-                single_pass::After::Decoded => After::Decoded,
-                _ => After::Missing,
-            },
+            after,
         };
         let source = parts.source.flatten().unwrap_or_default();
         self.push_envelope(

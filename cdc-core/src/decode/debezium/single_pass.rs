@@ -15,14 +15,14 @@ use serde_json::value::RawValue;
 use super::envelope::{SourceBlock, TransactionBlock};
 use super::table::RowSeed;
 
-/// What became of the `after` image in the pass.
+/// An envelope's `after` image as the row decode takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    /// No `after` field.
-    Absent,
-    /// `"after": null`.
-    Null,
-    /// Decoded into the builders as one more row.
+pub(crate) enum After<'p> {
+    /// `null` or no `after` field.
+    Missing,
+    /// Its text, still to decode (the general path).
+    Text(&'p str),
+    /// Already decoded into the builders as one more row (the single pass).
     Decoded,
 }
 
@@ -33,7 +33,8 @@ pub(crate) struct EnvelopeParts<'de> {
     pub(crate) source: Option<Option<SourceBlock<'de>>>,
     pub(crate) transaction: Option<TransactionBlock<'de>>,
     pub(crate) before: Option<&'de RawValue>,
-    pub(crate) after: After,
+    /// `None` when the payload has no `after` field.
+    pub(crate) after: Option<After<'de>>,
 }
 
 impl EnvelopeParts<'_> {
@@ -41,7 +42,7 @@ impl EnvelopeParts<'_> {
     pub(crate) fn is_envelope(&self) -> bool {
         self.op.is_some()
             && self.source.is_some()
-            && (self.after != After::Absent || self.before.is_some())
+            && (self.after.is_some() || self.before.is_some())
     }
 }
 
@@ -69,17 +70,17 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
             source: None,
             transaction: None,
             before: None,
-            after: After::Absent,
+            after: None,
         };
         let repeated = || de::Error::custom("repeated envelope field");
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "after" => {
                     let seed = row.take().ok_or_else(repeated)?;
-                    parts.after = match map.next_value_seed(OptionalRow(seed))? {
+                    parts.after = Some(match map.next_value_seed(OptionalRow(seed))? {
                         true => After::Decoded,
-                        false => After::Null,
-                    };
+                        false => After::Missing,
+                    });
                 }
                 "before" if parts.before.is_none() => parts.before = Some(map.next_value()?),
                 "source" if parts.source.is_none() => parts.source = Some(map.next_value()?),
