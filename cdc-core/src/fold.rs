@@ -252,7 +252,7 @@ impl<'k> Walk<'k> {
         if let Some(&k) = keys.iter().find(|&&k| all.rows.column(k).is_null(row)) {
             return Err(Error::Decode {
                 location: crate::error::RecordLocation {
-                    topic: p.topic.clone(),
+                    topic: p.topic.to_string(),
                     partition: p.partition,
                     offset: p.offset,
                 },
@@ -421,7 +421,7 @@ pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
     let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         partitions
-            .entry((e.position.topic.as_str(), e.position.partition))
+            .entry((&*e.position.topic, e.position.partition))
             .or_default()
             .push(i);
     }

@@ -58,20 +58,22 @@ impl Op {
 }
 
 /// A target table: `<namespace>.<name>` (Postgres schema or MySQL database, then table).
+///
+/// Cheap to clone (shared names): the decoder hands one back with every event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId {
     /// Postgres schema or MySQL database.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Table name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl TableId {
     /// A table id from its two parts.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         TableId {
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace: Arc::from(namespace.into()),
+            name: Arc::from(name.into()),
         }
     }
 
@@ -151,8 +153,8 @@ impl DbPosition {
 /// Where one event came from: its Kafka coordinates and the database's own position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourcePosition {
-    /// Kafka topic.
-    pub topic: String,
+    /// Kafka topic (shared with the record it came from: one allocation per topic, not event).
+    pub topic: Arc<str>,
     /// Kafka partition.
     pub partition: i32,
     /// Kafka offset.
@@ -199,10 +201,14 @@ impl Checkpoint {
 
     /// Records that everything up to and including `offset` is in.
     pub fn advance(&mut self, topic: &str, partition: i32, offset: i64) {
+        // Called once per event: the topic's name is copied only the first time.
+        if !self.offsets.contains_key(topic) {
+            self.offsets.insert(topic.to_string(), BTreeMap::new());
+        }
         let next = self
             .offsets
-            .entry(topic.to_string())
-            .or_default()
+            .get_mut(topic)
+            .expect("inserted")
             .entry(partition)
             .or_insert(offset + 1);
         *next = (*next).max(offset + 1);

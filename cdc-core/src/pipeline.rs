@@ -158,6 +158,8 @@ pub struct Pipeline<'w> {
     dead_letter: Option<(Arc<dyn ObjectStore>, Path)>,
     stats: PipelineStats,
     last_commits: BTreeMap<TableId, String>,
+    /// Topic → table, so the router's regexes run once per topic, not once per record.
+    routes: HashMap<Arc<str>, Option<Arc<TableId>>>,
 }
 
 impl<'w> Pipeline<'w> {
@@ -185,6 +187,7 @@ impl<'w> Pipeline<'w> {
             dead_letter,
             stats: PipelineStats::default(),
             last_commits: BTreeMap::new(),
+            routes: HashMap::new(),
         })
     }
 
@@ -296,15 +299,25 @@ impl<'w> Pipeline<'w> {
         all
     }
 
+    /// The table `topic` routes to, from the cache after the first time.
+    fn route(&mut self, topic: &Arc<str>) -> Option<Arc<TableId>> {
+        if let Some(table) = self.routes.get(topic) {
+            return table.clone();
+        }
+        let table = self.config.router.route(topic).map(Arc::new);
+        self.routes.insert(topic.clone(), table.clone());
+        table
+    }
+
     /// Decodes, folds and commits one batch of records.
     pub async fn process_batch(&mut self, records: &[RawRecord]) -> Result<()> {
-        let mut todo: Vec<(Option<TableId>, &RawRecord)> = Vec::with_capacity(records.len());
+        let mut todo: Vec<(Option<Arc<TableId>>, &RawRecord)> = Vec::with_capacity(records.len());
         for record in records {
             self.stats.records_read += 1;
-            let table = self.config.router.route(&record.topic);
+            let table = self.route(&record.topic);
             if let Some(t) = &table {
                 self.open_table(t).await?;
-                let done = self.tables[t]
+                let done = self.tables[&**t]
                     .checkpoint
                     .next_offset(&record.topic, record.partition);
                 if done.is_some_and(|next| record.offset < next) {
@@ -314,7 +327,7 @@ impl<'w> Pipeline<'w> {
             }
             todo.push((table, record));
         }
-        let routed: Vec<Routed> = todo.iter().map(|(t, r)| (t.as_ref(), *r)).collect();
+        let routed: Vec<Routed> = todo.iter().map(|(t, r)| (t.as_deref(), *r)).collect();
         let outcomes = self.decoder.decode_all(&routed)?;
         // Positions consumed without producing a row (dead letters, redundant tombstones).
         let mut consumed: HashMap<TableId, Checkpoint> = HashMap::new();
@@ -336,7 +349,7 @@ impl<'w> Pipeline<'w> {
                 }
             };
             if let (true, Some(t)) = (consumed_without_row, table) {
-                consumed.entry(t.clone()).or_default().advance(
+                consumed.entry(TableId::clone(t)).or_default().advance(
                     &record.topic,
                     record.partition,
                     record.offset,

@@ -360,7 +360,7 @@ impl TableAt {
         let avro = hschema::avro_schema(&self.table.name, &stored)
             .map_err(|e| column_err(&e.column, e.message))?;
         let props = TableProperties {
-            name: self.table.name.clone(),
+            name: self.table.name.to_string(),
             key_columns: changes.key_columns.to_vec(),
             partition_fields: cfg.partition_fields.clone(),
             hive_style: cfg.hive_style_partitioning,

@@ -115,8 +115,8 @@ impl IcebergWarehouse {
     /// The directory of one table.
     pub fn table_location(&self, table: &TableId) -> String {
         self.root
-            .join(&table.namespace)
-            .join(&table.name)
+            .join(&*table.namespace)
+            .join(&*table.name)
             .display()
             .to_string()
     }

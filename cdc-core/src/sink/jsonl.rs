@@ -33,7 +33,7 @@ impl JsonlWarehouse {
 
     /// The directory of one table.
     pub fn table_dir(&self, table: &TableId) -> PathBuf {
-        self.root.join(&table.namespace).join(&table.name)
+        self.root.join(&*table.namespace).join(&*table.name)
     }
 
     /// Loads a table's current state, if it has one.

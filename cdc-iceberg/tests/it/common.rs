@@ -84,8 +84,8 @@ pub async fn read_with_iceberg_rust(warehouse: &IcebergWarehouse, table: &TableI
         .await
         .unwrap();
     let ident = TableIdent::new(
-        NamespaceIdent::new(table.namespace.clone()),
-        table.name.clone(),
+        NamespaceIdent::new(table.namespace.to_string()),
+        table.name.to_string(),
     );
     let t = iceberg::table::Table::builder()
         .metadata(metadata)
@@ -138,7 +138,7 @@ pub fn raw_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBat
         let secret = rest.token.as_ref().expect("REST tests hand over a token");
         std::fs::write(token.path(), secret.expose()).unwrap();
         let mut namespace = rest.parent_namespace.clone();
-        namespace.push(table.namespace.clone());
+        namespace.push(table.namespace.to_string());
         let rows = run_reader(
             "pyiceberg_rest.py",
             &[

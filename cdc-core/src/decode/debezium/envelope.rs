@@ -26,8 +26,9 @@ pub(crate) struct SourceBlock<'a> {
     pub(crate) table: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(crate) lsn: Option<u64>,
+    /// Its raw JSON text: a string holding a JSON array, read without unescaping it.
     #[serde(borrow, default)]
-    pub(crate) sequence: Option<Cow<'a, str>>,
+    pub(crate) sequence: Option<&'a RawValue>,
     #[serde(default, rename = "txId")]
     pub(crate) tx_id: Option<i64>,
     #[serde(borrow, default)]
@@ -46,7 +47,7 @@ impl SourceBlock<'_> {
             Some("postgresql") => match self.lsn {
                 Some(lsn) => DbPosition::Postgres {
                     lsn,
-                    last_commit_lsn: self.sequence.as_deref().and_then(last_commit_lsn),
+                    last_commit_lsn: self.sequence.and_then(|s| last_commit_lsn_raw(s.get())),
                     tx_id: self.tx_id,
                 },
                 None => DbPosition::Unknown,
@@ -74,6 +75,27 @@ impl SourceBlock<'_> {
 pub(crate) fn last_commit_lsn(sequence: &str) -> Option<u64> {
     let parts: Vec<Option<String>> = serde_json::from_str(sequence).ok()?;
     parts.first()?.as_deref()?.parse().ok()
+}
+
+/// [`last_commit_lsn`] of the `sequence` field's raw JSON text (`"[\"1\",\"2\"]"`): the first
+/// element read off the escaped text as Debezium writes it, once per event without unescaping
+/// or allocating; anything else is unescaped and parsed in full.
+pub(crate) fn last_commit_lsn_raw(raw: &str) -> Option<u64> {
+    if let Some(rest) = raw.strip_prefix("\"[") {
+        if rest.starts_with("null,") || rest.starts_with("null]") {
+            return None;
+        }
+        if let Some(digits) = rest.strip_prefix("\\\"") {
+            let end = digits.find('\\')?;
+            if digits[end..].starts_with("\\\"") && end > 0 {
+                if let Ok(lsn) = digits[..end].parse() {
+                    return Some(lsn);
+                }
+            }
+        }
+    }
+    let text: Option<String> = serde_json::from_str(raw).ok()?;
+    last_commit_lsn(&text?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,5 +221,32 @@ pub(crate) fn raw_string(v: Option<&RawValue>) -> Option<String> {
     match serde_json::from_str::<Option<String>>(v.get()) {
         Ok(s) => s,
         Err(_) => Some(v.get().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_commit_lsn_from_the_raw_sequence_text() {
+        let raw = |s: &str| serde_json::to_string(s).unwrap();
+        for sequence in [
+            r#"["24023928","24023984"]"#,
+            r#"[null,"24023984"]"#,
+            r#"[ "7" , "8" ]"#,
+            r#"["x","8"]"#,
+            r#"[]"#,
+            r#"["18446744073709551616","1"]"#,
+        ] {
+            assert_eq!(
+                last_commit_lsn_raw(&raw(sequence)),
+                last_commit_lsn(sequence),
+                "{sequence}"
+            );
+        }
+        assert_eq!(last_commit_lsn_raw(&raw(r#"["5","6"]"#)), Some(5));
+        assert_eq!(last_commit_lsn_raw("null"), None);
+        assert_eq!(last_commit_lsn_raw("17"), None);
     }
 }

@@ -455,7 +455,7 @@ impl DebeziumJsonDecoder {
         td.events.push(EventMeta {
             op,
             position: SourcePosition {
-                topic: record.topic.to_string(),
+                topic: record.topic.clone(),
                 partition: record.partition,
                 offset: record.offset,
                 db,
@@ -655,10 +655,12 @@ impl DebeziumJsonDecoder {
                 }
             },
         }
+        // Borrowed or formatted on the stack: most events share the previous event's id.
+        let mut digits = itoa::Buffer::new();
         let tx_id = tx
-            .and_then(|t| t.id.map(Cow::into_owned))
-            .or_else(|| source.tx_id.map(|t| t.to_string()))
-            .or_else(|| source.gtid.as_deref().map(str::to_string));
+            .and_then(|t| t.id)
+            .or_else(|| source.tx_id.map(|t| Cow::Borrowed(digits.format(t))))
+            .or_else(|| source.gtid.clone());
         self.push_event(
             table,
             record,
