@@ -41,8 +41,8 @@ struct RawFile {
     size: u64,
 }
 
-/// The values and keys bytes of a file.
-type FileBytes = (Bytes, Option<Bytes>);
+/// The value lines and key lines of a file.
+type FileBytes = (Vec<Bytes>, Option<Vec<Bytes>>);
 
 /// A file whose read has started (`None`: no runtime to read on; read when taken).
 struct ReadAhead {
@@ -290,8 +290,8 @@ impl RawFileSource {
             topic,
             *partition,
             &next.file,
-            &values,
-            keys.as_ref(),
+            values,
+            keys,
             p.position,
         )?;
         if let Some(last) = records.last() {
@@ -333,11 +333,12 @@ impl RawFileSource {
     }
 }
 
-/// A file's values and keys.
+/// A file's value and key lines: split here, on the read-ahead task, so the first pass over
+/// the bytes (and the page faults of a mapped file) happens beside the caller's work.
 async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes> {
-    let values = get(store, &file.path).await?;
+    let values = split_lines(&get(store, &file.path).await?);
     let keys = match &file.keys {
-        Some(k) => Some(get(store, k).await?),
+        Some(k) => Some(split_lines(&get(store, k).await?)),
         None => None,
     };
     Ok((values, keys))
@@ -402,12 +403,10 @@ fn parse_file(
     topic: &str,
     partition: i32,
     file: &RawFile,
-    values: &Bytes,
-    keys: Option<&Bytes>,
+    value_lines: Vec<Bytes>,
+    key_lines: Option<Vec<Bytes>>,
     position: i64,
 ) -> Result<Vec<RawRecord>> {
-    let value_lines = split_lines(values);
-    let key_lines = keys.map(split_lines);
     if let Some(k) = &key_lines {
         if k.len() != value_lines.len() {
             return Err(Error::Source {
