@@ -21,7 +21,7 @@ use regex::Regex;
 
 use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
-use crate::fold::fold;
+use crate::fold::{fold, ChangeSet};
 use crate::model::{ChangeBatch, Checkpoint, TableId};
 use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
@@ -154,7 +154,8 @@ pub struct Pipeline<'w> {
     config: PipelineConfig,
     warehouse: &'w dyn Warehouse,
     tables: BTreeMap<TableId, TableState>,
-    decoder: Box<dyn Decoder>,
+    /// Away (on a blocking thread) only while it decodes the next batch.
+    decoder: Option<Box<dyn Decoder>>,
     dead_letter: Option<(Arc<dyn ObjectStore>, Path)>,
     stats: PipelineStats,
     last_commits: BTreeMap<TableId, String>,
@@ -180,7 +181,7 @@ impl<'w> Pipeline<'w> {
             None => None,
         };
         Ok(Pipeline {
-            decoder,
+            decoder: Some(decoder),
             config,
             warehouse,
             tables: BTreeMap::new(),
@@ -206,7 +207,7 @@ impl<'w> Pipeline<'w> {
             hint.schema = user.schema.clone().or(hint.schema);
             hint.key_columns = user.key_columns.clone().or(hint.key_columns);
         }
-        self.decoder.set_table_hint(table.clone(), hint);
+        self.decoder()?.set_table_hint(table.clone(), hint);
         self.tables.insert(
             table.clone(),
             TableState {
@@ -243,6 +244,10 @@ impl<'w> Pipeline<'w> {
 
     /// Reads `source` until it ends or `stop` is set, one committed batch at a time: every
     /// topic-partition starts at its table's checkpoint.
+    ///
+    /// From a bounded source (files) the next batch is read and decoded while the current one
+    /// is written and committed, so both cores work; it is dropped, never applied, when the run
+    /// stops first.
     pub async fn run(
         &mut self,
         source: &mut dyn Source,
@@ -264,14 +269,28 @@ impl<'w> Pipeline<'w> {
             positions.push(((topic, partition), next));
         }
         source.start(&positions).await?;
+        let overlap = source.is_bounded() && tokio::runtime::Handle::try_current().is_ok();
+        let mut ahead: Option<DecodedBatch> = None;
         while !stop.load(Ordering::Relaxed) {
-            let Some(batch) = source.next_batch(&self.config.limits).await? else {
-                break;
+            let decoded = match ahead.take() {
+                Some(decoded) => decoded,
+                None => {
+                    let Some(batch) = source.next_batch(&self.config.limits).await? else {
+                        break;
+                    };
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let routed = self.route_batch(batch).await?;
+                    decode_routed(self.decoder()?, routed)?
+                }
             };
-            if batch.is_empty() {
-                continue;
+            let folded = self.fold_decoded(decoded).await?;
+            if overlap {
+                ahead = self.apply_reading_ahead(folded, source).await?;
+            } else {
+                self.apply_folded(folded).await?;
             }
-            self.process_batch(&batch).await?;
             self.stats.batches += 1;
             source.committed(&self.committed());
             progress(&Progress {
@@ -288,6 +307,37 @@ impl<'w> Pipeline<'w> {
             }
         }
         Ok(self.stats.clone())
+    }
+
+    /// Applies `folded` while the next batch of `source` is decoded on a blocking thread;
+    /// returns that batch decoded (`None` at the source's end).
+    async fn apply_reading_ahead(
+        &mut self,
+        folded: Vec<ChangeSet>,
+        source: &mut dyn Source,
+    ) -> Result<Option<DecodedBatch>> {
+        let next = match source.next_batch(&self.config.limits).await? {
+            Some(batch) if !batch.is_empty() => Some(self.route_batch(batch).await?),
+            _ => None,
+        };
+        let Some(routed) = next else {
+            self.apply_folded(folded).await?;
+            return Ok(None);
+        };
+        let mut decoder = self.decoder.take().ok_or_else(lost_decoder)?;
+        let decode = tokio::task::spawn_blocking(move || {
+            let decoded = decode_routed(decoder.as_mut(), routed);
+            (decoder, decoded)
+        });
+        let applied = self.apply_folded(folded).await;
+        let (decoder, decoded) = decode.await.map_err(|e| Error::Source {
+            location: "the decode of the next batch".into(),
+            message: "the decode task failed".into(),
+            source: Some(Box::new(e)),
+        })?;
+        self.decoder = Some(decoder);
+        applied?;
+        decoded.map(Some)
     }
 
     /// The checkpoint every open table has committed, merged.
@@ -309,9 +359,28 @@ impl<'w> Pipeline<'w> {
         table
     }
 
+    fn decoder(&mut self) -> Result<&mut dyn Decoder> {
+        match self.decoder.as_deref_mut() {
+            Some(decoder) => Ok(decoder),
+            None => Err(lost_decoder()),
+        }
+    }
+
     /// Decodes, folds and commits one batch of records.
     pub async fn process_batch(&mut self, records: &[RawRecord]) -> Result<()> {
-        let mut todo: Vec<(Option<Arc<TableId>>, &RawRecord)> = Vec::with_capacity(records.len());
+        let routed = self.route_batch(records.to_vec()).await?;
+        let decoded = decode_routed(self.decoder()?, routed)?;
+        let folded = self.fold_decoded(decoded).await?;
+        self.apply_folded(folded).await
+    }
+
+    /// Routes each record to its table (opening the table), leaving out the records the table
+    /// already holds.
+    async fn route_batch(&mut self, records: Vec<RawRecord>) -> Result<RoutedBatch> {
+        let mut routed = RoutedBatch {
+            tables: Vec::with_capacity(records.len()),
+            records: Vec::with_capacity(records.len()),
+        };
         for record in records {
             self.stats.records_read += 1;
             let table = self.route(&record.topic);
@@ -325,13 +394,25 @@ impl<'w> Pipeline<'w> {
                     continue;
                 }
             }
-            todo.push((table, record));
+            routed.tables.push(table);
+            routed.records.push(record);
         }
-        let routed: Vec<Routed> = todo.iter().map(|(t, r)| (t.as_deref(), *r)).collect();
-        let outcomes = self.decoder.decode_all(&routed)?;
+        Ok(routed)
+    }
+
+    /// Sends bad records to the dead-letter location (or fails), then folds each table's
+    /// batches into its change set. The decoder learns each table's new schema and key here,
+    /// before the next batch is decoded.
+    async fn fold_decoded(&mut self, decoded: DecodedBatch) -> Result<Vec<ChangeSet>> {
+        let DecodedBatch {
+            routed,
+            outcomes,
+            batches,
+        } = decoded;
         // Positions consumed without producing a row (dead letters, redundant tombstones).
         let mut consumed: HashMap<TableId, Checkpoint> = HashMap::new();
-        for ((table, record), outcome) in todo.iter().zip(outcomes) {
+        let pairs = routed.tables.iter().zip(&routed.records);
+        for ((table, record), outcome) in pairs.zip(outcomes) {
             let consumed_without_row = match outcome {
                 Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => false,
                 Ok(_) => {
@@ -357,12 +438,13 @@ impl<'w> Pipeline<'w> {
             }
         }
         let mut by_table: BTreeMap<TableId, Vec<ChangeBatch>> = BTreeMap::new();
-        for b in self.decoder.finish()? {
+        for b in batches {
             by_table.entry(b.table.clone()).or_default().push(b);
         }
+        let mut folded = Vec::with_capacity(by_table.len());
         for (table, batches) in by_table {
             self.open_table(&table).await?;
-            let state = self.tables.get_mut(&table).expect("opened");
+            let state = &self.tables[&table];
             let known_keys = state.schema.as_ref().map(|s| s.key_columns.clone());
             let mut changes = fold(
                 &table,
@@ -373,6 +455,27 @@ impl<'w> Pipeline<'w> {
             if let Some(extra) = consumed.remove(&table) {
                 changes.checkpoint.merge(&extra);
             }
+            // Later schemaless records of this table decode with what the table will have.
+            let user = self.config.table_hints.get(&table);
+            let hint = TableHint {
+                schema: user
+                    .and_then(|h| h.schema.clone())
+                    .or(Some(changes.schema.clone())),
+                key_columns: user
+                    .and_then(|h| h.key_columns.clone())
+                    .or(Some(changes.key_columns.to_vec())),
+            };
+            self.decoder()?.set_table_hint(table, hint);
+            folded.push(changes);
+        }
+        Ok(folded)
+    }
+
+    /// Commits each table's change set and records what it did.
+    async fn apply_folded(&mut self, folded: Vec<ChangeSet>) -> Result<()> {
+        for changes in folded {
+            let table = changes.table.clone();
+            let state = self.tables.get_mut(&table).expect("opened");
             let outcome = state.sink.apply(&changes).await?;
             if let CommitOutcome::Committed {
                 version,
@@ -389,24 +492,10 @@ impl<'w> Pipeline<'w> {
             self.stats.last_source_ts_ms =
                 self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);
             state.checkpoint.merge(&changes.checkpoint);
-            let new_schema = TableSchema {
+            state.schema = Some(TableSchema {
                 schema: changes.schema.clone(),
                 key_columns: changes.key_columns.to_vec(),
-            };
-            // Later schemaless records of this table decode with what the table now has.
-            let user = self.config.table_hints.get(&table);
-            self.decoder.set_table_hint(
-                table.clone(),
-                TableHint {
-                    schema: user
-                        .and_then(|h| h.schema.clone())
-                        .or(Some(new_schema.schema.clone())),
-                    key_columns: user
-                        .and_then(|h| h.key_columns.clone())
-                        .or(Some(new_schema.key_columns.clone())),
-                },
-            );
-            state.schema = Some(new_schema);
+            });
         }
         Ok(())
     }
@@ -415,6 +504,39 @@ impl<'w> Pipeline<'w> {
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
     }
+}
+
+/// A batch's records that still need applying, with the table each routes to.
+struct RoutedBatch {
+    tables: Vec<Option<Arc<TableId>>>,
+    records: Vec<RawRecord>,
+}
+
+/// A routed batch decoded: an outcome per record and the tables' change batches.
+struct DecodedBatch {
+    routed: RoutedBatch,
+    outcomes: Vec<Result<Decoded>>,
+    batches: Vec<ChangeBatch>,
+}
+
+/// Decodes a routed batch and takes the decoder's change batches.
+fn decode_routed(decoder: &mut dyn Decoder, routed: RoutedBatch) -> Result<DecodedBatch> {
+    let pairs: Vec<Routed> = (routed.tables.iter().map(Option::as_deref))
+        .zip(&routed.records)
+        .collect();
+    let outcomes = decoder.decode_all(&pairs)?;
+    drop(pairs);
+    let batches = decoder.finish()?;
+    Ok(DecodedBatch {
+        routed,
+        outcomes,
+        batches,
+    })
+}
+
+/// The decoder did not come back from a decode task that failed (a bug, reported as such).
+fn lost_decoder() -> Error {
+    Error::Config("the decoder was lost to a failed decode task".into())
 }
 
 /// Writes a bad record and its error to `<prefix>/<topic>/partition=<p>/<offset>.json`.

@@ -85,6 +85,12 @@ pub trait Source: Send {
     /// empty when a streaming source got nothing within `limits.max_wait`.
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>>;
 
+    /// Whether the source ends and never waits for records (files): the pipeline then reads
+    /// and decodes the next batch while the current one is committed.
+    fn is_bounded(&self) -> bool {
+        false
+    }
+
     /// Told after every batch that the tables hold everything up to `checkpoint` (a Kafka
     /// source reports it as the consumer group's offsets, for lag monitoring).
     fn committed(&mut self, _checkpoint: &Checkpoint) {}

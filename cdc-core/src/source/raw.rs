@@ -286,14 +286,7 @@ impl RawFileSource {
         self.read_ahead();
         let (topic, partition) = &next.tp;
         let p = self.partitions.get_mut(&next.tp).expect("listed");
-        let records = parse_file(
-            topic,
-            *partition,
-            &next.file,
-            values,
-            keys,
-            p.position,
-        )?;
+        let records = parse_file(topic, *partition, &next.file, values, keys, p.position)?;
         if let Some(last) = records.last() {
             p.position = p.position.max(last.offset + 1);
         }
@@ -466,6 +459,10 @@ fn split_lines(bytes: &Bytes) -> Vec<Bytes> {
 impl Source for RawFileSource {
     async fn topic_partitions(&mut self) -> Result<Vec<(String, i32)>> {
         Ok(RawFileSource::topic_partitions(self))
+    }
+
+    fn is_bounded(&self) -> bool {
+        true
     }
 
     async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
