@@ -355,7 +355,7 @@ impl TableStore {
         };
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
             // Sequence numbers and record keys are unique per row: a dictionary never pays, and
-            // no reader prunes on a sequence number (min/max of long strings cost ~10 % of a
+            // no reader prunes on a sequence number (min/max of long strings cost ~7 % of a
             // Hudi sync's CPU).
             let seqno = ColumnPath::from(crate::schema::COMMIT_SEQNO);
             let props = WriterProperties::builder()
