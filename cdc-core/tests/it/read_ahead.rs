@@ -1,0 +1,65 @@
+//! The next batch of a file source is decoded while the current one commits: a table's schema
+//! learned from one batch must already reach the batch decoded beside its commit.
+
+use std::collections::HashMap;
+
+use cdc_core::decode::TableHint;
+use cdc_core::model::TableId;
+use cdc_core::pipeline::{Pipeline, PipelineConfig};
+use cdc_core::sink::MemoryWarehouse;
+use cdc_core::source::raw::RawFileSource;
+use cdc_core::testing::backlog::{generate, write_s3_sink_layout, Backlog, BacklogSpec};
+
+const SNAPSHOT: u64 = 20;
+
+fn spec(with_schema: bool) -> BacklogSpec {
+    BacklogSpec {
+        snapshot_rows: SNAPSHOT,
+        changes: 300,
+        seed: 11,
+        with_schema,
+    }
+}
+
+/// Syncs `backlog` in batches of `SNAPSHOT` events, the key given, the schema not.
+async fn sync(backlog: &Backlog, dir: &std::path::Path) -> MemoryWarehouse {
+    write_s3_sink_layout(backlog, SNAPSHOT, 25, dir).unwrap();
+    let table = TableId::new("public", "customers");
+    let hint = TableHint {
+        schema: None,
+        key_columns: Some(vec!["id".to_string()]),
+    };
+    let mut config = PipelineConfig {
+        table_hints: HashMap::from([(table, hint)]),
+        ..PipelineConfig::default()
+    };
+    config.limits.max_events = SNAPSHOT as usize;
+    let warehouse = MemoryWarehouse::default();
+    let topics = dir.join("all/topics");
+    let mut source = RawFileSource::open(topics.to_str().unwrap()).await.unwrap();
+    let mut pipeline = Pipeline::new(config, &warehouse).unwrap();
+    let stats = pipeline.run_to_end(&mut source, |_| {}).await.unwrap();
+    assert_eq!(
+        stats.batches,
+        1 + 300 / SNAPSHOT,
+        "one batch per {SNAPSHOT} events"
+    );
+    warehouse
+}
+
+#[tokio::test]
+async fn schemaless_batches_decoded_ahead_use_the_schema_the_first_batch_brought() {
+    // The snapshot (the first batch) with the schema, every change after it without: the
+    // second batch is decoded while the first commits, with the schema the first folded.
+    let with_schema = generate(&spec(true));
+    let mut mixed = generate(&spec(false));
+    mixed.events[..SNAPSHOT as usize].clone_from_slice(&with_schema.events[..SNAPSHOT as usize]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mixed_wh = sync(&mixed, a.path()).await;
+    let reference_wh = sync(&with_schema, b.path()).await;
+    let table = TableId::new("public", "customers");
+    let got = mixed_wh.table(&table).unwrap().sorted_rows().unwrap();
+    let want = reference_wh.table(&table).unwrap().sorted_rows().unwrap();
+    assert_eq!(got.num_rows(), with_schema.live_keys);
+    assert_eq!(got, want);
+}
