@@ -326,51 +326,56 @@ impl RawFileSource {
     }
 }
 
-/// A file's value and key lines: split here, on the read-ahead task, so the first pass over
-/// the bytes (and the page faults of a mapped file) happens beside the caller's work.
+/// A file's value and key lines. The first pass over the bytes (the page faults of a mapped
+/// file, gunzip, finding the newlines) runs on a blocking thread, beside the caller's work and
+/// off the runtime's workers.
 async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes> {
-    let values = split_lines(&get(store, &file.path).await?);
+    let values = (file.path.clone(), get(store, &file.path).await?);
     let keys = match &file.keys {
-        Some(k) => Some(split_lines(&get(store, k).await?)),
+        Some(k) => Some((k.clone(), get(store, k).await?)),
         None => None,
     };
-    Ok((values, keys))
+    let lines = move || -> Result<FileBytes> {
+        let keys = keys.map(|(path, bytes)| lines(&path, bytes)).transpose()?;
+        Ok((lines(&values.0, values.1)?, keys))
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt.spawn_blocking(lines).await.map_err(|e| Error::Source {
+            location: file.path.to_string(),
+            message: "reading the file failed".into(),
+            source: Some(Box::new(e)),
+        })?,
+        Err(_) => lines(),
+    }
 }
 
-/// An object's bytes, gunzipped when its name ends in `.gz`.
+/// An object's bytes as stored: a local file memory-mapped, anything else fetched.
 async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
     let err = |source| Error::ObjectStore {
         path: path.to_string(),
         source,
     };
     let got = store.get(path).await.map_err(err)?;
-    let bytes = match got.payload {
-        GetResultPayload::File(file, local) => match tokio::runtime::Handle::try_current() {
-            Ok(rt) => rt
-                .spawn_blocking(move || map_file(file, &local))
-                .await
-                .map_err(|e| Error::Source {
-                    location: path.to_string(),
-                    message: "reading the file failed".into(),
-                    source: Some(Box::new(e)),
-                })??,
-            Err(_) => map_file(file, &local)?,
-        },
-        GetResultPayload::Stream(_) => got.bytes().await.map_err(err)?,
-    };
-    if path.as_ref().ends_with(".gz") {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::MultiGzDecoder::new(bytes.as_ref())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Source {
-                location: path.to_string(),
-                message: "cannot gunzip".into(),
-                source: Some(Box::new(e)),
-            })?;
-        Ok(Bytes::from(out))
-    } else {
-        Ok(bytes)
+    match got.payload {
+        GetResultPayload::File(file, local) => map_file(file, &local),
+        GetResultPayload::Stream(_) => got.bytes().await.map_err(err),
     }
+}
+
+/// The lines of an object's bytes, gunzipped first when its name ends in `.gz`.
+fn lines(path: &Path, bytes: Bytes) -> Result<Vec<Bytes>> {
+    if !path.as_ref().ends_with(".gz") {
+        return Ok(split_lines(&bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    flate2::read::MultiGzDecoder::new(bytes.as_ref())
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Source {
+            location: path.to_string(),
+            message: "cannot gunzip".into(),
+            source: Some(Box::new(e)),
+        })?;
+    Ok(split_lines(&Bytes::from(out)))
 }
 
 /// A local file's bytes, memory-mapped: the page cache's pages themselves, instead of a fresh

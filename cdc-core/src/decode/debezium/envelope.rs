@@ -85,13 +85,11 @@ pub(crate) fn last_commit_lsn_raw(raw: &str) -> Option<u64> {
         if rest.starts_with("null,") || rest.starts_with("null]") {
             return None;
         }
-        if let Some(digits) = rest.strip_prefix("\\\"") {
-            let end = digits.find('\\')?;
-            if digits[end..].starts_with("\\\"") && end > 0 {
-                if let Ok(lsn) = digits[..end].parse() {
-                    return Some(lsn);
-                }
-            }
+        let number = rest
+            .strip_prefix("\\\"")
+            .and_then(|digits| digits.split_once("\\\"").map(|(number, _)| number));
+        if let Some(Ok(lsn)) = number.map(str::parse) {
+            return Some(lsn);
         }
     }
     let text: Option<String> = serde_json::from_str(raw).ok()?;
