@@ -199,15 +199,7 @@ impl<'w> Pipeline<'w> {
         let mut sink = self.warehouse.open(table).await?;
         let schema = sink.schema().await?;
         let checkpoint = sink.committed_checkpoint().await?.unwrap_or_default();
-        let mut hint = TableHint {
-            schema: schema.as_ref().map(|s| s.schema.clone()),
-            key_columns: schema.as_ref().map(|s| s.key_columns.clone()),
-        };
-        if let Some(user) = self.config.table_hints.get(table) {
-            hint.schema = user.schema.clone().or(hint.schema);
-            hint.key_columns = user.key_columns.clone().or(hint.key_columns);
-        }
-        self.decoder()?.set_table_hint(table.clone(), hint);
+        self.teach_decoder(table, schema.as_ref())?;
         self.tables.insert(
             table.clone(),
             TableState {
@@ -359,6 +351,22 @@ impl<'w> Pipeline<'w> {
         table
     }
 
+    /// Tells the decoder `table`'s schema and key (what the table holds, the user's winning),
+    /// for records that carry none.
+    fn teach_decoder(&mut self, table: &TableId, holds: Option<&TableSchema>) -> Result<()> {
+        let user = self.config.table_hints.get(table);
+        let hint = TableHint {
+            schema: user
+                .and_then(|h| h.schema.clone())
+                .or_else(|| holds.map(|s| s.schema.clone())),
+            key_columns: user
+                .and_then(|h| h.key_columns.clone())
+                .or_else(|| holds.map(|s| s.key_columns.clone())),
+        };
+        self.decoder()?.set_table_hint(table.clone(), hint);
+        Ok(())
+    }
+
     fn decoder(&mut self) -> Result<&mut dyn Decoder> {
         match self.decoder.as_deref_mut() {
             Some(decoder) => Ok(decoder),
@@ -456,16 +464,11 @@ impl<'w> Pipeline<'w> {
                 changes.checkpoint.merge(&extra);
             }
             // Later schemaless records of this table decode with what the table will have.
-            let user = self.config.table_hints.get(&table);
-            let hint = TableHint {
-                schema: user
-                    .and_then(|h| h.schema.clone())
-                    .or(Some(changes.schema.clone())),
-                key_columns: user
-                    .and_then(|h| h.key_columns.clone())
-                    .or(Some(changes.key_columns.to_vec())),
+            let will_have = TableSchema {
+                schema: changes.schema.clone(),
+                key_columns: changes.key_columns.to_vec(),
             };
-            self.decoder()?.set_table_hint(table, hint);
+            self.teach_decoder(&table, Some(&will_have))?;
             folded.push(changes);
         }
         Ok(folded)
