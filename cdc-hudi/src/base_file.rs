@@ -174,15 +174,21 @@ pub(crate) async fn write_output(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
         );
     }
-    let batch = arrow_select::concat::concat_batches(file_schema, &parts)
-        .map_err(|e| err(e.to_string()))?;
-    let rows = batch.num_rows() as u64;
-    let (min_key, max_key) = record_key_range(&batch);
-    let int_range = ctx
-        .int_key
-        .as_deref()
-        .and_then(|k| batch.column_by_name(k))
-        .and_then(int_key_range);
+    if parts.is_empty() {
+        // A file group whose every row was deleted still gets its (empty) next version.
+        parts.push(RecordBatch::new_empty(file_schema.clone()));
+    }
+    // Written part by part: concatenating first copied every column of the file once more.
+    let rows = parts.iter().map(|p| p.num_rows() as u64).sum();
+    let (min_key, max_key) = record_key_range(&parts);
+    let int_range = ctx.int_key.as_deref().and_then(|k| {
+        let ranges = parts
+            .iter()
+            .map(|p| p.column_by_name(k).and_then(int_key_range));
+        ranges
+            .flatten()
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    });
     let mut footer = vec![
         (files::AVRO_SCHEMA.to_string(), ctx.avro_file.clone()),
         ("writer.model.name".to_string(), "avro".to_string()),
@@ -198,7 +204,7 @@ pub(crate) async fn write_output(
     let started = std::time::Instant::now();
     let size = ctx
         .store
-        .write_base_file(&location, &path, batch, footer)
+        .write_base_file(&location, &path, parts, footer)
         .await?;
     let millis = started.elapsed().as_millis() as i64;
     let stat = write_stat(&o, &path, rows, size, millis);
@@ -218,18 +224,20 @@ pub(crate) async fn write_output(
 }
 
 /// The least and greatest record key of a base file's rows.
-fn record_key_range(batch: &RecordBatch) -> (Option<String>, Option<String>) {
-    let keys = batch.column_by_name(RECORD_KEY).expect("meta column");
-    let keys = keys
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8 meta column");
+fn record_key_range(parts: &[RecordBatch]) -> (Option<String>, Option<String>) {
     let mut range: Option<(&str, &str)> = None;
-    for k in keys.iter().flatten() {
-        range = Some(match range {
-            None => (k, k),
-            Some((lo, hi)) => (lo.min(k), hi.max(k)),
-        });
+    for part in parts {
+        let keys = part.column_by_name(RECORD_KEY).expect("meta column");
+        let keys = keys
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8 meta column");
+        for k in keys.iter().flatten() {
+            range = Some(match range {
+                None => (k, k),
+                Some((lo, hi)) => (lo.min(k), hi.max(k)),
+            });
+        }
     }
     match range {
         Some((a, b)) => (Some(a.to_string()), Some(b.to_string())),
