@@ -192,8 +192,8 @@ struct SyncArgs {
     /// Records per batch (one commit per table per batch).
     #[arg(long, default_value_t = 200_000)]
     max_batch_events: usize,
-    /// Raw bytes per batch.
-    #[arg(long, default_value_t = 256 << 20)]
+    /// Raw bytes per batch (mapped input files stay resident until their batch is decoded).
+    #[arg(long, default_value_t = 128 << 20)]
     max_batch_bytes: usize,
 }
 

@@ -523,12 +523,20 @@ struct DecodedBatch {
 }
 
 /// Decodes a routed batch and takes the decoder's change batches.
-fn decode_routed(decoder: &mut dyn Decoder, routed: RoutedBatch) -> Result<DecodedBatch> {
+fn decode_routed(decoder: &mut dyn Decoder, mut routed: RoutedBatch) -> Result<DecodedBatch> {
     let pairs: Vec<Routed> = (routed.tables.iter().map(Option::as_deref))
         .zip(&routed.records)
         .collect();
     let outcomes = decoder.decode_all(&pairs)?;
     drop(pairs);
+    // Only a record that failed still needs its bytes (for the dead-letter location); letting
+    // the others go releases the mapped input files while this batch waits for the commit.
+    for (record, outcome) in routed.records.iter_mut().zip(&outcomes) {
+        if outcome.is_ok() {
+            record.key = None;
+            record.value = None;
+        }
+    }
     let batches = decoder.finish()?;
     Ok(DecodedBatch {
         routed,
@@ -600,5 +608,32 @@ mod tests {
         assert_eq!(r.route("dbserver1.transaction"), None);
         let r = TableRouter::with_rules(&[(r"cdc_(\w+)".into(), "raw.$1".into())]).unwrap();
         assert_eq!(r.route("cdc_orders"), Some(TableId::new("raw", "orders")));
+    }
+
+    #[test]
+    fn a_decoded_batch_keeps_the_bytes_of_failed_records_only() {
+        use crate::decode::{DebeziumJsonDecoder, DecoderConfig};
+        use crate::testing::backlog::{generate, BacklogSpec};
+        let backlog = generate(&BacklogSpec {
+            snapshot_rows: 3,
+            changes: 0,
+            seed: 1,
+            with_schema: true,
+        });
+        let mut records = backlog.records();
+        records[1].value = Some(bytes::Bytes::from_static(b"{not json"));
+        let table = Some(Arc::new(TableId::new("public", "customers")));
+        let routed = RoutedBatch {
+            tables: vec![table; records.len()],
+            records,
+        };
+        let mut decoder = DebeziumJsonDecoder::new(DecoderConfig::default());
+        let decoded = decode_routed(&mut decoder, routed).unwrap();
+        let held: Vec<bool> = (decoded.routed.records.iter())
+            .map(|r| r.value.is_some())
+            .collect();
+        assert_eq!(held, [false, true, false]);
+        assert!(decoded.outcomes[1].is_err());
+        assert_eq!(decoded.routed.records[2].offset, 2);
     }
 }

@@ -64,7 +64,7 @@ impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
             max_events: 200_000,
-            max_bytes: 256 << 20,
+            max_bytes: 128 << 20,
             max_wait: Duration::from_secs(1),
         }
     }
