@@ -378,18 +378,13 @@ impl TableStore {
                         .collect(),
                 ))
                 .build();
-            let mut out = Vec::new();
             let schema = parts.first().ok_or("a base file without rows")?.schema();
             let options = ArrowWriterOptions::new()
                 .with_properties(props)
                 .with_parquet_schema(parquet_schema(&schema)?);
-            let mut writer = ArrowWriter::try_new_with_options(&mut out, schema, options)
+            let writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)
                 .map_err(|e| e.to_string())?;
-            for part in &parts {
-                writer.write(part).map_err(|e| e.to_string())?;
-            }
-            writer.close().map_err(|e| e.to_string())?;
-            Ok(out)
+            crate::encode::write_parallel(writer, &parts)
         })
         .await
         .map_err(|e| err(format!("encoding task failed: {e}")))?

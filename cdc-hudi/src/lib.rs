@@ -59,6 +59,7 @@ mod clean;
 mod commit;
 mod config;
 mod driver;
+mod encode;
 mod error;
 mod files;
 mod heartbeat;
