@@ -365,7 +365,16 @@ where
         .map_err(|e| e.to_string())?;
     let (mask, out_schema) =
         parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-    let mut builder = builder.with_projection(mask).with_batch_size(64 * 1024);
+    // A batch per row group (or for all rows asked for): the batches are concatenated below,
+    // and smaller ones would only be copied once more.
+    let largest_group = (builder.metadata().row_groups().iter())
+        .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let batch_size = rows.map_or(largest_group, |r| r.len().min(largest_group));
+    let mut builder = builder
+        .with_projection(mask)
+        .with_batch_size(batch_size.max(1024));
     if let Some(rows) = rows {
         let total = usize::try_from(builder.metadata().file_metadata().num_rows())
             .map_err(|e| e.to_string())?;
