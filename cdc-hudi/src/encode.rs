@@ -60,6 +60,9 @@ fn row_groups(parts: &[RecordBatch], max_rows: usize) -> Vec<Vec<RecordBatch>> {
     groups
 }
 
+/// The leaf chunks of one top-level column, or why it could not be encoded.
+type Encoded = Result<Vec<ArrowColumnChunk>, String>;
+
 /// One top-level column of a row group: its leaf writers.
 struct ColumnJob {
     field: usize,
@@ -98,8 +101,7 @@ fn encode_columns(
     let fields: Vec<usize> = jobs.iter().map(|j| j.field).collect();
     let jobs: Vec<Mutex<Option<ColumnJob>>> =
         jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-    let done: Vec<Mutex<Option<Result<Vec<ArrowColumnChunk>, String>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let done: Vec<Mutex<Option<Encoded>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -128,7 +130,7 @@ fn encode_columns(
 }
 
 /// Encodes one top-level column of every slice into its leaf chunks.
-fn encode_column(slices: &[RecordBatch], job: ColumnJob) -> Result<Vec<ArrowColumnChunk>, String> {
+fn encode_column(slices: &[RecordBatch], job: ColumnJob) -> Encoded {
     let ColumnJob { field, mut writers } = job;
     for slice in slices {
         let f = &slice.schema_ref().fields()[field];
