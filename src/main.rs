@@ -165,7 +165,7 @@ struct SyncArgs {
     /// Table format: jsonl, delta, iceberg or hudi.
     #[arg(long, default_value = "jsonl")]
     format: Format,
-    /// Where tables go: `<warehouse>/<schema>/<table>/` (Iceberg: catalog `<warehouse>/catalog.db`).
+    /// Where tables go: `<warehouse>/<schema>/<table>/` (Iceberg: catalog `<warehouse>/catalog.db`, or `catalog_path` in the sink config for an s3:// warehouse).
     #[arg(long, default_value = "warehouse")]
     warehouse: String,
     /// The format's sink settings, a JSON file (Delta: `partition_columns`,

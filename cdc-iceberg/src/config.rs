@@ -37,7 +37,8 @@ pub struct IcebergSinkConfig {
     /// The catalog's name: the `catalog_name` column of the JDBC catalog tables. Readers must
     /// open the catalog under the same name (pyiceberg `SqlCatalog(name, ...)`).
     pub catalog_name: String,
-    /// The SQLite catalog file; default `<warehouse>/catalog.db`. Not used with [`Self::rest`].
+    /// The SQLite catalog file; default `<warehouse>/catalog.db`, required (a local file) when
+    /// the warehouse is on an object store. Not used with [`Self::rest`].
     pub catalog_path: Option<String>,
     /// Commit through an Iceberg REST catalog instead of the embedded SQLite catalog.
     pub rest: Option<RestCatalogConfig>,

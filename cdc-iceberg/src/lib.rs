@@ -54,6 +54,7 @@ mod promote;
 pub mod rest;
 mod rewrite;
 pub mod schema;
+pub(crate) mod storage;
 mod table;
 mod table_catalog;
 mod warehouse;

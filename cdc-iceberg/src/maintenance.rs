@@ -19,6 +19,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::SystemTime;
 
 use cdc_core::model::TableId;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder};
@@ -28,6 +29,7 @@ use cdc_core::sink::upsert::{ChangedKeys, RowRemoval};
 use crate::commit::{evolve_metadata, write_snapshot, NextMetadata, Staged};
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::rewrite::RollingWriter;
+use crate::storage;
 use crate::table::{checkpoint_ancestry, manifest_entries, manifest_list, FileCache, Loaded};
 use crate::warehouse::IcebergWarehouse;
 use crate::write::{locate_rows, Plan};
@@ -246,47 +248,72 @@ async fn located_references(
     Ok(Some((metadata.location().to_string(), files)))
 }
 
-fn walk(dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+fn walk(dir: &Path, out: &mut Vec<(String, SystemTime)>) -> std::io::Result<()> {
     if !dir.exists() {
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         if path.is_dir() {
             walk(&path, out)?;
         } else {
-            out.push(path.display().to_string());
+            out.push((path.display().to_string(), entry.metadata()?.modified()?));
         }
     }
     Ok(())
 }
 
-/// Files under the table's directory that no metadata references, sorted (with a REST
-/// catalog, its metadata files are never listed).
-pub async fn orphan_files(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Vec<String>> {
+/// Every file under a table's location (a local directory or an object store URL) with its
+/// last modification time.
+async fn list_table_files(table: &TableId, location: &str) -> Result<Vec<(String, SystemTime)>> {
+    if storage::is_remote(location) {
+        let dir = format!("{}/", location.trim_end_matches('/'));
+        return (storage::LakeStorage::default().list(&dir).await).map_err(|e| {
+            IcebergSinkError::File {
+                table: table.to_string(),
+                path: location.to_string(),
+                message: format!("listing the table's files: {e}"),
+            }
+        });
+    }
+    let dir = location.strip_prefix("file://").unwrap_or(location);
+    let mut all = Vec::new();
+    walk(Path::new(dir), &mut all).map_err(|e| IcebergSinkError::File {
+        table: table.to_string(),
+        path: dir.to_string(),
+        message: format!("listing the table directory: {e}"),
+    })?;
+    Ok(all)
+}
+
+/// Files under the table's location that no metadata references, with their modification
+/// times, sorted (with a REST catalog, its metadata files are never listed).
+async fn orphans_with_times(
+    warehouse: &IcebergWarehouse,
+    table: &TableId,
+) -> Result<Vec<(String, SystemTime)>> {
     let Some((location, referenced)) = located_references(warehouse, table).await? else {
         return Ok(Vec::new());
     };
-    let location = location
-        .strip_prefix("file://")
-        .unwrap_or(&location)
-        .to_string();
-    let mut all = Vec::new();
-    walk(Path::new(&location), &mut all).map_err(|e| IcebergSinkError::File {
-        table: table.to_string(),
-        path: location.clone(),
-        message: format!("listing the table directory: {e}"),
-    })?;
+    let all = list_table_files(table, &location).await?;
     // A REST catalog writes the metadata files and may keep old ones for its own history
     // without listing them in the metadata log: they are the catalog's to delete.
     let catalog_owns_metadata = warehouse.config().rest.is_some();
-    let mut orphans: Vec<String> = all
+    let mut orphans: Vec<(String, SystemTime)> = all
         .into_iter()
-        .filter(|p| !referenced.contains(p) && !referenced.contains(&format!("file://{p}")))
-        .filter(|p| !(catalog_owns_metadata && p.ends_with(".metadata.json")))
+        .filter(|(p, _)| !referenced.contains(p) && !referenced.contains(&format!("file://{p}")))
+        .filter(|(p, _)| !(catalog_owns_metadata && p.ends_with(".metadata.json")))
         .collect();
     orphans.sort();
     Ok(orphans)
+}
+
+/// Files under the table's location that no metadata references, sorted (with a REST
+/// catalog, its metadata files are never listed).
+pub async fn orphan_files(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Vec<String>> {
+    let orphans = orphans_with_times(warehouse, table).await?;
+    Ok(orphans.into_iter().map(|(p, _)| p).collect())
 }
 
 /// Deletes the table's orphan files last modified before `older_than` (files of a commit still
@@ -294,20 +321,20 @@ pub async fn orphan_files(warehouse: &IcebergWarehouse, table: &TableId) -> Resu
 pub async fn remove_orphan_files(
     warehouse: &IcebergWarehouse,
     table: &TableId,
-    older_than: std::time::SystemTime,
+    older_than: SystemTime,
 ) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for path in orphan_files(warehouse, table).await? {
-        let old = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map(|t| t < older_than)
-            .unwrap_or(false);
-        if old {
-            std::fs::remove_file(&path).map_err(|e| IcebergSinkError::File {
-                table: table.to_string(),
-                path: path.clone(),
-                message: format!("removing an orphan file: {e}"),
-            })?;
+    for (path, modified) in orphans_with_times(warehouse, table).await? {
+        if modified < older_than {
+            warehouse
+                .file_io()
+                .delete(&path)
+                .await
+                .map_err(|e| IcebergSinkError::File {
+                    table: table.to_string(),
+                    path: path.clone(),
+                    message: format!("removing an orphan file: {e}"),
+                })?;
             removed.push(path);
         }
     }

@@ -15,16 +15,21 @@ use crate::commit::NextMetadata;
 use crate::config::IcebergSinkConfig;
 use crate::error::{IcebergSinkError, Result};
 use crate::rest::RestCatalog;
+use crate::storage;
 use crate::table::{Loaded, Pointer};
 use crate::table_catalog::{Committed, TableCatalog};
 
-/// Iceberg tables under one local root, registered in `<root>/catalog.db`: table
-/// `<schema>.<table>` is Iceberg namespace `<schema>`, table `<table>`, at
-/// `<root>/<schema>/<table>/`. With a REST catalog ([`IcebergSinkConfig::rest`]), the catalog
-/// registers the tables and picks their locations.
+/// Iceberg tables under one root, registered in `<root>/catalog.db`: table `<schema>.<table>`
+/// is Iceberg namespace `<schema>`, table `<table>`, at `<root>/<schema>/<table>/`. With a REST
+/// catalog ([`IcebergSinkConfig::rest`]), the catalog registers the tables and picks their
+/// locations. The root is a local directory or an object store URL (`s3://bucket/prefix`, its
+/// credentials from the `AWS_*` environment); a SQLite catalog is a local file, so a warehouse on
+/// an object store names it (`catalog_path`) or uses a REST catalog.
 #[derive(Debug, Clone)]
 pub struct IcebergWarehouse {
-    root: PathBuf,
+    /// The root as tables' locations start: a canonical local path or a URL.
+    location: String,
+    local_root: Option<PathBuf>,
     catalog_path: String,
     config: Arc<IcebergSinkConfig>,
     catalog: Arc<OnceCell<TableCatalog>>,
@@ -33,16 +38,56 @@ pub struct IcebergWarehouse {
 }
 
 impl IcebergWarehouse {
-    /// A warehouse at `root` (a local directory or `file://` URL; created when missing).
+    /// A warehouse at `root`: a local directory or `file://` URL (created when missing), or an
+    /// object store URL such as `s3://bucket/prefix`.
     pub fn new(root: &str, config: IcebergSinkConfig) -> cdc_core::Result<Self> {
         config.validate().map_err(cdc_core::Error::Config)?;
+        let (location, local_root, catalog_path) = match storage::is_remote(root) {
+            true => Self::remote_root(root, &config)?,
+            false => Self::local_root_of(root, &config)?,
+        };
+        Ok(IcebergWarehouse {
+            location,
+            local_root,
+            catalog_path,
+            config: Arc::new(config),
+            catalog: Arc::new(OnceCell::new()),
+            io: storage::lake_file_io(),
+            conflicts: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The location, no local root and the catalog file of a warehouse on an object store.
+    fn remote_root(
+        root: &str,
+        config: &IcebergSinkConfig,
+    ) -> cdc_core::Result<(String, Option<PathBuf>, String)> {
+        // Opens the store once to fail early on a bad URL or a build without its feature.
+        cdc_core::source::raw::object_store_from_url(root)?;
+        let catalog_path = match (&config.catalog_path, &config.rest) {
+            (Some(p), _) if p.contains("://") => {
+                return Err(cdc_core::Error::Config(format!(
+                    "Iceberg `catalog_path` `{p}`: the SQLite catalog is a local file"
+                )))
+            }
+            (Some(p), _) => p.clone(),
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(cdc_core::Error::Config(format!(
+                    "Iceberg warehouse `{root}` is on an object store, where a SQLite catalog \
+                     cannot live: set `catalog_path` (a local file) or `rest` in the sink config"
+                )))
+            }
+        };
+        Ok((root.trim_end_matches('/').to_string(), None, catalog_path))
+    }
+
+    /// The location, local root and catalog file of a warehouse in a local directory.
+    fn local_root_of(
+        root: &str,
+        config: &IcebergSinkConfig,
+    ) -> cdc_core::Result<(String, Option<PathBuf>, String)> {
         let path = root.strip_prefix("file://").unwrap_or(root);
-        if path.contains("://") {
-            return Err(cdc_core::Error::Config(format!(
-                "Iceberg warehouse `{root}`: only local directories are supported so far; \
-                 give a path or a file:// URL"
-            )));
-        }
         std::fs::create_dir_all(path).map_err(|e| cdc_core::Error::Io {
             path: path.to_string(),
             source: e,
@@ -55,19 +100,17 @@ impl IcebergWarehouse {
             Some(p) => p.clone(),
             None => root.join("catalog.db").display().to_string(),
         };
-        Ok(IcebergWarehouse {
-            root,
-            catalog_path,
-            config: Arc::new(config),
-            catalog: Arc::new(OnceCell::new()),
-            io: FileIO::new_with_fs(),
-            conflicts: Arc::new(AtomicU64::new(0)),
-        })
+        Ok((root.display().to_string(), Some(root), catalog_path))
     }
 
-    /// The warehouse directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the warehouse's tables are: its canonical local path or its URL.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The warehouse directory, when it is local.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
     }
 
     /// The SQLite catalog file (unused with a REST catalog).
@@ -114,11 +157,12 @@ impl IcebergWarehouse {
 
     /// The directory of one table.
     pub fn table_location(&self, table: &TableId) -> String {
-        self.root
-            .join(&*table.namespace)
-            .join(&*table.name)
-            .display()
-            .to_string()
+        match &self.local_root {
+            Some(root) => (root.join(&*table.namespace).join(&*table.name))
+                .display()
+                .to_string(),
+            None => format!("{}/{}/{}", self.location, table.namespace, table.name),
+        }
     }
 
     /// The table's current metadata file, `None` when the catalog has no such table.

@@ -15,4 +15,6 @@ mod partitioned;
 mod promotion;
 mod pruning;
 mod rest;
+#[cfg(feature = "s3")]
+mod s3;
 mod stepwise;
