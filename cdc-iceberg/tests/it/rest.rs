@@ -53,6 +53,12 @@ impl Lakana {
     /// Starts a server, or returns `None` (after saying so) when its venv is missing; under `CI`
     /// a missing venv is a failure, not a skip.
     pub async fn start() -> Option<Lakana> {
+        Self::start_with_storage(None).await
+    }
+
+    /// Starts a server whose environment `test` stores tables in `storage` (Lakana's storage
+    /// settings: scheme, root, options) instead of a local directory.
+    pub async fn start_with_storage(storage: Option<serde_json::Value>) -> Option<Lakana> {
         let server = lakana_venv().join("bin/lakana-server");
         if !server.exists() {
             assert!(
@@ -131,14 +137,15 @@ impl Lakana {
             .to_string();
         let warehouse = dir.path().join("warehouse");
         std::fs::create_dir_all(&warehouse).unwrap();
-        // The environment `test` is the REST prefix; its storage is the local warehouse.
+        // The environment `test` is the REST prefix; its storage is the local warehouse unless
+        // given.
+        let storage = storage.unwrap_or_else(|| {
+            serde_json::json!({"scheme": "file", "root": format!("file://{}", warehouse.display())})
+        });
         let created = http
             .post(format!("{uri}/api/v1/environments"))
             .bearer_auth(&token)
-            .json(&serde_json::json!({
-                "name": "test",
-                "storage": {"scheme": "file", "root": format!("file://{}", warehouse.display())},
-            }))
+            .json(&serde_json::json!({"name": "test", "storage": storage}))
             .send()
             .await
             .unwrap();
@@ -172,6 +179,61 @@ impl Lakana {
             ..IcebergSinkConfig::default()
         }
     }
+}
+
+/// A REST catalog whose storage is S3 (moto on 127.0.0.1): the catalog puts the tables in the
+/// bucket and writes their metadata files there, the sink writes data, delete and manifest files
+/// next to them through its object store, and pyiceberg reads the tables back from S3.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_catalog_with_its_tables_on_s3() {
+    let _env = crate::s3::MOTO_ENV.lock().await;
+    let Some(moto) = cdc_core::testing::MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("rest-lake");
+    moto.export_env();
+    let env = moto.storage_options();
+    let storage = serde_json::json!({
+        "scheme": "s3",
+        "root": "s3://rest-lake/catalog",
+        "options": {
+            "s3.endpoint": env["AWS_ENDPOINT_URL"],
+            "s3.access-key-id": env["AWS_ACCESS_KEY_ID"],
+            "s3.secret-access-key": env["AWS_SECRET_ACCESS_KEY"],
+            "s3.region": env["AWS_REGION"],
+        },
+    });
+    let Some(lakana) = Lakana::start_with_storage(Some(storage)).await else {
+        return;
+    };
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse =
+        IcebergWarehouse::new("s3://rest-lake/unused", lakana.config(None, &[])).unwrap();
+    sync_fixture(&scenario, dir.path(), &warehouse).await;
+    let readers = Readers {
+        pyiceberg: true,
+        duckdb: false,
+    };
+    assert_expected(&scenario, &warehouse, readers).await;
+    for (table, _) in &scenario.tables {
+        let location = metadata_location(&warehouse, table).await;
+        assert!(
+            location.starts_with("s3://rest-lake/catalog/"),
+            "{location}"
+        );
+        let metadata = current_metadata(&warehouse, table).await;
+        let snapshot = metadata.current_snapshot().expect("a snapshot");
+        assert!(
+            snapshot
+                .manifest_list()
+                .starts_with("s3://rest-lake/catalog/"),
+            "{}",
+            snapshot.manifest_list()
+        );
+    }
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
