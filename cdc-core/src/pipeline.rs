@@ -610,6 +610,7 @@ mod tests {
         assert_eq!(r.route("cdc_orders"), Some(TableId::new("raw", "orders")));
     }
 
+    #[cfg(feature = "test-util")]
     #[test]
     fn a_decoded_batch_keeps_the_bytes_of_failed_records_only() {
         use crate::decode::{DebeziumJsonDecoder, DecoderConfig};

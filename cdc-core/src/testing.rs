@@ -40,7 +40,9 @@ pub use postgres::PostgresServer;
 pub use raw::{compare_raw_with_expected, VariantLoss};
 pub use readers::{external_to_logical, rows_from_python_reader};
 pub(crate) use servers::free_loopback_port;
-pub use servers::{venv_python, MotoServer, MOTO_KEY_ID, MOTO_SECRET};
+pub use servers::{
+    venv_python, AzuriteServer, MotoServer, AZURITE_ACCOUNT, MOTO_KEY_ID, MOTO_SECRET,
+};
 pub use stepwise::assert_equal_to_reference_after_every_batch;
 pub use sync::{
     assert_replay_commits_nothing, schemaless_hints, sync_fixture, sync_scenario,

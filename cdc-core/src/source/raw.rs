@@ -90,7 +90,10 @@ impl std::fmt::Debug for RawFileSource {
 ///
 /// `file://` URLs and plain paths use the local filesystem; `s3://bucket/prefix` needs feature
 /// `s3` and takes its credentials and endpoint from the standard `AWS_*` environment variables
-/// (never from the URL, so they cannot leak into logs).
+/// (never from the URL, so they cannot leak into logs); `az://container/prefix` and
+/// `abfs[s]://container@account.dfs.core.windows.net/prefix` need feature `azure` and take
+/// theirs from the `AZURE_*` variables (`AZURE_STORAGE_ACCOUNT_NAME`, `..._KEY`, a SAS or
+/// service principal; `AZURE_STORAGE_USE_EMULATOR` for Azurite).
 pub fn object_store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
     let config = |m: String| Error::Config(m);
     let parsed = match Url::parse(url) {
@@ -139,8 +142,25 @@ pub fn object_store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> 
         "s3" | "s3a" => Err(config(
             "built without feature `s3`; rebuild with `--features s3` to read s3:// URLs".into(),
         )),
+        #[cfg(feature = "azure")]
+        "az" | "abfs" | "abfss" | "azure" => {
+            // Account, key or token (or the Azurite emulator) from the `AZURE_*` environment.
+            let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| Error::ObjectStore {
+                    path: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or("")),
+                    source: e,
+                })?;
+            let prefix = Path::from(parsed.path().trim_matches('/'));
+            Ok((Arc::new(store), prefix))
+        }
+        #[cfg(not(feature = "azure"))]
+        "az" | "abfs" | "abfss" | "azure" => Err(config(
+            "built without feature `azure`; rebuild with `--features azure` for Azure URLs".into(),
+        )),
         other => Err(config(format!(
-            "unsupported URL scheme `{other}` in `{url}` (use a local path, file:// or s3://)"
+            "unsupported URL scheme `{other}` in `{url}` (use a local path, file://, s3:// or az://)"
         ))),
     }
 }

@@ -101,6 +101,108 @@ impl MotoServer {
     }
 }
 
+/// A real Azure Blob Storage emulator (Azurite's blob service, from the npm package `.ci/run`
+/// installs under `~/.cache/cdc-lake/azurite`, or `$CDC_LAKE_AZURITE`) on a free loopback port,
+/// in memory, stopped on drop.
+#[derive(Debug)]
+pub struct AzuriteServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>` (the account is Azurite's `devstoreaccount1`).
+    pub endpoint: String,
+}
+
+impl Drop for AzuriteServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Azurite's fixed development account and its published key (not a secret).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl AzuriteServer {
+    /// Starts Azurite, or returns `None` (after saying so) when it is not installed. Under `CI`
+    /// a missing Azurite is a failure, not a skip.
+    pub fn start() -> Option<AzuriteServer> {
+        let bin = std::env::var("CDC_LAKE_AZURITE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                    .join(".cache/cdc-lake/azurite/node_modules/.bin/azurite-blob")
+            });
+        if !bin.exists() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{} not found; .ci/run installs it",
+                bin.display()
+            );
+            eprintln!("skipping: {} not found (run .ci/run once)", bin.display());
+            return None;
+        }
+        let port = free_loopback_port();
+        let child = std::process::Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--silent", "--skipApiVersionCheck"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        wait_for_port(port, "azurite");
+        Some(AzuriteServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Creates a container (through the Azure SDK in the tests' venv: object stores cannot).
+    pub fn create_container(&self, container: &str) {
+        let python = venv_python().expect("the tests' venv");
+        let script = format!(
+            "from azure.storage.blob import BlobServiceClient; \
+             BlobServiceClient.from_connection_string('{}').create_container('{container}')",
+            self.connection_string()
+        );
+        let status = std::process::Command::new(python)
+            .args(["-c", &script])
+            .status()
+            .expect("run python");
+        assert!(status.success(), "create container {container}");
+    }
+
+    /// The connection string Azure SDKs take.
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+             BlobEndpoint={}/{AZURITE_ACCOUNT};",
+            self.endpoint
+        )
+    }
+
+    /// object_store settings (as `AZURE_*` environment names) for this emulator.
+    pub fn storage_options(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("AZURE_STORAGE_USE_EMULATOR", "true"),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.as_str()),
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
+            ("AZURE_ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Sets the same settings in the process environment (the stores read them from there).
+    pub fn export_env(&self) {
+        for (k, v) in self.storage_options() {
+            std::env::set_var(&k, &v);
+        }
+    }
+}
+
 /// The tests' venv: `$CDC_LAKE_VENV`, default `~/.cache/cdc-lake/venv` (what `.ci/run` creates).
 pub(crate) fn venv_dir() -> PathBuf {
     std::env::var("CDC_LAKE_VENV")

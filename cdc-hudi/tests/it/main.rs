@@ -3,6 +3,8 @@
 //! replay; crash recovery; another writer; schema evolution; the file layout, partitions,
 //! cleaning and truncate; equality with the reference sink after every batch; S3.
 
+#[cfg(feature = "azure")]
+mod azure;
 mod common;
 mod concurrency;
 mod crash;

@@ -2,6 +2,8 @@
 //! Iceberg, read back by iceberg-rust, pyiceberg (SqlCatalog on our catalog.db) and DuckDB's
 //! iceberg extension; crash recovery with orphan files.
 
+#[cfg(feature = "azure")]
+mod azure;
 mod checkpoint;
 mod common;
 mod concurrency;

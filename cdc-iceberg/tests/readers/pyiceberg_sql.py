@@ -20,6 +20,7 @@ s3 = {
     "s3.secret-access-key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
     "s3.region": os.environ.get("AWS_REGION"),
 }
+s3["adls.connection-string"] = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
 props = {k: v for k, v in s3.items() if v}
 catalog = SqlCatalog(name, uri=f"sqlite:///{db}", **props)
 rows = catalog.load_table(table).scan().to_arrow()
