@@ -60,11 +60,12 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// `AWS_*` settings from the environment, for formats whose object stores take them as options.
+/// `AWS_*` and `AZURE_*` settings from the environment, for formats whose object stores take
+/// them as options.
 #[cfg_attr(not(feature = "delta"), allow(dead_code))]
 fn storage_options_from_env() -> std::collections::HashMap<String, String> {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_"))
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("AZURE_"))
         .collect()
 }
 

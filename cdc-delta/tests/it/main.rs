@@ -1,6 +1,8 @@
 //! Integration tests of the Delta sink: every fixture through the raw-file source into Delta,
 //! read back by delta-rs (DataFusion) and by DuckDB's delta extension; crash recovery; S3.
 
+#[cfg(feature = "azure")]
+mod azure;
 mod common;
 mod concurrency;
 mod crash;
