@@ -185,3 +185,29 @@ pub async fn assert_raw_expected(scenario: &Scenario, warehouse: &HudiWarehouse)
         }
     }
 }
+
+#[cfg(any(feature = "s3", feature = "azure"))]
+/// Asserts every table of `scenario` in `warehouse` (under `root`, an object store URL), read by
+/// hudi-rs with the object_store `options`, equals `expected/` with unique keys.
+pub async fn assert_hudi_rs_reads_expected_at(
+    scenario: &cdc_core::testing::Scenario,
+    warehouse: &HudiWarehouse,
+    root: &str,
+    options: std::collections::HashMap<String, String>,
+) {
+    let expected = scenario.expected();
+    for (table, keys) in &scenario.tables {
+        let location = warehouse.table_location(table);
+        assert!(location.starts_with(root), "{location}");
+        let hudi = Table::new_with_options(&location, options.clone())
+            .await
+            .unwrap();
+        let batches = hudi.read(&ReadOptions::new()).await.unwrap();
+        let rows = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let (logical, _) = logical_schema(warehouse, table).await;
+        let (meta, rows) = to_logical(&rows, &logical);
+        assert_unique_keys(&meta, root);
+        compare_with_expected(table, keys, &rows, &expected[table])
+            .unwrap_or_else(|e| panic!("hudi at {root} via hudi-rs:\n{e}"));
+    }
+}

@@ -23,6 +23,7 @@ use crate::common::{assert_expected, logical_schema, read_with_hudi_rs, sync, to
 
 /// One upsert (`upsert` = true, column `name` = `name`, other columns null) or delete of key
 /// `id` of `public.customers`, at `offset` of another topic.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub fn change(schema: &SchemaRef, id: i32, name: &str, offset: i64, upsert: bool) -> ChangeSet {
     let table = TableId::new("public", "customers");
     keyed_change(

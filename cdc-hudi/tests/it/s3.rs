@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 
 use cdc_core::sink::upsert::{FailPoint, TestHooks};
-use cdc_core::testing::{compare_with_expected, MotoServer, Scenario};
+use cdc_core::testing::{MotoServer, Scenario};
 use cdc_hudi::{HudiSinkConfig, HudiWarehouse};
 use hudi::table::{ReadOptions, Table};
 
-use crate::common::{assert_unique_keys, logical_schema, sync, to_logical};
+use crate::common::{
+    assert_hudi_rs_reads_expected_at, assert_unique_keys, logical_schema, sync, to_logical,
+};
 
 /// Each test exports its own moto server's address to the environment, which the stores read:
 /// one test at a time.
@@ -42,21 +44,8 @@ async fn syncs_into_hudi_on_s3() {
         .await
         .unwrap();
     assert!(stats.commits > 1);
-    let expected = scenario.expected();
-    for (table, keys) in &scenario.tables {
-        let location = warehouse.table_location(table);
-        assert!(location.starts_with("s3://lake/wh/"), "{location}");
-        let hudi = Table::new_with_options(&location, moto.storage_options())
-            .await
-            .unwrap();
-        let batches = hudi.read(&ReadOptions::new()).await.unwrap();
-        let rows = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
-        let (logical, _) = logical_schema(&warehouse, table).await;
-        let (meta, rows) = to_logical(&rows, &logical);
-        assert_unique_keys(&meta, "s3");
-        compare_with_expected(table, keys, &rows, &expected[table])
-            .unwrap_or_else(|e| panic!("hudi on s3 via hudi-rs:\n{e}"));
-    }
+    let options = moto.storage_options();
+    assert_hudi_rs_reads_expected_at(&scenario, &warehouse, "s3://lake/wh/", options).await;
     let again = sync(&scenario, dir.path(), 30, HashMap::new(), &warehouse)
         .await
         .unwrap();

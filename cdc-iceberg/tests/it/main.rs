@@ -16,6 +16,8 @@ mod modes;
 mod partitioned;
 mod promotion;
 mod pruning;
+#[cfg(any(feature = "s3", feature = "azure"))]
+mod remote;
 mod rest;
 #[cfg(feature = "s3")]
 mod s3;
