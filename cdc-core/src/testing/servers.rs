@@ -74,24 +74,19 @@ impl MotoServer {
 
     /// Storage options for object_store / delta-rs: endpoint, plain HTTP, test credentials.
     pub fn storage_options(&self) -> std::collections::HashMap<String, String> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+        owned_pairs(&[
+            ("AWS_ENDPOINT_URL", &self.endpoint),
             ("AWS_ALLOW_HTTP", "true"),
             ("AWS_ACCESS_KEY_ID", MOTO_KEY_ID),
             ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET),
             ("AWS_REGION", "us-east-1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        ])
     }
 
     /// Sets the same settings as `AWS_*` environment variables (for the raw-file source, which
     /// takes credentials only from the environment).
     pub fn export_env(&self) {
-        for (k, v) in self.storage_options() {
-            std::env::set_var(&k, &v);
-        }
+        export(self.storage_options());
         std::env::set_var("AWS_ENDPOINT", &self.endpoint);
     }
 
@@ -183,23 +178,31 @@ impl AzuriteServer {
 
     /// object_store settings (as `AZURE_*` environment names) for this emulator.
     pub fn storage_options(&self) -> std::collections::HashMap<String, String> {
-        [
+        owned_pairs(&[
             ("AZURE_STORAGE_USE_EMULATOR", "true"),
-            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.as_str()),
+            ("AZURITE_BLOB_STORAGE_URL", &self.endpoint),
             ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT),
             ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
             ("AZURE_ALLOW_HTTP", "true"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        ])
     }
 
     /// Sets the same settings in the process environment (the stores read them from there).
     pub fn export_env(&self) {
-        for (k, v) in self.storage_options() {
-            std::env::set_var(&k, &v);
-        }
+        export(self.storage_options());
+    }
+}
+
+fn owned_pairs(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    (pairs.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Sets `options` as environment variables of this process.
+fn export(options: std::collections::HashMap<String, String>) {
+    for (k, v) in options {
+        std::env::set_var(&k, &v);
     }
 }
 

@@ -24,14 +24,14 @@ async fn compact_then_expire_keeps_rows_and_checkpoint() {
         .await
         .unwrap();
     let table = &scenario.tables[0].0;
-    let files_before = std::fs::read_dir(
-        warehouse
+    let data_files = || {
+        let dir = warehouse
             .local_root()
             .unwrap()
-            .join("public/customers/data"),
-    )
-    .unwrap()
-    .count();
+            .join("public/customers/data");
+        std::fs::read_dir(dir).unwrap().count()
+    };
+    let files_before = data_files();
 
     let done = compact(&warehouse, table)
         .await
@@ -63,14 +63,7 @@ async fn compact_then_expire_keeps_rows_and_checkpoint() {
         removed.iter().any(|p| p.ends_with("-deletes.parquet")),
         "{removed:#?}"
     );
-    let files_after = std::fs::read_dir(
-        warehouse
-            .local_root()
-            .unwrap()
-            .join("public/customers/data"),
-    )
-    .unwrap()
-    .count();
+    let files_after = data_files();
     assert_eq!(files_after, 1, "{files_before} data-directory files before");
     let metadata = current_metadata(&warehouse, table).await;
     assert_eq!(metadata.snapshots().count(), 1);
