@@ -1,8 +1,8 @@
-//! Delta tables on Azure Blob Storage (Azurite on 127.0.0.1): sync, read back, replay.
+//! Delta tables on Azure Blob Storage (Azurite on 127.0.0.1): every fixture synced, read back, replayed.
 
 use cdc_core::testing::AzuriteServer;
 
-use crate::common::sync_crud_and_replay_at;
+use crate::common::sync_every_fixture_and_replay_at;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_into_delta_on_azure() {
@@ -18,5 +18,5 @@ async fn syncs_into_delta_on_azure() {
         .filter(|(k, _)| k.starts_with("AZURE_"))
         .map(|(k, v)| (k.to_lowercase(), v))
         .collect();
-    sync_crud_and_replay_at("az://lake/wh", storage_options).await;
+    sync_every_fixture_and_replay_at("az://lake/wh", storage_options).await;
 }

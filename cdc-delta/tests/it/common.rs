@@ -97,27 +97,23 @@ pub fn assert_raw_expected(scenario: &Scenario, warehouse: &DeltaWarehouse) {
 }
 
 #[cfg(any(feature = "s3", feature = "azure"))]
-/// The `crud` fixture synced into a warehouse at `root` (an object store URL reached with
-/// `storage_options`), read back, and synced again without a commit.
-pub async fn sync_crud_and_replay_at(
+/// Every fixture scenario synced into a warehouse under `root/<scenario>` (an object store URL
+/// reached with `storage_options`), read back, and synced again without a commit.
+pub async fn sync_every_fixture_and_replay_at(
     root: &str,
     storage_options: std::collections::HashMap<String, String>,
 ) {
-    let config = cdc_delta::DeltaSinkConfig {
-        storage_options,
-        ..cdc_delta::DeltaSinkConfig::default()
-    };
-    let warehouse = DeltaWarehouse::new(root, config).unwrap();
-    let scenario = Scenario::load("crud");
-    let dir = tempfile::tempdir().unwrap();
-    let no_hints = std::collections::HashMap::new();
-    let stats = sync(&scenario, dir.path(), 60, no_hints.clone(), &warehouse)
-        .await
-        .unwrap();
-    assert!(stats.commits > 1);
-    assert_expected(&scenario, &warehouse, false).await;
-    let again = sync(&scenario, dir.path(), 60, no_hints, &warehouse)
-        .await
-        .unwrap();
-    assert_eq!(again.commits, 0);
+    use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture};
+    for scenario in Scenario::all() {
+        let config = cdc_delta::DeltaSinkConfig {
+            storage_options: storage_options.clone(),
+            ..cdc_delta::DeltaSinkConfig::default()
+        };
+        let warehouse = DeltaWarehouse::new(&format!("{root}/{}", scenario.name), config).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let stats = sync_fixture(&scenario, dir.path(), &warehouse).await;
+        assert!(stats.commits > 0, "{}", scenario.name);
+        assert_expected(&scenario, &warehouse, false).await;
+        assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+    }
 }

@@ -1,8 +1,8 @@
-//! Delta tables on S3 (moto_server on 127.0.0.1): sync, read back, replay.
+//! Delta tables on S3 (moto_server on 127.0.0.1): every fixture synced, read back, replayed.
 
 use cdc_core::testing::MotoServer;
 
-use crate::common::sync_crud_and_replay_at;
+use crate::common::sync_every_fixture_and_replay_at;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_into_delta_on_s3() {
@@ -10,5 +10,5 @@ async fn syncs_into_delta_on_s3() {
         return;
     };
     moto.create_bucket("lake");
-    sync_crud_and_replay_at("s3://lake/wh", moto.storage_options()).await;
+    sync_every_fixture_and_replay_at("s3://lake/wh", moto.storage_options()).await;
 }

@@ -211,3 +211,20 @@ pub async fn assert_hudi_rs_reads_expected_at(
             .unwrap_or_else(|e| panic!("hudi at {root} via hudi-rs:\n{e}"));
     }
 }
+
+#[cfg(any(feature = "s3", feature = "azure"))]
+/// Every fixture scenario synced into a warehouse under `root/<scenario>` (an object store URL
+/// whose settings are in the environment), read back by hudi-rs with `options`, and replayed
+/// without a commit.
+pub async fn every_fixture_at(root: &str, options: std::collections::HashMap<String, String>) {
+    use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
+    for scenario in Scenario::all() {
+        let at = format!("{root}/{}", scenario.name);
+        let warehouse = HudiWarehouse::new(&at, cdc_hudi::HudiSinkConfig::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        sync_fixture(&scenario, dir.path(), &warehouse).await;
+        let prefix = format!("{at}/");
+        assert_hudi_rs_reads_expected_at(&scenario, &warehouse, &prefix, options.clone()).await;
+        assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+    }
+}

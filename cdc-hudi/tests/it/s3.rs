@@ -17,6 +17,17 @@ use crate::common::{
 static MOTO_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_into_hudi_on_s3() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("fixtures");
+    moto.export_env();
+    crate::common::every_fixture_at("s3://fixtures/wh", moto.storage_options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_into_hudi_on_s3() {
     let _env = MOTO_ENV.lock().await;
     let Some(moto) = MotoServer::start() else {

@@ -16,4 +16,5 @@ async fn syncs_into_iceberg_on_azure_through_a_crash() {
         azurite.connection_string(),
     );
     crate::remote::sync_through_a_crash_at("abfs://lake/wh").await;
+    crate::remote::every_fixture_at("abfs://lake/fixtures").await;
 }

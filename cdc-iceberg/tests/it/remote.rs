@@ -2,7 +2,7 @@
 
 use cdc_core::sink::upsert::{FailPoint, TestHooks};
 use cdc_core::testing::conformance::{crash_hooks, crash_mid_sync, restart_after_crash};
-use cdc_core::testing::{assert_replay_commits_nothing, Scenario};
+use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_iceberg::maintenance::{orphan_files, remove_orphan_files};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 
@@ -53,4 +53,26 @@ pub async fn sync_through_a_crash_at(root: &str) {
     assert_eq!(removed, orphans);
     assert_expected(&scenario, &healthy, Readers::RUST_ONLY).await;
     assert_replay_commits_nothing(&scenario, dir.path(), &healthy).await;
+}
+
+/// Every fixture scenario synced into a warehouse under `root/<scenario>` (an object store URL
+/// whose settings are in the environment, each with its own local catalog file), read back by
+/// pyiceberg, and replayed without a commit.
+pub async fn every_fixture_at(root: &str) {
+    for scenario in Scenario::all() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IcebergSinkConfig {
+            catalog_path: Some(dir.path().join("catalog.db").display().to_string()),
+            ..IcebergSinkConfig::default()
+        };
+        let at = format!("{root}/{}", scenario.name);
+        let warehouse = IcebergWarehouse::new(&at, config).unwrap();
+        sync_fixture(&scenario, dir.path(), &warehouse).await;
+        let readers = Readers {
+            pyiceberg: true,
+            duckdb: false,
+        };
+        assert_expected(&scenario, &warehouse, readers).await;
+        assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+    }
 }

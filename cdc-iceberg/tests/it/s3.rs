@@ -22,6 +22,17 @@ async fn syncs_into_iceberg_on_s3_through_a_crash() {
     sync_through_a_crash_at("s3://lake/wh").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_into_iceberg_on_s3() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("fixtures");
+    moto.export_env();
+    crate::remote::every_fixture_at("s3://fixtures/wh").await;
+}
+
 #[test]
 fn a_warehouse_on_s3_needs_a_local_catalog_file_or_a_rest_catalog() {
     let err = IcebergWarehouse::new("s3://lake/wh", IcebergSinkConfig::default()).unwrap_err();
