@@ -72,9 +72,12 @@ struct IcebergTables {
     #[arg(long = "table", required = true)]
     tables: Vec<String>,
     /// The Iceberg sink settings the tables were synced with, a JSON file (`--sink-config` of
-    /// `sync`): its catalog (`rest`, `catalog_name`) is where the tables are found.
+    /// `sync`): its catalog (`rest`, `catalog_name`, `glue`) is where the tables are found.
     #[arg(long, value_name = "FILE")]
     sink_config: Option<PathBuf>,
+    /// The catalog the tables were synced into (`--catalog` of `sync`).
+    #[arg(long, value_enum)]
+    catalog: Option<Catalog>,
 }
 
 #[cfg(feature = "iceberg")]
@@ -85,7 +88,7 @@ async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Erro
     let (IcebergCommand::Compact(t)
     | IcebergCommand::ExpireSnapshots { tables: t, .. }
     | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
-    let settings = read_settings(t.sink_config.as_deref())?;
+    let settings = read_settings(t.sink_config.as_deref(), t.catalog)?;
     let warehouse = cdc_iceberg::IcebergWarehouse::new(
         &t.warehouse,
         cdc_lake::iceberg_sink_config(settings.as_deref())?,
@@ -165,6 +168,10 @@ struct SyncArgs {
     /// Table format: jsonl, delta, iceberg or hudi.
     #[arg(long, default_value = "jsonl")]
     format: Format,
+    /// Register the tables in a catalog engines read (`glue`: the AWS Glue Data Catalog, so
+    /// Athena, EMR/Spark and Trino find them; settings under `glue` in `--sink-config`).
+    #[arg(long, value_enum)]
+    catalog: Option<Catalog>,
     /// Where tables go: `<warehouse>/<schema>/<table>/` (Iceberg: catalog `<warehouse>/catalog.db`, or `catalog_path` in the sink config for an s3:// warehouse).
     #[arg(long, default_value = "warehouse")]
     warehouse: String,
@@ -268,19 +275,45 @@ fn show_progress(p: &Progress<'_>, tty: bool, log_lines: bool) {
     }
 }
 
-/// The text of a `--sink-config` file.
-fn read_settings(path: Option<&std::path::Path>) -> Result<Option<String>, String> {
-    path.map(|path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-    })
-    .transpose()
+/// Catalogs every table format can register its tables in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Catalog {
+    /// The AWS Glue Data Catalog (settings: `glue` in the sink config; region, credentials and
+    /// endpoint from the usual AWS_* environment).
+    Glue,
+}
+
+/// The text of a `--sink-config` file, with the `--catalog` given added (its settings, if the
+/// file has none, the defaults).
+fn read_settings(
+    path: Option<&std::path::Path>,
+    catalog: Option<Catalog>,
+) -> Result<Option<String>, String> {
+    let text = path
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+        })
+        .transpose()?;
+    let Some(Catalog::Glue) = catalog else {
+        return Ok(text);
+    };
+    let mut settings: serde_json::Value = match &text {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("--sink-config: {e}"))?,
+        None => serde_json::json!({}),
+    };
+    let object = settings
+        .as_object_mut()
+        .ok_or("--sink-config must be a JSON object")?;
+    object.entry("glue").or_insert_with(|| serde_json::json!({}));
+    Ok(Some(settings.to_string()))
 }
 
 /// The warehouse of `--format` at `--warehouse`, with `--sink-config` settings.
 fn open_sinks(
     args: &SyncArgs,
 ) -> Result<Box<dyn cdc_core::sink::Warehouse>, Box<dyn std::error::Error>> {
-    let settings = read_settings(args.sink_config.as_deref())?;
+    let settings = read_settings(args.sink_config.as_deref(), args.catalog)?;
     Ok(open_warehouse_with(
         args.format,
         &args.warehouse,

@@ -100,6 +100,22 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A call to a table catalog (the Glue Data Catalog) failed.
+    #[error("catalog {catalog}: {operation} of `{table}` failed: {code}: {message}")]
+    Catalog {
+        /// The catalog's endpoint.
+        catalog: String,
+        /// The catalog's name of the table (`database.table`), or the database.
+        table: String,
+        /// The call, e.g. `UpdateTable`.
+        operation: String,
+        /// The catalog's error code, e.g. `EntityNotFoundException`; `Network` when no answer
+        /// came.
+        code: String,
+        /// What the catalog said.
+        message: String,
+    },
+
     /// An Arrow computation failed.
     #[error("arrow error in {context}: {source}")]
     Arrow {

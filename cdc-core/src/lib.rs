@@ -18,6 +18,7 @@
 pub mod decode;
 pub mod error;
 pub mod fold;
+pub mod glue;
 pub mod model;
 pub mod pipeline;
 pub mod render;

@@ -32,6 +32,9 @@ pub struct DeltaSinkConfig {
     /// dropped). Reads pay for deletion vectors until the file is rewritten, so this bounds
     /// how much dead data a file carries per change set.
     pub deletion_vector_max_fraction: f64,
+    /// Register tables in the AWS Glue Data Catalog (feature `glue`) so Athena reads them
+    /// natively (`table_type=DELTA`); columns follow schema changes.
+    pub glue: Option<cdc_core::glue::GlueConfig>,
     /// Object-store options (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...). Never logged: `Debug`
     /// shows only the keys. Credentials are best left to the environment.
     #[serde(skip_serializing)]
@@ -51,6 +54,7 @@ impl Default for DeltaSinkConfig {
             max_commit_attempts: 10,
             deletion_vectors: true,
             deletion_vector_max_fraction: 0.2,
+            glue: None,
             storage_options: HashMap::new(),
             test_hooks: TestHooks::default(),
         }
@@ -69,6 +73,7 @@ impl fmt::Debug for DeltaSinkConfig {
                 "deletion_vector_max_fraction",
                 &self.deletion_vector_max_fraction,
             )
+            .field("glue", &self.glue)
             .field(
                 "storage_options (keys only)",
                 &KeysOnly(&self.storage_options),
@@ -89,6 +94,9 @@ impl DeltaSinkConfig {
         }
         if self.target_file_size < 1 << 20 {
             return Err("target_file_size must be at least 1 MiB".into());
+        }
+        if let Some(glue) = &self.glue {
+            glue.validate_in(cfg!(feature = "glue"))?;
         }
         Ok(())
     }

@@ -70,6 +70,9 @@ impl UpsertDriver for DeltaDriver {
             return Ok(None);
         };
         let loaded = self.at.describe(table).await?;
+        // A restart registers what a commit before a crash may not have.
+        #[cfg(feature = "glue")]
+        self.at.register_in_glue(&loaded).await?;
         self.cached = Some(loaded.clone());
         Ok(Some(loaded))
     }
@@ -95,7 +98,13 @@ impl UpsertDriver for DeltaDriver {
         // Dropped first, so that the commit changes the only copy of the file index.
         self.cached = None;
         let (committed, loaded) = self.at.commit_staged(staged).await?;
+        // The commit stands whatever Glue answers: a failed registration is an error here and
+        // is made good by the next commit or load.
+        #[cfg(feature = "glue")]
+        let registered = self.at.register_in_glue(&loaded).await;
         self.cached = Some(loaded);
+        #[cfg(feature = "glue")]
+        registered?;
         Ok(committed)
     }
 

@@ -30,6 +30,8 @@ mod driver;
 mod dv;
 mod error;
 mod files;
+#[cfg(feature = "glue")]
+mod glue;
 mod locate;
 pub mod schema;
 mod table;

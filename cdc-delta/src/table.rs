@@ -57,6 +57,9 @@ pub(crate) struct TableLocation {
     pub table: TableId,
     pub url: Url,
     pub config: Arc<DeltaSinkConfig>,
+    /// Where the table is registered in Glue (with `glue` settings).
+    #[cfg(feature = "glue")]
+    pub glue: Option<Arc<cdc_core::glue::GlueRegistry>>,
 }
 
 impl TableLocation {

@@ -19,6 +19,8 @@ pub struct DeltaWarehouse {
     root: Url,
     config: Arc<DeltaSinkConfig>,
     conflicts: Arc<AtomicU64>,
+    #[cfg(feature = "glue")]
+    glue: Option<Arc<cdc_core::glue::GlueRegistry>>,
 }
 
 impl DeltaWarehouse {
@@ -32,6 +34,9 @@ impl DeltaWarehouse {
         }
         Ok(DeltaWarehouse {
             root,
+            #[cfg(feature = "glue")]
+            glue: (config.glue.clone())
+                .map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
             config: Arc::new(config),
             conflicts: Arc::new(AtomicU64::new(0)),
         })
@@ -57,6 +62,8 @@ impl DeltaWarehouse {
             table: table.clone(),
             url: self.table_url(table),
             config: self.config.clone(),
+            #[cfg(feature = "glue")]
+            glue: self.glue.clone(),
         };
         UpsertSink::new(DeltaDriver::new(
             at,

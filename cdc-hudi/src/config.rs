@@ -39,6 +39,9 @@ pub struct HudiSinkConfig {
     /// How often the heartbeat of an instant in flight is refreshed (milliseconds,
     /// `hoodie.client.heartbeat.interval_in_ms`); it expires after two missed refreshes.
     pub heartbeat_interval_ms: u64,
+    /// Register tables and their partitions in the AWS Glue Data Catalog (feature `glue`) as
+    /// Hudi's own Glue sync does, so Athena, Spark and Trino read them through Glue.
+    pub glue: Option<cdc_core::glue::GlueConfig>,
     /// Crash and concurrency tests: fail points and a hook before every commit, after the
     /// base files are written.
     #[doc(hidden)]
@@ -60,6 +63,7 @@ impl Default for HudiSinkConfig {
             max_commit_attempts: 10,
             writer_id: "cdc-lake".into(),
             heartbeat_interval_ms: 60_000,
+            glue: None,
             test_hooks: TestHooks::default(),
         }
     }
@@ -100,6 +104,9 @@ impl HudiSinkConfig {
                      contains a comma)"
                 ));
             }
+        }
+        if let Some(glue) = &self.glue {
+            glue.validate_in(cfg!(feature = "glue"))?;
         }
         Ok(())
     }

@@ -31,6 +31,11 @@ impl HudiDriver {
     async fn load(&mut self) -> Result<Option<&mut TableState>> {
         if self.state.is_none() {
             self.state = self.at.read_state().await?;
+            // A restart registers what a commit before a crash may not have.
+            #[cfg(feature = "glue")]
+            if let Some(state) = &self.state {
+                self.at.register_in_glue(state).await?;
+            }
         }
         Ok(self.state.as_mut())
     }
@@ -88,7 +93,13 @@ impl UpsertDriver for HudiDriver {
 
     async fn commit(&mut self, staged: Staged) -> Result<Committed> {
         let (committed, state) = self.at.complete(staged).await?;
+        // The commit stands whatever Glue answers: a failed registration is an error here and
+        // is made good by the next commit or load.
+        #[cfg(feature = "glue")]
+        let registered = self.at.register_in_glue(&state).await;
         self.state = Some(state);
+        #[cfg(feature = "glue")]
+        registered?;
         Ok(committed)
     }
 

@@ -62,6 +62,8 @@ mod driver;
 mod encode;
 mod error;
 mod files;
+#[cfg(feature = "glue")]
+mod glue;
 mod heartbeat;
 mod index;
 mod inserts;

@@ -36,6 +36,12 @@ pub(crate) struct TableAt {
     pub table: TableId,
     pub store: TableStore,
     pub config: Arc<HudiSinkConfig>,
+    /// The table's location as engines open it (URL or local path).
+    #[cfg_attr(not(feature = "glue"), allow(dead_code))]
+    pub location: String,
+    /// Where the table is registered in Glue (with `glue` settings).
+    #[cfg(feature = "glue")]
+    pub glue: Option<Arc<cdc_core::glue::GlueRegistry>>,
 }
 
 /// The latest base file of one file group.

@@ -26,6 +26,8 @@ pub struct HudiWarehouse {
     prefix: Path,
     config: Arc<HudiSinkConfig>,
     conflicts: Arc<std::sync::atomic::AtomicU64>,
+    #[cfg(feature = "glue")]
+    glue: Option<Arc<cdc_core::glue::GlueRegistry>>,
 }
 
 impl HudiWarehouse {
@@ -44,6 +46,9 @@ impl HudiWarehouse {
             location,
             store,
             prefix,
+            #[cfg(feature = "glue")]
+            glue: (config.glue.clone())
+                .map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
             config: Arc::new(config),
             conflicts: Arc::default(),
         })
@@ -70,6 +75,9 @@ impl HudiWarehouse {
                 root,
             },
             config: self.config.clone(),
+            location: self.table_location(table),
+            #[cfg(feature = "glue")]
+            glue: self.glue.clone(),
         };
         // A writer in flight takes a while: wait longer between attempts than for a lost
         // compare-and-swap.

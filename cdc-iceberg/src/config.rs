@@ -42,6 +42,10 @@ pub struct IcebergSinkConfig {
     pub catalog_path: Option<String>,
     /// Commit through an Iceberg REST catalog instead of the embedded SQLite catalog.
     pub rest: Option<RestCatalogConfig>,
+    /// Commit through the AWS Glue Data Catalog (feature `glue`) instead of the embedded
+    /// SQLite catalog: each source schema a Glue database, each table registered as Iceberg's
+    /// own Glue catalog does.
+    pub glue: Option<cdc_core::glue::GlueConfig>,
     /// How old rows of changed keys are removed.
     pub write_mode: WriteMode,
     /// Partition spec of tables this sink creates: columns (identity) or transforms of them,
@@ -151,6 +155,7 @@ impl Default for IcebergSinkConfig {
             catalog_name: DEFAULT_CATALOG_NAME.to_string(),
             catalog_path: None,
             rest: None,
+            glue: None,
             partition_by: Vec::new(),
             write_mode: WriteMode::default(),
             table_properties: HashMap::new(),
@@ -174,6 +179,12 @@ impl IcebergSinkConfig {
         }
         if let Some(rest) = &self.rest {
             rest.validate()?;
+        }
+        if let Some(glue) = &self.glue {
+            if self.rest.is_some() {
+                return Err("`rest` and `glue` are two catalogs: set one".into());
+            }
+            glue.validate_in(cfg!(feature = "glue"))?;
         }
         for entry in &self.partition_by {
             crate::partition::parse_partition_field(entry)?;

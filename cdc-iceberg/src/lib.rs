@@ -47,6 +47,8 @@ mod discard;
 mod driver;
 mod error;
 mod files;
+#[cfg(feature = "glue")]
+mod glue;
 mod locate;
 pub mod maintenance;
 pub mod partition;

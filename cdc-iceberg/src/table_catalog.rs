@@ -1,5 +1,5 @@
-//! The catalog a warehouse commits through: the embedded SQLite catalog ([`SqlCatalog`]) or a
-//! REST catalog ([`RestCatalog`]), behind the three things a writer does with one: read where
+//! The catalog a warehouse commits through: the embedded SQLite catalog ([`SqlCatalog`]), a
+//! REST catalog ([`RestCatalog`]) or (feature `glue`) the AWS Glue Data Catalog, behind the three things a writer does with one: read where
 //! a table is, create it, and commit new metadata on top of what it read.
 
 use cdc_core::model::TableId;
@@ -19,6 +19,8 @@ use crate::table::Pointer;
 pub(crate) enum TableCatalog {
     Sql(SqlCatalog),
     Rest(RestCatalog),
+    #[cfg(feature = "glue")]
+    Glue(crate::glue::GlueCatalog),
 }
 
 impl TableCatalog {
@@ -39,6 +41,8 @@ impl TableCatalog {
                     location: t.metadata_location,
                     metadata: Some(t.metadata),
                 })),
+            #[cfg(feature = "glue")]
+            TableCatalog::Glue(glue) => glue.load(table).await,
         }
     }
 
@@ -72,6 +76,8 @@ impl TableCatalog {
                 )
                 .await?;
             }
+            #[cfg(feature = "glue")]
+            TableCatalog::Glue(glue) => glue.create(io, table, metadata).await?,
         }
         Ok(())
     }
@@ -91,6 +97,8 @@ impl TableCatalog {
     ) -> Result<Committed> {
         let name = table.to_string();
         match self {
+            #[cfg(feature = "glue")]
+            TableCatalog::Glue(glue) => glue.commit(io, table, base_location, next).await,
             TableCatalog::Sql(sql) => {
                 let location = next_metadata_location(&name, base_location)?;
                 next.metadata

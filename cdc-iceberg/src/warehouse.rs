@@ -64,18 +64,20 @@ impl IcebergWarehouse {
     ) -> cdc_core::Result<(String, Option<PathBuf>, String)> {
         // Opens the store once to fail early on a bad URL or a build without its feature.
         cdc_core::source::raw::object_store_from_url(root)?;
-        let catalog_path = match (&config.catalog_path, &config.rest) {
+        let catalog_owned = config.rest.is_some() || config.glue.is_some();
+        let catalog_path = match (&config.catalog_path, catalog_owned) {
             (Some(p), _) if p.contains("://") => {
                 return Err(cdc_core::Error::Config(format!(
                     "Iceberg `catalog_path` `{p}`: the SQLite catalog is a local file"
                 )))
             }
             (Some(p), _) => p.clone(),
-            (None, Some(_)) => String::new(),
-            (None, None) => {
+            (None, true) => String::new(),
+            (None, false) => {
                 return Err(cdc_core::Error::Config(format!(
                     "Iceberg warehouse `{root}` is on an object store, where a SQLite catalog \
-                     cannot live: set `catalog_path` (a local file) or `rest` in the sink config"
+                     cannot live: set `catalog_path` (a local file), `rest` or `glue` in the \
+                     sink config"
                 )))
             }
         };
@@ -132,6 +134,10 @@ impl IcebergWarehouse {
     pub(crate) async fn catalog(&self) -> Result<&TableCatalog> {
         self.catalog
             .get_or_try_init(|| async {
+                #[cfg(feature = "glue")]
+                if let Some(glue) = &self.config.glue {
+                    return Ok(TableCatalog::Glue(crate::glue::GlueCatalog::connect(glue, &self.location).await?));
+                }
                 Ok(match &self.config.rest {
                     Some(rest) => TableCatalog::Rest(RestCatalog::connect(rest).await?),
                     None => TableCatalog::Sql(
@@ -151,6 +157,13 @@ impl IcebergWarehouse {
                 context: "opening the SQLite catalog".into(),
                 status: 0,
                 message: "this warehouse commits through a REST catalog".into(),
+            }),
+            #[cfg(feature = "glue")]
+            TableCatalog::Glue(glue) => Err(IcebergSinkError::Rest {
+                catalog: glue.endpoint().to_string(),
+                context: "opening the SQLite catalog".into(),
+                status: 0,
+                message: "this warehouse commits through the Glue Data Catalog".into(),
             }),
         }
     }

@@ -72,6 +72,32 @@ impl MotoServer {
         assert!(status.success(), "create bucket {bucket}");
     }
 
+    /// The Glue table `database.table` as boto3 reads it from moto (`GetTable`'s `Table`, JSON
+    /// with dates as text), `None` when Glue has no such table.
+    pub fn glue_table(&self, database: &str, table: &str) -> Option<serde_json::Value> {
+        let script = format!(
+            "import boto3, json, sys\n\
+             glue = boto3.client('glue', endpoint_url='{}', aws_access_key_id='{MOTO_KEY_ID}', \
+             aws_secret_access_key='{MOTO_SECRET}', region_name='us-east-1')\n\
+             try:\n    t = glue.get_table(DatabaseName=sys.argv[1], Name=sys.argv[2])['Table']\n\
+             except glue.exceptions.EntityNotFoundException:\n    t = None\n\
+             print(json.dumps(t, default=str))",
+            self.endpoint
+        );
+        let output = std::process::Command::new(&self.python)
+            .args(["-c", &script, database, table])
+            .output()
+            .expect("run python");
+        assert!(
+            output.status.success(),
+            "glue get_table {database}.{table}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let table: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("get_table JSON");
+        Some(table).filter(|t| !t.is_null())
+    }
+
     /// Storage options for object_store / delta-rs: endpoint, plain HTTP, test credentials.
     pub fn storage_options(&self) -> std::collections::HashMap<String, String> {
         owned_pairs(&[

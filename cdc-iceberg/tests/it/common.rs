@@ -133,6 +133,10 @@ pub async fn read_with_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) 
 
 /// The table as pyiceberg returns it (its own types, nothing of ours applied).
 pub fn raw_pyiceberg(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
+    if let Some(glue) = &warehouse.config().glue {
+        let (database, name) = glue.names_of(table);
+        return run_reader("pyiceberg_glue.py", &[&database, &name]);
+    }
     if let Some(rest) = &warehouse.config().rest {
         let token = tempfile::NamedTempFile::new().unwrap();
         let secret = rest.token.as_ref().expect("REST tests hand over a token");

@@ -29,18 +29,25 @@ async fn concurrent_writer_between_read_and_swap_is_retried() {
 
 /// The concurrent-writer case on warehouses with the catalog settings of `base`.
 pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
+    concurrent_writer_is_retried_at(base, None).await
+}
+
+/// The concurrent-writer case on warehouses at `root` (default: a local directory); a remote
+/// warehouse is read back by pyiceberg.
+pub async fn concurrent_writer_is_retried_at(base: IcebergSinkConfig, root: Option<&str>) {
     let scenario = Scenario::load("crud");
     let table = TableId::new("public", "customers");
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("wh");
-    let other = IcebergWarehouse::new(root.to_str().unwrap(), base.clone()).unwrap();
+    let local = dir.path().join("wh").display().to_string();
+    let root = root.unwrap_or(&local);
+    let other = IcebergWarehouse::new(root, base.clone()).unwrap();
     // Before the pipeline's first six swap attempts, the other writer commits a row.
     let writer = OtherWriter::new(Arc::new(other.clone()), 6);
     let config = IcebergSinkConfig {
         test_hooks: writer.hook(),
         ..base
     };
-    let warehouse = IcebergWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    let warehouse = IcebergWarehouse::new(root, config).unwrap();
     sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
         .await
         .unwrap();
@@ -66,7 +73,14 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
     }
     writer.undo(&schema).await;
-    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    let readers = match root == local {
+        true => Readers::ALL,
+        false => Readers {
+            pyiceberg: true,
+            duckdb: false,
+        },
+    };
+    assert_expected(&scenario, &warehouse, readers).await;
     // The lost attempts' files were deleted before each retry.
     let orphans = orphan_files(&warehouse, &table).await.unwrap();
     assert!(orphans.is_empty(), "{orphans:#?}");

@@ -1,0 +1,153 @@
+//! Iceberg tables on S3 registered in the AWS Glue Data Catalog (moto_server's S3 and Glue on
+//! 127.0.0.1): every fixture read back by pyiceberg's `GlueCatalog`, the Glue table checked
+//! field by field against what Athena and Iceberg's own Glue catalog expect, a concurrent
+//! writer resolved through the swap, and someone else's table refused.
+
+use std::collections::BTreeMap;
+
+use cdc_core::glue::GlueConfig;
+use cdc_core::model::TableId;
+use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, MotoServer, Scenario};
+use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+use serde_json::Value;
+
+use crate::common::{assert_expected, logical_schema, Readers};
+use crate::s3::MOTO_ENV;
+
+/// Glue settings that give each scenario's schemas databases of their own.
+fn glue_for(scenario: &Scenario) -> GlueConfig {
+    let databases = (scenario.tables.iter())
+        .map(|(t, _)| {
+            let db = format!("{}_{}", scenario.name, t.namespace).replace(['-', '.'], "_");
+            (t.namespace.to_string(), db.to_lowercase())
+        })
+        .collect();
+    GlueConfig {
+        databases,
+        ..GlueConfig::default()
+    }
+}
+
+/// Asserts the Glue table of `table` is what Iceberg's Glue catalog registers and Athena reads:
+/// an external table with `table_type=ICEBERG`, the current metadata file, the table location
+/// and the current schema's columns with their field ids.
+async fn assert_registered(moto: &MotoServer, warehouse: &IcebergWarehouse, table: &TableId) {
+    let (database, name) = warehouse.config().glue.as_ref().unwrap().names_of(table);
+    let glue = moto.glue_table(&database, &name).expect("registered in Glue");
+    assert_eq!(glue["Name"], name);
+    assert_eq!(glue["DatabaseName"], database);
+    assert_eq!(glue["TableType"], "EXTERNAL_TABLE");
+    let params = &glue["Parameters"];
+    assert_eq!(params["table_type"], "ICEBERG");
+    let current = warehouse.metadata_location(table).await.unwrap().unwrap();
+    assert_eq!(params["metadata_location"], Value::String(current.clone()));
+    assert!(current.starts_with(&warehouse.table_location(table)), "{current}");
+    let sd = &glue["StorageDescriptor"];
+    assert_eq!(sd["Location"], Value::String(warehouse.table_location(table)));
+    let (schema, _) = logical_schema(warehouse, table).await;
+    let columns = sd["Columns"].as_array().unwrap();
+    let names: Vec<&str> = columns.iter().map(|c| c["Name"].as_str().unwrap()).collect();
+    let expected: Vec<String> = schema.fields().iter().map(|f| f.name().to_lowercase()).collect();
+    assert_eq!(names, expected, "{glue:#}");
+    for (i, c) in columns.iter().enumerate() {
+        assert!(!c["Type"].as_str().unwrap().is_empty(), "{c}");
+        assert_eq!(c["Parameters"]["iceberg.field.current"], "true", "{c}");
+        assert!(c["Parameters"]["iceberg.field.id"].as_str().is_some(), "{c}");
+        if i == 0 {
+            assert!(c["Parameters"]["iceberg.field.optional"].as_str().is_some());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_into_iceberg_on_s3_through_glue() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("glue");
+    moto.export_env();
+    for scenario in Scenario::all() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IcebergSinkConfig {
+            glue: Some(glue_for(&scenario)),
+            ..IcebergSinkConfig::default()
+        };
+        let warehouse = IcebergWarehouse::new(&format!("s3://glue/{}", scenario.name), config)
+            .unwrap();
+        sync_fixture(&scenario, dir.path(), &warehouse).await;
+        for (table, _) in &scenario.tables {
+            assert_registered(&moto, &warehouse, table).await;
+        }
+        let readers = Readers {
+            pyiceberg: true,
+            duckdb: false,
+        };
+        assert_expected(&scenario, &warehouse, readers).await;
+        assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_writer_through_glue_is_retried() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("race");
+    moto.export_env();
+    let config = IcebergSinkConfig {
+        glue: Some(GlueConfig::default()),
+        ..IcebergSinkConfig::default()
+    };
+    crate::concurrency::concurrent_writer_is_retried_at(config, Some("s3://race/wh")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glue_table_of_someone_else_is_not_taken_over() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("taken");
+    moto.export_env();
+    let scenario = Scenario::load("crud");
+    let glue = GlueConfig {
+        databases: BTreeMap::from([("public".into(), "shared".into())]),
+        ..GlueConfig::default()
+    };
+    let config = IcebergSinkConfig {
+        glue: Some(glue),
+        ..IcebergSinkConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = IcebergWarehouse::new("s3://taken/first", config.clone()).unwrap();
+    sync_fixture(&scenario, dir.path(), &first).await;
+    // Another pipeline, another warehouse, the same Glue names: refused, the table untouched.
+    let second = IcebergWarehouse::new("s3://taken/second", config).unwrap();
+    let table = TableId::new("public", "customers");
+    let err = second.metadata_location(&table).await.unwrap_err().to_string();
+    assert!(err.contains("s3://taken/first/public/customers"), "{err}");
+    assert!(err.contains("glue.databases"), "{err}");
+    assert_registered(&moto, &first, &table).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_settings_are_checked() {
+    let both = IcebergSinkConfig {
+        glue: Some(GlueConfig::default()),
+        rest: Some(cdc_iceberg::RestCatalogConfig {
+            uri: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        }),
+        ..IcebergSinkConfig::default()
+    };
+    let err = IcebergWarehouse::new("s3://b/wh", both).unwrap_err();
+    assert!(err.to_string().contains("one"), "{err}");
+    // An S3 warehouse needs no local catalog file with Glue.
+    let glue = IcebergSinkConfig {
+        glue: Some(GlueConfig::default()),
+        ..IcebergSinkConfig::default()
+    };
+    assert!(IcebergWarehouse::new("s3://b/wh", glue).is_ok());
+}
