@@ -25,6 +25,7 @@ mod stepwise;
 
 mod broker;
 mod compare;
+mod glue;
 pub mod conformance;
 mod raw;
 mod servers;
@@ -37,6 +38,7 @@ pub use broker::{scenario_topics_regex, TansuBroker};
 pub use changes::{keyed_change, other_writer_change, OTHER_WRITER_TOPIC};
 pub use compare::{compare_with_expected, iso_interval_micros};
 pub use postgres::PostgresServer;
+pub use glue::glue_config_for;
 pub use raw::{compare_raw_with_expected, VariantLoss};
 pub use readers::{external_to_logical, rows_from_python_reader};
 pub(crate) use servers::free_loopback_port;

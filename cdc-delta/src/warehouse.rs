@@ -49,6 +49,11 @@ impl DeltaWarehouse {
             .expect("table names join onto the root")
     }
 
+    /// The warehouse's settings.
+    pub fn config(&self) -> &DeltaSinkConfig {
+        &self.config
+    }
+
     /// Commit conflicts with other writers that its sinks resolved by retrying.
     pub fn conflicts_retried(&self) -> u64 {
         self.conflicts.load(std::sync::atomic::Ordering::Relaxed)

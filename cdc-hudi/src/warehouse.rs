@@ -90,6 +90,11 @@ impl HudiWarehouse {
         ))
     }
 
+    /// The warehouse's settings.
+    pub fn config(&self) -> &HudiSinkConfig {
+        &self.config
+    }
+
     /// Write conflicts with other writers that its sinks resolved by retrying.
     pub fn conflicts_retried(&self) -> u64 {
         self.conflicts.load(std::sync::atomic::Ordering::Relaxed)

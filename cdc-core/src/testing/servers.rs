@@ -72,30 +72,50 @@ impl MotoServer {
         assert!(status.success(), "create bucket {bucket}");
     }
 
-    /// The Glue table `database.table` as boto3 reads it from moto (`GetTable`'s `Table`, JSON
-    /// with dates as text), `None` when Glue has no such table.
+    /// The Glue table `database.table` as boto3 reads it from moto (`GetTable`'s `Table`), `None`
+    /// when Glue has no such table.
     pub fn glue_table(&self, database: &str, table: &str) -> Option<serde_json::Value> {
+        let args = serde_json::json!({ "DatabaseName": database, "Name": table });
+        self.glue_call("get_table", args).map(|mut r| r["Table"].take())
+    }
+
+    /// The partitions of the Glue table `database.table` (`GetPartitions`' `Partitions`).
+    pub fn glue_partitions(&self, database: &str, table: &str) -> Vec<serde_json::Value> {
+        let args = serde_json::json!({ "DatabaseName": database, "TableName": table });
+        match self.glue_call("get_partitions", args) {
+            Some(serde_json::Value::Object(mut r)) => match r.remove("Partitions") {
+                Some(serde_json::Value::Array(p)) => p,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// One boto3 Glue call against moto (`operation` in boto3's snake case, `args` its keyword
+    /// arguments): the answer as JSON (dates as text), `None` on `EntityNotFoundException`.
+    pub fn glue_call(&self, operation: &str, args: serde_json::Value) -> Option<serde_json::Value> {
         let script = format!(
             "import boto3, json, sys\n\
              glue = boto3.client('glue', endpoint_url='{}', aws_access_key_id='{MOTO_KEY_ID}', \
              aws_secret_access_key='{MOTO_SECRET}', region_name='us-east-1')\n\
-             try:\n    t = glue.get_table(DatabaseName=sys.argv[1], Name=sys.argv[2])['Table']\n\
-             except glue.exceptions.EntityNotFoundException:\n    t = None\n\
-             print(json.dumps(t, default=str))",
+             try:\n    r = getattr(glue, sys.argv[1])(**json.loads(sys.argv[2]))\n    \
+             r.pop('ResponseMetadata', None)\n\
+             except glue.exceptions.EntityNotFoundException:\n    r = None\n\
+             print(json.dumps(r, default=str))",
             self.endpoint
         );
         let output = std::process::Command::new(&self.python)
-            .args(["-c", &script, database, table])
+            .args(["-c", &script, operation, &args.to_string()])
             .output()
             .expect("run python");
         assert!(
             output.status.success(),
-            "glue get_table {database}.{table}: {}",
+            "glue {operation} {args}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let table: serde_json::Value =
-            serde_json::from_slice(&output.stdout).expect("get_table JSON");
-        Some(table).filter(|t| !t.is_null())
+        let answer: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("boto3's answer as JSON");
+        Some(answer).filter(|a| !a.is_null())
     }
 
     /// Storage options for object_store / delta-rs: endpoint, plain HTTP, test credentials.

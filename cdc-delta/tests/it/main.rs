@@ -8,6 +8,8 @@ mod concurrency;
 mod crash;
 mod deletion_vectors;
 mod fixtures;
+#[cfg(all(feature = "glue", feature = "s3"))]
+mod glue;
 #[cfg(feature = "s3")]
 mod s3;
 mod stepwise;

@@ -10,6 +10,8 @@ mod concurrency;
 mod crash;
 mod evolution;
 mod fixtures;
+#[cfg(all(feature = "glue", feature = "s3"))]
+mod glue;
 mod layout;
 #[cfg(feature = "s3")]
 mod s3;

@@ -14,7 +14,7 @@ use crate::common::{
 
 /// Each test exports its own moto server's address to the environment, which the stores read:
 /// one test at a time.
-static MOTO_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static MOTO_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_into_hudi_on_s3() {

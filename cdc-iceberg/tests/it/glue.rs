@@ -7,26 +7,14 @@ use std::collections::BTreeMap;
 
 use cdc_core::glue::GlueConfig;
 use cdc_core::model::TableId;
-use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, MotoServer, Scenario};
+use cdc_core::testing::{
+    assert_replay_commits_nothing, glue_config_for, sync_fixture, MotoServer, Scenario,
+};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 use serde_json::Value;
 
 use crate::common::{assert_expected, logical_schema, Readers};
 use crate::s3::MOTO_ENV;
-
-/// Glue settings that give each scenario's schemas databases of their own.
-fn glue_for(scenario: &Scenario) -> GlueConfig {
-    let databases = (scenario.tables.iter())
-        .map(|(t, _)| {
-            let db = format!("{}_{}", scenario.name, t.namespace).replace(['-', '.'], "_");
-            (t.namespace.to_string(), db.to_lowercase())
-        })
-        .collect();
-    GlueConfig {
-        databases,
-        ..GlueConfig::default()
-    }
-}
 
 /// Asserts the Glue table of `table` is what Iceberg's Glue catalog registers and Athena reads:
 /// an external table with `table_type=ICEBERG`, the current metadata file, the table location
@@ -70,7 +58,7 @@ async fn every_fixture_into_iceberg_on_s3_through_glue() {
     for scenario in Scenario::all() {
         let dir = tempfile::tempdir().unwrap();
         let config = IcebergSinkConfig {
-            glue: Some(glue_for(&scenario)),
+            glue: Some(glue_config_for(&scenario)),
             ..IcebergSinkConfig::default()
         };
         let warehouse = IcebergWarehouse::new(&format!("s3://glue/{}", scenario.name), config)
