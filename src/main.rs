@@ -305,7 +305,9 @@ fn read_settings(
     let object = settings
         .as_object_mut()
         .ok_or("--sink-config must be a JSON object")?;
-    object.entry("glue").or_insert_with(|| serde_json::json!({}));
+    object
+        .entry("glue")
+        .or_insert_with(|| serde_json::json!({}));
     Ok(Some(settings.to_string()))
 }
 

@@ -56,6 +56,60 @@ impl Settings {
     }
 }
 
+/// Where one run's tables go: a local directory, or (`glue`) an S3 prefix with every table
+/// registered in Glue (`--catalog glue`, databases of the run's own name).
+struct Lake {
+    root: String,
+    /// `--sink-config` text.
+    settings: Option<String>,
+    settings_file: Option<PathBuf>,
+}
+
+impl Lake {
+    fn local(dir: &Path, name: &str) -> Lake {
+        let root = dir.join(name).to_str().unwrap().to_string();
+        Lake {
+            root,
+            settings: None,
+            settings_file: None,
+        }
+    }
+
+    /// Tables under `s3://<BUCKET>/lake/<name>`, in Glue database `<name>`.
+    fn s3_glue(dir: &Path, name: &str) -> Lake {
+        let settings = serde_json::json!({"glue": {"databases": {"public": name}}}).to_string();
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, &settings).unwrap();
+        Lake {
+            root: format!("s3://{BUCKET}/lake/{name}"),
+            settings: Some(settings),
+            settings_file: Some(file),
+        }
+    }
+
+    /// The CLI arguments that name this lake.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--warehouse".to_string(), self.root.clone()];
+        if let Some(file) = &self.settings_file {
+            args.extend(["--catalog".into(), "glue".into(), "--sink-config".into()]);
+            args.push(file.to_str().unwrap().to_string());
+        }
+        args
+    }
+
+    fn open(&self, format: Format) -> cdc_core::Result<Box<dyn cdc_lake::core::sink::Warehouse>> {
+        cdc_lake::open_warehouse_with(format, &self.root, self.settings.as_deref())
+    }
+
+    /// The Glue database and table of `table`, when the lake registers its tables in Glue.
+    fn glue_names(&self, table: &TableId) -> Option<(String, String)> {
+        let settings: Value = serde_json::from_str(self.settings.as_deref()?).unwrap();
+        let glue: cdc_core::glue::GlueConfig =
+            serde_json::from_value(settings["glue"].clone()).unwrap();
+        Some(glue.names_of(table))
+    }
+}
+
 /// Kill timings from the seed (xorshift64*), so a failing run can be repeated.
 struct KillClock(u64);
 
@@ -162,8 +216,8 @@ impl Harness {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// `cdc-lake stream` into `warehouse`, output appended to `stream.log`.
-    fn stream(&self, format: Format, warehouse: &Path, stall_marker: Option<&Path>) -> Child {
+    /// `cdc-lake stream` into `lake`, output appended to `stream.log`.
+    fn stream(&self, format: Format, lake: &Lake, stall_marker: Option<&Path>) -> Child {
         let log = File::options()
             .create(true)
             .append(true)
@@ -173,8 +227,7 @@ impl Harness {
         command
             .args(["stream", "--brokers", &self.broker.bootstrap])
             .args(["--topics", TOPICS, "--format", format.name()])
-            .arg("--warehouse")
-            .arg(warehouse)
+            .args(lake.args())
             .args(["--max-wait-ms", "200", "--max-batch-events", "40"])
             .envs(self.moto.storage_options())
             .stdout(log.try_clone().unwrap())
@@ -206,14 +259,16 @@ impl Harness {
     }
 }
 
-/// How a format's table is read back by its independent reader.
-type Reader = fn(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch;
+/// How a format's table is read back by its independent reader (through Glue when the lake
+/// registers its tables there).
+type Reader =
+    fn(harness: &Harness, lake: &Lake, table: &TableId, schema: &TableSchema) -> RecordBatch;
 
 /// Whether every table's committed checkpoint has reached the end offsets.
-fn caught_up(format: Format, warehouse: &Path, end: &BTreeMap<String, i64>) -> bool {
+fn caught_up(format: Format, lake: &Lake, end: &BTreeMap<String, i64>) -> bool {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let Ok(opened) = cdc_lake::open_warehouse(format, warehouse.to_str().unwrap()) else {
+        let Ok(opened) = lake.open(format) else {
             return false;
         };
         for (table, _) in TABLES {
@@ -235,12 +290,12 @@ fn caught_up(format: Format, warehouse: &Path, end: &BTreeMap<String, i64>) -> b
 fn assert_equal_to_source(
     harness: &Harness,
     format: Format,
-    warehouse: &Path,
+    lake: &Lake,
     reader: Reader,
     path: &str,
 ) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let opened = cdc_lake::open_warehouse(format, warehouse.to_str().unwrap()).unwrap();
+    let opened = lake.open(format).unwrap();
     for (table, keys) in TABLES {
         let id = TableId::new("public", table);
         let schema = runtime
@@ -248,7 +303,7 @@ fn assert_equal_to_source(
             .unwrap()
             .unwrap_or_else(|| panic!("{path}: no table {id}"));
         assert_eq!(schema.key_columns, keys);
-        let rows = reader(warehouse, &id, &schema);
+        let rows = reader(harness, lake, &id, &schema);
         let expected = harness.expected(table);
         assert!(!expected.is_empty(), "the workload left {id} empty");
         compare_with_expected(&id, &schema.key_columns, &rows, &expected)
@@ -286,8 +341,9 @@ fn report_lag(harness: &Harness, format: Format) {
 }
 
 /// The whole run for one format: stream with kills while the workload runs, catch up, compare;
-/// then the batch path from the bucket, compare.
-fn end_to_end(format: Format, reader: Reader) {
+/// then the batch path from the bucket, compare. With `glue`, both write to S3 and register
+/// their tables in Glue, and are read back through what Glue says.
+fn end_to_end(format: Format, reader: Reader, glue: bool) {
     // One format at a time: each run has its own PostgreSQL, JVM, broker and S3 server, and
     // two of them on two cores starve the kill timings of meaning.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -296,7 +352,13 @@ fn end_to_end(format: Format, reader: Reader) {
     let Some(mut harness) = Harness::start(&settings) else {
         return;
     };
-    let streamed = harness.dir.path().join("wh-stream");
+    // The in-process warehouse handles and the readers reach moto through the environment.
+    harness.moto.export_env();
+    let lake = move |dir: &Path, name: &str| match glue {
+        true => Lake::s3_glue(dir, name),
+        false => Lake::local(dir, name),
+    };
+    let streamed = lake(harness.dir.path(), "stream");
     let stall_marker = harness.dir.path().join("stalled-before-commit");
     let mut clock = KillClock(settings.seed | 1);
     let started = Instant::now();
@@ -378,11 +440,11 @@ fn end_to_end(format: Format, reader: Reader) {
     report_lag(&harness, format);
 
     // The batch path: the same changes from the bucket's S3-sink layout.
-    let batch = harness.dir.path().join("wh-batch");
+    let batch = lake(harness.dir.path(), "batch");
     let out = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
         .args(["sync", "--source", &format!("s3://{BUCKET}/topics")])
-        .args(["--format", format.name(), "--warehouse"])
-        .arg(&batch)
+        .args(["--format", format.name()])
+        .args(batch.args())
         .envs(harness.moto.storage_options())
         .env("AWS_ENDPOINT", &harness.moto.endpoint)
         .stdin(Stdio::null())
@@ -396,31 +458,62 @@ fn end_to_end(format: Format, reader: Reader) {
     assert_equal_to_source(&harness, format, &batch, reader, "batch");
 }
 
+/// Where Glue says the table of `lake` is, or (no Glue) where the format puts it.
+fn table_location(
+    harness: &Harness,
+    lake: &Lake,
+    local: impl FnOnce() -> String,
+    table: &TableId,
+) -> String {
+    let Some((database, name)) = lake.glue_names(table) else {
+        return local();
+    };
+    let glue = harness
+        .moto
+        .glue_table(&database, &name)
+        .expect("registered in Glue");
+    glue["StorageDescriptor"]["Location"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[cfg(feature = "delta")]
 mod delta {
     use super::*;
 
-    /// DuckDB's delta extension (the reader script of cdc-delta's tests).
-    fn duckdb(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
-        let opened = cdc_delta::DeltaWarehouse::new(
-            warehouse.to_str().unwrap(),
-            cdc_delta::DeltaSinkConfig::default(),
-        )
-        .unwrap();
-        let location = opened.table_url(table).to_file_path().unwrap();
+    /// DuckDB's delta extension (the reader script of cdc-delta's tests), at the location Glue
+    /// gives when the tables are registered there.
+    fn duckdb(
+        harness: &Harness,
+        lake: &Lake,
+        table: &TableId,
+        schema: &TableSchema,
+    ) -> RecordBatch {
+        let local = || {
+            let opened = cdc_delta::DeltaWarehouse::new(&lake.root, Default::default()).unwrap();
+            let path = opened.table_url(table).to_file_path().unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let location = table_location(harness, lake, local, table);
         let script = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/cdc-delta/tests/readers/duckdb_delta.py"
         ));
-        let rows =
-            cdc_core::testing::rows_from_python_reader(script, &[location.to_str().unwrap()]);
+        let rows = cdc_core::testing::rows_from_python_reader(script, &[&location]);
         let stored = cdc_delta::schema::stored_arrow_schema(&schema.schema);
         cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
     }
 
     #[test]
     fn postgres_debezium_kafka_s3_into_delta() {
-        end_to_end(Format::Delta, duckdb);
+        end_to_end(Format::Delta, duckdb, false);
+    }
+
+    #[cfg(feature = "glue")]
+    #[test]
+    fn postgres_debezium_kafka_s3_into_delta_on_s3_in_glue() {
+        end_to_end(Format::Delta, duckdb, true);
     }
 }
 
@@ -428,33 +521,45 @@ mod delta {
 mod iceberg {
     use super::*;
 
-    /// pyiceberg's `SqlCatalog` on the warehouse's SQLite catalog (the reader script of
-    /// cdc-iceberg's tests).
-    fn pyiceberg(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
-        let opened = cdc_iceberg::IcebergWarehouse::new(
-            warehouse.to_str().unwrap(),
-            cdc_iceberg::IcebergSinkConfig::default(),
-        )
-        .unwrap();
-        let script = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/cdc-iceberg/tests/readers/pyiceberg_sql.py"
-        ));
-        let rows = cdc_core::testing::rows_from_python_reader(
-            script,
-            &[
-                opened.catalog_path(),
-                opened.catalog_name(),
-                &table.to_string(),
-            ],
-        );
+    /// pyiceberg: its `SqlCatalog` on the warehouse's SQLite catalog, or its `GlueCatalog` (the
+    /// reader scripts of cdc-iceberg's tests).
+    fn pyiceberg(_: &Harness, lake: &Lake, table: &TableId, schema: &TableSchema) -> RecordBatch {
+        let script = |name: &str| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("cdc-iceberg/tests/readers")
+                .join(name)
+        };
+        let rows = match lake.glue_names(table) {
+            Some((database, name)) => cdc_core::testing::rows_from_python_reader(
+                &script("pyiceberg_glue.py"),
+                &[&database, &name],
+            ),
+            None => {
+                let opened =
+                    cdc_iceberg::IcebergWarehouse::new(&lake.root, Default::default()).unwrap();
+                cdc_core::testing::rows_from_python_reader(
+                    &script("pyiceberg_sql.py"),
+                    &[
+                        opened.catalog_path(),
+                        opened.catalog_name(),
+                        &table.to_string(),
+                    ],
+                )
+            }
+        };
         let stored = cdc_iceberg::schema::stored_arrow_schema(&schema.schema);
         cdc_core::testing::external_to_logical(&rows, &stored, &schema.schema)
     }
 
     #[test]
     fn postgres_debezium_kafka_s3_into_iceberg() {
-        end_to_end(Format::Iceberg, pyiceberg);
+        end_to_end(Format::Iceberg, pyiceberg, false);
+    }
+
+    #[cfg(feature = "glue")]
+    #[test]
+    fn postgres_debezium_kafka_s3_into_iceberg_on_s3_in_glue() {
+        end_to_end(Format::Iceberg, pyiceberg, true);
     }
 }
 
@@ -462,14 +567,19 @@ mod iceberg {
 mod hudi {
     use super::*;
 
-    /// The Python `hudi` package, hudi-rs's binding (the reader script of cdc-hudi's tests).
-    fn python_hudi(warehouse: &Path, table: &TableId, schema: &TableSchema) -> RecordBatch {
-        let opened = cdc_hudi::HudiWarehouse::new(
-            warehouse.to_str().unwrap(),
-            cdc_hudi::HudiSinkConfig::default(),
-        )
-        .unwrap();
-        let location = opened.table_location(table);
+    /// The Python `hudi` package, hudi-rs's binding (the reader script of cdc-hudi's tests), at
+    /// the location Glue gives when the tables are registered there.
+    fn python_hudi(
+        harness: &Harness,
+        lake: &Lake,
+        table: &TableId,
+        schema: &TableSchema,
+    ) -> RecordBatch {
+        let local = || {
+            let opened = cdc_hudi::HudiWarehouse::new(&lake.root, Default::default()).unwrap();
+            opened.table_location(table)
+        };
+        let location = table_location(harness, lake, local, table);
         let script = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/cdc-hudi/tests/readers/hudi_python.py"
@@ -482,6 +592,12 @@ mod hudi {
 
     #[test]
     fn postgres_debezium_kafka_s3_into_hudi() {
-        end_to_end(Format::Hudi, python_hudi);
+        end_to_end(Format::Hudi, python_hudi, false);
+    }
+
+    #[cfg(feature = "glue")]
+    #[test]
+    fn postgres_debezium_kafka_s3_into_hudi_on_s3_in_glue() {
+        end_to_end(Format::Hudi, python_hudi, true);
     }
 }

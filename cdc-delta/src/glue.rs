@@ -44,9 +44,9 @@ impl TableLocation {
         let columns = columns_of(&stored, &partitions, |_| BTreeMap::new()).map_err(schema_err)?;
         let partition_keys = (partitions.iter())
             .map(|name| {
-                let field = stored.field_with_name(name).map_err(|e| {
-                    schema_err((name.to_string(), e.to_string()))
-                })?;
+                let field = stored
+                    .field_with_name(name)
+                    .map_err(|e| schema_err((name.to_string(), e.to_string())))?;
                 Ok(Column {
                     name: name.to_lowercase(),
                     r#type: hive_type(field.data_type())
@@ -79,10 +79,7 @@ impl TableLocation {
                     serialization_library: Some(
                         "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into(),
                     ),
-                    parameters: parameters(&[
-                        ("path", &location),
-                        ("serialization.format", "1"),
-                    ]),
+                    parameters: parameters(&[("path", &location), ("serialization.format", "1")]),
                 }),
                 ..StorageDescriptor::default()
             }),

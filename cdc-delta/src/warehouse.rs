@@ -35,8 +35,7 @@ impl DeltaWarehouse {
         Ok(DeltaWarehouse {
             root,
             #[cfg(feature = "glue")]
-            glue: (config.glue.clone())
-                .map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
+            glue: (config.glue.clone()).map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
             config: Arc::new(config),
             conflicts: Arc::new(AtomicU64::new(0)),
         })

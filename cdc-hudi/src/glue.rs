@@ -28,7 +28,8 @@ impl TableAt {
         };
         let props = &state.props;
         let stored = stored_schema(&latest.logical);
-        let partition_fields: Vec<&str> = props.partition_fields.iter().map(String::as_str).collect();
+        let partition_fields: Vec<&str> =
+            props.partition_fields.iter().map(String::as_str).collect();
         let schema_err = |(column, message): (String, String)| {
             HudiSinkError::Core(cdc_core::Error::UnsupportedSchema {
                 table: self.table.to_string(),
@@ -41,7 +42,8 @@ impl TableAt {
             r#type: "string".into(),
             ..Column::default()
         });
-        let data = columns_of(&stored, &partition_fields, |_| BTreeMap::new()).map_err(schema_err)?;
+        let data =
+            columns_of(&stored, &partition_fields, |_| BTreeMap::new()).map_err(schema_err)?;
         let partition_keys = (partition_fields.iter())
             .map(|name| {
                 let field = (stored.field_with_name(name))
@@ -93,7 +95,9 @@ impl TableAt {
         let last = state.timeline.completed_writes().next_back();
         let last = last.map(|i| i.time.as_str()).unwrap_or_default();
         let volatile = [("last_commit_time_sync", last)];
-        Ok(registry.sync(&self.table, input, &volatile, partitions).await?)
+        Ok(registry
+            .sync(&self.table, input, &volatile, partitions)
+            .await?)
     }
 }
 
@@ -114,7 +118,13 @@ mod tests {
 
     #[test]
     fn partition_values_of_paths() {
-        assert_eq!(partition_values("region=eu/day=2024-01-02", true), ["eu", "2024-01-02"]);
-        assert_eq!(partition_values("eu/2024-01-02", false), ["eu", "2024-01-02"]);
+        assert_eq!(
+            partition_values("region=eu/day=2024-01-02", true),
+            ["eu", "2024-01-02"]
+        );
+        assert_eq!(
+            partition_values("eu/2024-01-02", false),
+            ["eu", "2024-01-02"]
+        );
     }
 }

@@ -47,8 +47,7 @@ impl HudiWarehouse {
             store,
             prefix,
             #[cfg(feature = "glue")]
-            glue: (config.glue.clone())
-                .map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
+            glue: (config.glue.clone()).map(|g| Arc::new(cdc_core::glue::GlueRegistry::new(g))),
             config: Arc::new(config),
             conflicts: Arc::default(),
         })

@@ -12,7 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use cdc_core::glue::{columns_of, GlueClient, GlueConfig, GlueTable, StorageDescriptor, TableInput};
+use cdc_core::glue::{
+    columns_of, GlueClient, GlueConfig, GlueTable, StorageDescriptor, TableInput,
+};
 use cdc_core::model::TableId;
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::io::FileIO;
@@ -76,7 +78,12 @@ impl GlueCatalog {
 
     /// Writes the first metadata file and registers the table (creating its database). Another
     /// writer registering it first is not an error.
-    pub async fn create(&self, io: &FileIO, table: &TableId, metadata: TableMetadata) -> Result<()> {
+    pub async fn create(
+        &self,
+        io: &FileIO,
+        table: &TableId,
+        metadata: TableMetadata,
+    ) -> Result<()> {
         let name = table.to_string();
         let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
         metadata
@@ -190,7 +197,10 @@ impl GlueCatalog {
         let columns = columns_of(&arrow, &[], |f| {
             let mut p = BTreeMap::from([
                 ("iceberg.field.current".to_string(), "true".to_string()),
-                ("iceberg.field.optional".to_string(), f.is_nullable().to_string()),
+                (
+                    "iceberg.field.optional".to_string(),
+                    f.is_nullable().to_string(),
+                ),
             ]);
             if let Some(id) = f.metadata().get("PARQUET:field_id") {
                 p.insert("iceberg.field.id".into(), id.clone());

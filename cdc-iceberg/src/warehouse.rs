@@ -136,7 +136,9 @@ impl IcebergWarehouse {
             .get_or_try_init(|| async {
                 #[cfg(feature = "glue")]
                 if let Some(glue) = &self.config.glue {
-                    return Ok(TableCatalog::Glue(crate::glue::GlueCatalog::connect(glue, &self.location).await?));
+                    return Ok(TableCatalog::Glue(
+                        crate::glue::GlueCatalog::connect(glue, &self.location).await?,
+                    ));
                 }
                 Ok(match &self.config.rest {
                     Some(rest) => TableCatalog::Rest(RestCatalog::connect(rest).await?),

@@ -62,9 +62,7 @@ impl GlueClient {
         }
         let sdk = loader.load().await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::Config(
-                "the Glue catalog needs a region: set glue.region or AWS_REGION".into(),
-            )
+            Error::Config("the Glue catalog needs a region: set glue.region or AWS_REGION".into())
         })?;
         let endpoint = config
             .endpoint
@@ -77,7 +75,11 @@ impl GlueClient {
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
-            (None, _) => return Err(Error::Config(format!("Glue endpoint `{endpoint}` has no host"))),
+            (None, _) => {
+                return Err(Error::Config(format!(
+                    "Glue endpoint `{endpoint}` has no host"
+                )))
+            }
         };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.request_timeout_secs))
@@ -103,7 +105,10 @@ impl GlueClient {
     /// The table `database.name`, `None` when Glue has no such table (or database).
     pub async fn get_table(&self, database: &str, name: &str) -> Result<Option<GlueTable>> {
         let body = self.with_catalog(json!({ "DatabaseName": database, "Name": name }));
-        match self.call("GetTable", &format!("{database}.{name}"), body).await {
+        match self
+            .call("GetTable", &format!("{database}.{name}"), body)
+            .await
+        {
             Ok(mut answer) => {
                 let table = serde_json::from_value(answer["Table"].take())
                     .map_err(|e| self.bad_answer("GetTable", database, name, e))?;
@@ -135,7 +140,10 @@ impl GlueClient {
     /// Creates the table; `false` when a table of that name exists already.
     pub async fn create_table(&self, database: &str, input: &TableInput) -> Result<bool> {
         let body = self.with_catalog(json!({ "DatabaseName": database, "TableInput": input }));
-        match self.call("CreateTable", &format!("{database}.{}", input.name), body).await {
+        match self
+            .call("CreateTable", &format!("{database}.{}", input.name), body)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if code_is(&e, "AlreadyExistsException") => Ok(false),
             Err(e) => Err(e),
@@ -154,7 +162,10 @@ impl GlueClient {
         if let Some(version) = version_id {
             body["VersionId"] = json!(version);
         }
-        match self.call("UpdateTable", &format!("{database}.{}", input.name), body).await {
+        match self
+            .call("UpdateTable", &format!("{database}.{}", input.name), body)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if code_is(&e, "ConcurrentModificationException") => Ok(false),
             Err(e) => Err(e),
@@ -175,18 +186,23 @@ impl GlueClient {
                 "DatabaseName": database, "TableName": table, "PartitionInputList": chunk,
             }));
             let answer = self.call("BatchCreatePartition", &name, body).await?;
-            let failed = answer["Errors"].as_array().into_iter().flatten().find(|e| {
-                e["ErrorDetail"]["ErrorCode"].as_str() != Some("AlreadyExistsException")
-            });
+            let failed =
+                answer["Errors"].as_array().into_iter().flatten().find(|e| {
+                    e["ErrorDetail"]["ErrorCode"].as_str() != Some("AlreadyExistsException")
+                });
             if let Some(failed) = failed {
                 return Err(self.error(
                     "BatchCreatePartition",
                     &name,
-                    failed["ErrorDetail"]["ErrorCode"].as_str().unwrap_or("Unknown"),
+                    failed["ErrorDetail"]["ErrorCode"]
+                        .as_str()
+                        .unwrap_or("Unknown"),
                     format!(
                         "partition {}: {}",
                         failed["PartitionValues"],
-                        failed["ErrorDetail"]["ErrorMessage"].as_str().unwrap_or_default()
+                        failed["ErrorDetail"]["ErrorMessage"]
+                            .as_str()
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -329,7 +345,11 @@ impl GlueClient {
             .as_deref()
             .or_else(|| answer["__type"].as_str())
             .map(error_code)
-            .unwrap_or(if status.is_server_error() { "HTTP 5xx" } else { "Unknown" });
+            .unwrap_or(if status.is_server_error() {
+                "HTTP 5xx"
+            } else {
+                "Unknown"
+            });
         let message = answer["message"]
             .as_str()
             .or_else(|| answer["Message"].as_str())
@@ -349,7 +369,12 @@ impl GlueClient {
             return Ok(c.clone());
         }
         let Some(provider) = &self.credentials else {
-            return Err(self.error(operation, table, "NoCredentials", "no AWS credentials found (AWS_ACCESS_KEY_ID, profile, role)".into()));
+            return Err(self.error(
+                operation,
+                table,
+                "NoCredentials",
+                "no AWS credentials found (AWS_ACCESS_KEY_ID, profile, role)".into(),
+            ));
         };
         let c = provider
             .provide_credentials()
@@ -370,7 +395,12 @@ impl GlueClient {
     }
 
     fn bad_answer(&self, operation: &str, db: &str, name: &str, e: serde_json::Error) -> Error {
-        self.error(operation, &format!("{db}.{name}"), "BadAnswer", e.to_string())
+        self.error(
+            operation,
+            &format!("{db}.{name}"),
+            "BadAnswer",
+            e.to_string(),
+        )
     }
 }
 
@@ -392,8 +422,14 @@ mod tests {
 
     #[test]
     fn error_codes_lose_their_namespace() {
-        assert_eq!(error_code("com.amazonaws.glue#EntityNotFoundException"), "EntityNotFoundException");
-        assert_eq!(error_code("AlreadyExistsException:http://internal.amazon.com/"), "AlreadyExistsException");
+        assert_eq!(
+            error_code("com.amazonaws.glue#EntityNotFoundException"),
+            "EntityNotFoundException"
+        );
+        assert_eq!(
+            error_code("AlreadyExistsException:http://internal.amazon.com/"),
+            "AlreadyExistsException"
+        );
         assert_eq!(error_code("ThrottlingException"), "ThrottlingException");
     }
 }

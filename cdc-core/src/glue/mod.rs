@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 #[cfg(feature = "glue")]
 pub use client::{GlueClient, Registered};
-#[cfg(feature = "glue")]
-pub use registry::GlueRegistry;
 pub use model::{
     columns_of, hive_type, Column, GlueTable, PartitionInput, SerDeInfo, StorageDescriptor,
     TableInput,
 };
+#[cfg(feature = "glue")]
+pub use registry::GlueRegistry;
 use serde::{Deserialize, Serialize};
 
 use crate::model::TableId;
@@ -89,7 +89,9 @@ impl GlueConfig {
             ));
         }
         if self.request_timeout_secs == 0 || self.max_attempts == 0 {
-            return Err("glue.request_timeout_secs and glue.max_attempts must be at least 1".into());
+            return Err(
+                "glue.request_timeout_secs and glue.max_attempts must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -134,7 +136,8 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         assert!(GlueConfig::default().validate().is_ok());
-        let bad: GlueConfig = serde_json::from_str(r#"{"databases":{"public":"Bad-Name"}}"#).unwrap();
+        let bad: GlueConfig =
+            serde_json::from_str(r#"{"databases":{"public":"Bad-Name"}}"#).unwrap();
         assert!(bad.validate().unwrap_err().contains("public"));
         let creds: GlueConfig =
             serde_json::from_str(r#"{"endpoint":"http://key:secret@127.0.0.1:5000"}"#).unwrap();

@@ -76,7 +76,8 @@ impl MotoServer {
     /// when Glue has no such table.
     pub fn glue_table(&self, database: &str, table: &str) -> Option<serde_json::Value> {
         let args = serde_json::json!({ "DatabaseName": database, "Name": table });
-        self.glue_call("get_table", args).map(|mut r| r["Table"].take())
+        self.glue_call("get_table", args)
+            .map(|mut r| r["Table"].take())
     }
 
     /// The partitions of the Glue table `database.table` (`GetPartitions`' `Partitions`).

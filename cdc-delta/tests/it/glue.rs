@@ -20,9 +20,15 @@ static MOTO_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Asserts the Glue table of `table` is what Athena reads natively as Delta: an external table
 /// at the table's location with `table_type=DELTA`, and the columns of the table's schema.
 /// Returns the location Glue gives.
-async fn assert_registered(moto: &MotoServer, warehouse: &DeltaWarehouse, table: &TableId) -> String {
+async fn assert_registered(
+    moto: &MotoServer,
+    warehouse: &DeltaWarehouse,
+    table: &TableId,
+) -> String {
     let (database, name) = warehouse.config().glue.as_ref().unwrap().names_of(table);
-    let glue = moto.glue_table(&database, &name).expect("registered in Glue");
+    let glue = moto
+        .glue_table(&database, &name)
+        .expect("registered in Glue");
     assert_eq!(glue["Name"], name);
     assert_eq!(glue["TableType"], "EXTERNAL_TABLE");
     assert_eq!(glue["Parameters"]["table_type"], "DELTA");
@@ -31,7 +37,10 @@ async fn assert_registered(moto: &MotoServer, warehouse: &DeltaWarehouse, table:
     let location = sd["Location"].as_str().unwrap().to_string();
     let url = warehouse.table_url(table).to_string();
     assert_eq!(location, url.trim_end_matches('/'));
-    assert_eq!(sd["SerdeInfo"]["Parameters"]["path"], Value::String(location.clone()));
+    assert_eq!(
+        sd["SerdeInfo"]["Parameters"]["path"],
+        Value::String(location.clone())
+    );
     let (rows, _) = read_with_delta_rs(warehouse, table).await;
     let names: Vec<&str> = (sd["Columns"].as_array().unwrap().iter())
         .map(|c| c["Name"].as_str().unwrap())
@@ -94,10 +103,11 @@ async fn a_glue_table_of_someone_else_is_not_overwritten() {
     sync_fixture(&scenario, dir.path(), &first).await;
     let second = DeltaWarehouse::new("s3://taken/second", config).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = cdc_core::testing::sync_scenario(&scenario, dir.path(), 1000, Default::default(), &second)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err =
+        cdc_core::testing::sync_scenario(&scenario, dir.path(), 1000, Default::default(), &second)
+            .await
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("s3://taken/first/public/customers"), "{err}");
     assert!(err.contains("glue.databases"), "{err}");
     let table = TableId::new("public", "customers");

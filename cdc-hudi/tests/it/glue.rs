@@ -30,16 +30,26 @@ async fn assert_registered(
 ) -> Value {
     let glue_config = warehouse.config().glue.clone().unwrap();
     let (database, name) = glue_config.names_of(table);
-    let glue = moto.glue_table(&database, &name).expect("registered in Glue");
+    let glue = moto
+        .glue_table(&database, &name)
+        .expect("registered in Glue");
     assert_eq!(glue["TableType"], "EXTERNAL_TABLE");
     assert_eq!(glue["Parameters"]["EXTERNAL"], "TRUE");
     assert_eq!(glue["Parameters"]["spark.sql.sources.provider"], "hudi");
-    let synced = glue["Parameters"]["last_commit_time_sync"].as_str().unwrap();
-    assert!(synced.len() == 17 && synced.bytes().all(|b| b.is_ascii_digit()), "{synced}");
+    let synced = glue["Parameters"]["last_commit_time_sync"]
+        .as_str()
+        .unwrap();
+    assert!(
+        synced.len() == 17 && synced.bytes().all(|b| b.is_ascii_digit()),
+        "{synced}"
+    );
     let sd = &glue["StorageDescriptor"];
     let location = warehouse.table_location(table);
     assert_eq!(sd["Location"], Value::String(location.clone()));
-    assert_eq!(sd["InputFormat"], "org.apache.hudi.hadoop.HoodieParquetInputFormat");
+    assert_eq!(
+        sd["InputFormat"],
+        "org.apache.hudi.hadoop.HoodieParquetInputFormat"
+    );
     assert_eq!(
         sd["OutputFormat"],
         "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -146,7 +156,10 @@ async fn partitions_are_registered_in_glue() {
             let values = p["Values"].as_array().unwrap();
             assert_eq!(values.len(), 1, "{p}");
             let value = values[0].as_str().unwrap().to_string();
-            let at = p["StorageDescriptor"]["Location"].as_str().unwrap().to_string();
+            let at = p["StorageDescriptor"]["Location"]
+                .as_str()
+                .unwrap()
+                .to_string();
             (value, at)
         })
         .collect();
@@ -157,5 +170,8 @@ async fn partitions_are_registered_in_glue() {
         })
         .collect();
     // Partitions whose rows were all deleted may stay registered (as with Hudi's own sync).
-    assert!(registered.is_superset(&wanted), "{registered:#?}\n{wanted:#?}");
+    assert!(
+        registered.is_superset(&wanted),
+        "{registered:#?}\n{wanted:#?}"
+    );
 }

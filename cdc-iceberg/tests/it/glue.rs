@@ -21,7 +21,9 @@ use crate::s3::MOTO_ENV;
 /// and the current schema's columns with their field ids.
 async fn assert_registered(moto: &MotoServer, warehouse: &IcebergWarehouse, table: &TableId) {
     let (database, name) = warehouse.config().glue.as_ref().unwrap().names_of(table);
-    let glue = moto.glue_table(&database, &name).expect("registered in Glue");
+    let glue = moto
+        .glue_table(&database, &name)
+        .expect("registered in Glue");
     assert_eq!(glue["Name"], name);
     assert_eq!(glue["DatabaseName"], database);
     assert_eq!(glue["TableType"], "EXTERNAL_TABLE");
@@ -29,18 +31,34 @@ async fn assert_registered(moto: &MotoServer, warehouse: &IcebergWarehouse, tabl
     assert_eq!(params["table_type"], "ICEBERG");
     let current = warehouse.metadata_location(table).await.unwrap().unwrap();
     assert_eq!(params["metadata_location"], Value::String(current.clone()));
-    assert!(current.starts_with(&warehouse.table_location(table)), "{current}");
+    assert!(
+        current.starts_with(&warehouse.table_location(table)),
+        "{current}"
+    );
     let sd = &glue["StorageDescriptor"];
-    assert_eq!(sd["Location"], Value::String(warehouse.table_location(table)));
+    assert_eq!(
+        sd["Location"],
+        Value::String(warehouse.table_location(table))
+    );
     let (schema, _) = logical_schema(warehouse, table).await;
     let columns = sd["Columns"].as_array().unwrap();
-    let names: Vec<&str> = columns.iter().map(|c| c["Name"].as_str().unwrap()).collect();
-    let expected: Vec<String> = schema.fields().iter().map(|f| f.name().to_lowercase()).collect();
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().to_lowercase())
+        .collect();
     assert_eq!(names, expected, "{glue:#}");
     for (i, c) in columns.iter().enumerate() {
         assert!(!c["Type"].as_str().unwrap().is_empty(), "{c}");
         assert_eq!(c["Parameters"]["iceberg.field.current"], "true", "{c}");
-        assert!(c["Parameters"]["iceberg.field.id"].as_str().is_some(), "{c}");
+        assert!(
+            c["Parameters"]["iceberg.field.id"].as_str().is_some(),
+            "{c}"
+        );
         if i == 0 {
             assert!(c["Parameters"]["iceberg.field.optional"].as_str().is_some());
         }
@@ -61,8 +79,8 @@ async fn every_fixture_into_iceberg_on_s3_through_glue() {
             glue: Some(glue_config_for(&scenario)),
             ..IcebergSinkConfig::default()
         };
-        let warehouse = IcebergWarehouse::new(&format!("s3://glue/{}", scenario.name), config)
-            .unwrap();
+        let warehouse =
+            IcebergWarehouse::new(&format!("s3://glue/{}", scenario.name), config).unwrap();
         sync_fixture(&scenario, dir.path(), &warehouse).await;
         for (table, _) in &scenario.tables {
             assert_registered(&moto, &warehouse, table).await;
@@ -114,7 +132,11 @@ async fn a_glue_table_of_someone_else_is_not_taken_over() {
     // Another pipeline, another warehouse, the same Glue names: refused, the table untouched.
     let second = IcebergWarehouse::new("s3://taken/second", config).unwrap();
     let table = TableId::new("public", "customers");
-    let err = second.metadata_location(&table).await.unwrap_err().to_string();
+    let err = second
+        .metadata_location(&table)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("s3://taken/first/public/customers"), "{err}");
     assert!(err.contains("glue.databases"), "{err}");
     assert_registered(&moto, &first, &table).await;
