@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use cdc_core::sink::upsert::Committed;
 
 use crate::error::{HudiSinkError, Result};
+use crate::lock::CommitLock;
 use crate::table::{
     FileGroup, FileVersion, Latest, TableAt, TableState, ARROW_SCHEMA_KEY, AVRO_SCHEMA_KEY,
     CHECKPOINT_KEY,
@@ -19,8 +20,19 @@ impl TableAt {
     /// Completes `s`'s instant; the new table state.
     pub(crate) async fn complete(&self, s: Staged) -> Result<(Committed, TableState)> {
         let groups: Vec<FileGroup> = s.written.iter().map(|(_, g)| g.clone()).collect();
-        if let Some(message) = s.pending.conflict(&self.store, &s.state, &groups).await? {
-            let instant = s.pending.instant.clone();
+        let (instant, action) = (s.pending.instant.clone(), s.pending.action);
+        // No other writer may check and complete between our check and our completion.
+        let lock = CommitLock::acquire(&self.store, &self.config.writer_id, &instant).await?;
+        let conflict = s.pending.conflict(&self.store, &s.state, &groups).await;
+        let conflict = match conflict {
+            Ok(c) => c,
+            Err(e) => {
+                lock.release().await;
+                return Err(e);
+            }
+        };
+        if let Some(message) = conflict {
+            lock.release().await;
             s.pending.undo(&self.store, &groups).await?;
             return Err(HudiSinkError::Conflict {
                 table: self.table.to_string(),
@@ -33,8 +45,9 @@ impl TableAt {
             false => BTreeMap::new(),
         };
         let meta = commit_metadata(&s, &replaced);
-        let (instant, action) = (s.pending.instant.clone(), s.pending.action);
-        s.pending.complete(&self.store, &meta).await?;
+        let completed = s.pending.complete(&self.store, &meta).await;
+        lock.release().await;
+        completed?;
         let mut state = s.state;
         state.timeline.instants.push(Instant {
             time: instant.clone(),

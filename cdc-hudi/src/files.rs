@@ -184,6 +184,22 @@ impl TableStore {
         Ok(())
     }
 
+    /// Creates a file unless it exists; `false` when it does.
+    pub async fn create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match (self.store)
+            .put_opts(&self.path(rel), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err("creating", rel)(e)),
+        }
+    }
+
     /// Deletes a file (absent is fine).
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.delete_at(&self.path(rel), rel).await

@@ -67,6 +67,7 @@ mod glue;
 mod heartbeat;
 mod index;
 mod inserts;
+mod lock;
 mod instant;
 mod locate;
 mod schema;
