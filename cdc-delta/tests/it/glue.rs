@@ -113,3 +113,59 @@ async fn a_glue_table_of_someone_else_is_not_overwritten() {
     let table = TableId::new("public", "customers");
     assert_registered(&moto, &first, &table).await;
 }
+
+/// Glue unreachable after a commit landed: the sync stops with an error naming the catalog and
+/// the call (never a credential), the commit stands, and the next run with Glue reachable
+/// registers the table and finishes the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glue_outage_fails_cleanly_and_the_next_run_registers() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("outage");
+    moto.export_env();
+    let scenario = Scenario::load("crud");
+    let glue = glue_config_for(&scenario);
+    let unreachable = cdc_core::glue::GlueConfig {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        max_attempts: 2,
+        request_timeout_secs: 2,
+        ..glue.clone()
+    };
+    let config = |glue| DeltaSinkConfig {
+        storage_options: moto.storage_options(),
+        glue: Some(glue),
+        ..DeltaSinkConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let down = DeltaWarehouse::new("s3://outage/wh", config(unreachable)).unwrap();
+    let err =
+        cdc_core::testing::sync_scenario(&scenario, dir.path(), 40, Default::default(), &down)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("catalog http://127.0.0.1:9") && err.contains("Network"),
+        "{err}"
+    );
+    assert!(!err.contains(cdc_core::testing::MOTO_SECRET), "{err}");
+    let table = TableId::new("public", "customers");
+    let (database, name) = glue.names_of(&table);
+    assert!(moto.glue_table(&database, &name).is_none());
+    let up = DeltaWarehouse::new("s3://outage/wh", config(glue)).unwrap();
+    let (landed, _) = read_with_delta_rs(&up, &table).await;
+    assert!(landed.num_rows() > 0, "the first commit stands");
+    sync_fixture(&scenario, dir.path(), &up).await;
+    let location = assert_registered(&moto, &up, &table).await;
+    let raw = raw_duckdb(&location);
+    let keys = &scenario.tables[0].1;
+    compare_raw_with_expected(
+        &table,
+        keys,
+        &raw,
+        &scenario.expected()[&table],
+        VariantLoss::of("crud"),
+    )
+    .unwrap();
+}
