@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use cdc_core::glue::{columns_of, hive_type, Column, SerDeInfo, StorageDescriptor, TableInput};
+use cdc_core::glue::{columns_of, partition_keys_of, SerDeInfo, StorageDescriptor, TableInput};
 
 use crate::error::{DeltaSinkError, Result};
 use crate::schema::stored_from_delta;
@@ -42,19 +42,7 @@ impl TableLocation {
             })
         };
         let columns = columns_of(&stored, &partitions, |_| BTreeMap::new()).map_err(schema_err)?;
-        let partition_keys = (partitions.iter())
-            .map(|name| {
-                let field = stored
-                    .field_with_name(name)
-                    .map_err(|e| schema_err((name.to_string(), e.to_string())))?;
-                Ok(Column {
-                    name: name.to_lowercase(),
-                    r#type: hive_type(field.data_type())
-                        .map_err(|e| schema_err((name.to_string(), e)))?,
-                    ..Column::default()
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let partition_keys = partition_keys_of(&stored, &partitions).map_err(schema_err)?;
         let location = self.location().trim_end_matches('/').to_string();
         let parameters = |pairs: &[(&str, &str)]| {
             (pairs.iter())

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdc_core::glue::{
-    columns_of, hive_type, Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
+    columns_of, partition_keys_of, Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
 
 use crate::error::{HudiSinkError, Result};
@@ -44,18 +44,7 @@ impl TableAt {
         });
         let data =
             columns_of(&stored, &partition_fields, |_| BTreeMap::new()).map_err(schema_err)?;
-        let partition_keys = (partition_fields.iter())
-            .map(|name| {
-                let field = (stored.field_with_name(name))
-                    .map_err(|e| schema_err((name.to_string(), e.to_string())))?;
-                Ok(Column {
-                    name: name.to_lowercase(),
-                    r#type: hive_type(field.data_type())
-                        .map_err(|e| schema_err((name.to_string(), e)))?,
-                    ..Column::default()
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let partition_keys = partition_keys_of(&stored, &partition_fields).map_err(schema_err)?;
         let storage = |location: String, columns: Vec<Column>| StorageDescriptor {
             columns,
             location: Some(location),

@@ -497,6 +497,22 @@ pub(crate) async fn write_snapshot(
     })
 }
 
+/// Writes `next`'s metadata to the metadata file after `base_location` (for catalogs that swap a
+/// pointer to it) and returns that file's location.
+pub(crate) async fn write_next_metadata(
+    io: &FileIO,
+    table: &str,
+    base_location: &str,
+    next: &NextMetadata,
+) -> Result<String> {
+    let location = next_metadata_location(table, base_location)?;
+    next.metadata
+        .write_to(io, &location)
+        .await
+        .map_err(iceberg_err(&table, format!("writing {location}")))?;
+    Ok(location.to_string())
+}
+
 /// The location of the metadata file after `current`.
 pub(crate) fn next_metadata_location(table: &str, current: &str) -> Result<MetadataLocation> {
     Ok(MetadataLocation::from_str(current)

@@ -21,7 +21,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 use iceberg::MetadataLocation;
 
-use crate::commit::{next_metadata_location, NextMetadata};
+use crate::commit::{write_next_metadata, NextMetadata};
 use crate::discard::discard;
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::table::Pointer;
@@ -109,12 +109,7 @@ impl GlueCatalog {
         next: &NextMetadata,
     ) -> Result<Committed> {
         let name = table.to_string();
-        let location = next_metadata_location(&name, base_location)?;
-        next.metadata
-            .write_to(io, &location)
-            .await
-            .map_err(iceberg_err(&name, format!("writing {location}")))?;
-        let location = location.to_string();
+        let location = write_next_metadata(io, &name, base_location, next).await?;
         let committed = Committed {
             location: location.clone(),
             metadata: next.metadata.clone(),

@@ -8,7 +8,7 @@ use iceberg::spec::{TableMetadata, MAIN_BRANCH};
 use iceberg::{MetadataLocation, TableRequirement, TableUpdate};
 
 use crate::catalog::SqlCatalog;
-use crate::commit::{next_metadata_location, NextMetadata};
+use crate::commit::{write_next_metadata, NextMetadata};
 use crate::discard::discard;
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::rest::{RestCatalog, RestCommit};
@@ -100,12 +100,7 @@ impl TableCatalog {
             #[cfg(feature = "glue")]
             TableCatalog::Glue(glue) => glue.commit(io, table, base_location, next).await,
             TableCatalog::Sql(sql) => {
-                let location = next_metadata_location(&name, base_location)?;
-                next.metadata
-                    .write_to(io, &location)
-                    .await
-                    .map_err(iceberg_err(&name, format!("writing {location}")))?;
-                let location = location.to_string();
+                let location = write_next_metadata(io, &name, base_location, next).await?;
                 if sql
                     .swap(&table.namespace, &table.name, base_location, &location)
                     .await?

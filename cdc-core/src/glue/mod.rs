@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 #[cfg(feature = "glue")]
 pub use client::{GlueClient, Registered};
 pub use model::{
-    columns_of, hive_type, Column, GlueTable, PartitionInput, SerDeInfo, StorageDescriptor,
-    TableInput,
+    columns_of, hive_type, partition_keys_of, Column, GlueTable, PartitionInput, SerDeInfo,
+    StorageDescriptor, TableInput,
 };
 #[cfg(feature = "glue")]
 pub use registry::GlueRegistry;

@@ -209,6 +209,22 @@ pub fn columns_of(
         .collect()
 }
 
+/// Glue partition keys for `schema`'s fields named `names`, in that order.
+pub fn partition_keys_of(schema: &Schema, names: &[&str]) -> Result<Vec<Column>, (String, String)> {
+    names
+        .iter()
+        .map(|name| {
+            let field =
+                (schema.field_with_name(name)).map_err(|e| (name.to_string(), e.to_string()))?;
+            Ok(Column {
+                name: name.to_lowercase(),
+                r#type: hive_type(field.data_type()).map_err(|e| (name.to_string(), e))?,
+                ..Column::default()
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
