@@ -22,9 +22,14 @@ use cdc_core::testing::{
 
 const FORMATS: [&str; 3] = ["delta", "iceberg", "hudi"];
 
+/// Each test exports its moto server's address to the environment the readers inherit: one
+/// test at a time.
+static MOTO_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The crud scenario's S3-sink layout (`per_file` events a file) in a temporary directory, and
 /// moto with `bucket`, its settings exported for the readers and given to the binary.
 struct Setup {
+    _env: std::sync::MutexGuard<'static, ()>,
     moto: MotoServer,
     scenario: Scenario,
     dir: tempfile::TempDir,
@@ -34,6 +39,7 @@ struct Setup {
 
 impl Setup {
     fn start(bucket: &str, per_file: usize) -> Option<Setup> {
+        let env = MOTO_ENV.lock().unwrap_or_else(|e| e.into_inner());
         let moto = MotoServer::start()?;
         moto.create_bucket(bucket);
         moto.export_env();
@@ -43,6 +49,7 @@ impl Setup {
         scenario.write_s3_layout(&topics, per_file, false);
         let envs = moto.storage_options().into_iter().collect();
         Some(Setup {
+            _env: env,
             moto,
             scenario,
             dir,
