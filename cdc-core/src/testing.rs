@@ -20,6 +20,7 @@ pub mod backlog;
 pub mod bench;
 mod changes;
 mod postgres;
+pub mod proxy;
 mod readers;
 mod stepwise;
 

@@ -238,3 +238,32 @@ pub async fn assert_raw_expected(scenario: &Scenario, warehouse: &IcebergWarehou
         }
     }
 }
+
+/// Asserts the scenario's tables hold one snapshot per commit of the pipeline (`commits` in
+/// all), each with a checkpoint its parent's does not cover: no commit landed twice, none was
+/// redone after it landed.
+pub async fn assert_one_snapshot_per_commit(
+    scenario: &Scenario,
+    warehouse: &IcebergWarehouse,
+    commits: u64,
+) {
+    let mut total = 0;
+    for (table, _) in &scenario.tables {
+        let metadata = current_metadata(warehouse, table).await;
+        let mut seen = std::collections::HashSet::new();
+        let mut parent: Option<cdc_core::model::Checkpoint> = None;
+        let mut snapshots: Vec<_> = metadata.snapshots().collect();
+        snapshots.sort_by_key(|s| s.sequence_number());
+        for s in &snapshots {
+            let text = &s.summary().additional_properties[cdc_iceberg::CHECKPOINT_SUMMARY];
+            let checkpoint = cdc_core::model::Checkpoint::from_json(text).unwrap();
+            assert!(seen.insert(text.clone()), "{table}: checkpoint twice");
+            if let Some(p) = &parent {
+                assert!(!checkpoint.is_covered_by(p), "{table}: no progress");
+            }
+            parent = Some(checkpoint);
+        }
+        total += snapshots.len();
+    }
+    assert_eq!(total as u64, commits);
+}

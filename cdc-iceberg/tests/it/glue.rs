@@ -4,16 +4,20 @@
 //! writer resolved through the swap, and someone else's table refused.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cdc_core::glue::GlueConfig;
 use cdc_core::model::TableId;
+use cdc_core::testing::proxy::{self, Fault};
 use cdc_core::testing::{
     assert_replay_commits_nothing, glue_config_for, sync_fixture, MotoServer, Scenario,
 };
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
 use serde_json::Value;
 
-use crate::common::{assert_expected, logical_schema, Readers};
+use crate::common::{
+    assert_expected, assert_one_snapshot_per_commit, logical_schema, sync, Readers,
+};
 use crate::s3::MOTO_ENV;
 
 /// Asserts the Glue table of `table` is what Iceberg's Glue catalog registers and Athena reads:
@@ -160,4 +164,79 @@ async fn glue_settings_are_checked() {
         ..IcebergSinkConfig::default()
     };
     assert!(IcebergWarehouse::new("s3://b/wh", glue).is_ok());
+}
+
+/// Loses `UpdateTable` calls (the swap) as `plan` says; everything else passes.
+struct LosesSwaps {
+    plan: std::sync::Mutex<std::collections::VecDeque<Fault>>,
+}
+
+impl proxy::Front for LosesSwaps {
+    fn fault(&self, request: &proxy::Request) -> Fault {
+        match request.header("x-amz-target") {
+            Some("AWSGlue.UpdateTable") => {
+                let next = self.plan.lock().unwrap().pop_front();
+                next.unwrap_or(Fault::Pass)
+            }
+            _ => Fault::Pass,
+        }
+    }
+}
+
+/// Swaps whose answer is lost (a 502, a closed connection, a request sent twice) are found
+/// landed by reading the table back, not redone; swaps whose request is lost are redone. The
+/// client does not retry here (`max_attempts: 1`), so every fault reaches the commit. Every
+/// change lands exactly once and every snapshot's checkpoint moves on from its parent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_swaps_with_lost_answers_land_exactly_once() {
+    use Fault::*;
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("faults");
+    moto.export_env();
+    let front = Arc::new(LosesSwaps {
+        plan: std::sync::Mutex::new(
+            [
+                Pass,
+                AnswerLost,
+                Pass,
+                RequestLost,
+                ConnectionLost,
+                Replayed,
+                AnswerLost,
+                RequestLost,
+            ]
+            .into(),
+        ),
+    });
+    let endpoint = proxy::fault_proxy(moto.endpoint.clone(), front.clone()).await;
+    let config = IcebergSinkConfig {
+        glue: Some(GlueConfig {
+            endpoint: Some(endpoint),
+            max_attempts: 1,
+            ..GlueConfig::default()
+        }),
+        ..IcebergSinkConfig::default()
+    };
+    let warehouse = IcebergWarehouse::new("s3://faults/wh", config).unwrap();
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let stats = sync(&scenario, dir.path(), 5, Default::default(), &warehouse)
+        .await
+        .unwrap();
+    assert!(
+        front.plan.lock().unwrap().is_empty(),
+        "too few commits ({})",
+        stats.commits
+    );
+    // The two lost requests were redone; the lost answers were not.
+    assert_eq!(warehouse.conflicts_retried(), 2);
+    let readers = Readers {
+        pyiceberg: true,
+        duckdb: false,
+    };
+    assert_expected(&scenario, &warehouse, readers).await;
+    assert_one_snapshot_per_commit(&scenario, &warehouse, stats.commits).await;
 }

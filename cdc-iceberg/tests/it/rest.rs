@@ -7,19 +7,20 @@
 //! `silver` and `gold`, so the tests put every source schema under `bronze`
 //! ([`RestCatalogConfig::parent_namespace`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cdc_core::model::Checkpoint;
+use cdc_core::testing::proxy::{self, Fault, Request};
 use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, RestCatalogConfig, Secret};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{assert_expected, current_metadata, metadata_location, sync, Readers};
+use crate::common::{
+    assert_expected, assert_one_snapshot_per_commit, current_metadata, metadata_location, sync,
+    Readers,
+};
 
 /// A Lakana server of its own (stopped on drop).
 pub struct Lakana {
@@ -269,22 +270,6 @@ async fn concurrent_writer_through_a_rest_catalog_is_retried() {
     crate::concurrency::concurrent_writer_is_retried(lakana.config(None, &[])).await;
 }
 
-/// What the proxy does with one commit request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// Forwarded, answer relayed.
-    Pass,
-    /// Forwarded (the catalog applies it), answered 502 instead of the catalog's answer.
-    AnswerLost,
-    /// Forwarded (the catalog applies it), then the connection is closed without an answer.
-    ConnectionLost,
-    /// Forwarded twice, as a retrying gateway might: the first copy lands, the second gets the
-    /// catalog's 409, which is relayed.
-    Replayed,
-    /// Not forwarded, answered 503.
-    RequestLost,
-}
-
 /// An OAuth2 token endpoint the proxy plays: client credentials with `secret` get the next of
 /// `tokens`; requests carrying `expired` are refused with 401.
 struct OAuth {
@@ -297,38 +282,30 @@ struct OAuth {
 /// What the proxy does: `plan` for commit requests, and the token endpoint when `oauth` is set.
 #[derive(Default)]
 struct Front {
-    plan: Mutex<VecDeque<Commit>>,
+    plan: Mutex<VecDeque<Fault>>,
     oauth: Option<OAuth>,
 }
 
-/// An HTTP/1.1 proxy in front of the catalog that plays `front` and relays everything else. One
-/// request per connection.
-async fn proxy(upstream: String, front: Arc<Front>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let uri = format!("http://{}", listener.local_addr().unwrap());
-    let http = reqwest::Client::new();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            let (upstream, front, http) = (upstream.clone(), front.clone(), http.clone());
-            tokio::spawn(async move {
-                let _ = relay(socket, &upstream, &front, &http).await;
-            });
+impl proxy::Front for Front {
+    fn answer(&self, request: &Request) -> Option<(u16, Vec<u8>)> {
+        let oauth = self.oauth.as_ref()?;
+        if request.path == "/v1/oauth/tokens" {
+            return Some(token_answer(oauth, &request.body));
         }
-    });
-    uri
-}
+        let expired = format!("Bearer {}", oauth.expired);
+        (request.header("authorization") == Some(expired.as_str())).then(|| {
+            let answer = br#"{"error":{"message":"token expired","type":"NotAuthorizedException","code":401}}"#;
+            (401, answer.to_vec())
+        })
+    }
 
-async fn respond(mut socket: TcpStream, status: u16, answer: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        answer.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(answer).await?;
-    socket.shutdown().await
+    fn fault(&self, request: &Request) -> Fault {
+        let is_commit = request.method == "POST" && request.path.contains("/tables/");
+        match is_commit {
+            true => self.plan.lock().unwrap().pop_front().unwrap_or(Fault::Pass),
+            false => Fault::Pass,
+        }
+    }
 }
 
 /// The answer of the token endpoint to a form body.
@@ -349,102 +326,9 @@ fn token_answer(oauth: &OAuth, form: &[u8]) -> (u16, Vec<u8>) {
     (200, body.to_string().into_bytes())
 }
 
-async fn relay(
-    mut socket: TcpStream,
-    upstream: &str,
-    front: &Front,
-    http: &reqwest::Client,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 8192];
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap().split(' ');
-    let (method, path) = (request_line.next().unwrap(), request_line.next().unwrap());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 8192];
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf[head_end..head_end + length].to_vec();
-    if let Some(oauth) = &front.oauth {
-        if path == "/v1/oauth/tokens" {
-            let (status, answer) = token_answer(oauth, &body);
-            return respond(socket, status, &answer).await;
-        }
-        let expired = format!("Bearer {}", oauth.expired);
-        if headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && *v == expired)
-        {
-            let answer = br#"{"error":{"message":"token expired","type":"NotAuthorizedException","code":401}}"#;
-            return respond(socket, 401, answer).await;
-        }
-    }
-    let is_commit = method == "POST" && path.contains("/tables/");
-    let action = if is_commit {
-        front
-            .plan
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Commit::Pass)
-    } else {
-        Commit::Pass
-    };
-    if action == Commit::RequestLost {
-        let answer = br#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#;
-        return respond(socket, 503, answer).await;
-    }
-    let mut request = http.request(method.parse().unwrap(), format!("{upstream}{path}"));
-    for (k, v) in &headers {
-        if k == "authorization" || k == "content-type" {
-            request = request.header(k, v);
-        }
-    }
-    if action == Commit::Replayed {
-        let first = request
-            .try_clone()
-            .unwrap()
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert!(first.status().is_success(), "{}", first.status());
-    }
-    let answer = request.body(body).send().await.unwrap();
-    let status = answer.status().as_u16();
-    let bytes = answer.bytes().await.unwrap().to_vec();
-    match action {
-        Commit::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
-        Commit::ConnectionLost => {
-            drop(socket);
-            Ok(())
-        }
-        _ => respond(socket, status, &bytes).await,
-    }
+/// An HTTP proxy in front of the catalog that plays `front` and relays everything else.
+async fn proxy(upstream: String, front: Arc<Front>) -> String {
+    proxy::fault_proxy(upstream, front).await
 }
 
 /// Commits whose answer is lost (a 502, a closed connection, or a 409 to a copy of a request
@@ -456,7 +340,7 @@ async fn commits_with_lost_answers_land_exactly_once() {
     let Some(lakana) = Lakana::start().await else {
         return;
     };
-    use Commit::*;
+    use Fault::*;
     let front = Arc::new(Front {
         plan: Mutex::new(VecDeque::from([
             Pass,
@@ -496,27 +380,7 @@ async fn commits_with_lost_answers_land_exactly_once() {
     assert_eq!(warehouse.conflicts_retried(), 3);
     assert_expected(&scenario, &warehouse, Readers::ALL).await;
 
-    let mut total = 0;
-    for (table, _) in &scenario.tables {
-        let metadata = current_metadata(&warehouse, table).await;
-        // One snapshot per commit of the pipeline, each with a checkpoint its parent's does not
-        // cover (a redone commit would repeat one).
-        let mut seen = HashSet::new();
-        let mut parent: Option<Checkpoint> = None;
-        let mut snapshots: Vec<_> = metadata.snapshots().collect();
-        snapshots.sort_by_key(|s| s.sequence_number());
-        for s in &snapshots {
-            let text = &s.summary().additional_properties[cdc_iceberg::CHECKPOINT_SUMMARY];
-            let checkpoint = Checkpoint::from_json(text).unwrap();
-            assert!(seen.insert(text.clone()), "{table}: checkpoint twice");
-            if let Some(p) = &parent {
-                assert!(!checkpoint.is_covered_by(p), "{table}: no progress");
-            }
-            parent = Some(checkpoint);
-        }
-        total += snapshots.len();
-    }
-    assert_eq!(total as u64, stats.commits);
+    assert_one_snapshot_per_commit(&scenario, &warehouse, stats.commits).await;
 }
 
 /// Compaction commits through the catalog like any snapshot; Lakana refuses snapshot expiry

@@ -1,0 +1,173 @@
+//! An HTTP/1.1 proxy on 127.0.0.1 in front of a real server (a catalog), for fault tests: it
+//! relays every request, and for the requests its [`Front`] picks it loses the request, the
+//! answer or the connection, or sends the request twice, as networks and gateways do. One
+//! request per connection.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forwarded, answer relayed.
+    Pass,
+    /// Forwarded (the server applies it), answered 502 instead of the server's answer.
+    AnswerLost,
+    /// Forwarded (the server applies it), then the connection is closed without an answer.
+    ConnectionLost,
+    /// Forwarded twice, as a retrying gateway might: the first copy lands, the answer to the
+    /// second is relayed.
+    Replayed,
+    /// Not forwarded, answered 503.
+    RequestLost,
+}
+
+/// One request as the proxy read it.
+#[derive(Debug)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a test's proxy does.
+pub trait Front: Send + Sync + 'static {
+    /// An answer the proxy gives itself instead of relaying (status, JSON body).
+    fn answer(&self, _request: &Request) -> Option<(u16, Vec<u8>)> {
+        None
+    }
+
+    /// What happens to a request that is relayed.
+    fn fault(&self, request: &Request) -> Fault;
+}
+
+/// Starts a proxy to `upstream` (`http://host:port`) playing `front`; its base URI.
+pub async fn fault_proxy(upstream: String, front: Arc<dyn Front>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, front, http) = (upstream.clone(), front.clone(), http.clone());
+            tokio::spawn(async move {
+                let _ = relay(socket, &upstream, front.as_ref(), &http).await;
+            });
+        }
+    });
+    uri
+}
+
+/// Answers `status` with `answer` and closes the connection.
+pub async fn respond(mut socket: TcpStream, status: u16, answer: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(answer).await?;
+    socket.shutdown().await
+}
+
+/// Reads one request off `socket`; `None` when the client went away.
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let path = request_line.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    let length: usize = (headers.iter())
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..head_end + length].to_vec();
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+async fn relay(
+    mut socket: TcpStream,
+    upstream: &str,
+    front: &dyn Front,
+    http: &reqwest::Client,
+) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut socket).await? else {
+        return Ok(());
+    };
+    if let Some((status, answer)) = front.answer(&request) {
+        return respond(socket, status, &answer).await;
+    }
+    let fault = front.fault(&request);
+    if fault == Fault::RequestLost {
+        let answer = br#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#;
+        return respond(socket, 503, answer).await;
+    }
+    let method = request.method.parse().expect("an HTTP method");
+    let mut forward = http.request(method, format!("{upstream}{}", request.path));
+    for (k, v) in &request.headers {
+        if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+            forward = forward.header(k, v);
+        }
+    }
+    if fault == Fault::Replayed {
+        let copy = forward.try_clone().unwrap().body(request.body.clone());
+        let first = copy.send().await.unwrap();
+        assert!(first.status().is_success(), "{}", first.status());
+    }
+    let answer = forward.body(request.body).send().await.unwrap();
+    let status = answer.status().as_u16();
+    let bytes = answer.bytes().await.unwrap().to_vec();
+    match fault {
+        Fault::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
+        Fault::ConnectionLost => {
+            drop(socket);
+            Ok(())
+        }
+        _ => respond(socket, status, &bytes).await,
+    }
+}
