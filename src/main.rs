@@ -305,9 +305,10 @@ fn read_settings(
     let object = settings
         .as_object_mut()
         .ok_or("--sink-config must be a JSON object")?;
-    object
-        .entry("glue")
-        .or_insert_with(|| serde_json::json!({}));
+    let glue = object.entry("glue").or_insert(serde_json::Value::Null);
+    if glue.is_null() {
+        *glue = serde_json::json!({});
+    }
     Ok(Some(settings.to_string()))
 }
 

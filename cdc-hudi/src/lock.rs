@@ -6,7 +6,8 @@
 //! Azure, an atomic link on a local disk), held for the few requests of check-and-complete and
 //! deleted after. A lock older than [`LOCK_EXPIRY`], or one of our own writer id (a crashed
 //! predecessor, as with pending instants), belongs to a writer that died holding it and is
-//! broken.
+//! broken. Breaking is a read and a delete, not one conditional step: two writers that find
+//! the same dead lock at once can both go on (only after a writer died holding it).
 
 use std::time::Duration;
 
@@ -26,26 +27,30 @@ const LOCK_WAIT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub(crate) struct CommitLock {
     store: TableStore,
+    /// What the lock file says while we hold it.
+    holder: Bytes,
 }
 
 impl CommitLock {
     /// Waits for the table's commit lock and takes it for `instant` of `writer`.
     pub async fn acquire(store: &TableStore, writer: &str, instant: &str) -> Result<CommitLock> {
         let rel = files::join(HOODIE_DIR, LOCK);
-        let holder = Bytes::from(format!("{writer} {instant}\n"));
+        // Writer ids are single lines: the first line names the holder.
+        let holder = Bytes::from(format!("{writer}\n{instant}\n"));
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let mut wait = Duration::from_millis(10);
         loop {
             if store.create(&rel, holder.clone()).await? {
                 return Ok(CommitLock {
                     store: store.clone(),
+                    holder,
                 });
             }
             if let Some((held_by, since)) = store.get_with_modified(&rel).await? {
                 let age = (chrono::Utc::now() - since).to_std().unwrap_or_default();
                 let held_by = String::from_utf8_lossy(&held_by);
                 // Our own id's lock is a crashed predecessor's, as its pending instants are.
-                let ours = held_by.split(' ').next() == Some(writer);
+                let ours = held_by.lines().next() == Some(writer);
                 if ours || age > LOCK_EXPIRY {
                     tracing::warn!(table = %store.table, held_by = held_by.trim(), ?age, "breaking a dead writer's commit lock");
                     store.delete(&rel).await?;
@@ -64,9 +69,18 @@ impl CommitLock {
         }
     }
 
-    /// Gives the lock up (a failure is logged: the lock then expires).
+    /// Gives the lock up, unless it is no longer ours (broken as expired: then it is the new
+    /// holder's). A failure is logged: the lock then expires.
     pub async fn release(self) {
         let rel = files::join(HOODIE_DIR, LOCK);
+        let still_ours = match self.store.get(&rel).await {
+            Ok(held) => held.as_ref() == Some(&self.holder),
+            Err(_) => true,
+        };
+        if !still_ours {
+            tracing::warn!(table = %self.store.table, "the commit lock was broken while held (held over {LOCK_EXPIRY:?})");
+            return;
+        }
         if let Err(e) = self.store.delete(&rel).await {
             tracing::warn!(table = %self.store.table, error = %e, "releasing the commit lock failed; it expires in {LOCK_EXPIRY:?}");
         }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use cdc_core::glue::{
-    columns_of, GlueClient, GlueConfig, GlueTable, StorageDescriptor, TableInput,
+    columns_of, outcome_unknown, GlueClient, GlueConfig, GlueTable, StorageDescriptor, TableInput,
 };
 use cdc_core::model::TableId;
 use iceberg::arrow::schema_to_arrow_schema;
@@ -25,7 +25,7 @@ use crate::commit::{write_next_metadata, NextMetadata};
 use crate::discard::discard;
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::table::Pointer;
-use crate::table_catalog::Committed;
+use crate::table_catalog::{landed, Committed};
 
 const METADATA_LOCATION: &str = "metadata_location";
 const PREVIOUS_METADATA_LOCATION: &str = "previous_metadata_location";
@@ -93,9 +93,16 @@ impl GlueCatalog {
         let (database, _) = self.config.names_of(table);
         self.client.ensure_database(&database).await?;
         let input = self.table_input(table, &location.to_string(), None, &metadata)?;
+        let location = location.to_string();
         if !self.client.create_table(&database, &input).await? {
-            // Someone else's registration won: nothing references our first metadata file.
-            discard(&name, io, Some(&location.to_string()), None).await;
+            // Someone else's registration won, unless a retried request of ours found its own
+            // first attempt: only a file nothing references is deleted.
+            let now = self.get(table).await?;
+            let ours =
+                now.is_some_and(|t| t.input.parameters.get(METADATA_LOCATION) == Some(&location));
+            if !ours {
+                discard(&name, io, Some(&location), None).await;
+            }
         }
         Ok(())
     }
@@ -123,28 +130,34 @@ impl GlueCatalog {
             discard(&name, io, Some(&location), next.snapshot.as_ref()).await;
             return Err(conflict());
         }
-        let input = self.table_input(table, &location, Some(base_location), &next.metadata)?;
+        let mut input = self.table_input(table, &location, Some(base_location), &next.metadata)?;
+        // Parameters others keep on the table (Athena, Lake Formation, users) stay; ours win.
+        for (k, v) in current.input.parameters {
+            input.parameters.entry(k).or_insert(v);
+        }
         let (database, _) = self.config.names_of(table);
         let answer = self
             .client
-            .update_table(&database, &input, current.version_id.as_deref())
+            .update_table(&database, &input, current.version_id.as_deref(), true)
             .await;
         if let Ok(true) = answer {
             return Ok(committed);
         }
-        // Refused, or no clear answer: the table tells whether the swap landed.
+        // Refused, or no clear answer: the table tells whether the swap landed (a retried
+        // request may have found its own first attempt, and others may have built on it).
         tracing::info!(table = %name, "Glue swap refused or unanswered; reading the table again");
-        let now = match self.get(table).await? {
-            Some(t) => Some(self.metadata_location_of(table, &t)?),
-            None => None,
-        };
-        if now.as_deref() == Some(location.as_str()) {
-            return Ok(committed);
+        if let Some(landed) = self.landed_at(io, table, &location, next).await? {
+            return Ok(landed);
         }
         match answer {
             Ok(_) => {
                 discard(&name, io, Some(&location), next.snapshot.as_ref()).await;
                 Err(conflict())
+            }
+            // A clear refusal (access, validation, limits): nothing landed.
+            Err(e) if !outcome_unknown(&e) => {
+                discard(&name, io, Some(&location), next.snapshot.as_ref()).await;
+                Err(e.into())
             }
             // Kept: a request still in flight may land it.
             Err(e) => Err(IcebergSinkError::CommitUnknown {
@@ -152,6 +165,34 @@ impl GlueCatalog {
                 message: e.to_string(),
             }),
         }
+    }
+
+    /// The table's commit if it shows `next` landed: Glue at `location`, or at later metadata
+    /// that holds `next`'s snapshot.
+    async fn landed_at(
+        &self,
+        io: &FileIO,
+        table: &TableId,
+        location: &str,
+        next: &NextMetadata,
+    ) -> Result<Option<Committed>> {
+        let Some(found) = self.get(table).await? else {
+            return Ok(None);
+        };
+        let now = self.metadata_location_of(table, &found)?;
+        if now == location {
+            return Ok(Some(Committed {
+                location: now,
+                metadata: next.metadata.clone(),
+            }));
+        }
+        let metadata = TableMetadata::read_from(io, &now)
+            .await
+            .map_err(iceberg_err(&table.to_string(), format!("reading {now}")))?;
+        Ok(landed(&metadata, next).then_some(Committed {
+            location: now,
+            metadata,
+        }))
     }
 
     async fn get(&self, table: &TableId) -> Result<Option<GlueTable>> {

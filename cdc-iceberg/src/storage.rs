@@ -49,10 +49,23 @@ impl StorageFactory for LakeStorageFactory {
 }
 
 /// Routes each path to the object store of its bucket (opened once) or to local storage.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct LakeStorage {
     #[serde(skip)]
     stores: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+impl std::fmt::Debug for LakeStorage {
+    /// The buckets only: object stores' own Debug shows their credentials' key ids.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let buckets: Vec<String> = match self.stores.lock() {
+            Ok(stores) => stores.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        f.debug_struct("LakeStorage")
+            .field("buckets", &buckets)
+            .finish()
+    }
 }
 
 /// Where one path lives.

@@ -181,7 +181,7 @@ pub(crate) struct Committed {
 
 /// Whether `metadata` shows the commit of `next`: its snapshot, or, for snapshot expiry, none
 /// of the expired snapshots.
-fn landed(metadata: &TableMetadata, next: &NextMetadata) -> bool {
+pub(crate) fn landed(metadata: &TableMetadata, next: &NextMetadata) -> bool {
     if let Some(snapshot) = &next.snapshot {
         return metadata.snapshot_by_id(snapshot.snapshot_id()).is_some();
     }

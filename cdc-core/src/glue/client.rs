@@ -24,9 +24,22 @@ const RETRYABLE: &[&str] = &[
     "ThrottlingException",
     "InternalServiceException",
     "OperationTimeoutException",
-    "Network",
-    "HTTP 5xx",
+    NETWORK,
+    SERVER_ERROR,
 ];
+
+/// The code of a call that got no answer.
+const NETWORK: &str = "Network";
+/// The code of a call answered with an HTTP 5xx.
+const SERVER_ERROR: &str = "HTTP 5xx";
+
+/// Whether a failed call may still have been applied (no answer, or a server error), as
+/// opposed to a clear refusal.
+pub fn outcome_unknown(e: &Error) -> bool {
+    matches!(e, Error::Catalog { code, .. }
+        if [NETWORK, SERVER_ERROR, "InternalServiceException", "OperationTimeoutException"]
+            .contains(&code.as_str()))
+}
 
 /// What [`GlueClient::register`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +53,6 @@ pub enum Registered {
 }
 
 /// A Glue Data Catalog client (one region, one catalog).
-#[derive(Debug)]
 pub struct GlueClient {
     http: reqwest::Client,
     endpoint: String,
@@ -50,6 +62,17 @@ pub struct GlueClient {
     credentials: Option<SharedCredentialsProvider>,
     cached: Mutex<Option<Credentials>>,
     max_attempts: usize,
+}
+
+impl std::fmt::Debug for GlueClient {
+    /// Endpoint, region and catalog only: nothing of the credentials, not even the key id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlueClient")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("catalog_id", &self.catalog_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GlueClient {
@@ -71,7 +94,13 @@ impl GlueClient {
             .or_else(|| sdk.endpoint_url().map(str::to_string))
             .unwrap_or_else(|| format!("https://glue.{region}.amazonaws.com"));
         let url = url::Url::parse(&endpoint)
-            .map_err(|e| Error::Config(format!("Glue endpoint `{endpoint}`: {e}")))?;
+            .map_err(|e| Error::Config(format!("the Glue endpoint is not a URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Config(
+                "the Glue endpoint must not carry credentials (AWS_ENDPOINT_URL*, glue.endpoint)"
+                    .into(),
+            ));
+        }
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -110,7 +139,8 @@ impl GlueClient {
             .await
         {
             Ok(mut answer) => {
-                let table = serde_json::from_value(answer["Table"].take())
+                let found = answer.get_mut("Table").map(Value::take).unwrap_or_default();
+                let table = serde_json::from_value(found)
                     .map_err(|e| self.bad_answer("GetTable", database, name, e))?;
                 Ok(Some(table))
             }
@@ -152,13 +182,18 @@ impl GlueClient {
 
     /// Replaces the table's definition if it is still at `version_id` (when given); `false`
     /// when Glue refuses because someone else changed it first.
+    /// With `skip_archive`, Glue keeps no copy of the old definition (each archived version
+    /// counts against a per-table quota: pointer swaps of every commit must not).
     pub async fn update_table(
         &self,
         database: &str,
         input: &TableInput,
         version_id: Option<&str>,
+        skip_archive: bool,
     ) -> Result<bool> {
-        let mut body = self.with_catalog(json!({ "DatabaseName": database, "TableInput": input }));
+        let mut body = self.with_catalog(json!({
+            "DatabaseName": database, "TableInput": input, "SkipArchive": skip_archive,
+        }));
         if let Some(version) = version_id {
             body["VersionId"] = json!(version);
         }
@@ -246,7 +281,7 @@ impl GlueClient {
                 merged.parameters.entry(k).or_insert(v);
             }
             if self
-                .update_table(database, &merged, current.version_id.as_deref())
+                .update_table(database, &merged, current.version_id.as_deref(), false)
                 .await?
             {
                 return Ok(Registered::Updated);
@@ -326,7 +361,7 @@ impl GlueClient {
         let response = request
             .send()
             .await
-            .map_err(|e| self.error(operation, table, "Network", e.without_url().to_string()))?;
+            .map_err(|e| self.error(operation, table, NETWORK, e.without_url().to_string()))?;
         let status = response.status();
         let error_type = response
             .headers()
@@ -336,26 +371,28 @@ impl GlueClient {
         let text = response
             .text()
             .await
-            .map_err(|e| self.error(operation, table, "Network", e.without_url().to_string()))?;
+            .map_err(|e| self.error(operation, table, NETWORK, e.without_url().to_string()))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(answer);
         }
-        let code = error_type
+        let error_type = error_type
             .as_deref()
             .or_else(|| answer["__type"].as_str())
-            .map(error_code)
-            .unwrap_or(if status.is_server_error() {
-                "HTTP 5xx"
-            } else {
-                "Unknown"
-            });
+            .map(error_code);
         let message = answer["message"]
             .as_str()
             .or_else(|| answer["Message"].as_str())
             .map(str::to_string)
             .unwrap_or_else(|| format!("HTTP {status}"));
-        Err(self.error(operation, table, code, message))
+        // Any 5xx is worth retrying and leaves the call's outcome unknown, whatever its type.
+        Err(match (status.is_server_error(), error_type) {
+            (true, t) => {
+                let message = format!("{}: {message}", t.unwrap_or("HTTP error"));
+                self.error(operation, table, SERVER_ERROR, message)
+            }
+            (false, t) => self.error(operation, table, t.unwrap_or("Unknown"), message),
+        })
     }
 
     /// Credentials from the chain, fetched again when they expire within five minutes.

@@ -16,7 +16,7 @@ mod registry;
 use std::collections::BTreeMap;
 
 #[cfg(feature = "glue")]
-pub use client::{GlueClient, Registered};
+pub use client::{outcome_unknown, GlueClient, Registered};
 pub use model::{
     columns_of, hive_type, partition_keys_of, Column, GlueTable, PartitionInput, SerDeInfo,
     StorageDescriptor, TableInput,

@@ -239,4 +239,13 @@ async fn glue_swaps_with_lost_answers_land_exactly_once() {
     };
     assert_expected(&scenario, &warehouse, readers).await;
     assert_one_snapshot_per_commit(&scenario, &warehouse, stats.commits).await;
+    // Nothing of the credentials is in the Debug form of what holds the Glue client.
+    let debug = format!("{warehouse:?}");
+    assert!(debug.contains("GlueClient"), "{debug}");
+    for secret in [
+        cdc_core::testing::MOTO_KEY_ID,
+        cdc_core::testing::MOTO_SECRET,
+    ] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
 }

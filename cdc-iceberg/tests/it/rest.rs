@@ -18,8 +18,7 @@ use cdc_core::testing::{assert_replay_commits_nothing, sync_fixture, Scenario};
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, RestCatalogConfig, Secret};
 
 use crate::common::{
-    assert_expected, assert_one_snapshot_per_commit, current_metadata, metadata_location, sync,
-    Readers,
+    assert_expected, assert_one_snapshot_per_commit, metadata_location, sync, Readers,
 };
 
 /// A Lakana server of its own (stopped on drop).
