@@ -223,7 +223,7 @@ async fn a_rest_catalog_with_its_tables_on_s3() {
             location.starts_with("s3://rest-lake/catalog/"),
             "{location}"
         );
-        let metadata = current_metadata(&warehouse, table).await;
+        let metadata = crate::common::current_metadata(&warehouse, table).await;
         let snapshot = metadata.current_snapshot().expect("a snapshot");
         assert!(
             snapshot
