@@ -497,6 +497,21 @@ pub(crate) async fn write_snapshot(
     })
 }
 
+/// Writes a new table's first metadata file (for catalogs that point at it) and returns its
+/// location.
+pub(crate) async fn write_first_metadata(
+    io: &FileIO,
+    table: &str,
+    metadata: &TableMetadata,
+) -> Result<String> {
+    let location = MetadataLocation::new_with_metadata(metadata.location(), metadata);
+    metadata
+        .write_to(io, &location)
+        .await
+        .map_err(iceberg_err(&table, "writing the first metadata file"))?;
+    Ok(location.to_string())
+}
+
 /// Writes `next`'s metadata to the metadata file after `base_location` (for catalogs that swap a
 /// pointer to it) and returns that file's location.
 pub(crate) async fn write_next_metadata(

@@ -19,9 +19,8 @@ use cdc_core::model::TableId;
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
-use iceberg::MetadataLocation;
 
-use crate::commit::{write_next_metadata, NextMetadata};
+use crate::commit::{write_first_metadata, write_next_metadata, NextMetadata};
 use crate::discard::discard;
 use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::table::Pointer;
@@ -85,15 +84,10 @@ impl GlueCatalog {
         metadata: TableMetadata,
     ) -> Result<()> {
         let name = table.to_string();
-        let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
-        metadata
-            .write_to(io, &location)
-            .await
-            .map_err(iceberg_err(&name, "writing the first metadata file"))?;
+        let location = write_first_metadata(io, &name, &metadata).await?;
         let (database, _) = self.config.names_of(table);
         self.client.ensure_database(&database).await?;
-        let input = self.table_input(table, &location.to_string(), None, &metadata)?;
-        let location = location.to_string();
+        let input = self.table_input(table, &location, None, &metadata)?;
         if !self.client.create_table(&database, &input).await? {
             // Someone else's registration won, unless a retried request of ours found its own
             // first attempt: only a file nothing references is deleted.

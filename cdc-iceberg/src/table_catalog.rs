@@ -5,12 +5,12 @@
 use cdc_core::model::TableId;
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, MAIN_BRANCH};
-use iceberg::{MetadataLocation, TableRequirement, TableUpdate};
+use iceberg::{TableRequirement, TableUpdate};
 
 use crate::catalog::SqlCatalog;
-use crate::commit::{write_next_metadata, NextMetadata};
+use crate::commit::{write_first_metadata, write_next_metadata, NextMetadata};
 use crate::discard::discard;
-use crate::error::{iceberg_err, IcebergSinkError, Result};
+use crate::error::{IcebergSinkError, Result};
 use crate::rest::{RestCatalog, RestCommit};
 use crate::table::Pointer;
 
@@ -57,12 +57,8 @@ impl TableCatalog {
         let name = table.to_string();
         match self {
             TableCatalog::Sql(sql) => {
-                let location = MetadataLocation::new_with_metadata(metadata.location(), &metadata);
-                metadata
-                    .write_to(io, &location)
-                    .await
-                    .map_err(iceberg_err(&name, "writing the first metadata file"))?;
-                sql.create_table(&table.namespace, &table.name, &location.to_string())
+                let location = write_first_metadata(io, &name, &metadata).await?;
+                sql.create_table(&table.namespace, &table.name, &location)
                     .await?;
             }
             TableCatalog::Rest(rest) => {
