@@ -83,7 +83,8 @@ impl OtherWriter {
         })))
     }
 
-    async fn commit_one(&self) {
+    /// Commits the second writer's next row, if it has rows left to commit.
+    pub async fn commit_one(&self) {
         let n = self.commits.load(Ordering::SeqCst);
         if n >= self.times {
             return;

@@ -5,8 +5,12 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,18 @@ pub trait Front: Send + Sync + 'static {
 
     /// What happens to a request that is relayed.
     fn fault(&self, request: &Request) -> Fault;
+
+    /// Runs before a relayed request is forwarded: what happens in the window between a
+    /// client's last read and its write (another writer's commit, say).
+    fn before_forward<'a>(&'a self, _request: &'a Request) -> BoxFuture<'a, ()> {
+        async {}.boxed()
+    }
+
+    /// Whether the proxy refuses a Glue `UpdateTable` whose `VersionId` is no longer the
+    /// table's, as Glue does (moto_server ignores `VersionId`).
+    fn checks_glue_versions(&self) -> bool {
+        false
+    }
 }
 
 /// Starts a proxy to `upstream` (`http://host:port`) playing `front`; its base URI.
@@ -62,14 +78,23 @@ pub async fn fault_proxy(upstream: String, front: Arc<dyn Front>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let uri = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::new();
+    // Glue version checks and the swaps they admit happen one at a time, as in Glue.
+    let swaps = Arc::new(Mutex::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 return;
             };
             let (upstream, front, http) = (upstream.clone(), front.clone(), http.clone());
+            let swaps = swaps.clone();
             tokio::spawn(async move {
-                let _ = relay(socket, &upstream, front.as_ref(), &http).await;
+                let proxy = Proxy {
+                    upstream: &upstream,
+                    front: front.as_ref(),
+                    http: &http,
+                    swaps: &swaps,
+                };
+                let _ = proxy.relay(socket).await;
             });
         }
     });
@@ -130,44 +155,138 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Request>
     }))
 }
 
-async fn relay(
-    mut socket: TcpStream,
-    upstream: &str,
-    front: &dyn Front,
-    http: &reqwest::Client,
-) -> std::io::Result<()> {
-    let Some(request) = read_request(&mut socket).await? else {
-        return Ok(());
-    };
-    if let Some((status, answer)) = front.answer(&request) {
-        return respond(socket, status, &answer).await;
-    }
-    let fault = front.fault(&request);
-    if fault == Fault::RequestLost {
-        let answer = br#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#;
-        return respond(socket, 503, answer).await;
-    }
-    let method = request.method.parse().expect("an HTTP method");
-    let mut forward = http.request(method, format!("{upstream}{}", request.path));
-    for (k, v) in &request.headers {
-        if !matches!(k.as_str(), "host" | "content-length" | "connection") {
-            forward = forward.header(k, v);
+/// One connection's view of the proxy.
+struct Proxy<'a> {
+    upstream: &'a str,
+    front: &'a dyn Front,
+    http: &'a reqwest::Client,
+    swaps: &'a Mutex<()>,
+}
+
+impl Proxy<'_> {
+    async fn relay(&self, mut socket: TcpStream) -> std::io::Result<()> {
+        let Some(request) = read_request(&mut socket).await? else {
+            return Ok(());
+        };
+        if let Some((status, answer)) = self.front.answer(&request) {
+            return respond(socket, status, &answer).await;
+        }
+        let fault = self.front.fault(&request);
+        if fault == Fault::RequestLost {
+            let answer = br#"{"error":{"message":"proxy lost the request","type":"ServiceUnavailable","code":503}}"#;
+            return respond(socket, 503, answer).await;
+        }
+        self.front.before_forward(&request).await;
+        let swap = self.front.checks_glue_versions()
+            && request.header("x-amz-target") == Some("AWSGlue.UpdateTable");
+        let _one_at_a_time = match swap {
+            true => Some(self.swaps.lock().await),
+            false => None,
+        };
+        if swap {
+            if let Some(refusal) = self.stale_glue_version(&request).await {
+                return respond(socket, 400, refusal.as_bytes()).await;
+            }
+        }
+        let method = request.method.parse().expect("an HTTP method");
+        let mut forward = (self.http).request(method, format!("{}{}", self.upstream, request.path));
+        for (k, v) in &request.headers {
+            if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+                forward = forward.header(k, v);
+            }
+        }
+        if fault == Fault::Replayed {
+            let copy = forward.try_clone().unwrap().body(request.body.clone());
+            let first = copy.send().await.unwrap();
+            assert!(first.status().is_success(), "{}", first.status());
+        }
+        let answer = forward.body(request.body).send().await.unwrap();
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.unwrap().to_vec();
+        match fault {
+            Fault::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
+            Fault::ConnectionLost => {
+                drop(socket);
+                Ok(())
+            }
+            _ => respond(socket, status, &bytes).await,
         }
     }
-    if fault == Fault::Replayed {
-        let copy = forward.try_clone().unwrap().body(request.body.clone());
-        let first = copy.send().await.unwrap();
-        assert!(first.status().is_success(), "{}", first.status());
-    }
-    let answer = forward.body(request.body).send().await.unwrap();
-    let status = answer.status().as_u16();
-    let bytes = answer.bytes().await.unwrap().to_vec();
-    match fault {
-        Fault::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
-        Fault::ConnectionLost => {
-            drop(socket);
-            Ok(())
+
+    /// Glue's refusal of an `UpdateTable` naming a `VersionId` the table no longer has.
+    async fn stale_glue_version(&self, request: &Request) -> Option<String> {
+        let update: Value = serde_json::from_slice(&request.body).ok()?;
+        let version = update["VersionId"].as_str()?;
+        let mut get = json!({
+            "DatabaseName": update["DatabaseName"], "Name": update["TableInput"]["Name"],
+        });
+        if let Some(catalog) = update.get("CatalogId") {
+            get["CatalogId"] = catalog.clone();
         }
-        _ => respond(socket, status, &bytes).await,
+        let mut call = (self.http.post(format!("{}/", self.upstream)))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSGlue.GetTable");
+        // moto finds the region in the credential scope.
+        if let Some(auth) = request.header("authorization") {
+            call = call.header("authorization", auth);
+        }
+        let table: Value = call
+            .body(get.to_string())
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let current = table["Table"]["VersionId"].as_str()?;
+        (current != version).then(|| {
+            json!({
+                "__type": "ConcurrentModificationException",
+                "message": format!("version {version} is not the table's current version {current}"),
+            })
+            .to_string()
+        })
+    }
+}
+
+/// A [`Front`] for a Glue endpoint: each listed Glue operation (`UpdateTable`, `CreateTable`,
+/// ...) meets the faults of its plan in turn, then passes; other calls pass.
+#[derive(Debug, Default)]
+pub struct GlueFaults {
+    plans: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<Fault>>>,
+}
+
+impl GlueFaults {
+    /// Faults for the calls of each operation, in order.
+    pub fn new(plans: &[(&str, &[Fault])]) -> Self {
+        let plans = (plans.iter())
+            .map(|(op, faults)| (format!("AWSGlue.{op}"), faults.iter().copied().collect()))
+            .collect();
+        GlueFaults {
+            plans: std::sync::Mutex::new(plans),
+        }
+    }
+
+    /// The operations whose planned faults were not all met, with how many are left.
+    pub fn unmet(&self) -> Vec<(String, usize)> {
+        let plans = self.plans.lock().unwrap();
+        let mut left: Vec<_> = (plans.iter())
+            .filter(|(_, faults)| !faults.is_empty())
+            .map(|(op, faults)| (op.clone(), faults.len()))
+            .collect();
+        left.sort();
+        left
+    }
+}
+
+impl Front for GlueFaults {
+    fn fault(&self, request: &Request) -> Fault {
+        let Some(target) = request.header("x-amz-target") else {
+            return Fault::Pass;
+        };
+        let mut plans = self.plans.lock().unwrap();
+        (plans.get_mut(target))
+            .and_then(|faults| faults.pop_front())
+            .unwrap_or(Fault::Pass)
     }
 }

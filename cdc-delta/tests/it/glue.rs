@@ -169,3 +169,54 @@ async fn a_glue_outage_fails_cleanly_and_the_next_run_registers() {
     )
     .unwrap();
 }
+
+/// Glue calls whose answers are lost (a 502, a closed connection, a request sent twice) while a
+/// table is created and while its columns change: the client retries, a retried create or
+/// update that already landed is recognised, and the table ends registered as it is, with
+/// every change applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_registrations_with_lost_answers_converge() {
+    use cdc_core::testing::proxy::{self, Fault::*};
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("lossy");
+    moto.export_env();
+    let front = std::sync::Arc::new(proxy::GlueFaults::new(&[
+        ("CreateDatabase", &[AnswerLost]),
+        ("CreateTable", &[ConnectionLost, Replayed]),
+        ("UpdateTable", &[AnswerLost, ConnectionLost, Replayed]),
+    ]));
+    let endpoint = proxy::fault_proxy(moto.endpoint.clone(), front.clone()).await;
+    let scenario = Scenario::load("schema_change");
+    let config = DeltaSinkConfig {
+        storage_options: moto.storage_options(),
+        glue: Some(cdc_core::glue::GlueConfig {
+            endpoint: Some(endpoint),
+            ..glue_config_for(&scenario)
+        }),
+        ..DeltaSinkConfig::default()
+    };
+    let warehouse = DeltaWarehouse::new("s3://lossy/wh", config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
+        .await
+        .unwrap();
+    assert_eq!(front.unmet(), Vec::<(String, usize)>::new());
+    let expected = scenario.expected();
+    for (table, keys) in &scenario.tables {
+        // The registered columns are the table's final ones.
+        let location = assert_registered(&moto, &warehouse, table).await;
+        let raw = raw_duckdb(&location);
+        compare_raw_with_expected(
+            table,
+            keys,
+            &raw,
+            &expected[table],
+            VariantLoss::of("schema_change"),
+        )
+        .unwrap();
+    }
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+}

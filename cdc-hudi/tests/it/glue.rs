@@ -136,8 +136,67 @@ async fn partitions_are_registered_in_glue() {
     let table = TableId::new("public", "customers");
     let glue = assert_registered(&moto, &warehouse, &table, &["name"]).await;
     assert_eq!(glue["PartitionKeys"][0]["Type"], "string");
-    // Every partition path of the table's rows is a Glue partition at its directory.
+    assert_partitions_registered(&moto, &warehouse, &table);
+}
+
+/// Glue calls whose answers are lost (a 502, a closed connection, a request sent twice) while a
+/// partitioned table is created, updated and its partitions added: the client retries, calls
+/// that already landed are recognised, and the table ends registered with every partition, and
+/// every change applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_registrations_with_lost_answers_converge() {
+    use cdc_core::testing::proxy::{self, Fault::*};
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("lossy");
+    moto.export_env();
+    let front = std::sync::Arc::new(proxy::GlueFaults::new(&[
+        ("CreateDatabase", &[Replayed]),
+        ("CreateTable", &[AnswerLost]),
+        ("UpdateTable", &[ConnectionLost, Replayed, AnswerLost]),
+        (
+            "BatchCreatePartition",
+            &[AnswerLost, Replayed, ConnectionLost],
+        ),
+    ]));
+    let endpoint = proxy::fault_proxy(moto.endpoint.clone(), front.clone()).await;
+    let scenario = Scenario::load("crud");
+    let config = HudiSinkConfig {
+        partition_fields: vec!["name".into()],
+        glue: Some(cdc_core::glue::GlueConfig {
+            endpoint: Some(endpoint),
+            ..glue_config_for(&scenario)
+        }),
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new("s3://lossy/wh", config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
+        .await
+        .unwrap();
+    assert_eq!(front.unmet(), Vec::<(String, usize)>::new());
+    let table = TableId::new("public", "customers");
+    assert_registered(&moto, &warehouse, &table, &["name"]).await;
+    assert_partitions_registered(&moto, &warehouse, &table);
     let location = warehouse.table_location(&table);
+    let raw = read_with_python(&location, &Query::Snapshot);
+    let keys = &scenario.tables[0].1;
+    compare_raw_with_expected(
+        &table,
+        keys,
+        &raw,
+        &scenario.expected()[&table],
+        VariantLoss::of("crud"),
+    )
+    .unwrap();
+    assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
+}
+
+/// Asserts every partition path of `table`'s rows is a Glue partition at its directory.
+fn assert_partitions_registered(moto: &MotoServer, warehouse: &HudiWarehouse, table: &TableId) {
+    let location = warehouse.table_location(table);
     let rows = read_with_python(&location, &Query::Snapshot);
     let paths = rows
         .column_by_name("_hoodie_partition_path")
@@ -149,7 +208,7 @@ async fn partitions_are_registered_in_glue() {
         .map(|p| p.unwrap().to_string())
         .collect::<BTreeSet<_>>();
     assert!(paths.len() > 1, "{paths:?}");
-    let (database, name) = warehouse.config().glue.as_ref().unwrap().names_of(&table);
+    let (database, name) = warehouse.config().glue.as_ref().unwrap().names_of(table);
     let partitions = moto.glue_partitions(&database, &name);
     let registered: BTreeSet<(String, String)> = (partitions.iter())
         .map(|p| {

@@ -35,8 +35,6 @@ pub async fn concurrent_writer_is_retried(base: IcebergSinkConfig) {
 /// The concurrent-writer case on warehouses at `root` (default: a local directory); a remote
 /// warehouse is read back by pyiceberg.
 pub async fn concurrent_writer_is_retried_at(base: IcebergSinkConfig, root: Option<&str>) {
-    let scenario = Scenario::load("crud");
-    let table = TableId::new("public", "customers");
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("wh").display().to_string();
     let root = root.unwrap_or(&local);
@@ -48,11 +46,28 @@ pub async fn concurrent_writer_is_retried_at(base: IcebergSinkConfig, root: Opti
         ..base
     };
     let warehouse = IcebergWarehouse::new(root, config).unwrap();
-    sync(&scenario, dir.path(), 20, HashMap::new(), &warehouse)
+    let remote = root != local;
+    sync_beside_other_writer(&writer, &warehouse, 6, remote).await;
+}
+
+/// Syncs the `crud` fixture into `warehouse` while `writer` commits `times` rows of its own to
+/// the same table in the window before the sink's swaps; asserts every swap it beat was
+/// redone, its rows are in the table once, and (after it deletes them) the table is exact. A
+/// `remote` warehouse is read back by pyiceberg only.
+pub async fn sync_beside_other_writer(
+    writer: &OtherWriter,
+    warehouse: &IcebergWarehouse,
+    times: i64,
+    remote: bool,
+) {
+    let scenario = Scenario::load("crud");
+    let table = TableId::new("public", "customers");
+    let dir = tempfile::tempdir().unwrap();
+    sync(&scenario, dir.path(), 20, HashMap::new(), warehouse)
         .await
         .unwrap();
     let concurrent = writer.commits();
-    assert_eq!(concurrent, 6);
+    assert_eq!(concurrent, times);
     assert!(
         warehouse.conflicts_retried() >= concurrent as u64,
         "{concurrent} concurrent commits but {} conflicts retried",
@@ -60,7 +75,7 @@ pub async fn concurrent_writer_is_retried_at(base: IcebergSinkConfig, root: Opti
     );
 
     // The other writer's rows are all there, once; it then deletes them again.
-    let rows = read_with_iceberg_rust(&other, &table).await;
+    let rows = read_with_iceberg_rust(warehouse, &table).await;
     let schema = rows.schema();
     let ids = rows
         .column_by_name("id")
@@ -73,16 +88,16 @@ pub async fn concurrent_writer_is_retried_at(base: IcebergSinkConfig, root: Opti
         assert_eq!(ids.iter().filter(|v| *v == Some(id)).count(), 1, "row {id}");
     }
     writer.undo(&schema).await;
-    let readers = match root == local {
-        true => Readers::ALL,
-        false => Readers {
+    let readers = match remote {
+        false => Readers::ALL,
+        true => Readers {
             pyiceberg: true,
             duckdb: false,
         },
     };
-    assert_expected(&scenario, &warehouse, readers).await;
+    assert_expected(&scenario, warehouse, readers).await;
     // The lost attempts' files were deleted before each retry.
-    let orphans = orphan_files(&warehouse, &table).await.unwrap();
+    let orphans = orphan_files(warehouse, &table).await.unwrap();
     assert!(orphans.is_empty(), "{orphans:#?}");
 }
 

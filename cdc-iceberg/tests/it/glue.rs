@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use cdc_core::glue::GlueConfig;
 use cdc_core::model::TableId;
+use cdc_core::testing::conformance::OtherWriter;
 use cdc_core::testing::proxy::{self, Fault};
 use cdc_core::testing::{
     assert_replay_commits_nothing, glue_config_for, sync_fixture, MotoServer, Scenario,
 };
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::Value;
 
 use crate::common::{
@@ -113,6 +116,61 @@ async fn a_concurrent_writer_through_glue_is_retried() {
     crate::concurrency::concurrent_writer_is_retried_at(config, Some("s3://race/wh")).await;
 }
 
+/// Commits the other writer's next row in the window between the sink's last read of the
+/// table and its `UpdateTable`, and checks versions as Glue does.
+struct CommitsBeforeSwaps(OtherWriter);
+
+impl proxy::Front for CommitsBeforeSwaps {
+    fn fault(&self, _request: &proxy::Request) -> Fault {
+        Fault::Pass
+    }
+
+    fn before_forward<'a>(&'a self, request: &'a proxy::Request) -> BoxFuture<'a, ()> {
+        let swap = request.header("x-amz-target") == Some("AWSGlue.UpdateTable");
+        async move {
+            if swap {
+                self.0.commit_one().await;
+            }
+        }
+        .boxed()
+    }
+
+    fn checks_glue_versions(&self) -> bool {
+        true
+    }
+}
+
+/// What Glue's `VersionId` guards against: another writer's swap landing after the sink checked
+/// that Glue still points at its base, before the sink's own `UpdateTable` (the proxy runs the
+/// other writer's commit there and refuses stale versions as Glue does; moto does not). The
+/// refused swap is redone on the new metadata and both writers' rows are in the table once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_refused_for_its_glue_version_is_redone() {
+    let _env = MOTO_ENV.lock().await;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.create_bucket("versions");
+    moto.export_env();
+    let direct = IcebergSinkConfig {
+        glue: Some(GlueConfig::default()),
+        ..IcebergSinkConfig::default()
+    };
+    let other = IcebergWarehouse::new("s3://versions/wh", direct).unwrap();
+    let writer = OtherWriter::new(Arc::new(other), 4);
+    let front = Arc::new(CommitsBeforeSwaps(writer.clone()));
+    let endpoint = proxy::fault_proxy(moto.endpoint.clone(), front).await;
+    let config = IcebergSinkConfig {
+        glue: Some(GlueConfig {
+            endpoint: Some(endpoint),
+            ..GlueConfig::default()
+        }),
+        ..IcebergSinkConfig::default()
+    };
+    let warehouse = IcebergWarehouse::new("s3://versions/wh", config).unwrap();
+    crate::concurrency::sync_beside_other_writer(&writer, &warehouse, 4, true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_glue_table_of_someone_else_is_not_taken_over() {
     let _env = MOTO_ENV.lock().await;
@@ -166,23 +224,6 @@ async fn glue_settings_are_checked() {
     assert!(IcebergWarehouse::new("s3://b/wh", glue).is_ok());
 }
 
-/// Loses `UpdateTable` calls (the swap) as `plan` says; everything else passes.
-struct LosesSwaps {
-    plan: std::sync::Mutex<std::collections::VecDeque<Fault>>,
-}
-
-impl proxy::Front for LosesSwaps {
-    fn fault(&self, request: &proxy::Request) -> Fault {
-        match request.header("x-amz-target") {
-            Some("AWSGlue.UpdateTable") => {
-                let next = self.plan.lock().unwrap().pop_front();
-                next.unwrap_or(Fault::Pass)
-            }
-            _ => Fault::Pass,
-        }
-    }
-}
-
 /// Swaps whose answer is lost (a 502, a closed connection, a request sent twice) are found
 /// landed by reading the table back, not redone; swaps whose request is lost are redone. The
 /// client does not retry here (`max_attempts: 1`), so every fault reaches the commit. Every
@@ -196,21 +237,17 @@ async fn glue_swaps_with_lost_answers_land_exactly_once() {
     };
     moto.create_bucket("faults");
     moto.export_env();
-    let front = Arc::new(LosesSwaps {
-        plan: std::sync::Mutex::new(
-            [
-                Pass,
-                AnswerLost,
-                Pass,
-                RequestLost,
-                ConnectionLost,
-                Replayed,
-                AnswerLost,
-                RequestLost,
-            ]
-            .into(),
-        ),
-    });
+    let swaps = [
+        Pass,
+        AnswerLost,
+        Pass,
+        RequestLost,
+        ConnectionLost,
+        Replayed,
+        AnswerLost,
+        RequestLost,
+    ];
+    let front = Arc::new(proxy::GlueFaults::new(&[("UpdateTable", &swaps)]));
     let endpoint = proxy::fault_proxy(moto.endpoint.clone(), front.clone()).await;
     let config = IcebergSinkConfig {
         glue: Some(GlueConfig {
@@ -227,7 +264,7 @@ async fn glue_swaps_with_lost_answers_land_exactly_once() {
         .await
         .unwrap();
     assert!(
-        front.plan.lock().unwrap().is_empty(),
+        front.unmet().is_empty(),
         "too few commits ({})",
         stats.commits
     );
