@@ -199,7 +199,8 @@ struct SyncArgs {
     /// Records per batch (one commit per table per batch).
     #[arg(long, default_value_t = 200_000)]
     max_batch_events: usize,
-    /// Raw bytes per batch (mapped input files stay resident until their batch is decoded).
+    /// Raw bytes read and decoded at a time (mapped input files stay resident until decoded);
+    /// a commit gathers decoded batches up to --max-batch-events.
     #[arg(long, default_value_t = 128 << 20)]
     max_batch_bytes: usize,
 }

@@ -27,6 +27,7 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::error::{Error, Result};
 use crate::model::{ChangeBatch, Checkpoint, EventMeta, Op, TableId, UnchangedMask};
 use crate::schema::{conform_batch_dropping, merge_schemas};
+use crate::sink::TableSchema;
 
 /// The net effect of a batch of events on one table: what a sink applies in one commit.
 #[derive(Debug, Clone)]
@@ -147,6 +148,28 @@ pub fn fold(
         walk.event(&all, &keys, key_rows.row(row).data(), row)?;
     }
     walk.into_change_set(table, all, key_columns, &keys)
+}
+
+/// The schema and key a table holding `holds` has once `batch` is folded onto it (as [`fold`]
+/// gives them), without folding: what the decoder must expect of the table's later records.
+pub fn folded_schema(
+    table: &TableId,
+    holds: Option<&TableSchema>,
+    batch: &ChangeBatch,
+) -> Result<TableSchema> {
+    let incoming = batch.rows.schema();
+    let schema = match holds {
+        Some(h) => Arc::new(merge_schemas(table, &h.schema, &incoming)?),
+        None => incoming,
+    };
+    let key_columns = match (batch.key_columns.is_empty(), holds) {
+        (false, _) | (true, None) => batch.key_columns.to_vec(),
+        (true, Some(h)) => h.key_columns.clone(),
+    };
+    Ok(TableSchema {
+        schema,
+        key_columns,
+    })
 }
 
 /// The key of the change set: the events', else the table's.

@@ -3,7 +3,9 @@
 //! Every table's sink is the source of truth for where to resume: on start the pipeline reads
 //! each table's committed checkpoint, starts each topic-partition there and skips any record the
 //! table already holds. A batch ends at `max_events` records or `max_bytes` of raw input, so
-//! memory is bounded by the batch, not the topic.
+//! memory is bounded by the batch, not the topic; from files (a bounded source) a commit
+//! gathers decoded batches up to `max_events` records, since decoded records hold a fraction of
+//! their raw bytes and every commit of a copy-on-write table rewrites the files it touches.
 //!
 //! Bad records stop the pipeline with an error naming topic, partition, offset and field, or,
 //! with a dead-letter location configured, are written there (record and error) and the
@@ -21,7 +23,7 @@ use regex::Regex;
 
 use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
-use crate::fold::{fold, ChangeSet};
+use crate::fold::{fold, folded_schema, ChangeSet};
 use crate::model::{ChangeBatch, Checkpoint, TableId};
 use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
@@ -264,7 +266,7 @@ impl<'w> Pipeline<'w> {
         let overlap = source.is_bounded() && tokio::runtime::Handle::try_current().is_ok();
         let mut ahead: Option<DecodedBatch> = None;
         while !stop.load(Ordering::Relaxed) {
-            let decoded = match ahead.take() {
+            let mut decoded = match ahead.take() {
                 Some(decoded) => decoded,
                 None => {
                     let Some(batch) = source.next_batch(&self.config.limits).await? else {
@@ -277,8 +279,12 @@ impl<'w> Pipeline<'w> {
                     decode_routed(self.decoder()?, routed)?
                 }
             };
+            let mut ended = false;
+            if source.is_bounded() {
+                ended = self.decode_more(&mut decoded, source, stop).await?;
+            }
             let folded = self.fold_decoded(decoded).await?;
-            if overlap {
+            if overlap && !ended {
                 ahead = self.apply_reading_ahead(folded, source).await?;
             } else {
                 self.apply_folded(folded).await?;
@@ -299,6 +305,59 @@ impl<'w> Pipeline<'w> {
             }
         }
         Ok(self.stats.clone())
+    }
+
+    /// Adds the next batches of a bounded `source` to `decoded` until it holds `max_events`
+    /// records or the source ends (`true`): a backlog commits `max_events` events at a time,
+    /// while `max_bytes` bounds the raw bytes read and held at once (decoded records let theirs
+    /// go). The decoder learns each table's schema from every part, as a fold would give it.
+    async fn decode_more(
+        &mut self,
+        decoded: &mut DecodedBatch,
+        source: &mut dyn Source,
+        stop: &AtomicBool,
+    ) -> Result<bool> {
+        let max_events = self.config.limits.max_events;
+        let mut will_have: HashMap<TableId, TableSchema> = HashMap::new();
+        self.teach_from(&decoded.batches, &mut will_have)?;
+        while decoded.routed.records.len() < max_events && !stop.load(Ordering::Relaxed) {
+            let limits = BatchLimits {
+                max_events: max_events - decoded.routed.records.len(),
+                ..self.config.limits
+            };
+            let Some(batch) = source.next_batch(&limits).await? else {
+                return Ok(true);
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let routed = self.route_batch(batch).await?;
+            let more = decode_routed(self.decoder()?, routed)?;
+            self.teach_from(&more.batches, &mut will_have)?;
+            decoded.extend(more);
+        }
+        Ok(false)
+    }
+
+    /// Teaches the decoder the schema and key each table of `batches` will have once they are
+    /// folded onto what it has (`will_have`, else what the table holds).
+    fn teach_from(
+        &mut self,
+        batches: &[ChangeBatch],
+        will_have: &mut HashMap<TableId, TableSchema>,
+    ) -> Result<()> {
+        for b in batches {
+            let holds = match will_have.get(&b.table) {
+                Some(s) => Some(s.clone()),
+                None => self.tables.get(&b.table).and_then(|t| t.schema.clone()),
+            };
+            let next = folded_schema(&b.table, holds.as_ref(), b)?;
+            if holds.as_ref() != Some(&next) {
+                self.teach_decoder(&b.table, Some(&next))?;
+                will_have.insert(b.table.clone(), next);
+            }
+        }
+        Ok(())
     }
 
     /// Applies `folded` while the next batch of `source` is decoded on a blocking thread;
@@ -520,6 +579,16 @@ struct DecodedBatch {
     routed: RoutedBatch,
     outcomes: Vec<Result<Decoded>>,
     batches: Vec<ChangeBatch>,
+}
+
+impl DecodedBatch {
+    /// Appends `later`, decoded after this batch.
+    fn extend(&mut self, later: DecodedBatch) {
+        self.routed.tables.extend(later.routed.tables);
+        self.routed.records.extend(later.routed.records);
+        self.outcomes.extend(later.outcomes);
+        self.batches.extend(later.batches);
+    }
 }
 
 /// Decodes a routed batch and takes the decoder's change batches.

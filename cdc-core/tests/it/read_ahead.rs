@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
-use cdc_core::pipeline::{Pipeline, PipelineConfig};
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
 use cdc_core::sink::MemoryWarehouse;
 use cdc_core::source::raw::RawFileSource;
 use cdc_core::testing::backlog::{generate, write_s3_sink_layout, Backlog, BacklogSpec};
@@ -23,6 +23,23 @@ fn spec(with_schema: bool) -> BacklogSpec {
 
 /// Syncs `backlog` in batches of `SNAPSHOT` events, the key given, the schema not.
 async fn sync(backlog: &Backlog, dir: &std::path::Path) -> MemoryWarehouse {
+    let (warehouse, stats) = sync_in(backlog, dir, SNAPSHOT as usize, 128 << 20).await;
+    assert_eq!(
+        stats.batches,
+        1 + 300 / SNAPSHOT,
+        "one batch per {SNAPSHOT} events"
+    );
+    warehouse
+}
+
+/// Syncs `backlog` with batches of at most `max_events` events, reading `max_bytes` of raw
+/// files at a time, the key given, the schema not.
+async fn sync_in(
+    backlog: &Backlog,
+    dir: &std::path::Path,
+    max_events: usize,
+    max_bytes: usize,
+) -> (MemoryWarehouse, PipelineStats) {
     write_s3_sink_layout(backlog, SNAPSHOT, 25, dir).unwrap();
     let table = TableId::new("public", "customers");
     let hint = TableHint {
@@ -33,18 +50,15 @@ async fn sync(backlog: &Backlog, dir: &std::path::Path) -> MemoryWarehouse {
         table_hints: HashMap::from([(table, hint)]),
         ..PipelineConfig::default()
     };
-    config.limits.max_events = SNAPSHOT as usize;
+    config.limits.max_events = max_events;
+    config.limits.max_bytes = max_bytes;
     let warehouse = MemoryWarehouse::default();
     let topics = dir.join("all/topics");
     let mut source = RawFileSource::open(topics.to_str().unwrap()).await.unwrap();
     let mut pipeline = Pipeline::new(config, &warehouse).unwrap();
     let stats = pipeline.run_to_end(&mut source, |_| {}).await.unwrap();
-    assert_eq!(
-        stats.batches,
-        1 + 300 / SNAPSHOT,
-        "one batch per {SNAPSHOT} events"
-    );
-    warehouse
+    drop(pipeline);
+    (warehouse, stats)
 }
 
 #[tokio::test]
@@ -60,6 +74,27 @@ async fn schemaless_batches_decoded_ahead_use_the_schema_the_first_batch_brought
     let table = TableId::new("public", "customers");
     let got = mixed_wh.table(&table).unwrap().sorted_rows().unwrap();
     let want = reference_wh.table(&table).unwrap().sorted_rows().unwrap();
+    assert_eq!(got.num_rows(), with_schema.live_keys);
+    assert_eq!(got, want);
+}
+
+/// Files read a few bytes at a time still commit `max_events` events at a time (a commit per
+/// raw read would make copy-on-write tables rewrite their files per file read), and schemaless
+/// parts decoded after a schema-enabled part of the same commit use the schema it brought.
+#[tokio::test]
+async fn a_commit_gathers_raw_reads_up_to_max_events() {
+    let with_schema = generate(&spec(true));
+    let mut mixed = generate(&spec(false));
+    mixed.events[..SNAPSHOT as usize].clone_from_slice(&with_schema.events[..SNAPSHOT as usize]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // One byte a read: every read takes one file (25 events).
+    let (gathered, stats) = sync_in(&mixed, a.path(), 200, 1).await;
+    assert_eq!(stats.batches, 2, "{stats:?}");
+    assert_eq!(stats.commits, 2, "{stats:?}");
+    let reference = sync(&with_schema, b.path()).await;
+    let table = TableId::new("public", "customers");
+    let got = gathered.table(&table).unwrap().sorted_rows().unwrap();
+    let want = reference.table(&table).unwrap().sorted_rows().unwrap();
     assert_eq!(got.num_rows(), with_schema.live_keys);
     assert_eq!(got, want);
 }
