@@ -109,6 +109,8 @@ pub struct TableStore {
     pub store: Arc<dyn ObjectStore>,
     /// The table root inside the store.
     pub root: Path,
+    /// The table root's directory when the store is the local file system.
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 impl TableStore {
@@ -242,6 +244,9 @@ impl TableStore {
 
     /// The names of the files in `dir` (relative to the root) that sort after `after`.
     pub async fn list_names_after(&self, dir: &str, after: &str) -> Result<Vec<String>> {
+        if let Some(local) = &self.local_dir {
+            return self.read_dir_after(local.join(dir), dir, after).await;
+        }
         let offset = self.path(&join(dir, after));
         let objects: Vec<object_store::ObjectMeta> = self
             .store
@@ -253,6 +258,37 @@ impl TableStore {
             .iter()
             .filter_map(|o| o.location.filename().map(str::to_string))
             .collect())
+    }
+
+    /// The names of the files directly in local directory `path` that sort after `after`:
+    /// object_store's local listing walks the whole tree and reads every file's metadata, which
+    /// grows with the timeline, while S3 starts its listing after the offset.
+    async fn read_dir_after(
+        &self,
+        path: std::path::PathBuf,
+        dir: &str,
+        after: &str,
+    ) -> Result<Vec<String>> {
+        let after = after.to_string();
+        let listed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.as_str() > after.as_str() && entry.file_type()?.is_file() {
+                    names.push(name);
+                }
+            }
+            Ok(names)
+        })
+        .await
+        .expect("the listing task does not panic");
+        listed.map_err(|e| {
+            self.err("listing", dir)(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })
+        })
     }
 
     /// Whether a file exists.

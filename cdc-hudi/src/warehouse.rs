@@ -72,6 +72,7 @@ impl HudiWarehouse {
                 table: table.to_string(),
                 store: self.store.clone(),
                 root,
+                local_dir: self.local_dir(table),
             },
             config: self.config.clone(),
             location: self.table_location(table),
@@ -87,6 +88,16 @@ impl HudiWarehouse {
             at,
             CommitControl::new(retry, self.config.test_hooks.clone()),
         ))
+    }
+
+    /// The directory of `table` when the warehouse is on the local file system.
+    fn local_dir(&self, table: &TableId) -> Option<std::path::PathBuf> {
+        let location = self.table_location(table);
+        match url::Url::parse(&location) {
+            Ok(u) if u.scheme() == "file" => u.to_file_path().ok(),
+            Ok(u) if u.scheme().len() > 1 => None,
+            _ => Some(location.into()),
+        }
     }
 
     /// The warehouse's settings.
