@@ -38,16 +38,19 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Writes the heartbeat of `instant` and refreshes it every `interval` in the background.
+    /// Creates the heartbeat of `instant` and refreshes it every `interval` in the background;
+    /// `None` when `instant` already has one (another writer picked the same instant time).
     pub async fn start(
         store: &TableStore,
         instant: &str,
         writer_id: &str,
         interval: Duration,
-    ) -> Result<Heartbeat> {
+    ) -> Result<Option<Heartbeat>> {
         let path = path(instant);
         let body = Bytes::from(format!("{writer_id}\n{}\n", interval.as_millis()));
-        store.put(&path, body.clone(), false).await?;
+        if !store.create(&path, body.clone()).await? {
+            return Ok(None);
+        }
         let (bg_store, bg_path) = (store.clone(), path.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -57,11 +60,11 @@ impl Heartbeat {
                 }
             }
         });
-        Ok(Heartbeat {
+        Ok(Some(Heartbeat {
             store: store.clone(),
             path,
             task,
-        })
+        }))
     }
 
     /// Stops refreshing and deletes the heartbeat (after the instant completed or was undone).

@@ -25,7 +25,9 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Puts instant `instant` in flight. The heartbeat goes first: another writer seeing the
-    /// instant pending must find it live.
+    /// instant pending must find it live. Every file is created only if absent: two writers
+    /// that loaded the same table can pick the same instant time, and the later one must not
+    /// take over the other's instant (it gets a [`HudiSinkError::Conflict`] and retries).
     pub async fn start(
         store: &TableStore,
         instant: &str,
@@ -33,12 +35,24 @@ impl Pending {
         config: &HudiSinkConfig,
     ) -> Result<Pending> {
         let interval = std::time::Duration::from_millis(config.heartbeat_interval_ms);
-        let heartbeat = Heartbeat::start(store, instant, &config.writer_id, interval).await?;
+        let taken = || HudiSinkError::Conflict {
+            table: store.table.to_string(),
+            instant: instant.to_string(),
+            message: "another writer picked the same instant time".into(),
+        };
+        let heartbeat = Heartbeat::start(store, instant, &config.writer_id, interval)
+            .await?
+            .ok_or_else(taken)?;
         for s in [State::Requested, State::Inflight] {
             let name = timeline::file_name(instant, action, s);
-            store
-                .put(&files::join(HOODIE_DIR, &name), Bytes::new(), true)
-                .await?;
+            if !store
+                .create(&files::join(HOODIE_DIR, &name), Bytes::new())
+                .await?
+            {
+                // Ours is the heartbeat, not the instant: a crashed writer's files.
+                heartbeat.stop().await?;
+                return Err(taken());
+            }
         }
         Ok(Pending {
             instant: instant.to_string(),
@@ -165,4 +179,63 @@ pub(crate) async fn write_partition_metadata(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn store() -> TableStore {
+        TableStore {
+            table: "public.customers".into(),
+            store: Arc::new(object_store::memory::InMemory::new()),
+            root: "t".into(),
+            local_dir: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_on_the_same_instant_time_is_a_conflict_and_takes_nothing() {
+        let store = store();
+        let config = HudiSinkConfig::default();
+        let t = "20261204201249575";
+        let first = Pending::start(&store, t, timeline::COMMIT, &config)
+            .await
+            .unwrap();
+        let second = Pending::start(&store, t, timeline::COMMIT, &config).await;
+        assert!(
+            matches!(second, Err(HudiSinkError::Conflict { ref instant, .. }) if instant == t),
+            "{second:?}"
+        );
+        // The first writer's heartbeat and instant files are untouched.
+        assert!(store.exists(&crate::heartbeat::path(t)).await.unwrap());
+        let inflight = timeline::file_name(t, timeline::COMMIT, State::Inflight);
+        assert!(store
+            .exists(&files::join(HOODIE_DIR, &inflight))
+            .await
+            .unwrap());
+        first.undo(&store, &[]).await.unwrap();
+        assert!(!store.exists(&crate::heartbeat::path(t)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_instant_left_without_heartbeat_is_not_taken_over() {
+        let store = store();
+        let config = HudiSinkConfig::default();
+        let t = "20261204201249575";
+        let requested = timeline::file_name(t, timeline::COMMIT, State::Requested);
+        store
+            .put(&files::join(HOODIE_DIR, &requested), Bytes::new(), false)
+            .await
+            .unwrap();
+        let taken = Pending::start(&store, t, timeline::COMMIT, &config).await;
+        assert!(
+            matches!(taken, Err(HudiSinkError::Conflict { .. })),
+            "{taken:?}"
+        );
+        // Our heartbeat is gone again: the crashed writer's instant stays expired.
+        assert!(!store.exists(&crate::heartbeat::path(t)).await.unwrap());
+    }
 }
