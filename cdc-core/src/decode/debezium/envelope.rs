@@ -27,8 +27,8 @@ pub(crate) struct SourceBlock<'a> {
     #[serde(default)]
     pub(crate) lsn: Option<u64>,
     /// Its raw JSON text: a string holding a JSON array, read without unescaping it.
-    #[serde(borrow, default)]
-    pub(crate) sequence: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    pub(crate) sequence: Option<&'a str>,
     #[serde(default, rename = "txId")]
     pub(crate) tx_id: Option<i64>,
     #[serde(borrow, default)]
@@ -47,7 +47,7 @@ impl SourceBlock<'_> {
             Some("postgresql") => match self.lsn {
                 Some(lsn) => DbPosition::Postgres {
                     lsn,
-                    last_commit_lsn: self.sequence.and_then(|s| last_commit_lsn_raw(s.get())),
+                    last_commit_lsn: self.sequence.and_then(last_commit_lsn_raw),
                     tx_id: self.tx_id,
                 },
                 None => DbPosition::Unknown,
@@ -69,6 +69,12 @@ impl SourceBlock<'_> {
         let ns = self.schema.as_deref().or(self.db.as_deref())?;
         Some(TableId::new(ns, self.table.as_deref()?))
     }
+}
+
+/// A value's raw JSON text (`None` for `null`).
+fn raw_text<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    let raw: Option<&'de RawValue> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.map(RawValue::get))
 }
 
 /// `sequence` is a JSON array in a string: `["<last commit lsn>","<lsn>"]`.

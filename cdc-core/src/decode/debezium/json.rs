@@ -30,7 +30,7 @@ use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, SourcePosition, Table
 use crate::source::RawRecord;
 
 use super::envelope::{raw_string, RawObject, SourceBlock, TransactionBlock, UnwrapMeta};
-use super::single_pass::{After, EnvelopeSeed};
+use super::single_pass::{self, After};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
 
 /// An envelope's row images as the row decode takes them.
@@ -524,26 +524,25 @@ impl DebeziumJsonDecoder {
         let td = self.tables.get_mut(table).expect("table decoder exists");
         let rows = td.rows();
         let (mut meta, mut current) = (UnwrapMeta::default(), None);
-        let seed = EnvelopeSeed(RowSeed {
+        let row = RowSeed {
             td,
             placeholder: &self.placeholder,
             unknown: self.config.unknown_columns,
             unwrapped: false,
             meta: &mut meta,
             current: &mut current,
-        });
-        let mut de = serde_json::Deserializer::from_str(payload_text);
-        let parsed = seed.deserialize(&mut de).and_then(|p| de.end().map(|()| p));
+        };
+        let parsed = single_pass::envelope(payload_text, row);
         let rollback = |dec: &mut Self| dec.tables.get_mut(table).expect("exists").rollback(rows);
         let parts = match parsed {
-            Ok(parts) if parts.is_envelope() => parts,
+            Some(parts) if parts.is_envelope() => parts,
             _ => {
                 rollback(self);
                 return Ok(None);
             }
         };
         let op_text = parts.op.unwrap_or_default();
-        let op = Self::envelope_op(record, &op_text);
+        let op = Self::envelope_op(record, op_text);
         let keeps_after = matches!(op, Ok(Some(Op::Create | Op::Update | Op::Read)));
         let after = parts.after.unwrap_or(After::Missing);
         if after == After::Decoded && !keeps_after {
@@ -554,14 +553,14 @@ impl DebeziumJsonDecoder {
             return Ok(Some(Decoded::Message));
         };
         let images = Images {
-            before: parts.before.map(RawValue::get),
+            before: parts.before.filter(|b| *b != "null"),
             after,
         };
         let source = parts.source.flatten().unwrap_or_default();
         self.push_envelope(
             table,
             record,
-            (op, &op_text),
+            (op, op_text),
             images,
             &source,
             parts.transaction,

@@ -6,6 +6,7 @@ mod envelope;
 pub mod json;
 pub mod numeric;
 pub mod parallel;
+mod scan;
 mod single_pass;
 mod table;
 pub mod types;

@@ -1,0 +1,302 @@
+//! A strict, allocation-free JSON scanner for the parts of an envelope the single pass reads
+//! itself: the top-level fields and the `source` block. serde_json spends most of an
+//! envelope's time there building and matching owned keys, parsing fields nobody reads and
+//! going through `Deserialize` for a handful of integers; this scanner compares key bytes in
+//! place, skips unread values in one byte loop, and hands only row objects to serde.
+//!
+//! It accepts exactly what JSON allows (RFC 8259 numbers, escapes, no control characters in
+//! strings, bounded nesting); anything it does not read plainly (a key or a read string with
+//! escapes, a float where an integer is read) is `None`, and the caller falls back to
+//! serde_json, which then decodes or reports the record. Input is `&str`: UTF-8 was checked
+//! once for the whole record.
+
+/// Nesting deeper than this is left to serde_json (it has the same limit).
+const MAX_DEPTH: usize = 128;
+
+/// A cursor over JSON text.
+pub(crate) struct Scan<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Scan { text, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn ws(&mut self) {
+        let b = self.bytes();
+        while matches!(b.get(self.pos), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes().get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn eat_literal(&mut self, literal: &[u8]) -> Option<()> {
+        self.ws();
+        let rest = self.bytes().get(self.pos..)?;
+        rest.starts_with(literal).then(|| self.pos += literal.len())
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.ws();
+        self.pos == self.text.len()
+    }
+
+    /// Consumes `null` if it is next.
+    pub(crate) fn null(&mut self) -> bool {
+        self.eat_literal(b"null").is_some()
+    }
+
+    /// The offset from `self.pos` of the first byte that ends a string's plain run: a quote,
+    /// a backslash or a control character (invalid in JSON strings); `None` at the end.
+    #[inline]
+    fn plain_run(&self) -> Option<usize> {
+        // A byte loop: Debezium's strings are mostly a few bytes, too short for memchr's setup.
+        let rest = &self.bytes()[self.pos..];
+        rest.iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    }
+
+    /// A string without escapes: its text. `None` for anything else.
+    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let end = self.plain_run()?;
+        if self.bytes()[self.pos + end] != b'"' {
+            return None;
+        }
+        let text = &self.text[self.pos..self.pos + end];
+        self.pos += end + 1;
+        Some(text)
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            self.pos += self.plain_run()?;
+            let rest = &self.bytes()[self.pos..];
+            let len = match rest[0] {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                b'\\' => match *rest.get(1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                    b'u' if rest.get(2..6)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            self.pos += len;
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        let b = self.bytes();
+        while b.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// A number's text, checked against JSON's grammar.
+    fn number(&mut self) -> Option<&'a str> {
+        self.ws();
+        let start = self.pos;
+        let b = self.bytes();
+        if b.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        match b.get(self.pos)? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => _ = self.digits(),
+            _ => return None,
+        }
+        if b.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            (self.digits() > 0).then_some(())?;
+        }
+        if matches!(b.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(b.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            (self.digits() > 0).then_some(())?;
+        }
+        Some(&self.text[start..self.pos])
+    }
+
+    /// An integer or `null`; `None` for anything else (a float, out of range).
+    pub(crate) fn optional_int<T: std::str::FromStr>(&mut self) -> Option<Option<T>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.number()?.parse().ok().map(Some)
+    }
+
+    /// A string without escapes or `null`.
+    pub(crate) fn optional_plain_string(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.plain_string().map(Some)
+    }
+
+    /// Skips one value; its text.
+    pub(crate) fn value(&mut self) -> Option<&'a str> {
+        self.ws();
+        let start = self.pos;
+        self.skip_value(0)?;
+        Some(&self.text[start..self.pos])
+    }
+
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' if depth < MAX_DEPTH => {
+                let mut first = true;
+                self.open_object()?;
+                while self.next_key(&mut first, true)?.is_some() {
+                    self.skip_value(depth + 1)?;
+                }
+                Some(())
+            }
+            b'[' if depth < MAX_DEPTH => {
+                self.pos += 1;
+                if self.peek()? == b']' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.pos += 1,
+                        b']' => break,
+                        _ => return None,
+                    }
+                }
+                self.pos += 1;
+                Some(())
+            }
+            b't' => self.eat_literal(b"true"),
+            b'f' => self.eat_literal(b"false"),
+            b'n' => self.eat_literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    /// Opens an object; its keys follow from [`Self::next_key`].
+    pub(crate) fn open_object(&mut self) -> Option<()> {
+        self.eat(b'{')
+    }
+
+    /// The next key of the open object and its colon, `Some(None)` at its end. A key with
+    /// escapes is `None` unless `any_key` (the caller only skips its value then, and gets "").
+    pub(crate) fn next_key(&mut self, first: &mut bool, any_key: bool) -> Option<Option<&'a str>> {
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(None);
+        }
+        if !std::mem::take(first) {
+            self.eat(b',')?;
+        }
+        let key = match any_key && self.peek()? == b'"' {
+            true => {
+                let start = self.pos;
+                self.skip_string()?;
+                &self.text[start..start]
+            }
+            false => self.plain_string()?,
+        };
+        self.eat(b':')?;
+        Some(Some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skips(text: &str) -> bool {
+        let mut s = Scan::new(text);
+        s.value().is_some() && s.at_end()
+    }
+
+    #[test]
+    fn skips_exactly_what_json_allows() {
+        let values = [
+            r#"{"a":[1,-2.5e+3,0,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"],"b":{}}"#,
+            " [ ] ",
+            r#"{ "a" : { "b" : [ { } ] } }"#,
+            "-0.0E-1",
+            r#""ü""#,
+        ];
+        let not_values = [
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            "{,}",
+            r#"{"a":1,}"#,
+            "[1,]",
+            r#"{"a" 1}"#,
+            r#"{"a":1 "b":2}"#,
+            "[1 2]",
+            r#""\x""#,
+            r#""\u12g4""#,
+            "\"a\u{1}\"",
+            "\"unterminated",
+            "{",
+            "[",
+        ];
+        for v in values {
+            assert!(skips(v), "{v}");
+            assert!(serde_json::from_str::<serde_json::Value>(v).is_ok(), "{v}");
+        }
+        for v in not_values {
+            assert!(!skips(v), "{v}");
+            assert!(serde_json::from_str::<serde_json::Value>(v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_serde() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(!skips(&deep));
+    }
+
+    #[test]
+    fn reads_plain_strings_and_integers_only() {
+        let mut s = Scan::new(r#"{"a":"x","b\"":1,"c":18446744073709551615,"d":1.5}"#);
+        let mut first = true;
+        s.open_object().unwrap();
+        assert_eq!(s.next_key(&mut first, false), Some(Some("a")));
+        assert_eq!(s.optional_plain_string(), Some(Some("x")));
+        assert_eq!(s.next_key(&mut first, false), None, "escaped key");
+        let mut s = Scan::new(r#"18446744073709551615 1.5 null "a\"b""#);
+        assert_eq!(s.optional_int::<u64>(), Some(Some(u64::MAX)));
+        assert_eq!(s.optional_int::<i64>(), None, "float");
+        let mut s = Scan::new(r#"null "a\"b""#);
+        assert_eq!(s.optional_int::<i64>(), Some(None));
+        assert_eq!(s.optional_plain_string(), None, "escaped string");
+    }
+}
