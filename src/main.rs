@@ -19,6 +19,43 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (retries, rollbacks, dead letters) are written to stderr; which ones is
+    /// `RUST_LOG` (default: `warn` for libraries, `info` for cdc-lake's own crates).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `fields`, `target`).
+    Json,
+}
+
+/// What is logged when `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str =
+    "warn,cdc_core=info,cdc_delta=info,cdc_iceberg=info,cdc_hudi=info,cdc_lake=info";
+
+/// Installs the log subscriber: `RUST_LOG` filters (an invalid one is an error, not ignored),
+/// lines go to stderr beside the errors and progress.
+fn init_logging(format: LogFormat) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG `{spec}`: {e}"))?,
+        Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| format!("cannot install the logger: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,6 +443,10 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

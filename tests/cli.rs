@@ -113,6 +113,22 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 dead-lettered"));
+    // Logged once, with the record's place (the default filter shows our warnings).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logged: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("dead-letter location"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{stderr}");
+    for field in [
+        "WARN",
+        "table=public.customers",
+        "partition=0",
+        "offset=7",
+        "`op`",
+    ] {
+        assert!(logged[0].contains(field), "{field}: {stderr}");
+    }
     let letter = dlq.join("dbserver1.public.customers/partition=0/00000000000000000007.json");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(letter).unwrap()).unwrap();
@@ -455,4 +471,56 @@ fn sink_settings_from_a_file() {
         err.contains("hudi sink settings") && err.contains("partition_feilds"),
         "{err}"
     );
+}
+
+/// `--log-format json` writes one JSON object a line; `RUST_LOG` filters, and an invalid filter
+/// is an error.
+#[test]
+fn log_lines_are_json_on_request_and_filtered_by_rust_log() {
+    let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
+    let file = topics.join(
+        "dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json",
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("\"op\":\"", "\"op\":\"X", 1)).unwrap();
+    let dlq = dir.path().join("dlq");
+    let sync = |log: Option<&str>, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-lake"));
+        command.args(["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
+        command.args(["--dead-letter", s(&dlq)]).args(extra);
+        match log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        command.output().expect("runs")
+    };
+
+    let out = sync(None, &["--log-format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "record sent to the dead-letter location")
+        .expect("the dead letter is logged");
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["fields"]["table"], "public.customers");
+    assert_eq!(warning["fields"]["topic"], "dbserver1.public.customers");
+    assert_eq!(warning["fields"]["offset"], 0);
+
+    // Nothing left to do on the second run; off silences, a bad filter is refused.
+    std::fs::remove_dir_all(&wh).unwrap();
+    let out = sync(Some("off"), &[]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("dead-letter"));
+    let out = sync(Some("cdc_core=loud"), &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RUST_LOG"));
 }

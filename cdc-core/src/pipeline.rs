@@ -491,7 +491,15 @@ impl<'w> Pipeline<'w> {
                         return Err(e);
                     };
                     write_dead_letter(store.as_ref(), prefix, record, &e).await?;
-                    tracing::warn!(error = %e, "record sent to the dead-letter location");
+                    let shown = table.as_ref().map(|t| t.to_string()).unwrap_or_default();
+                    tracing::warn!(
+                        table = %shown,
+                        topic = %record.topic,
+                        partition = record.partition,
+                        offset = record.offset,
+                        error = %e,
+                        "record sent to the dead-letter location"
+                    );
                     self.stats.dead_lettered += 1;
                     true
                 }
