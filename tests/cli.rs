@@ -78,16 +78,21 @@ fn sync_writes_the_expected_tables_and_resumes() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("in 0 commits"));
 }
 
-#[test]
-fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
-    let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
+/// Makes the `op` of the customers record at `offset` (of the first file) unknown.
+fn spoil_op(topics: &Path, offset: usize) {
     let file = topics.join(
         "dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json",
     );
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines[7] = lines[7].replacen("\"op\":\"", "\"op\":\"X", 1);
+    lines[offset] = lines[offset].replacen("\"op\":\"", "\"op\":\"X", 1);
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
+    let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
+    spoil_op(&topics, 7);
 
     let out = cdc_lake(&["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
     assert!(!out.status.success());
@@ -478,11 +483,7 @@ fn sink_settings_from_a_file() {
 #[test]
 fn log_lines_are_json_on_request_and_filtered_by_rust_log() {
     let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
-    let file = topics.join(
-        "dbserver1.public.customers/partition=0/dbserver1.public.customers+0+0000000000.json",
-    );
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replacen("\"op\":\"", "\"op\":\"X", 1)).unwrap();
+    spoil_op(&topics, 0);
     let dlq = dir.path().join("dlq");
     let sync = |log: Option<&str>, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-lake"));
