@@ -65,17 +65,11 @@ async fn sync_in(
 async fn schemaless_batches_decoded_ahead_use_the_schema_the_first_batch_brought() {
     // The snapshot (the first batch) with the schema, every change after it without: the
     // second batch is decoded while the first commits, with the schema the first folded.
-    let with_schema = generate(&spec(true));
-    let mut mixed = generate(&spec(false));
-    mixed.events[..SNAPSHOT as usize].clone_from_slice(&with_schema.events[..SNAPSHOT as usize]);
+    let (with_schema, mixed) = snapshot_with_schema_changes_without();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mixed_wh = sync(&mixed, a.path()).await;
     let reference_wh = sync(&with_schema, b.path()).await;
-    let table = TableId::new("public", "customers");
-    let got = mixed_wh.table(&table).unwrap().sorted_rows().unwrap();
-    let want = reference_wh.table(&table).unwrap().sorted_rows().unwrap();
-    assert_eq!(got.num_rows(), with_schema.live_keys);
-    assert_eq!(got, want);
+    assert_same_customers(&mixed_wh, &reference_wh, with_schema.live_keys);
 }
 
 /// Files read a few bytes at a time still commit `max_events` events at a time (a commit per
@@ -83,18 +77,30 @@ async fn schemaless_batches_decoded_ahead_use_the_schema_the_first_batch_brought
 /// parts decoded after a schema-enabled part of the same commit use the schema it brought.
 #[tokio::test]
 async fn a_commit_gathers_raw_reads_up_to_max_events() {
-    let with_schema = generate(&spec(true));
-    let mut mixed = generate(&spec(false));
-    mixed.events[..SNAPSHOT as usize].clone_from_slice(&with_schema.events[..SNAPSHOT as usize]);
+    let (with_schema, mixed) = snapshot_with_schema_changes_without();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // One byte a read: every read takes one file (25 events).
     let (gathered, stats) = sync_in(&mixed, a.path(), 200, 1).await;
     assert_eq!(stats.batches, 2, "{stats:?}");
     assert_eq!(stats.commits, 2, "{stats:?}");
     let reference = sync(&with_schema, b.path()).await;
+    assert_same_customers(&gathered, &reference, with_schema.live_keys);
+}
+
+/// The backlog with schemas, and the same events with the snapshot's only (the changes
+/// schemaless).
+fn snapshot_with_schema_changes_without() -> (Backlog, Backlog) {
+    let with_schema = generate(&spec(true));
+    let mut mixed = generate(&spec(false));
+    mixed.events[..SNAPSHOT as usize].clone_from_slice(&with_schema.events[..SNAPSHOT as usize]);
+    (with_schema, mixed)
+}
+
+/// `got` holds exactly the customers rows of `want`, `live_keys` of them.
+fn assert_same_customers(got: &MemoryWarehouse, want: &MemoryWarehouse, live_keys: usize) {
     let table = TableId::new("public", "customers");
-    let got = gathered.table(&table).unwrap().sorted_rows().unwrap();
-    let want = reference.table(&table).unwrap().sorted_rows().unwrap();
-    assert_eq!(got.num_rows(), with_schema.live_keys);
+    let got = got.table(&table).unwrap().sorted_rows().unwrap();
+    let want = want.table(&table).unwrap().sorted_rows().unwrap();
+    assert_eq!(got.num_rows(), live_keys);
     assert_eq!(got, want);
 }
