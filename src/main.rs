@@ -1,5 +1,7 @@
 //! The `cdc-lake` command line.
 
+mod endpoints;
+
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -240,6 +242,16 @@ struct SyncArgs {
     /// a commit gathers decoded batches up to --max-batch-events.
     #[arg(long, default_value_t = 128 << 20)]
     max_batch_bytes: usize,
+    /// Go on past offsets the source no longer has (a raw file deleted or never written, a
+    /// checkpoint older than the broker's retention), logging each gap, instead of stopping
+    /// with an error naming the table, partition and missing range.
+    #[arg(long)]
+    allow_gaps: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`, and `/health` (live) and `/ready`
+    /// (partitions assigned, caught up) beside them; `HOST:PORT` (port 0: any free port,
+    /// printed on start).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
 }
 
 fn split_pair<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
@@ -362,15 +374,29 @@ fn open_sinks(
     )?)
 }
 
+/// Starts the metrics and health endpoints when `--metrics-addr` asks for them.
+async fn serve_endpoints(
+    args: &SyncArgs,
+    pipeline: &Pipeline<'_>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(addr) = &args.metrics_addr {
+        let bound = endpoints::serve(addr, pipeline.readiness()).await?;
+        eprintln!("serving metrics at http://{bound}/metrics (and /health, /ready)");
+    }
+    Ok(())
+}
+
 async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = build_config(&args)?;
     let warehouse = open_sinks(&args)?;
     let mut source = RawFileSource::open(&args.source).await?;
+    source.allow_gaps(args.allow_gaps);
     if source.topic_partitions().is_empty() {
         return Err(format!("no change-event files found under `{}`", args.source).into());
     }
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
+    serve_endpoints(&args, &pipeline).await?;
     let stats = pipeline
         .run_to_end(&mut source, |p| show_progress(p, tty, false))
         .await?;
@@ -427,10 +453,12 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
         topics: args.topics.clone(),
         group_id: args.group.clone(),
         properties,
+        allow_gaps: args.sync.allow_gaps,
     })?;
     let warehouse = open_sinks(&args.sync)?;
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
+    serve_endpoints(&args.sync, &pipeline).await?;
     let stats = pipeline
         .run_stream(&mut source, &stop, |p| show_progress(p, tty, true))
         .await?;

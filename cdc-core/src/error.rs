@@ -84,6 +84,30 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// Offsets of a topic-partition are missing from the source: raw files deleted or never
+    /// written, or records the broker's retention removed before they were applied. Going on
+    /// would leave the table without those changes, so it is an error unless gaps are allowed
+    /// (`--allow-gaps`).
+    #[error(
+        "{}topic `{topic}` partition {partition}: offsets {first}..={last} are missing ({reason}); \
+         allow gaps (`--allow-gaps`) to go on without them",
+        table.as_ref().map(|t| format!("table `{t}`, ")).unwrap_or_default()
+    )]
+    OffsetGap {
+        /// The table the topic routes to, once known.
+        table: Option<String>,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// First missing offset.
+        first: i64,
+        /// Last missing offset.
+        last: i64,
+        /// Where they went, as far as the source can tell.
+        reason: String,
+    },
+
     /// A sink failed to apply or read back a commit.
     #[error("sink error for table `{table}`: {message}")]
     Sink {

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod error;
 pub mod fold;
 pub mod glue;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod render;

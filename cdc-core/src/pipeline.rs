@@ -73,6 +73,28 @@ impl TableRouter {
             TableId::parse(&out).ok()
         })
     }
+
+    /// `e` naming the table its topic routes to, for source errors that know only the topic.
+    fn with_table(&self, e: Error) -> Error {
+        match e {
+            Error::OffsetGap {
+                table: None,
+                topic,
+                partition,
+                first,
+                last,
+                reason,
+            } => Error::OffsetGap {
+                table: self.route(&topic).map(|t| t.to_string()),
+                topic,
+                partition,
+                first,
+                last,
+                reason,
+            },
+            other => other,
+        }
+    }
 }
 
 pub use crate::source::BatchLimits;
@@ -163,6 +185,7 @@ pub struct Pipeline<'w> {
     last_commits: BTreeMap<TableId, String>,
     /// Topic → table, so the router's regexes run once per topic, not once per record.
     routes: HashMap<Arc<str>, Option<Arc<TableId>>>,
+    readiness: Arc<crate::metrics::Readiness>,
 }
 
 impl<'w> Pipeline<'w> {
@@ -191,7 +214,13 @@ impl<'w> Pipeline<'w> {
             stats: PipelineStats::default(),
             last_commits: BTreeMap::new(),
             routes: HashMap::new(),
+            readiness: Arc::default(),
         })
+    }
+
+    /// Whether this pipeline is assigned and caught up, as it runs (for `/ready`).
+    pub fn readiness(&self) -> Arc<crate::metrics::Readiness> {
+        self.readiness.clone()
     }
 
     async fn open_table(&mut self, table: &TableId) -> Result<()> {
@@ -262,16 +291,24 @@ impl<'w> Pipeline<'w> {
             };
             positions.push(((topic, partition), next));
         }
-        source.start(&positions).await?;
+        let router = &self.config.router;
+        source
+            .start(&positions)
+            .await
+            .map_err(|e| router.with_table(e))?;
+        self.readiness.set_assigned(true);
         let overlap = source.is_bounded() && tokio::runtime::Handle::try_current().is_ok();
         let mut ahead: Option<DecodedBatch> = None;
         while !stop.load(Ordering::Relaxed) {
             let mut decoded = match ahead.take() {
                 Some(decoded) => decoded,
                 None => {
-                    let Some(batch) = source.next_batch(&self.config.limits).await? else {
+                    let Some(batch) = self.next_batch(source, &self.config.limits).await? else {
+                        self.readiness.set_caught_up(true);
                         break;
                     };
+                    let full = batch.len() >= self.config.limits.max_events;
+                    self.readiness.set_caught_up(!full);
                     if batch.is_empty() {
                         continue;
                     }
@@ -291,6 +328,7 @@ impl<'w> Pipeline<'w> {
             }
             self.stats.batches += 1;
             source.committed(&self.committed());
+            self.record_lag_offsets(source);
             progress(&Progress {
                 stats: &self.stats,
                 elapsed: start.elapsed(),
@@ -325,7 +363,7 @@ impl<'w> Pipeline<'w> {
                 max_events: max_events - decoded.routed.records.len(),
                 ..self.config.limits
             };
-            let Some(batch) = source.next_batch(&limits).await? else {
+            let Some(batch) = self.next_batch(source, &limits).await? else {
                 return Ok(true);
             };
             if batch.is_empty() {
@@ -367,7 +405,7 @@ impl<'w> Pipeline<'w> {
         folded: Vec<ChangeSet>,
         source: &mut dyn Source,
     ) -> Result<Option<DecodedBatch>> {
-        let next = match source.next_batch(&self.config.limits).await? {
+        let next = match self.next_batch(source, &self.config.limits).await? {
             Some(batch) if !batch.is_empty() => Some(self.route_batch(batch).await?),
             _ => None,
         };
@@ -389,6 +427,33 @@ impl<'w> Pipeline<'w> {
         self.decoder = Some(decoder);
         applied?;
         decoded.map(Some)
+    }
+
+    /// Each table's distance in offsets from the ends of its partitions, where the source knows
+    /// them.
+    fn record_lag_offsets(&self, source: &dyn Source) {
+        for (table, state) in &self.tables {
+            for (topic, partitions) in &state.checkpoint.offsets {
+                for (partition, next) in partitions {
+                    if let Some(end) = source.end_offset(topic, *partition) {
+                        crate::metrics::lag_offsets(table, topic, *partition, end - next);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The source's next batch; its errors name the table their topic routes to.
+    async fn next_batch(
+        &self,
+        source: &mut dyn Source,
+        limits: &BatchLimits,
+    ) -> Result<Option<Vec<RawRecord>>> {
+        let router = &self.config.router;
+        source
+            .next_batch(limits)
+            .await
+            .map_err(|e| router.with_table(e))
     }
 
     /// The checkpoint every open table has committed, merged.
@@ -448,9 +513,11 @@ impl<'w> Pipeline<'w> {
             tables: Vec::with_capacity(records.len()),
             records: Vec::with_capacity(records.len()),
         };
+        let mut counts = crate::metrics::ReadCounts::default();
         for record in records {
             self.stats.records_read += 1;
             let table = self.route(&record.topic);
+            counts.add(&table, record.size());
             if let Some(t) = &table {
                 self.open_table(t).await?;
                 let done = self.tables[&**t]
@@ -464,6 +531,7 @@ impl<'w> Pipeline<'w> {
             routed.tables.push(table);
             routed.records.push(record);
         }
+        counts.record();
         Ok(routed)
     }
 
@@ -501,6 +569,7 @@ impl<'w> Pipeline<'w> {
                         "record sent to the dead-letter location"
                     );
                     self.stats.dead_lettered += 1;
+                    crate::metrics::dead_lettered(table.as_deref());
                     true
                 }
             };
@@ -546,18 +615,31 @@ impl<'w> Pipeline<'w> {
         for changes in folded {
             let table = changes.table.clone();
             let state = self.tables.get_mut(&table).expect("opened");
+            let started = Instant::now();
             let outcome = state.sink.apply(&changes).await?;
+            let mut record = crate::metrics::CommitRecord {
+                table: &table,
+                committed: false,
+                events: changes.events as u64,
+                rows_upserted: 0,
+                rows_deleted: 0,
+                took: started.elapsed(),
+                max_source_ts_ms: changes.max_source_ts_ms,
+            };
             if let CommitOutcome::Committed {
                 version,
                 rows_written,
                 rows_deleted,
             } = &outcome
             {
+                (record.committed, record.rows_upserted, record.rows_deleted) =
+                    (true, *rows_written, *rows_deleted);
                 self.stats.commits += 1;
                 self.stats.rows_upserted += rows_written;
                 self.stats.rows_deleted += rows_deleted;
                 self.last_commits.insert(table.clone(), version.clone());
             }
+            record.record();
             self.stats.events_applied += changes.events as u64;
             self.stats.last_source_ts_ms =
                 self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);

@@ -42,7 +42,7 @@ pub use glue::glue_config_for;
 pub use postgres::PostgresServer;
 pub use raw::{compare_raw_with_expected, VariantLoss};
 pub use readers::{external_to_logical, rows_from_python_reader};
-pub(crate) use servers::free_loopback_port;
+pub use servers::free_loopback_port;
 pub use servers::{
     venv_python, AzuriteServer, MotoServer, AZURITE_ACCOUNT, MOTO_KEY_ID, MOTO_SECRET,
 };

@@ -12,12 +12,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use regex::Regex;
@@ -39,6 +40,10 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Further librdkafka properties (security, SASL, SSL, timeouts). Never logged.
     pub properties: HashMap<String, String>,
+    /// Go on from the log start when a checkpoint is older than it (retention deleted
+    /// records not yet applied), logging the gap, instead of failing with
+    /// [`Error::OffsetGap`].
+    pub allow_gaps: bool,
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -48,17 +53,54 @@ impl fmt::Debug for KafkaConfig {
             .field("topics", &self.topics)
             .field("group_id", &self.group_id)
             .field("properties (keys only)", &KeysOnly(&self.properties))
+            .field("allow_gaps", &self.allow_gaps)
             .finish()
     }
 }
 
+/// Partition ends (high watermarks) from librdkafka's periodic statistics, so lag in offsets
+/// costs no request of its own.
+#[derive(Default)]
+struct EndOffsets {
+    ends: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for EndOffsets {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, topic) in statistics.topics {
+            for (partition, p) in topic.partitions {
+                if partition >= 0 && p.hi_offset >= 0 {
+                    ends.insert((name.clone(), partition), p.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for EndOffsets {}
+
+/// How often librdkafka reports the statistics partition ends come from, unless set.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 /// Reads change events from Kafka.
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<EndOffsets>,
     topics: Regex,
     brokers: String,
     topic_names: HashMap<String, Arc<str>>,
+    allow_gaps: bool,
+    /// Next offset expected per assigned topic and partition (`None`: from its beginning).
+    positions: HashMap<Arc<str>, HashMap<i32, Option<i64>>>,
+    /// Wait before consuming again after a transient consumer error (doubles per error in a
+    /// row, up to [`MAX_RETRY_WAIT`]).
+    retry_wait: Duration,
 }
+
+/// First wait after a transient consumer error.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
+/// Longest wait between attempts while the broker stays unavailable.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for KafkaSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,18 +130,31 @@ impl KafkaSource {
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest");
+            // An offset retention deleted is an error the source reports with the missing
+            // range, unless gaps are allowed: then the log start.
+            .set(
+                "auto.offset.reset",
+                if config.allow_gaps {
+                    "earliest"
+                } else {
+                    "error"
+                },
+            )
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         for (k, v) in &config.properties {
             client.set(k, v);
         }
-        let consumer: StreamConsumer = client
-            .create()
+        let consumer: StreamConsumer<EndOffsets> = client
+            .create_with_context(EndOffsets::default())
             .map_err(|e| kafka_err(&config.brokers, "cannot create the consumer", e))?;
         Ok(KafkaSource {
             consumer,
             topics,
             brokers: config.brokers.clone(),
             topic_names: HashMap::new(),
+            allow_gaps: config.allow_gaps,
+            positions: HashMap::new(),
+            retry_wait: FIRST_RETRY_WAIT,
         })
     }
 
@@ -121,10 +176,20 @@ impl KafkaSource {
         Ok(out)
     }
 
-    /// Assigns `partitions`, each starting at its next offset (or the beginning).
+    /// Assigns `partitions`, each starting at its next offset (or the beginning). A next
+    /// offset the broker's retention already deleted is an [`Error::OffsetGap`] (with gaps
+    /// allowed: logged, and the partition starts at its log start).
     pub fn assign(&mut self, partitions: &[((String, i32), Option<i64>)]) -> Result<()> {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), next) in partitions {
+            let next = match next {
+                Some(at) => Some(self.past_retention(topic, *partition, *at)?),
+                None => None,
+            };
+            self.positions
+                .entry(Arc::from(topic.as_str()))
+                .or_default()
+                .insert(*partition, next);
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
             list.add_partition_offset(topic, *partition, offset)
                 .map_err(|e| kafka_err(topic, "cannot assign", e))?;
@@ -134,6 +199,79 @@ impl KafkaSource {
         self.consumer
             .assign(&list)
             .map_err(|e| kafka_err(&self.brokers, "cannot assign partitions", e))
+    }
+
+    /// Where `topic`/`partition` can be read from for next offset `at`: `at` itself, unless
+    /// retention deleted it (the log start is past it): then a gap error, or with gaps
+    /// allowed the log start.
+    fn past_retention(&self, topic: &str, partition: i32, at: i64) -> Result<i64> {
+        let (log_start, _) = self
+            .consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|e| kafka_err(topic, "cannot read the partition's offsets", e))?;
+        if at >= log_start {
+            return Ok(at);
+        }
+        if self.allow_gaps {
+            tracing::warn!(
+                topic,
+                partition,
+                first = at,
+                last = log_start - 1,
+                "offsets deleted by retention before they were applied; going on without them (gaps allowed)"
+            );
+            crate::metrics::offsets_skipped(topic, partition, log_start - at);
+            return Ok(log_start);
+        }
+        Err(Error::OffsetGap {
+            table: None,
+            topic: topic.to_string(),
+            partition,
+            first: at,
+            last: log_start - 1,
+            reason: format!("the broker's log starts at {log_start}: retention deleted them"),
+        })
+    }
+
+    /// What a consumer error means: `None` for a transient one librdkafka recovers from by
+    /// itself (broker down or restarted, leader moved, timeouts), after which consuming goes
+    /// on; the error to stop with otherwise (retention passed a position, authentication or
+    /// authorization refused, a fatal client error).
+    fn consumer_error(&self, e: rdkafka::error::KafkaError) -> Option<Error> {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let code = e.rdkafka_error_code();
+        let fatal = matches!(
+            code,
+            Some(
+                Code::AutoOffsetReset
+                    | Code::Fatal
+                    | Code::Authentication
+                    | Code::SaslAuthenticationFailed
+                    | Code::TopicAuthorizationFailed
+                    | Code::GroupAuthorizationFailed
+                    | Code::ClusterAuthorizationFailed
+                    | Code::InvalidConfig
+            )
+        );
+        fatal.then(|| self.fetch_error(e))
+    }
+
+    /// The error for a consumer that could not go on: the gap retention made, when a
+    /// partition's position is now before its log start.
+    fn fetch_error(&self, e: rdkafka::error::KafkaError) -> Error {
+        use rdkafka::types::RDKafkaErrorCode;
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+            for (topic, partitions) in &self.positions {
+                for (partition, next) in partitions {
+                    if let Some(at) = next {
+                        if let Err(gap) = self.past_retention(topic, *partition, *at) {
+                            return gap;
+                        }
+                    }
+                }
+            }
+        }
+        kafka_err(&self.brokers, "cannot consume", e)
     }
 
     /// The next micro-batch: records until `max_events` or `max_bytes`, or until `max_wait`
@@ -151,15 +289,33 @@ impl KafkaSource {
             }
             let message = match tokio::time::timeout(left, self.consumer.recv()).await {
                 Err(_) => break,
-                Ok(Err(e)) => return Err(kafka_err(&self.brokers, "cannot consume", e)),
+                Ok(Err(e)) => {
+                    if let Some(fatal) = self.consumer_error(e.clone()) {
+                        return Err(fatal);
+                    }
+                    tracing::warn!(
+                        brokers = %self.brokers,
+                        error = %e,
+                        retry_in_ms = self.retry_wait.as_millis() as u64,
+                        "consumer error; consuming again"
+                    );
+                    crate::metrics::consumer_error();
+                    tokio::time::sleep(self.retry_wait.min(left)).await;
+                    self.retry_wait = (self.retry_wait * 2).min(MAX_RETRY_WAIT);
+                    continue;
+                }
                 Ok(Ok(m)) => m,
             };
+            self.retry_wait = FIRST_RETRY_WAIT;
             first.get_or_insert_with(Instant::now);
             let topic = self
                 .topic_names
                 .entry(message.topic().to_string())
                 .or_insert_with(|| Arc::from(message.topic()))
                 .clone();
+            if let Some(partitions) = self.positions.get_mut(message.topic()) {
+                partitions.insert(message.partition(), Some(message.offset() + 1));
+            }
             let record = RawRecord {
                 topic,
                 partition: message.partition(),
@@ -210,5 +366,11 @@ impl Source for KafkaSource {
         if let Err(e) = self.commit_for_monitoring(checkpoint) {
             tracing::warn!(error = %e, "cannot report consumer-group offsets");
         }
+    }
+
+    /// The high watermark of librdkafka's last statistics.
+    fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let ends = self.consumer.context().ends.lock().ok()?;
+        ends.get(&(topic.to_string(), partition)).copied()
     }
 }

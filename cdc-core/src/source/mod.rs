@@ -94,4 +94,9 @@ pub trait Source: Send {
     /// Told after every batch that the tables hold everything up to `checkpoint` (a Kafka
     /// source reports it as the consumer group's offsets, for lag monitoring).
     fn committed(&mut self, _checkpoint: &Checkpoint) {}
+
+    /// The partition's end offset as last known, for lag in offsets (`None`: unknown).
+    fn end_offset(&self, _topic: &str, _partition: i32) -> Option<i64> {
+        None
+    }
 }

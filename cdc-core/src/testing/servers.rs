@@ -268,7 +268,7 @@ pub fn venv_python() -> Option<PathBuf> {
 }
 
 /// A loopback port nobody listens on right now.
-pub(crate) fn free_loopback_port() -> u16 {
+pub fn free_loopback_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_core::pipeline::{Pipeline, PipelineConfig};
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineStats};
 use cdc_core::sink::MemoryWarehouse;
 use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
 use cdc_core::testing::{produce_to_kafka, scenario_topics_regex, Scenario, TansuBroker};
@@ -23,17 +23,39 @@ async fn stream(
     expected_records: i64,
     stop_after: Option<u64>,
 ) {
+    stream_allowing_gaps(
+        bootstrap,
+        topics,
+        warehouse,
+        expected_records,
+        stop_after,
+        false,
+    )
+    .await
+    .unwrap();
+}
+
+/// [`stream`], with or without gaps allowed, returning what the run ended with.
+async fn stream_allowing_gaps(
+    bootstrap: &str,
+    topics: &str,
+    warehouse: &MemoryWarehouse,
+    expected_records: i64,
+    stop_after: Option<u64>,
+    allow_gaps: bool,
+) -> cdc_core::Result<PipelineStats> {
     let config = KafkaConfig {
         brokers: bootstrap.to_string(),
         topics: topics.to_string(),
         group_id: "cdc-lake-test".into(),
         properties: Default::default(),
+        allow_gaps,
     };
-    let mut source = KafkaSource::new(&config).unwrap();
+    let mut source = KafkaSource::new(&config)?;
     let mut pipeline_config = PipelineConfig::default();
     pipeline_config.limits.max_events = 8;
     pipeline_config.limits.max_wait = Duration::from_millis(300);
-    let mut pipeline = Pipeline::new(pipeline_config, warehouse).unwrap();
+    let mut pipeline = Pipeline::new(pipeline_config, warehouse)?;
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs(60);
     let stopper = stop.clone();
@@ -46,7 +68,6 @@ async fn stream(
             }
         })
         .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,4 +108,144 @@ async fn streams_from_kafka_and_resumes_from_the_tables() {
         .await;
         assert_expected(&scenario, &warehouse);
     }
+}
+
+/// A table whose checkpoint the broker's retention has passed (the records after it deleted
+/// before they were applied): streaming stops with an error naming the table, partition and
+/// missing offsets; with gaps allowed it goes on from the log start and applies the rest.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_retention_passed_is_an_error_unless_gaps_are_allowed() {
+    let Some(moto) = cdc_core::testing::MotoServer::start() else {
+        return;
+    };
+    let Some(broker) = TansuBroker::start_on_s3(&moto, "tansu") else {
+        return;
+    };
+    let scenario = Scenario::load("crud");
+    produce_to_kafka(&broker.bootstrap, &scenario).await;
+    let (table, _) = &scenario.tables[0];
+    let topic = scenario
+        .records()
+        .iter()
+        .map(|r| r.topic.clone())
+        .find(|t| t.ends_with(&format!(".{}", table.name)))
+        .expect("the table's topic");
+    let end = scenario
+        .records()
+        .iter()
+        .filter(|r| r.topic == topic)
+        .count() as i64;
+    let topics = regex::escape(&topic);
+    let warehouse = MemoryWarehouse::new();
+    stream(&broker.bootstrap, &topics, &warehouse, end, Some(1)).await;
+    let checkpoint = warehouse
+        .table(table)
+        .unwrap()
+        .checkpoint
+        .next_offset(&topic, 0);
+    let at = checkpoint.expect("a first batch committed");
+    assert!(at + 3 < end, "{at} of {end}");
+
+    // Retention deletes the batches before `at + 3` and moves the log start there.
+    delete_records_before(&moto, &topic, at + 3).await;
+    let err = stream_allowing_gaps(&broker.bootstrap, &topics, &warehouse, end, None, false)
+        .await
+        .expect_err("a gap is an error");
+    match &err {
+        cdc_core::Error::OffsetGap {
+            table: Some(t),
+            topic: tp,
+            partition: 0,
+            first,
+            last,
+            ..
+        } => {
+            assert_eq!(
+                (t.as_str(), tp.as_str()),
+                (table.to_string().as_str(), topic.as_str())
+            );
+            assert_eq!((*first, *last), (at, at + 2));
+        }
+        other => panic!("not a gap error: {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("offsets {at}..={}", at + 2)),
+        "{text}"
+    );
+    assert_eq!(
+        warehouse
+            .table(table)
+            .unwrap()
+            .checkpoint
+            .next_offset(&topic, 0),
+        checkpoint,
+        "nothing applied"
+    );
+
+    let stats = stream_allowing_gaps(
+        &broker.bootstrap,
+        &topics,
+        &warehouse,
+        end - at - 3,
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stats.records_read as i64,
+        end - at - 3,
+        "the rest, from the log start"
+    );
+    assert_eq!(
+        warehouse
+            .table(table)
+            .unwrap()
+            .checkpoint
+            .next_offset(&topic, 0),
+        Some(end)
+    );
+}
+
+/// Deletes tansu's record batches of `topic` partition 0 below offset `log_start` and moves
+/// its low watermark there, as retention does.
+#[cfg(feature = "s3")]
+async fn delete_records_before(moto: &cdc_core::testing::MotoServer, topic: &str, log_start: i64) {
+    use futures::TryStreamExt;
+    use object_store::{path::Path, ObjectStore, ObjectStoreExt, PutPayload};
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("tansu")
+        .with_endpoint(&moto.endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(cdc_core::testing::MOTO_KEY_ID)
+        .with_secret_access_key(cdc_core::testing::MOTO_SECRET)
+        .build()
+        .unwrap();
+    let partition = format!("clusters/tansu_cluster/topics/{topic}/partitions/0000000000");
+    let batches: Vec<_> = store
+        .list(Some(&Path::from(format!("{partition}/records"))))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut deleted = 0;
+    for batch in batches {
+        let name = batch.location.filename().unwrap().to_string();
+        let base: i64 = name.trim_end_matches(".batch").parse().unwrap();
+        if base < log_start {
+            store.delete(&batch.location).await.unwrap();
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, log_start, "one batch per record");
+    let watermark = Path::from(format!("{partition}/watermark.json"));
+    let bytes = store.get(&watermark).await.unwrap().bytes().await.unwrap();
+    let mut marks: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    marks["low"] = log_start.into();
+    store
+        .put(&watermark, PutPayload::from(marks.to_string()))
+        .await
+        .unwrap();
 }

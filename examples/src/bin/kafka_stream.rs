@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         topics: topics.clone(),
         group_id: "cdc-lake-example".into(),
         properties: Default::default(),
+        allow_gaps: false,
     })?;
     let warehouse = DeltaWarehouse::new(warehouse, DeltaSinkConfig::default())?;
 

@@ -82,6 +82,7 @@ impl RetryPolicy {
             );
         }
         self.conflicts.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::commit_conflict(table);
         tracing::info!(%table, attempt, error = %error, "commit conflict; retrying on the new table version");
         tokio::time::sleep(self.backoff(attempt)).await;
         None
