@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cdc_core::decode::{TableHint, UnknownColumns};
@@ -252,6 +253,14 @@ struct SyncArgs {
     /// printed on start).
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
+    /// Keep following the source (`sync` only): after reaching its end, list what the S3 sink
+    /// wrote since, every `--poll-interval-ms`, and apply it, until SIGINT/SIGTERM (which stop
+    /// it after the commit in flight).
+    #[arg(long)]
+    watch: bool,
+    /// How often `--watch` lists the source for new files.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    poll_interval_ms: u64,
 }
 
 fn split_pair<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
@@ -391,15 +400,38 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let warehouse = open_sinks(&args)?;
     let mut source = RawFileSource::open(&args.source).await?;
     source.allow_gaps(args.allow_gaps);
-    if source.topic_partitions().is_empty() {
+    if source.topic_partitions().is_empty() && !args.watch {
         return Err(format!("no change-event files found under `{}`", args.source).into());
     }
+    let stop = if args.watch {
+        eprintln!(
+            "watching `{}` every {} ms (SIGINT/SIGTERM stop it after the commit in flight)",
+            args.source, args.poll_interval_ms
+        );
+        stop_on_signals()?
+    } else {
+        Arc::default()
+    };
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     serve_endpoints(&args, &pipeline).await?;
-    let stats = pipeline
-        .run_to_end(&mut source, |p| show_progress(p, tty, false))
+    let mut stats = pipeline
+        .run(&mut source, &stop, |p| show_progress(p, tty, args.watch))
         .await?;
+    while args.watch && !stop.load(Ordering::Relaxed) {
+        let poll = std::time::Instant::now();
+        while poll.elapsed().as_millis() < u128::from(args.poll_interval_ms)
+            && !stop.load(Ordering::Relaxed)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if stop.load(Ordering::Relaxed) || source.refresh().await? == 0 {
+            continue;
+        }
+        stats = pipeline
+            .run(&mut source, &stop, |p| show_progress(p, tty, true))
+            .await?;
+    }
     if tty {
         eprintln!();
     }
@@ -417,14 +449,12 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-#[cfg(feature = "kafka")]
-async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
-    use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// A flag SIGINT or SIGTERM sets (the handlers are registered before this returns, so a
+/// signal right after the caller announces itself is not lost).
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
+    use tokio::signal::unix::{signal, SignalKind};
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = stop.clone();
-    // Registered here, before the line below announces them, not in the spawned task.
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
@@ -435,6 +465,18 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("\nstopping after the commit in flight");
         on_signal.store(true, Ordering::Relaxed);
     });
+    Ok(stop)
+}
+
+#[cfg(feature = "kafka")]
+async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
+    if args.sync.watch {
+        return Err(
+            "--watch follows raw files (`sync`); `stream` always follows its topics".into(),
+        );
+    }
+    let stop = stop_on_signals()?;
     eprintln!(
         "streaming topics matching `{}` into {} tables at `{}` (SIGINT/SIGTERM stop it after the commit in flight)",
         args.topics,

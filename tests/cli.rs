@@ -602,3 +602,95 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// `sync --watch`: files the S3 sink writes while it runs are applied as they land; SIGTERM
+/// stops it after the commit in flight, and the table equals the expected state.
+#[test]
+fn sync_watch_applies_files_as_they_land() {
+    let (scenario, dir, topics, wh) = layout("crud", 20, false);
+    // Hold back the second half of every partition's files.
+    let held = dir.path().join("held");
+    let mut files = walk(&topics);
+    files.sort();
+    // Split between two files' pairs (a data file sorts just before its keys file).
+    let mut half = files.len() / 2;
+    while files[half].to_str().unwrap().ends_with(".keys.json") {
+        half += 1;
+    }
+    let later: Vec<PathBuf> = files[half..].to_vec();
+    for f in &later {
+        let to = held.join(f.strip_prefix(&topics).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(f, &to).unwrap();
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
+        .args(["sync", "--watch", "--poll-interval-ms", "100"])
+        .args(["--source", s(&topics), "--warehouse", s(&wh)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let warehouse = JsonlWarehouse::new(&wh);
+    let applied = |table: &cdc_core::model::TableId| -> i64 {
+        warehouse
+            .load(table)
+            .ok()
+            .flatten()
+            .map(|t| t.checkpoint.offsets.values().flat_map(|p| p.values()).sum())
+            .unwrap_or(0)
+    };
+    let total = |topics: &Path| walk(topics).len();
+    let (table, keys) = &scenario.tables[0];
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_until("the first half applied", &|| applied(table) > 0);
+    assert!(total(&topics) < files.len());
+    // The rest lands, keys file before its data file as the connector may write them.
+    let mut landing = later.clone();
+    landing.sort_by_key(|f| !f.to_str().unwrap().ends_with(".keys.json"));
+    for f in &landing {
+        std::fs::rename(held.join(f.strip_prefix(&topics).unwrap()), f).unwrap();
+    }
+    let end: i64 = scenario
+        .records()
+        .iter()
+        .filter(|r| r.topic.ends_with(&format!(".{}", table.name)))
+        .count() as i64;
+    wait_until("the files that landed applied", &|| applied(table) == end);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopping after the commit in flight"), "{err}");
+    let t = warehouse.load(table).unwrap().unwrap();
+    compare_with_expected(
+        table,
+        keys,
+        &t.sorted_rows().unwrap(),
+        &scenario.expected()[table],
+    )
+    .unwrap();
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt};
+use object_store::{GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt};
 use regex::Regex;
 use url::Url;
 
 use super::{BatchLimits, RawRecord, Source};
 use crate::error::{Error, Result};
+
+mod watch;
 
 /// Files read ahead of need, at most.
 pub const READ_AHEAD_FILES: usize = 4;
@@ -65,6 +67,8 @@ struct PartitionFiles {
 /// Reads the S3-sink layout from an object store.
 pub struct RawFileSource {
     store: Arc<dyn ObjectStore>,
+    /// Where the topics' directories are in the store.
+    prefix: Path,
     location: String,
     partitions: BTreeMap<(String, i32), PartitionFiles>,
     round_robin: Vec<(String, i32)>,
@@ -189,8 +193,7 @@ impl RawFileSource {
         prefix: Path,
         location: &str,
     ) -> Result<Self> {
-        let pattern = file_name_pattern();
-        let listed: Vec<_> =
+        let listed: Vec<ObjectMeta> =
             store
                 .list(Some(&prefix))
                 .try_collect()
@@ -199,6 +202,31 @@ impl RawFileSource {
                     path: location.to_string(),
                     source: e,
                 })?;
+        let mut source = RawFileSource {
+            store,
+            prefix,
+            location: location.to_string(),
+            partitions: BTreeMap::new(),
+            round_robin: Vec::new(),
+            cursor: 0,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            exhausted: false,
+            ahead: VecDeque::new(),
+            ahead_bytes: 0,
+            allow_gaps: false,
+        };
+        source.add_listed(listed, false);
+        Ok(source)
+    }
+
+    /// Adds the data files of `listed` (each with its keys file) that start after every file
+    /// already known of their partition. With `wait_for_keys`, a data file whose keys file has
+    /// not appeared yet while the partition's files before it have one is left, with the
+    /// files after it, for a later listing (the S3 sink writes the two one after the other).
+    /// Returns how many data files were added.
+    fn add_listed(&mut self, listed: Vec<ObjectMeta>, wait_for_keys: bool) -> usize {
+        let pattern = file_name_pattern();
         let mut data: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
         let mut keys: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
         for meta in listed {
@@ -220,42 +248,40 @@ impl RawFileSource {
                 data.insert(id, (meta.location, meta.size));
             }
         }
-        let mut partitions: BTreeMap<(String, i32), PartitionFiles> = BTreeMap::new();
+        let mut found: BTreeMap<(String, i32), Vec<RawFile>> = BTreeMap::new();
         for ((topic, partition, offset), (path, size)) in data {
             let k = keys.remove(&(topic.clone(), partition, offset));
-            let size = size + k.as_ref().map_or(0, |(_, s)| *s);
-            partitions
-                .entry((topic, partition))
-                .or_insert_with(|| PartitionFiles {
-                    files: Vec::new(),
-                    next_file: 0,
-                    position: None,
-                })
-                .files
-                .push(RawFile {
-                    start_offset: offset,
-                    path,
-                    keys: k.map(|(p, _)| p),
-                    size,
-                });
+            found.entry((topic, partition)).or_default().push(RawFile {
+                start_offset: offset,
+                path,
+                size: size + k.as_ref().map_or(0, |(_, s)| *s),
+                keys: k.map(|(p, _)| p),
+            });
         }
-        for p in partitions.values_mut() {
-            p.files.sort_by_key(|f| f.start_offset);
+        let mut added = 0;
+        for (tp, mut files) in found {
+            files.sort_by_key(|f| f.start_offset);
+            let p = self.partitions.entry(tp).or_insert_with(|| PartitionFiles {
+                files: Vec::new(),
+                next_file: 0,
+                position: None,
+            });
+            let newest = p.files.last().map(|f| f.start_offset);
+            let mut keyed = p.files.last().map(|f| f.keys.is_some());
+            for file in files {
+                if newest.is_some_and(|n| file.start_offset <= n) {
+                    continue;
+                }
+                if wait_for_keys && keyed == Some(true) && file.keys.is_none() {
+                    break;
+                }
+                keyed = Some(file.keys.is_some());
+                p.files.push(file);
+                added += 1;
+            }
         }
-        let round_robin = partitions.keys().cloned().collect();
-        Ok(RawFileSource {
-            store,
-            location: location.to_string(),
-            partitions,
-            round_robin,
-            cursor: 0,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            exhausted: false,
-            ahead: VecDeque::new(),
-            ahead_bytes: 0,
-            allow_gaps: false,
-        })
+        self.round_robin = self.partitions.keys().cloned().collect();
+        added
     }
 
     /// Skips offsets missing from the files (a deleted or never-written file) with a warning,
