@@ -302,6 +302,47 @@ fn build_config(args: &SyncArgs) -> Result<PipelineConfig, Box<dyn std::error::E
     Ok(config)
 }
 
+/// A bar of the bytes `sync` has read of all it will read, with files done, events/s and the
+/// ETA; redrawn from `progress` five times a second until finished.
+fn progress_bar(progress: Arc<cdc_core::source::raw::ReadProgress>) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {prefix} {wide_msg}",
+        )
+        .expect("a valid template"),
+    );
+    let drawn = bar.clone();
+    tokio::spawn(async move {
+        while !drawn.is_finished() {
+            draw_read(&drawn, &progress);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}
+
+/// Sets `bar` to the files and bytes read so far.
+fn draw_read(bar: &indicatif::ProgressBar, read: &cdc_core::source::raw::ReadProgress) {
+    let (files_done, files, bytes_done, bytes) = read.snapshot();
+    bar.set_length(bytes);
+    bar.set_position(bytes_done);
+    bar.set_prefix(format!("{files_done}/{files} files"));
+}
+
+/// Records/s, events, commits and dead letters so far.
+fn batch_summary(p: &Progress<'_>) -> String {
+    let s = p.stats;
+    let secs = p.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{:.0} records/s, {} events applied in {} commits, {} dead-lettered",
+        s.records_read as f64 / secs,
+        s.events_applied,
+        s.commits,
+        s.dead_lettered
+    )
+}
+
 /// One progress line: on a terminal it rewrites itself; elsewhere (logs) only when `log_lines`.
 fn show_progress(p: &Progress<'_>, tty: bool, log_lines: bool) {
     let s = p.stats;
@@ -415,9 +456,23 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let tty = std::io::stderr().is_terminal();
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     serve_endpoints(&args, &pipeline).await?;
+    // A terminal gets a bar of the files and bytes read; logs get a line per batch when
+    // watching.
+    let read = source.progress();
+    let bar = (tty && !args.watch).then(|| progress_bar(read.clone()));
     let mut stats = pipeline
-        .run(&mut source, &stop, |p| show_progress(p, tty, args.watch))
+        .run(&mut source, &stop, |p| match &bar {
+            Some(bar) => {
+                draw_read(bar, &read);
+                bar.set_message(batch_summary(p));
+            }
+            None => show_progress(p, tty, args.watch),
+        })
         .await?;
+    let rewrote_a_line = tty && bar.is_none();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     while args.watch && !stop.load(Ordering::Relaxed) {
         let poll = std::time::Instant::now();
         while poll.elapsed().as_millis() < u128::from(args.poll_interval_ms)
@@ -432,7 +487,7 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
             .run(&mut source, &stop, |p| show_progress(p, tty, true))
             .await?;
     }
-    if tty {
+    if rewrote_a_line {
         eprintln!();
     }
     println!(

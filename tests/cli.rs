@@ -694,3 +694,34 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// On a terminal, `sync` draws a progress bar of the files and bytes read (run under
+/// util-linux `script`, which gives it a pseudo-terminal).
+#[test]
+fn sync_on_a_terminal_shows_a_progress_bar() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "util-linux `script` is missing"
+        );
+        eprintln!("skipping: no `script` to run the CLI on a pseudo-terminal");
+        return;
+    }
+    let (_scenario, _dir, topics, wh) = layout("crud", 5, false);
+    let command = format!(
+        "{} sync --source {} --warehouse {}",
+        env!("CARGO_BIN_EXE_cdc-lake"),
+        s(&topics),
+        s(&wh)
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("synced 359 records"), "{screen}");
+    // The bar as drawn (before it was cleared): bytes of the total, files of the total.
+    assert!(screen.contains("72/72 files"), "{screen}");
+    assert!(screen.contains("iB/"), "{screen}");
+}

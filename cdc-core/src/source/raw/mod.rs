@@ -83,6 +83,42 @@ pub struct RawFileSource {
     /// Whether offsets missing between files (or between a checkpoint and the first file after
     /// it) are skipped with a warning instead of failing the read.
     allow_gaps: bool,
+    progress: Arc<ReadProgress>,
+}
+
+/// How far a read of the files has come since the source was started, shared with whatever
+/// shows it (the CLI's progress bar).
+#[derive(Debug, Default)]
+pub struct ReadProgress {
+    files_total: std::sync::atomic::AtomicU64,
+    files_done: std::sync::atomic::AtomicU64,
+    bytes_total: std::sync::atomic::AtomicU64,
+    bytes_done: std::sync::atomic::AtomicU64,
+}
+
+impl ReadProgress {
+    /// (files done, files to read in all, bytes done, bytes to read in all).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.files_done.load(Relaxed),
+            self.files_total.load(Relaxed),
+            self.bytes_done.load(Relaxed),
+            self.bytes_total.load(Relaxed),
+        )
+    }
+
+    fn add_total(&self, files: u64, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.files_total.fetch_add(files, Relaxed);
+        self.bytes_total.fetch_add(bytes, Relaxed);
+    }
+
+    fn add_done(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.files_done.fetch_add(1, Relaxed);
+        self.bytes_done.fetch_add(bytes, Relaxed);
+    }
 }
 
 impl std::fmt::Debug for RawFileSource {
@@ -215,6 +251,7 @@ impl RawFileSource {
             ahead: VecDeque::new(),
             ahead_bytes: 0,
             allow_gaps: false,
+            progress: Arc::default(),
         };
         source.add_listed(listed, false);
         Ok(source)
@@ -284,6 +321,21 @@ impl RawFileSource {
         added
     }
 
+    /// How far the read has come (files and bytes of those left to read when it started, and
+    /// of files found since by [`RawFileSource::refresh`]).
+    pub fn progress(&self) -> Arc<ReadProgress> {
+        self.progress.clone()
+    }
+
+    /// Files and bytes from each partition's next file on.
+    fn unread(&self) -> (u64, u64) {
+        let unread = self
+            .partitions
+            .values()
+            .flat_map(|p| &p.files[p.next_file..]);
+        unread.fold((0, 0), |(n, b), f| (n + 1, b + f.size))
+    }
+
     /// Skips offsets missing from the files (a deleted or never-written file) with a warning,
     /// instead of failing with [`Error::OffsetGap`].
     pub fn allow_gaps(&mut self, allow: bool) {
@@ -331,6 +383,7 @@ impl RawFileSource {
             return Ok(None);
         };
         self.ahead_bytes -= next.file.size;
+        self.progress.add_done(next.file.size);
         let (values, keys) = match next.read {
             Some(read) => read.await.map_err(|e| Error::Source {
                 location: next.file.path.to_string(),
@@ -570,6 +623,13 @@ impl Source for RawFileSource {
                 self.seek(topic, *partition, *next);
             }
         }
+        // What the read will cover, from here (files read ahead are taken again after seeks).
+        let (files, bytes) = self.unread();
+        let ahead = self
+            .ahead
+            .iter()
+            .fold((0, 0), |(n, b), a| (n + 1, b + a.file.size));
+        self.progress.add_total(files + ahead.0, bytes + ahead.1);
         Ok(())
     }
 
@@ -736,5 +796,28 @@ mod tests {
             [(0..6).collect::<Vec<_>>(), (9..18).collect()].concat()
         );
         assert_eq!(of(1), (9..18).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn progress_counts_the_files_from_the_checkpoint_on() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), 4, 3);
+        let mut source = RawFileSource::open(dir.path().to_str().unwrap())
+            .await
+            .unwrap();
+        let sizes = |p: i32, from: usize| -> u64 {
+            let files = &source.partitions[&("t".to_string(), p)].files;
+            files[from..].iter().map(|f| f.size).sum()
+        };
+        // Partition 1 resumes at offset 6: its first two files are not read.
+        let bytes = sizes(0, 0) + sizes(1, 2);
+        let positions = [
+            (("t".to_string(), 0), None),
+            (("t".to_string(), 1), Some(6)),
+        ];
+        Source::start(&mut source, &positions).await.unwrap();
+        assert_eq!(source.progress().snapshot(), (0, 6, 0, bytes));
+        while source.next_file().await.unwrap().is_some() {}
+        assert_eq!(source.progress().snapshot(), (6, 6, bytes, bytes));
     }
 }
