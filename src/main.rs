@@ -1,5 +1,6 @@
 //! The `cdc-lake` command line.
 
+mod config;
 mod endpoints;
 
 use std::collections::HashMap;
@@ -68,6 +69,13 @@ enum Command {
     /// Stream change events from Kafka until SIGINT/SIGTERM (finishing the commit in flight).
     #[cfg(feature = "kafka")]
     Stream(StreamArgs),
+    /// Run the service a TOML file describes (source, sinks per table, routes, limits, metrics):
+    /// `sync` for a `[source.raw]`, `stream` for a `[source.kafka]`.
+    Run {
+        /// The service's TOML file (docs/operations.md has a sample).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Iceberg table maintenance: compaction, snapshot expiry, orphan-file removal.
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
@@ -261,6 +269,22 @@ struct SyncArgs {
     /// How often `--watch` lists the source for new files.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     poll_interval_ms: u64,
+    /// Sink settings given as JSON text (`run --config`), instead of `--sink-config`'s file.
+    #[arg(skip)]
+    sink_settings: Option<String>,
+    /// Tables opened in a warehouse of their own (`run --config`'s `[[tables]]`).
+    #[arg(skip)]
+    table_sinks: Vec<TableSink>,
+}
+
+/// One table's own format, location and settings.
+#[derive(Debug, Clone)]
+struct TableSink {
+    table: TableId,
+    format: Format,
+    warehouse: String,
+    catalog: Option<Catalog>,
+    settings: Option<String>,
 }
 
 fn split_pair<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
@@ -395,6 +419,11 @@ fn read_settings(
                 .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
         })
         .transpose()?;
+    with_catalog(text, catalog)
+}
+
+/// Sink settings (JSON text) with the `--catalog` given added.
+fn with_catalog(text: Option<String>, catalog: Option<Catalog>) -> Result<Option<String>, String> {
     let Some(Catalog::Glue) = catalog else {
         return Ok(text);
     };
@@ -412,16 +441,27 @@ fn read_settings(
     Ok(Some(settings.to_string()))
 }
 
-/// The warehouse of `--format` at `--warehouse`, with `--sink-config` settings.
+/// The warehouse of `--format` at `--warehouse`, with `--sink-config` settings; tables with
+/// sinks of their own (`run --config`) open in theirs.
 fn open_sinks(
     args: &SyncArgs,
 ) -> Result<Box<dyn cdc_core::sink::Warehouse>, Box<dyn std::error::Error>> {
-    let settings = read_settings(args.sink_config.as_deref(), args.catalog)?;
-    Ok(open_warehouse_with(
-        args.format,
-        &args.warehouse,
-        settings.as_deref(),
-    )?)
+    let settings = match &args.sink_settings {
+        Some(text) => with_catalog(Some(text.clone()), args.catalog)?,
+        None => read_settings(args.sink_config.as_deref(), args.catalog)?,
+    };
+    let default = open_warehouse_with(args.format, &args.warehouse, settings.as_deref())?;
+    if args.table_sinks.is_empty() {
+        return Ok(default);
+    }
+    let mut routed = cdc_core::sink::RoutedWarehouse::new(default);
+    for t in &args.table_sinks {
+        let settings = with_catalog(t.settings.clone(), t.catalog)?;
+        let own = open_warehouse_with(t.format, &t.warehouse, settings.as_deref())
+            .map_err(|e| format!("table {}: {e}", t.table))?;
+        routed.route(t.table.clone(), own);
+    }
+    Ok(Box::new(routed))
 }
 
 /// Starts the metrics and health endpoints when `--metrics-addr` asks for them.
@@ -523,6 +563,68 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
     Ok(stop)
 }
 
+/// `run --config FILE`: the file as the flags of `sync` or `stream`, plus its sink settings
+/// and the tables with sinks of their own.
+async fn run_service(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let service = config::ServiceConfig::load(path)?;
+    let in_file = |e: String| format!("{}: {e}", path.display());
+    let parsed = Cli::try_parse_from(service.to_args()).map_err(|e| in_file(e.to_string()))?;
+    let complete = |mut args: SyncArgs| -> Result<SyncArgs, String> {
+        args.sink_settings = service
+            .sink
+            .settings
+            .as_ref()
+            .map(config::settings_json)
+            .transpose()?;
+        args.table_sinks = table_sinks(&service, &args).map_err(in_file)?;
+        Ok(args)
+    };
+    match parsed.command {
+        Command::Sync(args) => sync(complete(args)?).await,
+        #[cfg(feature = "kafka")]
+        Command::Stream(mut args) => {
+            args.sync = complete(args.sync)?;
+            stream(args).await
+        }
+        _ => Err(in_file("`[source]` is `raw` or `kafka`".into()).into()),
+    }
+}
+
+/// The `[[tables]]` of `service` that go elsewhere than `[sink]` (`defaults`).
+fn table_sinks(
+    service: &config::ServiceConfig,
+    defaults: &SyncArgs,
+) -> Result<Vec<TableSink>, String> {
+    let mut sinks = Vec::new();
+    for t in service.tables.iter().filter(|t| t.has_own_sink()) {
+        let table = TableId::parse(&t.name).map_err(|e| e.to_string())?;
+        let format = match &t.format {
+            Some(f) => f.parse()?,
+            None => defaults.format,
+        };
+        let catalog = match &t.catalog {
+            Some(c) => Some(<Catalog as clap::ValueEnum>::from_str(c, false)?),
+            None => defaults.catalog,
+        };
+        let settings = match (&t.settings, &service.sink.settings) {
+            (Some(own), _) => Some(config::settings_json(own)?),
+            // Another format's settings would not fit.
+            (None, Some(shared)) if format == defaults.format => {
+                Some(config::settings_json(shared)?)
+            }
+            (None, _) => None,
+        };
+        sinks.push(TableSink {
+            table,
+            format,
+            warehouse: t.warehouse.clone().unwrap_or(defaults.warehouse.clone()),
+            catalog,
+            settings,
+        });
+    }
+    Ok(sinks)
+}
+
 #[cfg(feature = "kafka")]
 async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
     use cdc_core::source::kafka::{KafkaConfig, KafkaSource};
@@ -584,6 +686,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Sync(args) => runtime.block_on(sync(args)),
+        Command::Run { config } => runtime.block_on(run_service(&config)),
         #[cfg(feature = "kafka")]
         Command::Stream(args) => runtime.block_on(stream(args)),
         #[cfg(feature = "iceberg")]

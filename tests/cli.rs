@@ -2,36 +2,14 @@
 //! again (nothing to do), and bad input either stops with a located error or goes to the
 //! dead-letter location.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
 use cdc_core::testing::{compare_with_expected, Scenario};
+use common::{cdc_lake, layout, s};
 
-fn cdc_lake(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// A scenario's S3-sink layout in a temporary directory: (dir guard, topics dir, warehouse dir).
-fn layout(
-    name: &str,
-    per_file: usize,
-    gzip: bool,
-) -> (Scenario, tempfile::TempDir, PathBuf, PathBuf) {
-    let scenario = Scenario::load(name);
-    let dir = tempfile::tempdir().unwrap();
-    let topics = dir.path().join("topics");
-    let wh = dir.path().join("wh");
-    scenario.write_s3_layout(&topics, per_file, gzip);
-    (scenario, dir, topics, wh)
-}
+mod common;
 
 #[test]
 fn sync_writes_the_expected_tables_and_resumes() {
@@ -542,43 +520,6 @@ fn log_lines_are_json_on_request_and_filtered_by_rust_log() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("RUST_LOG"));
 }
 
-/// A raw file missing from the middle of a partition stops the sync with the table, partition
-/// and missing offsets, before anything is applied; `--allow-gaps` logs the gap and goes on.
-#[test]
-fn a_missing_raw_file_is_reported_unless_gaps_are_allowed() {
-    let (_scenario, dir, topics, wh) = layout("crud", 25, false);
-    let customers = topics.join("dbserver1.public.customers/partition=0");
-    let mut missing = 0;
-    for name in [
-        "dbserver1.public.customers+0+0000000025.json",
-        "dbserver1.public.customers+0+0000000025.keys.json",
-    ] {
-        if std::fs::remove_file(customers.join(name)).is_ok() {
-            missing += 1;
-        }
-    }
-    assert!(missing > 0, "no such file in {}", customers.display());
-    let args = ["sync", "--source", s(&topics), "--warehouse", s(&wh)];
-    let out = cdc_lake(&args);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("table `public.customers`, topic `dbserver1.public.customers` partition 0: offsets 25..=49 are missing")
-            && err.contains("--allow-gaps"),
-        "{err}"
-    );
-    assert!(!wh.join("public/customers").exists(), "nothing applied");
-
-    let out = cdc_lake(&[&args[..], &["--allow-gaps"]].concat());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("offsets missing from the raw files") && err.contains("first=25"),
-        "{err}"
-    );
-    drop(dir);
-}
-
 /// A plain HTTP/1.1 GET: (status, body).
 #[cfg(feature = "kafka")]
 fn http_get(addr: &str, path: &str) -> (u16, String) {
@@ -601,127 +542,4 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
-}
-
-/// `sync --watch`: files the S3 sink writes while it runs are applied as they land; SIGTERM
-/// stops it after the commit in flight, and the table equals the expected state.
-#[test]
-fn sync_watch_applies_files_as_they_land() {
-    let (scenario, dir, topics, wh) = layout("crud", 20, false);
-    // Hold back the second half of every partition's files.
-    let held = dir.path().join("held");
-    let mut files = walk(&topics);
-    files.sort();
-    // Split between two files' pairs (a data file sorts just before its keys file).
-    let mut half = files.len() / 2;
-    while files[half].to_str().unwrap().ends_with(".keys.json") {
-        half += 1;
-    }
-    let later: Vec<PathBuf> = files[half..].to_vec();
-    for f in &later {
-        let to = held.join(f.strip_prefix(&topics).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::rename(f, &to).unwrap();
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
-        .args(["sync", "--watch", "--poll-interval-ms", "100"])
-        .args(["--source", s(&topics), "--warehouse", s(&wh)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let warehouse = JsonlWarehouse::new(&wh);
-    let applied = |table: &cdc_core::model::TableId| -> i64 {
-        warehouse
-            .load(table)
-            .ok()
-            .flatten()
-            .map(|t| t.checkpoint.offsets.values().flat_map(|p| p.values()).sum())
-            .unwrap_or(0)
-    };
-    let total = |topics: &Path| walk(topics).len();
-    let (table, keys) = &scenario.tables[0];
-    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    wait_until("the first half applied", &|| applied(table) > 0);
-    assert!(total(&topics) < files.len());
-    // The rest lands, keys file before its data file as the connector may write them.
-    let mut landing = later.clone();
-    landing.sort_by_key(|f| !f.to_str().unwrap().ends_with(".keys.json"));
-    for f in &landing {
-        std::fs::rename(held.join(f.strip_prefix(&topics).unwrap()), f).unwrap();
-    }
-    let end: i64 = scenario
-        .records()
-        .iter()
-        .filter(|r| r.topic.ends_with(&format!(".{}", table.name)))
-        .count() as i64;
-    wait_until("the files that landed applied", &|| applied(table) == end);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("stopping after the commit in flight"), "{err}");
-    let t = warehouse.load(table).unwrap().unwrap();
-    compare_with_expected(
-        table,
-        keys,
-        &t.sorted_rows().unwrap(),
-        &scenario.expected()[table],
-    )
-    .unwrap();
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// On a terminal, `sync` draws a progress bar of the files and bytes read (run under
-/// util-linux `script`, which gives it a pseudo-terminal).
-#[test]
-fn sync_on_a_terminal_shows_a_progress_bar() {
-    if Command::new("script").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "util-linux `script` is missing"
-        );
-        eprintln!("skipping: no `script` to run the CLI on a pseudo-terminal");
-        return;
-    }
-    let (_scenario, _dir, topics, wh) = layout("crud", 5, false);
-    let command = format!(
-        "{} sync --source {} --warehouse {}",
-        env!("CARGO_BIN_EXE_cdc-lake"),
-        s(&topics),
-        s(&wh)
-    );
-    let out = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
-    assert!(screen.contains("synced 359 records"), "{screen}");
-    // The bar as drawn (before it was cleared): bytes of the total, files of the total.
-    assert!(screen.contains("72/72 files"), "{screen}");
-    assert!(screen.contains("iB/"), "{screen}");
 }

@@ -36,10 +36,12 @@ use crate::model::{Checkpoint, TableId};
 
 mod jsonl;
 mod memory;
+mod routed;
 pub mod upsert;
 
 pub use jsonl::JsonlWarehouse;
 pub use memory::{MemTable, MemoryWarehouse};
+pub use routed::RoutedWarehouse;
 
 /// A table's schema and primary key as the sink stores them.
 #[derive(Debug, Clone, PartialEq)]

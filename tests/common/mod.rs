@@ -1,0 +1,33 @@
+//! Helpers of the command-line tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cdc_core::testing::Scenario;
+
+/// Runs the binary with `args`.
+pub fn cdc_lake(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A scenario's S3-sink layout in a temporary directory: (dir guard, topics dir, warehouse dir).
+pub fn layout(
+    name: &str,
+    per_file: usize,
+    gzip: bool,
+) -> (Scenario, tempfile::TempDir, PathBuf, PathBuf) {
+    let scenario = Scenario::load(name);
+    let dir = tempfile::tempdir().unwrap();
+    let topics = dir.path().join("topics");
+    let wh = dir.path().join("wh");
+    scenario.write_s3_layout(&topics, per_file, gzip);
+    (scenario, dir, topics, wh)
+}
