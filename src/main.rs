@@ -62,6 +62,8 @@ fn init_logging(format: LogFormat) -> Result<(), String> {
     installed.map_err(|e| format!("cannot install the logger: {e}"))
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Read raw change-event files (Confluent S3 sink layout) once to the end and commit them.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
-use cdc_core::testing::{compare_with_expected, Scenario};
+use cdc_core::testing::compare_with_expected;
 use common::{cdc_lake, layout, s};
 
 mod common;
@@ -154,7 +154,7 @@ fn stream_from_kafka_until_sigterm() {
     let Some(broker) = TansuBroker::start() else {
         return;
     };
-    let scenario = Scenario::load("toast");
+    let scenario = cdc_core::testing::Scenario::load("toast");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(produce_to_kafka(&broker.bootstrap, &scenario));
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +311,7 @@ struct IcebergCliStore<'a> {
 
 #[cfg(feature = "iceberg")]
 fn iceberg_sync_and_maintenance(
-    scenario: &Scenario,
+    scenario: &cdc_core::testing::Scenario,
     dir: &Path,
     topics: &Path,
     store: &IcebergCliStore,
