@@ -6,8 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
-use cdc_core::testing::compare_with_expected;
-use common::{cdc_lake, layout, s};
+use common::{assert_jsonl_expected, cdc_lake, layout, s};
 
 mod common;
 
@@ -34,14 +33,8 @@ fn sync_writes_the_expected_tables_and_resumes() {
 
     let warehouse = JsonlWarehouse::new(&wh);
     for (table, keys) in &scenario.tables {
+        assert_jsonl_expected(&warehouse, &scenario, table, keys);
         let t = warehouse.load(table).unwrap().unwrap();
-        compare_with_expected(
-            table,
-            keys,
-            &t.sorted_rows().unwrap(),
-            &scenario.expected()[table],
-        )
-        .unwrap();
         let lines = std::fs::read_to_string(
             warehouse
                 .table_dir(table)
@@ -241,14 +234,7 @@ fn stream_from_kafka_until_sigterm() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let totals = format!("streamed {read} records: {applied} events in {commits} commits");
     assert!(stdout.contains(&totals), "{stdout} (scraped: {totals})");
-    let t = warehouse.load(table).unwrap().unwrap();
-    compare_with_expected(
-        table,
-        keys,
-        &t.sorted_rows().unwrap(),
-        &scenario.expected()[table],
-    )
-    .unwrap();
+    assert_jsonl_expected(&warehouse, &scenario, table, keys);
 }
 
 /// `sync --format iceberg`, then the maintenance commands; the table, read by pyiceberg, still

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
-use cdc_core::testing::compare_with_expected;
-use common::{cdc_lake, layout, s};
+use common::{assert_jsonl_expected, cdc_lake, layout, s};
 
 mod common;
 
@@ -115,14 +114,7 @@ fn sync_watch_applies_files_as_they_land() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("stopping after the commit in flight"), "{err}");
-    let t = warehouse.load(table).unwrap().unwrap();
-    compare_with_expected(
-        table,
-        keys,
-        &t.sorted_rows().unwrap(),
-        &scenario.expected()[table],
-    )
-    .unwrap();
+    assert_jsonl_expected(&warehouse, &scenario, table, keys);
 }
 
 /// On a terminal, `sync` draws a progress bar of the files and bytes read (run under
@@ -212,14 +204,7 @@ settings = {{ deletion_vectors = false, target_file_size = 1048576 }}
             );
             continue;
         }
-        let t = jsonl.load(table).unwrap().unwrap();
-        compare_with_expected(
-            table,
-            keys,
-            &t.sorted_rows().unwrap(),
-            &scenario.expected()[table],
-        )
-        .unwrap();
+        assert_jsonl_expected(&jsonl, &scenario, table, keys);
     }
     // Running it again applies nothing.
     let again = cdc_lake(&["run", "--config", s(&config)]);

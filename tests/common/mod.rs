@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cdc_core::testing::Scenario;
+use cdc_core::model::TableId;
+use cdc_core::sink::JsonlWarehouse;
+use cdc_core::testing::{compare_with_expected, Scenario};
 
 /// Runs the binary with `args`.
 pub fn cdc_lake(args: &[&str]) -> std::process::Output {
@@ -30,4 +32,16 @@ pub fn layout(
     let wh = dir.path().join("wh");
     scenario.write_s3_layout(&topics, per_file, gzip);
     (scenario, dir, topics, wh)
+}
+
+/// Asserts `table` of the jsonl `warehouse` equals the scenario's expected state.
+pub fn assert_jsonl_expected(
+    warehouse: &JsonlWarehouse,
+    scenario: &Scenario,
+    table: &TableId,
+    keys: &[String],
+) {
+    let t = warehouse.load(table).unwrap().unwrap();
+    let rows = t.sorted_rows().unwrap();
+    compare_with_expected(table, keys, &rows, &scenario.expected()[table]).unwrap();
 }

@@ -139,11 +139,14 @@ async fn a_checkpoint_retention_passed_is_an_error_unless_gaps_are_allowed() {
     let topics = regex::escape(&topic);
     let warehouse = MemoryWarehouse::new();
     stream(&broker.bootstrap, &topics, &warehouse, end, Some(1)).await;
-    let checkpoint = warehouse
-        .table(table)
-        .unwrap()
-        .checkpoint
-        .next_offset(&topic, 0);
+    let next_offset = || {
+        warehouse
+            .table(table)
+            .unwrap()
+            .checkpoint
+            .next_offset(&topic, 0)
+    };
+    let checkpoint = next_offset();
     let at = checkpoint.expect("a first batch committed");
     assert!(at + 3 < end, "{at} of {end}");
 
@@ -174,15 +177,7 @@ async fn a_checkpoint_retention_passed_is_an_error_unless_gaps_are_allowed() {
         text.contains(&format!("offsets {at}..={}", at + 2)),
         "{text}"
     );
-    assert_eq!(
-        warehouse
-            .table(table)
-            .unwrap()
-            .checkpoint
-            .next_offset(&topic, 0),
-        checkpoint,
-        "nothing applied"
-    );
+    assert_eq!(next_offset(), checkpoint, "nothing applied");
 
     let stats = stream_allowing_gaps(
         &broker.bootstrap,
@@ -199,14 +194,7 @@ async fn a_checkpoint_retention_passed_is_an_error_unless_gaps_are_allowed() {
         end - at - 3,
         "the rest, from the log start"
     );
-    assert_eq!(
-        warehouse
-            .table(table)
-            .unwrap()
-            .checkpoint
-            .next_offset(&topic, 0),
-        Some(end)
-    );
+    assert_eq!(next_offset(), Some(end));
 }
 
 /// Deletes tansu's record batches of `topic` partition 0 below offset `log_start` and moves
