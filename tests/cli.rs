@@ -219,17 +219,7 @@ fn stream_from_kafka_until_sigterm() {
         metric("cdc_lake_events_applied_total"),
         metric("cdc_lake_commits_total"),
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::terminate(child);
     // The run's own totals agree with what was scraped.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let totals = format!("streamed {read} records: {applied} events in {commits} commits");

@@ -105,14 +105,8 @@ fn sync_watch_applies_files_as_they_land() {
         .filter(|r| r.topic.ends_with(&format!(".{}", table.name)))
         .count() as i64;
     wait_until("the files that landed applied", &|| applied(table) == end);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = common::terminate(child);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(err.contains("stopping after the commit in flight"), "{err}");
     assert_jsonl_expected(&warehouse, &scenario, table, keys);
 }

@@ -1,4 +1,6 @@
 //! Helpers of the command-line tests.
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,4 +46,17 @@ pub fn assert_jsonl_expected(
     let t = warehouse.load(table).unwrap().unwrap();
     let rows = t.sorted_rows().unwrap();
     compare_with_expected(table, keys, &rows, &scenario.expected()[table]).unwrap();
+}
+
+/// Sends SIGTERM to `child` and asserts it then exits successfully; returns its output.
+pub fn terminate(child: std::process::Child) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    out
 }
