@@ -83,6 +83,8 @@ pub enum SourceConfig {
         /// `--kafka-property KEY=VALUE`, as a table.
         #[serde(default)]
         properties: BTreeMap<String, String>,
+        /// `--topic-refresh-ms`.
+        topic_refresh_ms: Option<u64>,
     },
 }
 
@@ -186,6 +188,7 @@ impl ServiceConfig {
                 topics,
                 group,
                 properties,
+                topic_refresh_ms,
             } => {
                 let mut c = vec!["stream".to_string(), "--brokers".into(), brokers.clone()];
                 c.extend(["--topics".into(), topics.clone()]);
@@ -197,6 +200,9 @@ impl ServiceConfig {
                 }
                 if let Some(ms) = self.limits.max_wait_ms {
                     c.extend(["--max-wait-ms".into(), ms.to_string()]);
+                }
+                if let Some(ms) = topic_refresh_ms {
+                    c.extend(["--topic-refresh-ms".into(), ms.to_string()]);
                 }
                 c
             }
@@ -259,4 +265,41 @@ fn flag_values(args: &mut Vec<String>, name: &str, value: Option<&String>) {
 /// A TOML table as the JSON text `--sink-config` holds.
 pub fn settings_json(settings: &toml::Table) -> Result<String, String> {
     serde_json::to_string(settings).map_err(|e| format!("sink settings: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kafka_service_is_the_stream_command_line() {
+        let config: ServiceConfig = toml::from_str(
+            r#"
+            allow_gaps = true
+            metrics_addr = "127.0.0.1:9898"
+            [source.kafka]
+            brokers = "b:9092"
+            topics = "db\\..*"
+            topic_refresh_ms = 500
+            properties = { "security.protocol" = "SSL" }
+            [sink]
+            format = "delta"
+            warehouse = "s3://lake"
+            [limits]
+            max_wait_ms = 250
+            [[routes]]
+            topic = "x_(\\w+)"
+            table = "raw.$1"
+            [[tables]]
+            name = "public.t"
+            key = ["a", "b"]
+            "#,
+        )
+        .unwrap();
+        let expected = "cdc-lake stream --brokers b:9092 --topics db\\..* \
+             --kafka-property security.protocol=SSL --max-wait-ms 250 --topic-refresh-ms 500 \
+             --format delta --warehouse s3://lake --route x_(\\w+)=raw.$1 --key public.t=a,b \
+             --metrics-addr 127.0.0.1:9898 --allow-gaps";
+        assert_eq!(config.to_args().join(" "), expected);
+    }
 }

@@ -205,6 +205,10 @@ struct StreamArgs {
     /// Longest wait before committing what arrived (ms).
     #[arg(long, default_value_t = 1000)]
     max_wait_ms: u64,
+    /// How often to look for topics created since the start that match `--topics` (ms); they
+    /// are read from then on.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    topic_refresh_ms: u64,
     #[command(flatten)]
     sync: SyncArgs,
 }
@@ -644,6 +648,7 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut config = build_config(&args.sync)?;
     config.limits.max_wait = std::time::Duration::from_millis(args.max_wait_ms);
+    config.partition_refresh = std::time::Duration::from_millis(args.topic_refresh_ms);
     let properties = args
         .kafka_properties
         .iter()

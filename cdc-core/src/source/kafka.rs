@@ -180,6 +180,25 @@ impl KafkaSource {
     /// offset the broker's retention already deleted is an [`Error::OffsetGap`] (with gaps
     /// allowed: logged, and the partition starts at its log start).
     pub fn assign(&mut self, partitions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        let list = self.positioned(partitions)?;
+        self.consumer
+            .assign(&list)
+            .map_err(|e| kafka_err(&self.brokers, "cannot assign partitions", e))
+    }
+
+    /// Adds `partitions` to those assigned, positioned as [`KafkaSource::assign`] does.
+    pub fn assign_more(&mut self, partitions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        let list = self.positioned(partitions)?;
+        self.consumer
+            .incremental_assign(&list)
+            .map_err(|e| kafka_err(&self.brokers, "cannot assign new partitions", e))
+    }
+
+    /// `partitions` at their next offsets, checked against retention.
+    fn positioned(
+        &mut self,
+        partitions: &[((String, i32), Option<i64>)],
+    ) -> Result<TopicPartitionList> {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), next) in partitions {
             let next = match next {
@@ -196,9 +215,7 @@ impl KafkaSource {
             self.topic_names
                 .insert(topic.clone(), Arc::from(topic.as_str()));
         }
-        self.consumer
-            .assign(&list)
-            .map_err(|e| kafka_err(&self.brokers, "cannot assign partitions", e))
+        Ok(list)
     }
 
     /// Where `topic`/`partition` can be read from for next offset `at`: `at` itself, unless
@@ -356,6 +373,10 @@ impl Source for KafkaSource {
 
     async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
         self.assign(positions)
+    }
+
+    async fn add(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        self.assign_more(positions)
     }
 
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {

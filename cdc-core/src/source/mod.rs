@@ -81,6 +81,12 @@ pub trait Source: Send {
     /// before it are already in the tables.
     async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()>;
 
+    /// Starts more topic-partitions, found after the start, keeping the ones started (by
+    /// default a new start: a source whose start replaces nothing).
+    async fn add(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        self.start(positions).await
+    }
+
     /// The next records, at most `limits` of them: `None` once a bounded source is exhausted;
     /// empty when a streaming source got nothing within `limits.max_wait`.
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>>;

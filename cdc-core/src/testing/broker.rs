@@ -13,6 +13,12 @@ pub struct TansuBroker {
     child: std::process::Child,
     /// `127.0.0.1:<port>`.
     pub bootstrap: String,
+    /// The broker's command line, to start it again on the same port and storage.
+    command: (
+        PathBuf,
+        Vec<String>,
+        std::collections::HashMap<String, String>,
+    ),
 }
 
 impl Drop for TansuBroker {
@@ -63,27 +69,58 @@ impl TansuBroker {
         };
         let port = free_loopback_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                storage,
-            ])
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        wait_for_port(port, "tansu");
+        let args: Vec<String> = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            storage,
+        ]
+        .map(String::from)
+        .into();
+        let command = (bin, args, env.clone());
         Some(TansuBroker {
-            child,
+            child: spawn(&command, port),
             bootstrap: format!("127.0.0.1:{port}"),
+            command,
         })
     }
+
+    /// Kills the broker, waits `down`, and starts it again on the same port and storage (a
+    /// broker restart; records survive only on S3 storage).
+    pub fn restart(&mut self, down: std::time::Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let port = self
+            .bootstrap
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok());
+        self.child = spawn(&self.command, port.expect("a port"));
+    }
+}
+
+/// Starts tansu with `command` and waits for it to listen on `port`.
+fn spawn(
+    (bin, args, env): &(
+        PathBuf,
+        Vec<String>,
+        std::collections::HashMap<String, String>,
+    ),
+    port: u16,
+) -> std::process::Child {
+    let child = std::process::Command::new(bin)
+        .args(args)
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    wait_for_port(port, "tansu");
+    child
 }
 
 /// The scenario's topics as one regex (alternatives of the escaped names).

@@ -237,3 +237,114 @@ async fn delete_records_before(moto: &cdc_core::testing::MotoServer, topic: &str
         .await
         .unwrap();
 }
+
+/// A topic created while the stream runs is picked up (no restart) and read from its
+/// beginning into its table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_while_streaming_is_read() {
+    let Some(broker) = TansuBroker::start() else {
+        return;
+    };
+    let first = Scenario::load("crud");
+    let later = Scenario::load("toast");
+    let first_total = produce_to_kafka(&broker.bootstrap, &first).await;
+    let topics = format!(
+        "{}|{}",
+        scenario_topics_regex(&first),
+        scenario_topics_regex(&later)
+    );
+    let config = KafkaConfig {
+        brokers: broker.bootstrap.clone(),
+        topics,
+        group_id: "cdc-lake-test".into(),
+        properties: Default::default(),
+        allow_gaps: false,
+    };
+    let mut source = KafkaSource::new(&config).unwrap();
+    let mut pipeline_config = PipelineConfig::default();
+    pipeline_config.limits.max_wait = Duration::from_millis(200);
+    pipeline_config.partition_refresh = Duration::from_millis(300);
+    let warehouse = MemoryWarehouse::new();
+    let mut pipeline = Pipeline::new(pipeline_config, &warehouse).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stopper, bootstrap) = (stop.clone(), broker.bootstrap.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let later_total = later.records().len() as i64;
+    let mut produced = false;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let producer = tokio::spawn(async move {
+        // Once the first topic is in, the second is created and filled.
+        rx.recv().await;
+        produce_to_kafka(&bootstrap, &later).await
+    });
+    pipeline
+        .run_stream(&mut source, &stop, |p| {
+            let read = p.stats.records_read as i64;
+            if read >= first_total && !produced {
+                produced = true;
+                tx.send(()).unwrap();
+            }
+            if read >= first_total + later_total || Instant::now() > deadline {
+                stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .await
+        .unwrap();
+    producer.await.unwrap();
+    assert_expected(&first, &warehouse);
+    assert_expected(&Scenario::load("toast"), &warehouse);
+}
+
+/// The broker stops and comes back on the same port mid-stream: the stream waits for it
+/// (consumer errors retried, not an exit) and ends with every record applied once.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_waits_for_a_restarted_broker() {
+    let Some(moto) = cdc_core::testing::MotoServer::start() else {
+        return;
+    };
+    let Some(mut broker) = TansuBroker::start_on_s3(&moto, "tansu") else {
+        return;
+    };
+    let scenario = Scenario::load("crud");
+    let total = produce_to_kafka(&broker.bootstrap, &scenario).await;
+    let warehouse = MemoryWarehouse::new();
+    let config = KafkaConfig {
+        brokers: broker.bootstrap.clone(),
+        topics: scenario_topics_regex(&scenario),
+        group_id: "cdc-lake-test".into(),
+        properties: Default::default(),
+        allow_gaps: false,
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    // The restart runs beside the stream; the broker comes back from it when the stream is
+    // done (dropping it stops it).
+    let restart = tokio::task::spawn_blocking(move || {
+        rx.recv().unwrap();
+        broker.restart(Duration::from_secs(2));
+        broker
+    });
+    let mut source = KafkaSource::new(&config).unwrap();
+    let mut pipeline_config = PipelineConfig::default();
+    pipeline_config.limits.max_events = 8;
+    pipeline_config.limits.max_wait = Duration::from_millis(200);
+    let mut pipeline = Pipeline::new(pipeline_config, &warehouse).unwrap();
+    let stop = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let stream = pipeline
+        .run_stream(&mut source, &stop, |p| {
+            if p.stats.batches == 2 {
+                tx.send(()).unwrap();
+            }
+            // Slow enough that the restart lands mid-stream.
+            std::thread::sleep(Duration::from_millis(50));
+            if p.stats.records_read as i64 >= total || Instant::now() > deadline {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .await;
+    let _broker = restart.await.unwrap();
+    let stats = stream.expect("the stream outlives the restart");
+    assert_eq!(stats.records_read as i64, total);
+    assert_expected(&scenario, &warehouse);
+}

@@ -11,15 +11,13 @@
 //! with a dead-letter location configured, are written there (record and error) and the
 //! pipeline goes on; the bad record's offset then counts as consumed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use regex::Regex;
+use object_store::ObjectStore;
 
 use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
@@ -29,78 +27,15 @@ use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
 use crate::source::{RawRecord, Source};
 
-/// Maps Kafka topics to tables.
-///
-/// Default: `<prefix>.<schema>.<table>` → `<schema>.<table>`. Rules are tried in order; the
-/// first whose regex matches the whole topic names the table through its replacement
-/// (`$1`, `${name}`), which must give `<schema>.<table>`.
-#[derive(Debug, Clone)]
-pub struct TableRouter {
-    rules: Vec<(Regex, String)>,
-}
+mod dead_letter;
+mod router;
 
-impl Default for TableRouter {
-    fn default() -> Self {
-        TableRouter {
-            rules: vec![(
-                Regex::new(r"^[^.]+\.([^.]+)\.([^.]+)$").expect("valid regex"),
-                "$1.$2".to_string(),
-            )],
-        }
-    }
-}
-
-impl TableRouter {
-    /// A router with `rules` (regex, replacement) tried before the default rule.
-    pub fn with_rules(rules: &[(String, String)]) -> Result<Self> {
-        let mut router = TableRouter { rules: Vec::new() };
-        for (pattern, replacement) in rules {
-            let anchored = format!("^(?:{pattern})$");
-            let re = Regex::new(&anchored)
-                .map_err(|e| Error::Config(format!("bad route regex `{pattern}`: {e}")))?;
-            router.rules.push((re, replacement.clone()));
-        }
-        router.rules.extend(TableRouter::default().rules);
-        Ok(router)
-    }
-
-    /// The table of `topic`, if a rule matches.
-    pub fn route(&self, topic: &str) -> Option<TableId> {
-        self.rules.iter().find_map(|(re, replacement)| {
-            let caps = re.captures(topic)?;
-            let mut out = String::new();
-            caps.expand(replacement, &mut out);
-            TableId::parse(&out).ok()
-        })
-    }
-
-    /// `e` naming the table its topic routes to, for source errors that know only the topic.
-    fn with_table(&self, e: Error) -> Error {
-        match e {
-            Error::OffsetGap {
-                table: None,
-                topic,
-                partition,
-                first,
-                last,
-                reason,
-            } => Error::OffsetGap {
-                table: self.route(&topic).map(|t| t.to_string()),
-                topic,
-                partition,
-                first,
-                last,
-                reason,
-            },
-            other => other,
-        }
-    }
-}
+pub use router::TableRouter;
 
 pub use crate::source::BatchLimits;
 
 /// Pipeline settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PipelineConfig {
     /// Topic → table.
     pub router: TableRouter,
@@ -112,9 +47,26 @@ pub struct PipelineConfig {
     pub dead_letter: Option<String>,
     /// Schemas and keys given by the user (they win over what the table says).
     pub table_hints: HashMap<TableId, TableHint>,
+    /// How often a streaming source is asked for topic-partitions created since the start
+    /// (matching topics created while it runs are read from then on).
+    pub partition_refresh: Duration,
     /// Stop after this many batches (crash tests).
     #[doc(hidden)]
     pub stop_after_batches: Option<usize>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            router: TableRouter::default(),
+            limits: BatchLimits::default(),
+            decoder: DecoderConfig::default(),
+            dead_letter: None,
+            table_hints: HashMap::new(),
+            partition_refresh: Duration::from_secs(30),
+            stop_after_batches: None,
+        }
+    }
 }
 
 /// What a run did.
@@ -278,28 +230,23 @@ impl<'w> Pipeline<'w> {
         mut progress: impl FnMut(&Progress<'_>),
     ) -> Result<PipelineStats> {
         let start = Instant::now();
-        let mut positions = Vec::new();
-        for (topic, partition) in source.topic_partitions().await? {
-            let next = match self.config.router.route(&topic) {
-                Some(table) => {
-                    self.open_table(&table).await?;
-                    self.tables[&table]
-                        .checkpoint
-                        .next_offset(&topic, partition)
-                }
-                None => None,
-            };
-            positions.push(((topic, partition), next));
-        }
+        let partitions = source.topic_partitions().await?;
+        let mut assigned: HashSet<(String, i32)> = partitions.iter().cloned().collect();
+        let positions = self.positions(partitions).await?;
         let router = &self.config.router;
         source
             .start(&positions)
             .await
             .map_err(|e| router.with_table(e))?;
         self.readiness.set_assigned(true);
+        let mut refreshed = Instant::now();
         let overlap = source.is_bounded() && tokio::runtime::Handle::try_current().is_ok();
         let mut ahead: Option<DecodedBatch> = None;
         while !stop.load(Ordering::Relaxed) {
+            if !source.is_bounded() && refreshed.elapsed() >= self.config.partition_refresh {
+                self.add_new_partitions(source, &mut assigned).await?;
+                refreshed = Instant::now();
+            }
             let mut decoded = match ahead.take() {
                 Some(decoded) => decoded,
                 None => {
@@ -427,6 +374,51 @@ impl<'w> Pipeline<'w> {
         self.decoder = Some(decoder);
         applied?;
         decoded.map(Some)
+    }
+
+    /// Where each of `partitions` starts: its table's checkpoint (the table opened), or its
+    /// beginning.
+    async fn positions(
+        &mut self,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<((String, i32), Option<i64>)>> {
+        let mut positions = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            let next = match self.config.router.route(&topic) {
+                Some(table) => {
+                    self.open_table(&table).await?;
+                    self.tables[&table]
+                        .checkpoint
+                        .next_offset(&topic, partition)
+                }
+                None => None,
+            };
+            positions.push(((topic, partition), next));
+        }
+        Ok(positions)
+    }
+
+    /// Starts reading the topic-partitions `source` has now that are not `assigned` yet (a
+    /// topic created while the pipeline runs), each at its table's checkpoint.
+    async fn add_new_partitions(
+        &mut self,
+        source: &mut dyn Source,
+        assigned: &mut HashSet<(String, i32)>,
+    ) -> Result<()> {
+        let new: Vec<(String, i32)> = (source.topic_partitions().await?.into_iter())
+            .filter(|tp| !assigned.contains(tp))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(partitions = ?new, "new topic-partitions; reading them from their tables' checkpoints");
+        assigned.extend(new.iter().cloned());
+        let positions = self.positions(new).await?;
+        let router = &self.config.router;
+        source
+            .add(&positions)
+            .await
+            .map_err(|e| router.with_table(e))
     }
 
     /// Each table's distance in offsets from the ends of its partitions, where the source knows
@@ -558,7 +550,7 @@ impl<'w> Pipeline<'w> {
                     let Some((store, prefix)) = &self.dead_letter else {
                         return Err(e);
                     };
-                    write_dead_letter(store.as_ref(), prefix, record, &e).await?;
+                    dead_letter::write_dead_letter(store.as_ref(), prefix, record, &e).await?;
                     let shown = table.as_ref().map(|t| t.to_string()).unwrap_or_default();
                     tracing::warn!(
                         table = %shown,
@@ -707,49 +699,6 @@ fn decode_routed(decoder: &mut dyn Decoder, mut routed: RoutedBatch) -> Result<D
 /// The decoder did not come back from a decode task that failed (a bug, reported as such).
 fn lost_decoder() -> Error {
     Error::Config("the decoder was lost to a failed decode task".into())
-}
-
-/// Writes a bad record and its error to `<prefix>/<topic>/partition=<p>/<offset>.json`.
-async fn write_dead_letter(
-    store: &dyn ObjectStore,
-    prefix: &Path,
-    record: &RawRecord,
-    error: &Error,
-) -> Result<()> {
-    let text_or_base64 = |b: &Option<bytes::Bytes>| {
-        b.as_ref().map(|b| match std::str::from_utf8(b) {
-            Ok(s) => serde_json::json!({ "text": s }),
-            Err(_) => {
-                serde_json::json!({ "base64": base64::engine::general_purpose::STANDARD.encode(b) })
-            }
-        })
-    };
-    let field = match error {
-        Error::Decode { field, .. } => field.clone(),
-        _ => None,
-    };
-    let doc = serde_json::json!({
-        "topic": &*record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "error": error.to_string(),
-        "field": field,
-        "key": text_or_base64(&record.key),
-        "value": text_or_base64(&record.value),
-    });
-    let path = prefix
-        .clone()
-        .join(&*record.topic)
-        .join(format!("partition={}", record.partition).as_str())
-        .join(format!("{:020}.json", record.offset).as_str());
-    store
-        .put(&path, PutPayload::from(doc.to_string().into_bytes()))
-        .await
-        .map_err(|e| Error::ObjectStore {
-            path: path.to_string(),
-            source: e,
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]
