@@ -48,6 +48,8 @@ pub async fn serve(
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let (handle, readiness) = (handle.clone(), readiness.clone());

@@ -350,6 +350,14 @@ impl RawFileSource {
     /// Starts a topic-partition at `next_offset` (everything before it is already in).
     pub fn seek(&mut self, topic: &str, partition: i32, next_offset: i64) {
         let tp = (topic.to_string(), partition);
+        // Already there (a watching sync's next run): nothing to skip, nothing to read again.
+        if self
+            .partitions
+            .get(&tp)
+            .is_some_and(|p| p.position == Some(next_offset))
+        {
+            return;
+        }
         // Reads started for this partition are of files the new position may skip.
         let (mine, others) = std::mem::take(&mut self.ahead)
             .into_iter()

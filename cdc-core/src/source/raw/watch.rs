@@ -138,9 +138,13 @@ mod tests {
         let mut seen = offsets(&mut source).await;
         seen.sort();
         assert_eq!(seen, [3, 4, 7]);
-        // Nothing new: nothing added, nothing read again; consumed files are forgotten.
+        // Nothing new: nothing added, nothing read again (a seek to where the partition is
+        // changes nothing); consumed files are forgotten.
         assert_eq!(source.refresh().await.unwrap(), 0);
+        let files_read = source.progress().snapshot().0;
+        source.seek("t", 0, 5);
         assert!(offsets(&mut source).await.is_empty());
+        assert_eq!(source.progress().snapshot().0, files_read, "no file read again");
         let t = &source.partitions[&("t".to_string(), 0)];
         assert_eq!(t.files.len(), 1, "only the newest file is kept");
     }
