@@ -307,7 +307,10 @@ mod tests {
     fn pairs_split_where_their_names_end() {
         let property = "sasl.oauthbearer.config=principal=a scope=b";
         let (key, value) = crate::split_pair(property, "--kafka-property").unwrap();
-        assert_eq!((key, value), ("sasl.oauthbearer.config", "principal=a scope=b"));
+        assert_eq!(
+            (key, value),
+            ("sasl.oauthbearer.config", "principal=a scope=b")
+        );
         let (regex, table) = crate::split_route("a=(\\w+)=raw.$1").unwrap();
         assert_eq!((regex, table), ("a=(\\w+)", "raw.$1"));
     }

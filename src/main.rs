@@ -196,9 +196,12 @@ struct StreamArgs {
     /// Topics to read: a regex matched against whole topic names.
     #[arg(long)]
     topics: String,
-    /// Consumer group, used only to report committed offsets for lag monitoring.
-    #[arg(long, default_value = "cdc-lake")]
-    group: String,
+    /// Join consumer group NAME: its rebalances (cooperative-sticky) share the matching
+    /// partitions among the processes started with the same NAME, each positioned at its
+    /// table's checkpoint. Without it, this process reads every matching partition (and reports
+    /// offsets as group `cdc-lake`, for lag monitoring only).
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
     /// librdkafka property `KEY=VALUE` (security, SASL, SSL). Repeatable; never printed.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
@@ -293,16 +296,23 @@ struct TableSink {
     settings: Option<String>,
 }
 
+/// `LEFT=RIGHT` split at the first `=` (keys and table names hold none; values and paths may).
 fn split_pair<'a>(arg: &'a str, what: &str) -> Result<(&'a str, &'a str), String> {
-    arg.rsplit_once('=')
+    arg.split_once('=')
         .ok_or_else(|| format!("{what} `{arg}` must look like LEFT=RIGHT"))
+}
+
+/// `REGEX=TABLE` split at the last `=` (a regex may hold one; a table name does not).
+fn split_route(arg: &str) -> Result<(&str, &str), String> {
+    arg.rsplit_once('=')
+        .ok_or_else(|| format!("--route `{arg}` must look like REGEX=TABLE"))
 }
 
 fn build_config(args: &SyncArgs) -> Result<PipelineConfig, Box<dyn std::error::Error>> {
     let routes = args
         .routes
         .iter()
-        .map(|r| split_pair(r, "--route").map(|(a, b)| (a.to_string(), b.to_string())))
+        .map(|r| split_route(r).map(|(a, b)| (a.to_string(), b.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut hints: HashMap<TableId, TableHint> = HashMap::new();
     for s in &args.schemas {
@@ -657,7 +667,8 @@ async fn stream(args: StreamArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut source = KafkaSource::new(&KafkaConfig {
         brokers: args.brokers.clone(),
         topics: args.topics.clone(),
-        group_id: args.group.clone(),
+        group_id: args.group.clone().unwrap_or_else(|| "cdc-lake".into()),
+        join_group: args.group.is_some(),
         properties,
         allow_gaps: args.sync.allow_gaps,
     })?;

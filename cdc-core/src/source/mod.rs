@@ -87,6 +87,23 @@ pub trait Source: Send {
         self.start(positions).await
     }
 
+    /// Partitions a consumer group assigned to this source since the last call, waiting to be
+    /// started with [`Source::start_assigned`] (none from a source told what to read).
+    fn take_assigned(&mut self) -> Vec<(String, i32)> {
+        Vec::new()
+    }
+
+    /// Whether the source knows which partitions it reads (a consumer group's member: once the
+    /// group has given it its share, even none).
+    fn is_assigned(&self) -> bool {
+        true
+    }
+
+    /// Starts partitions [`Source::take_assigned`] returned, each at its next offset.
+    async fn start_assigned(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        self.add(positions).await
+    }
+
     /// The next records, at most `limits` of them: `None` once a bounded source is exhausted;
     /// empty when a streaming source got nothing within `limits.max_wait`.
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>>;

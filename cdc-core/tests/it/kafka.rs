@@ -48,6 +48,7 @@ async fn stream_allowing_gaps(
         brokers: bootstrap.to_string(),
         topics: topics.to_string(),
         group_id: "cdc-lake-test".into(),
+        join_group: false,
         properties: Default::default(),
         allow_gaps,
     };
@@ -257,6 +258,7 @@ async fn a_topic_created_while_streaming_is_read() {
         brokers: broker.bootstrap.clone(),
         topics,
         group_id: "cdc-lake-test".into(),
+        join_group: false,
         properties: Default::default(),
         allow_gaps: false,
     };
@@ -313,6 +315,7 @@ async fn the_stream_waits_for_a_restarted_broker() {
         brokers: broker.bootstrap.clone(),
         topics: scenario_topics_regex(&scenario),
         group_id: "cdc-lake-test".into(),
+        join_group: false,
         properties: Default::default(),
         allow_gaps: false,
     };

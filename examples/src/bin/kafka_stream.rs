@@ -24,6 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         brokers: brokers.clone(),
         topics: topics.clone(),
         group_id: "cdc-lake-example".into(),
+        join_group: false,
         properties: Default::default(),
         allow_gaps: false,
     })?;

@@ -1,24 +1,26 @@
 //! The Kafka streaming source (feature `kafka`): rdkafka with a bundled librdkafka.
 //!
-//! Partitions are assigned explicitly and positioned from the tables' committed checkpoints:
-//! the table, not the consumer group, is the source of truth. Group offsets are committed after
-//! each table commit only so that monitoring sees the lag. Micro-batches end at a number of
-//! records, a number of bytes or a time limit, whichever comes first.
+//! Partitions are assigned explicitly (every matching partition), or by a consumer group the
+//! source joins (`join_group`: cooperative-sticky rebalancing over the matching topics), and
+//! positioned from the tables' committed checkpoints either way: the table, not the consumer
+//! group, is the source of truth. Group offsets are committed after each table commit only so
+//! that monitoring sees the lag. Micro-batches end at a number of records, a number of bytes
+//! or a time limit, whichever comes first.
 //!
 //! Any librdkafka property can be passed through (`security.protocol`, `sasl.mechanism`,
 //! `sasl.username`, `sasl.password`, `ssl.ca.location`, ...); values are never logged. For AWS
 //! MSK with IAM, use `security.protocol=SASL_SSL` and `sasl.mechanism=OAUTHBEARER` with a token
 //! provider (see docs/operations.md).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use regex::Regex;
@@ -29,6 +31,10 @@ use crate::error::{Error, Result};
 use crate::model::Checkpoint;
 use crate::secrets::KeysOnly;
 
+mod context;
+
+use context::{SourceContext, TopicPartition};
+
 /// Settings of the Kafka source.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -36,8 +42,12 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Topics to read: a regex matched against whole topic names.
     pub topics: String,
-    /// Consumer group used only to report committed offsets (lag monitoring).
+    /// Consumer group: the one joined with `join_group`; otherwise used only to report
+    /// committed offsets (lag monitoring).
     pub group_id: String,
+    /// Join `group_id` and read the partitions its rebalances assign (cooperative-sticky,
+    /// unless `partition.assignment.strategy` is set), instead of every matching partition.
+    pub join_group: bool,
     /// Further librdkafka properties (security, SASL, SSL, timeouts). Never logged.
     pub properties: HashMap<String, String>,
     /// Go on from the log start when a checkpoint is older than it (retention deleted
@@ -52,45 +62,29 @@ impl fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topics", &self.topics)
             .field("group_id", &self.group_id)
+            .field("join_group", &self.join_group)
             .field("properties (keys only)", &KeysOnly(&self.properties))
             .field("allow_gaps", &self.allow_gaps)
             .finish()
     }
 }
 
-/// Partition ends (high watermarks) from librdkafka's periodic statistics, so lag in offsets
-/// costs no request of its own.
-#[derive(Default)]
-struct EndOffsets {
-    ends: Mutex<HashMap<(String, i32), i64>>,
-}
-
-impl ClientContext for EndOffsets {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, topic) in statistics.topics {
-            for (partition, p) in topic.partitions {
-                if partition >= 0 && p.hi_offset >= 0 {
-                    ends.insert((name.clone(), partition), p.hi_offset);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for EndOffsets {}
-
 /// How often librdkafka reports the statistics partition ends come from, unless set.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Reads change events from Kafka.
 pub struct KafkaSource {
-    consumer: StreamConsumer<EndOffsets>,
+    consumer: StreamConsumer<SourceContext>,
     topics: Regex,
     brokers: String,
     topic_names: HashMap<String, Arc<str>>,
     allow_gaps: bool,
-    /// Next offset expected per assigned topic and partition (`None`: from its beginning).
+    /// Whether a consumer group assigns the partitions.
+    join_group: bool,
+    /// The topics subscribed to, in a consumer group.
+    subscribed: BTreeSet<String>,
+    /// Next offset expected per assigned and positioned topic and partition (`None`: from its
+    /// beginning). Records of partitions not here are not read.
     positions: HashMap<Arc<str>, HashMap<i32, Option<i64>>>,
     /// Wait before consuming again after a transient consumer error (doubles per error in a
     /// row, up to [`MAX_RETRY_WAIT`]).
@@ -141,11 +135,14 @@ impl KafkaSource {
                 },
             )
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        if config.join_group {
+            client.set("partition.assignment.strategy", "cooperative-sticky");
+        }
         for (k, v) in &config.properties {
             client.set(k, v);
         }
-        let consumer: StreamConsumer<EndOffsets> = client
-            .create_with_context(EndOffsets::default())
+        let consumer: StreamConsumer<SourceContext> = client
+            .create_with_context(SourceContext::default())
             .map_err(|e| kafka_err(&config.brokers, "cannot create the consumer", e))?;
         Ok(KafkaSource {
             consumer,
@@ -153,6 +150,8 @@ impl KafkaSource {
             brokers: config.brokers.clone(),
             topic_names: HashMap::new(),
             allow_gaps: config.allow_gaps,
+            join_group: config.join_group,
+            subscribed: BTreeSet::new(),
             positions: HashMap::new(),
             retry_wait: FIRST_RETRY_WAIT,
         })
@@ -192,6 +191,61 @@ impl KafkaSource {
         self.consumer
             .incremental_assign(&list)
             .map_err(|e| kafka_err(&self.brokers, "cannot assign new partitions", e))
+    }
+
+    /// Subscribes (in a consumer group) to the topics of `partitions` as well as those already
+    /// subscribed to: the group then assigns their partitions among its members.
+    fn subscribe(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
+        let before = self.subscribed.len();
+        (self.subscribed).extend(partitions.iter().map(|((topic, _), _)| topic.clone()));
+        if self.subscribed.len() == before {
+            return Ok(());
+        }
+        let topics: Vec<&str> = self.subscribed.iter().map(String::as_str).collect();
+        tracing::info!(topics = ?topics, "subscribing as a member of the consumer group");
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_err(&self.brokers, "cannot subscribe", e))
+    }
+
+    /// Moves partitions the group assigned (held paused) to their next offsets and resumes
+    /// them, checked against retention as [`KafkaSource::assign`] does.
+    pub fn seek_assigned(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
+        let list = self.positioned(partitions)?;
+        let sought = self
+            .consumer
+            .seek_partitions(list.clone(), Duration::from_secs(10))
+            .map_err(|e| kafka_err(&self.brokers, "cannot seek assigned partitions", e))?;
+        for e in sought.elements() {
+            e.error()
+                .map_err(|err| kafka_err(e.topic(), "cannot seek an assigned partition", err))?;
+        }
+        tracing::info!(partitions = ?context::topic_partitions(&list), "reading assigned partitions from their tables' checkpoints");
+        self.consumer
+            .resume(&list)
+            .map_err(|e| kafka_err(&self.brokers, "cannot resume assigned partitions", e))
+    }
+
+    /// Forgets partitions the group revoked and drops their records from `records` (read
+    /// but not committed: the partition's next owner reads them again from the table's
+    /// checkpoint). Returns whether any was revoked.
+    fn let_go_of_revoked(
+        context: &SourceContext,
+        positions: &mut HashMap<Arc<str>, HashMap<i32, Option<i64>>>,
+        records: &mut Vec<RawRecord>,
+    ) -> bool {
+        let revoked = context.take_revoked();
+        for (topic, partition) in &revoked {
+            if let Some(partitions) = positions.get_mut(topic.as_str()) {
+                partitions.remove(partition);
+            }
+        }
+        let is_revoked = |r: &RawRecord| {
+            (revoked.iter())
+                .any(|(topic, partition)| *partition == r.partition && topic.as_str() == &*r.topic)
+        };
+        records.retain(|r| !is_revoked(r));
+        !revoked.is_empty()
     }
 
     /// `partitions` at their next offsets, checked against retention.
@@ -257,19 +311,20 @@ impl KafkaSource {
     fn consumer_error(&self, e: rdkafka::error::KafkaError) -> Option<Error> {
         use rdkafka::types::RDKafkaErrorCode as Code;
         let code = e.rdkafka_error_code();
-        let fatal = matches!(
-            code,
-            Some(
-                Code::AutoOffsetReset
-                    | Code::Fatal
-                    | Code::Authentication
-                    | Code::SaslAuthenticationFailed
-                    | Code::TopicAuthorizationFailed
-                    | Code::GroupAuthorizationFailed
-                    | Code::ClusterAuthorizationFailed
-                    | Code::InvalidConfig
-            )
-        );
+        let fatal = matches!(e, rdkafka::error::KafkaError::MessageConsumptionFatal(_))
+            || matches!(
+                code,
+                Some(
+                    Code::AutoOffsetReset
+                        | Code::Fatal
+                        | Code::Authentication
+                        | Code::SaslAuthenticationFailed
+                        | Code::TopicAuthorizationFailed
+                        | Code::GroupAuthorizationFailed
+                        | Code::ClusterAuthorizationFailed
+                        | Code::InvalidConfig
+                )
+            );
         fatal.then(|| self.fetch_error(e))
     }
 
@@ -304,7 +359,17 @@ impl KafkaSource {
             if left.is_zero() || records.len() >= limits.max_events || bytes >= limits.max_bytes {
                 break;
             }
-            let message = match tokio::time::timeout(left, self.consumer.recv()).await {
+            // Newly assigned partitions are positioned before anything else is read.
+            if self.join_group && self.consumer.context().has_assigned() {
+                break;
+            }
+            let received = tokio::time::timeout(left, self.consumer.recv()).await;
+            // Rebalances happen inside `recv`.
+            let context = self.consumer.context();
+            if Self::let_go_of_revoked(context, &mut self.positions, &mut records) {
+                bytes = records.iter().map(RawRecord::size).sum();
+            }
+            let message = match received {
                 Err(_) => break,
                 Ok(Err(e)) => {
                     if let Some(fatal) = self.consumer_error(e.clone()) {
@@ -330,9 +395,13 @@ impl KafkaSource {
                 .entry(message.topic().to_string())
                 .or_insert_with(|| Arc::from(message.topic()))
                 .clone();
-            if let Some(partitions) = self.positions.get_mut(message.topic()) {
-                partitions.insert(message.partition(), Some(message.offset() + 1));
-            }
+            // A partition not positioned yet (or let go of): not this batch's to read.
+            let Some(next) = (self.positions.get_mut(message.topic()))
+                .and_then(|partitions| partitions.get_mut(&message.partition()))
+            else {
+                continue;
+            };
+            *next = Some(message.offset() + 1);
             let record = RawRecord {
                 topic,
                 partition: message.partition(),
@@ -351,7 +420,11 @@ impl KafkaSource {
         let mut list = TopicPartitionList::new();
         let by_topic: &BTreeMap<String, BTreeMap<i32, i64>> = &checkpoint.offsets;
         for (topic, parts) in by_topic {
-            for (p, next) in parts {
+            // Partitions this source reads only: in a group, others report their own.
+            let Some(mine) = self.positions.get(topic.as_str()) else {
+                continue;
+            };
+            for (p, next) in parts.iter().filter(|(p, _)| mine.contains_key(p)) {
                 list.add_partition_offset(topic, *p, Offset::Offset(*next))
                     .map_err(|e| kafka_err(topic, "cannot report offsets", e))?;
             }
@@ -372,11 +445,29 @@ impl Source for KafkaSource {
     }
 
     async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
-        self.assign(positions)
+        match self.join_group {
+            true => self.subscribe(positions),
+            false => self.assign(positions),
+        }
     }
 
     async fn add(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
-        self.assign_more(positions)
+        match self.join_group {
+            true => self.subscribe(positions),
+            false => self.assign_more(positions),
+        }
+    }
+
+    fn take_assigned(&mut self) -> Vec<(String, i32)> {
+        self.consumer.context().take_assigned()
+    }
+
+    fn is_assigned(&self) -> bool {
+        !self.join_group || self.consumer.context().joined.load(Ordering::Relaxed)
+    }
+
+    async fn start_assigned(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        self.seek_assigned(positions)
     }
 
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {
@@ -389,8 +480,9 @@ impl Source for KafkaSource {
         }
     }
 
-    /// The high watermark of librdkafka's last statistics.
+    /// The high watermark of librdkafka's last statistics, for a partition this source reads.
     fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(topic)?.get(&partition)?;
         let ends = self.consumer.context().ends.lock().ok()?;
         ends.get(&(topic.to_string(), partition)).copied()
     }

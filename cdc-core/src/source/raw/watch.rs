@@ -144,7 +144,11 @@ mod tests {
         let files_read = source.progress().snapshot().0;
         source.seek("t", 0, 5);
         assert!(offsets(&mut source).await.is_empty());
-        assert_eq!(source.progress().snapshot().0, files_read, "no file read again");
+        assert_eq!(
+            source.progress().snapshot().0,
+            files_read,
+            "no file read again"
+        );
         let t = &source.partitions[&("t".to_string(), 0)];
         assert_eq!(t.files.len(), 1, "only the newest file is kept");
     }
