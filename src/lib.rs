@@ -11,6 +11,9 @@
 #![warn(missing_docs)]
 
 pub use cdc_core as core;
+
+#[cfg(feature = "query")]
+pub mod query;
 #[cfg(feature = "delta")]
 pub use cdc_delta as delta;
 #[cfg(feature = "hudi")]
@@ -63,7 +66,7 @@ impl std::str::FromStr for Format {
 /// `AWS_*` and `AZURE_*` settings from the environment, for formats whose object stores take
 /// them as options.
 #[cfg_attr(not(feature = "delta"), allow(dead_code))]
-fn storage_options_from_env() -> std::collections::HashMap<String, String> {
+pub fn storage_options_from_env() -> std::collections::HashMap<String, String> {
     std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("AZURE_"))
         .collect()
@@ -124,11 +127,7 @@ pub fn open_warehouse(
 }
 
 /// The format's sink settings from JSON (unknown fields are errors), or its defaults.
-#[cfg_attr(
-    not(any(feature = "delta", feature = "iceberg", feature = "hudi")),
-    allow(dead_code)
-)]
-fn sink_config<T: serde::de::DeserializeOwned + Default>(
+pub fn sink_config<T: serde::de::DeserializeOwned + Default>(
     format: Format,
     json: Option<&str>,
 ) -> cdc_core::Result<T> {

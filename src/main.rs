@@ -2,6 +2,8 @@
 
 mod config;
 mod endpoints;
+mod query_cli;
+mod sample;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -39,8 +41,13 @@ enum LogFormat {
 }
 
 /// What is logged when `RUST_LOG` is not set.
+/// Libraries warn, our crates inform. delta-kernel logs a table that does not exist yet as
+/// an error (every first commit looks for one) and deltalake warns of every binary column it
+/// keeps no statistics of: neither is news to the user.
 const DEFAULT_LOG_FILTER: &str =
-    "warn,cdc_core=info,cdc_delta=info,cdc_iceberg=info,cdc_hudi=info,cdc_lake=info";
+    "warn,cdc_core=info,cdc_delta=info,cdc_iceberg=info,cdc_hudi=info,\
+     cdc_lake=info,buoyant_kernel::log_segment=off,buoyant_kernel::snapshot::builder=off,\
+     deltalake_core::writer::stats=error";
 
 /// Installs the log subscriber: `RUST_LOG` filters (an invalid one is an error, not ignored),
 /// lines go to stderr beside the errors and progress.
@@ -78,6 +85,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// SQL over the warehouse's tables (`schema.table`), printed as a table, CSV or JSON lines.
+    Query(query_cli::QueryArgs),
     /// Iceberg table maintenance: compaction, snapshot expiry, orphan-file removal.
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
@@ -216,14 +225,21 @@ struct StreamArgs {
     sync: SyncArgs,
 }
 
+/// The format tables are written in when `--format` is not given: Delta when the build has it.
+const DEFAULT_FORMAT: &str = if cfg!(feature = "delta") {
+    "delta"
+} else {
+    "jsonl"
+};
+
 #[derive(Debug, clap::Args)]
 struct SyncArgs {
     /// Where the raw files are: a local directory, file:// or s3:// URL (the S3 sink's
-    /// `topics.dir`). Default: the bundled sample events.
-    #[arg(long, default_value = "data/sample/topics")]
-    source: String,
-    /// Table format: jsonl, delta, iceberg or hudi.
-    #[arg(long, default_value = "jsonl")]
+    /// `topics.dir`). Default: the sample events built into the binary (`data/sample/`).
+    #[arg(long)]
+    source: Option<String>,
+    /// Table format: jsonl, delta, iceberg or hudi (default: delta in builds that have it).
+    #[arg(long, default_value = DEFAULT_FORMAT)]
     format: Format,
     /// Register the tables in a catalog engines read (`glue`: the AWS Glue Data Catalog, so
     /// Athena, EMR/Spark and Trino find them; settings under `glue` in `--sink-config`).
@@ -495,15 +511,19 @@ async fn serve_endpoints(
 async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = build_config(&args)?;
     let warehouse = open_sinks(&args)?;
-    let mut source = RawFileSource::open(&args.source).await?;
+    let (mut source, location) = match &args.source {
+        Some(location) => (RawFileSource::open(location).await?, location.as_str()),
+        None if args.watch => return Err("--watch follows a bucket: give it --source".into()),
+        None => (sample::source().await?, sample::LOCATION),
+    };
     source.allow_gaps(args.allow_gaps);
     if source.topic_partitions().is_empty() && !args.watch {
-        return Err(format!("no change-event files found under `{}`", args.source).into());
+        return Err(format!("no change-event files found under `{location}`").into());
     }
     let stop = if args.watch {
         eprintln!(
-            "watching `{}` every {} ms (SIGINT/SIGTERM stop it after the commit in flight)",
-            args.source, args.poll_interval_ms
+            "watching `{location}` every {} ms (SIGINT/SIGTERM stop it after the commit in flight)",
+            args.poll_interval_ms
         );
         stop_on_signals()?
     } else {
@@ -557,7 +577,26 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
         stats.control_records,
         stats.dead_lettered
     );
+    show_tables_written(&args, pipeline.last_commits());
     Ok(())
+}
+
+/// The tables a sync committed to, and the command that queries one of them.
+fn show_tables_written(
+    args: &SyncArgs,
+    last_commits: &std::collections::BTreeMap<TableId, String>,
+) {
+    let Some(first) = last_commits.keys().next() else {
+        return;
+    };
+    for (table, version) in last_commits {
+        println!("  {table}: {} version {version}", args.format.name());
+    }
+    let warehouse = match args.warehouse.as_str() {
+        "warehouse" => String::new(),
+        other => format!(" --warehouse '{other}'"),
+    };
+    println!("next: cdc-lake query \"select count(*) from {first}\"{warehouse}");
 }
 
 /// A flag SIGINT or SIGTERM sets (the handlers are registered before this returns, so a
@@ -705,6 +744,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sync(args) => runtime.block_on(sync(args)),
         Command::Run { config } => runtime.block_on(run_service(&config)),
+        Command::Query(args) => runtime.block_on(query_cli::query(args)),
         #[cfg(feature = "kafka")]
         Command::Stream(args) => runtime.block_on(stream(args)),
         #[cfg(feature = "iceberg")]

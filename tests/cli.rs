@@ -15,6 +15,8 @@ fn sync_writes_the_expected_tables_and_resumes() {
     let (scenario, _dir, topics, wh) = layout("crud", 50, true);
     let args = [
         "sync",
+        "--format",
+        "jsonl",
         "--source",
         s(&topics),
         "--warehouse",
@@ -65,7 +67,15 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
     spoil_op(&topics, 7);
 
-    let out = cdc_lake(&["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
+    let out = cdc_lake(&[
+        "sync",
+        "--format",
+        "jsonl",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -76,6 +86,8 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     let dlq = dir.path().join("dlq");
     let out = cdc_lake(&[
         "sync",
+        "--format",
+        "jsonl",
         "--source",
         s(&topics),
         "--warehouse",
@@ -157,6 +169,8 @@ fn stream_from_kafka_until_sigterm() {
     let child = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
         .args([
             "stream",
+            "--format",
+            "jsonl",
             "--brokers",
             &broker.bootstrap,
             "--topics",
@@ -457,7 +471,8 @@ fn log_lines_are_json_on_request_and_filtered_by_rust_log() {
     let dlq = dir.path().join("dlq");
     let sync = |log: Option<&str>, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-lake"));
-        command.args(["sync", "--source", s(&topics), "--warehouse", s(&wh)]);
+        command.args(["sync", "--format", "jsonl", "--source", s(&topics)]);
+        command.args(["--warehouse", s(&wh)]);
         command.args(["--dead-letter", s(&dlq)]).args(extra);
         match log {
             Some(filter) => command.env("RUST_LOG", filter),

@@ -25,7 +25,15 @@ fn a_missing_raw_file_is_reported_unless_gaps_are_allowed() {
         }
     }
     assert!(missing > 0, "no such file in {}", customers.display());
-    let args = ["sync", "--source", s(&topics), "--warehouse", s(&wh)];
+    let args = [
+        "sync",
+        "--format",
+        "jsonl",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+    ];
     let out = cdc_lake(&args);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -67,7 +75,14 @@ fn sync_watch_applies_files_as_they_land() {
         std::fs::rename(f, &to).unwrap();
     }
     let child = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
-        .args(["sync", "--watch", "--poll-interval-ms", "100"])
+        .args([
+            "sync",
+            "--format",
+            "jsonl",
+            "--watch",
+            "--poll-interval-ms",
+            "100",
+        ])
         .args(["--source", s(&topics), "--warehouse", s(&wh)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -125,7 +140,7 @@ fn sync_on_a_terminal_shows_a_progress_bar() {
     }
     let (_scenario, _dir, topics, wh) = layout("crud", 5, false);
     let command = format!(
-        "{} sync --source {} --warehouse {}",
+        "{} sync --format jsonl --source {} --warehouse {}",
         env!("CARGO_BIN_EXE_cdc-lake"),
         s(&topics),
         s(&wh)

@@ -108,6 +108,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch holds records its table already has: another writer committed them after this
+    /// pipeline read the table (a consumer group moved the partition while the batch was in
+    /// flight). Applying it would put older row images over newer ones; the pipeline drops it
+    /// and reads the partition again from the table's checkpoint.
+    #[error(
+        "table `{table}`: topic `{topic}` partition {partition} is committed up to offset \
+         {committed}, past this batch's first offset {first}: another writer applied part of it"
+    )]
+    StaleBatch {
+        /// Target table.
+        table: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The batch's first offset of the partition.
+        first: i64,
+        /// The table's next offset of the partition.
+        committed: i64,
+    },
+
     /// A sink failed to apply or read back a commit.
     #[error("sink error for table `{table}`: {message}")]
     Sink {

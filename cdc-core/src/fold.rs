@@ -25,7 +25,7 @@ use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::{Schema, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::model::{ChangeBatch, Checkpoint, EventMeta, Op, TableId, UnchangedMask};
+use crate::model::{ChangeBatch, Checkpoint, EventMeta, FirstOffsets, Op, TableId, UnchangedMask};
 use crate::schema::{conform_batch_dropping, merge_schemas};
 use crate::sink::TableSchema;
 
@@ -55,6 +55,9 @@ pub struct ChangeSet {
     pub deletes: RecordBatch,
     /// Positions of every event folded in: the checkpoint to commit with this change set.
     pub checkpoint: Checkpoint,
+    /// The first position of each partition folded in: a table whose checkpoint is past one
+    /// already holds part of this change set (empty: not checked).
+    pub first_offsets: FirstOffsets,
     /// Number of events folded.
     pub events: usize,
     /// Latest `source.ts_ms` among the events, for lag reporting.
@@ -62,6 +65,21 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
+    /// An error when `committed` (the table's checkpoint) already holds part of this change set
+    /// (see [`Error::StaleBatch`]).
+    pub fn check_not_stale(&self, committed: &Checkpoint) -> Result<()> {
+        match committed.overlap(&self.first_offsets) {
+            None => Ok(()),
+            Some((topic, partition, first, next)) => Err(Error::StaleBatch {
+                table: self.table.to_string(),
+                topic: topic.to_string(),
+                partition,
+                first,
+                committed: next,
+            }),
+        }
+    }
+
     /// True when applying it changes no row (it may still advance the checkpoint).
     pub fn is_noop(&self) -> bool {
         !self.truncate && self.upserts.num_rows() == 0 && self.deletes.num_rows() == 0
@@ -256,6 +274,7 @@ impl Conformed {
 struct Walk<'k> {
     states: HashMap<&'k [u8], KeyState>,
     checkpoint: Checkpoint,
+    first_offsets: FirstOffsets,
     truncate: bool,
     max_ts: Option<i64>,
 }
@@ -266,6 +285,7 @@ impl<'k> Walk<'k> {
         let meta = &all.events[row];
         let p = &meta.position;
         self.checkpoint.advance(&p.topic, p.partition, p.offset);
+        self.first_offsets.note(&p.topic, p.partition, p.offset);
         self.max_ts = self.max_ts.max(meta.source_ts_ms);
         if meta.op == Op::Truncate {
             self.states.clear();
@@ -337,6 +357,7 @@ impl<'k> Walk<'k> {
             ignore_table_values: BooleanArray::from(obsolete),
             deletes,
             checkpoint: self.checkpoint,
+            first_offsets: self.first_offsets,
             events: all.events.len(),
             max_source_ts_ms: self.max_ts,
         })

@@ -184,6 +184,37 @@ impl SourcePosition {
     }
 }
 
+/// Per topic-partition, the first offset a batch holds: with the table's checkpoint it tells
+/// whether another writer committed part of the batch since it was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirstOffsets {
+    /// topic → partition → first offset.
+    pub offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+impl FirstOffsets {
+    /// Records a position of the batch.
+    pub fn note(&mut self, topic: &str, partition: i32, offset: i64) {
+        // Called once per event: the topic's name is copied only the first time.
+        if !self.offsets.contains_key(topic) {
+            self.offsets.insert(topic.to_string(), BTreeMap::new());
+        }
+        let first = (self.offsets.get_mut(topic).expect("inserted"))
+            .entry(partition)
+            .or_insert(offset);
+        *first = (*first).min(offset);
+    }
+
+    /// Adds the positions of `other`.
+    pub fn merge(&mut self, other: &FirstOffsets) {
+        for (topic, parts) in &other.offsets {
+            for (&p, &offset) in parts {
+                self.note(topic, p, offset);
+            }
+        }
+    }
+}
+
 /// Per topic-partition, the next Kafka offset to read: everything before it is in the table.
 ///
 /// Sinks store it atomically with the data it covers and hand it back on restart.
@@ -236,6 +267,17 @@ impl Checkpoint {
     /// True when the checkpoint holds no position.
     pub fn is_empty(&self) -> bool {
         self.offsets.values().all(|p| p.is_empty())
+    }
+
+    /// The first of `first`'s positions this checkpoint already holds, as (topic, partition,
+    /// first offset, next offset here): a batch starting there overlaps what is committed.
+    pub fn overlap<'a>(&self, first: &'a FirstOffsets) -> Option<(&'a str, i32, i64, i64)> {
+        first.offsets.iter().find_map(|(topic, parts)| {
+            parts.iter().find_map(|(&p, &offset)| {
+                let next = self.next_offset(topic, p)?;
+                (next > offset).then_some((topic.as_str(), p, offset, next))
+            })
+        })
     }
 
     /// Compact text form, `topic:partition=next,...`, for table metadata that only takes strings.

@@ -236,7 +236,14 @@ fn assert_metrics_agree(live: &[Member], killed: &Member, end: &EndOffsets) {
             applied <= records as f64,
             "{table}: {applied} events applied from {records} records"
         );
-        eprintln!("{table}: {records} records, {applied} events applied in {commits} commits");
+        let seconds: f64 = all()
+            .map(|m| m.table_total("cdc_lake_commit_seconds_sum", &table))
+            .sum();
+        eprintln!(
+            "{table}: {records} records, {applied} events applied in {commits} commits \
+             ({:.0} ms a commit)",
+            1000.0 * seconds / commits
+        );
     }
 }
 

@@ -22,7 +22,7 @@ use object_store::ObjectStore;
 use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
 use crate::fold::{fold, folded_schema, ChangeSet};
-use crate::model::{ChangeBatch, Checkpoint, TableId};
+use crate::model::{ChangeBatch, Checkpoint, FirstOffsets, TableId};
 use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
 use crate::source::{RawRecord, Source};
@@ -138,6 +138,9 @@ pub struct Pipeline<'w> {
     /// Topic → table, so the router's regexes run once per topic, not once per record.
     routes: HashMap<Arc<str>, Option<Arc<TableId>>>,
     readiness: Arc<crate::metrics::Readiness>,
+    /// Checkpoints of change sets dropped because another writer overtook them: their
+    /// partitions are read again from their tables.
+    overtaken: Vec<Checkpoint>,
 }
 
 impl<'w> Pipeline<'w> {
@@ -167,6 +170,7 @@ impl<'w> Pipeline<'w> {
             last_commits: BTreeMap::new(),
             routes: HashMap::new(),
             readiness: Arc::default(),
+            overtaken: Vec::new(),
         })
     }
 
@@ -278,6 +282,11 @@ impl<'w> Pipeline<'w> {
                 ahead = self.apply_reading_ahead(folded, source).await?;
             } else {
                 self.apply_folded(folded).await?;
+            }
+            if !self.overtaken.is_empty() {
+                // What was read after an overtaken batch goes too: it is read again after it.
+                ahead = None;
+                self.rewind_overtaken(source).await?;
             }
             self.stats.batches += 1;
             source.committed(&self.committed());
@@ -457,6 +466,21 @@ impl<'w> Pipeline<'w> {
             .map_err(|e| router.with_table(e))
     }
 
+    /// Moves the partitions of overtaken change sets back to their tables' checkpoints (read
+    /// again: another writer advanced them).
+    async fn rewind_overtaken(&mut self, source: &mut dyn Source) -> Result<()> {
+        let partitions: BTreeSet<(String, i32)> = (std::mem::take(&mut self.overtaken).iter())
+            .flat_map(|c| c.offsets.iter())
+            .flat_map(|(topic, parts)| parts.keys().map(|p| (topic.clone(), *p)))
+            .collect();
+        let positions = self.positions(partitions.into_iter().collect()).await?;
+        let router = &self.config.router;
+        source
+            .rewind(&positions)
+            .await
+            .map_err(|e| router.with_table(e))
+    }
+
     /// Records the lag in offsets and, where partition ends are known, whether the tables have
     /// caught up with them.
     fn record_lag(&self, source: &dyn Source) {
@@ -584,7 +608,7 @@ impl<'w> Pipeline<'w> {
             batches,
         } = decoded;
         // Positions consumed without producing a row (dead letters, redundant tombstones).
-        let mut consumed: HashMap<TableId, Checkpoint> = HashMap::new();
+        let mut consumed: HashMap<TableId, (Checkpoint, FirstOffsets)> = HashMap::new();
         let pairs = routed.tables.iter().zip(&routed.records);
         for ((table, record), outcome) in pairs.zip(outcomes) {
             let consumed_without_row = match outcome {
@@ -613,11 +637,9 @@ impl<'w> Pipeline<'w> {
                 }
             };
             if let (true, Some(t)) = (consumed_without_row, table) {
-                consumed.entry(TableId::clone(t)).or_default().advance(
-                    &record.topic,
-                    record.partition,
-                    record.offset,
-                );
+                let (positions, first) = consumed.entry(TableId::clone(t)).or_default();
+                positions.advance(&record.topic, record.partition, record.offset);
+                first.note(&record.topic, record.partition, record.offset);
             }
         }
         let mut by_table: BTreeMap<TableId, Vec<ChangeBatch>> = BTreeMap::new();
@@ -635,8 +657,9 @@ impl<'w> Pipeline<'w> {
                 known_keys.as_deref(),
                 batches,
             )?;
-            if let Some(extra) = consumed.remove(&table) {
-                changes.checkpoint.merge(&extra);
+            if let Some((positions, first)) = consumed.remove(&table) {
+                changes.checkpoint.merge(&positions);
+                changes.first_offsets.merge(&first);
             }
             // Later schemaless records of this table decode with what the table will have.
             let will_have = TableSchema {
@@ -655,7 +678,15 @@ impl<'w> Pipeline<'w> {
             let table = changes.table.clone();
             let state = self.tables.get_mut(&table).expect("opened");
             let started = Instant::now();
-            let outcome = state.sink.apply(&changes).await?;
+            let outcome = match state.sink.apply(&changes).await {
+                Err(e @ Error::StaleBatch { .. }) => {
+                    tracing::warn!(error = %e, "batch dropped; reading its partitions again from the table");
+                    self.overtaken.push(changes.checkpoint.clone());
+                    self.tables.remove(&table);
+                    continue;
+                }
+                outcome => outcome?,
+            };
             let mut record = crate::metrics::CommitRecord {
                 table: &table,
                 committed: false,
@@ -694,6 +725,11 @@ impl<'w> Pipeline<'w> {
     /// Totals so far.
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
+    }
+
+    /// Each table committed to so far, with the format's version of its last commit.
+    pub fn last_commits(&self) -> &BTreeMap<TableId, String> {
+        &self.last_commits
     }
 }
 

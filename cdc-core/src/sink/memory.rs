@@ -51,6 +51,7 @@ impl MemTable {
         if !self.checkpoint.is_empty() && changes.checkpoint.is_covered_by(&self.checkpoint) {
             return Ok(CommitOutcome::AlreadyCommitted);
         }
+        changes.check_not_stale(&self.checkpoint)?;
         let merged: SchemaRef = Arc::new(merge_schemas(table, &self.schema, &changes.schema)?);
         let existing = if changes.truncate {
             RecordBatch::new_empty(merged.clone())

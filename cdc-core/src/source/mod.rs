@@ -104,6 +104,10 @@ pub trait Source: Send {
         self.add(positions).await
     }
 
+    /// Moves started partitions back to these next offsets: a batch another writer overtook is
+    /// read again from its table. Partitions this source no longer reads are left alone.
+    async fn rewind(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()>;
+
     /// The next records, at most `limits` of them: `None` once a bounded source is exhausted;
     /// empty when a streaming source got nothing within `limits.max_wait`.
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>>;

@@ -98,6 +98,7 @@ impl Accounts {
             upserts,
             deletes,
             checkpoint,
+            first_offsets: Default::default(),
             max_source_ts_ms: None,
         }
     }

@@ -58,6 +58,7 @@ pub fn keyed_change(
         upserts,
         deletes,
         checkpoint,
+        first_offsets: Default::default(),
         events: rows,
         max_source_ts_ms: None,
     }

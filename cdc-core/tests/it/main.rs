@@ -7,6 +7,7 @@ mod decode_fuzz;
 mod fixtures;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod overtaken;
 mod read_ahead;
 mod restart;
 #[cfg(feature = "s3")]

@@ -60,6 +60,7 @@ fn change(upserts: &[(i64, &str, Option<&str>)], deletes: &[i64], offset: i64) -
         upserts: rows,
         deletes,
         checkpoint,
+        first_offsets: Default::default(),
         max_source_ts_ms: None,
     }
 }

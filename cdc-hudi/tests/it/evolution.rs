@@ -31,6 +31,7 @@ fn set(schema: SchemaRef, columns: Vec<ArrayRef>, offset: i64) -> ChangeSet {
         deletes: upserts.project(&[0]).unwrap().slice(0, 0),
         upserts,
         checkpoint,
+        first_offsets: Default::default(),
         events: n,
         max_source_ts_ms: None,
     }

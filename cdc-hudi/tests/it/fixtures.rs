@@ -68,6 +68,7 @@ async fn time_travel_and_incremental(scenario: &Scenario, warehouse: &HudiWareho
             upserts: upsert.clone(),
             deletes: deleted_key.clone(),
             checkpoint,
+            first_offsets: Default::default(),
             events: 2,
             max_source_ts_ms: None,
         };

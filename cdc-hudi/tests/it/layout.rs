@@ -313,6 +313,7 @@ async fn an_update_rewrites_only_its_file_group() {
             deletes: upserts.project(&[0]).unwrap().slice(0, 0),
             upserts,
             checkpoint,
+            first_offsets: Default::default(),
             events: n,
             max_source_ts_ms: None,
         }

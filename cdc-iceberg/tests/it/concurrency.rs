@@ -138,6 +138,7 @@ fn change_set(
         upserts: rows,
         deletes: keys,
         checkpoint,
+        first_offsets: Default::default(),
         events: upserts.len() + deletes.len(),
         max_source_ts_ms: None,
     }

@@ -37,6 +37,7 @@ fn change(schema: SchemaRef, columns: Vec<ArrayRef>, offset: i64) -> ChangeSet {
         .unwrap(),
         upserts,
         checkpoint,
+        first_offsets: Default::default(),
         events: n,
         max_source_ts_ms: None,
     }

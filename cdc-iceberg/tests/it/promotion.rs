@@ -46,6 +46,7 @@ fn change(
         .unwrap(),
         upserts,
         checkpoint,
+        first_offsets: Default::default(),
         events: n,
         max_source_ts_ms: None,
     }

@@ -167,6 +167,7 @@ async fn attempt_once<D: UpsertDriver>(
     if !view.checkpoint.is_empty() && changes.checkpoint.is_covered_by(&view.checkpoint) {
         return Ok(CommitOutcome::AlreadyCommitted);
     }
+    changes.check_not_stale(&view.checkpoint)?;
     let merged: SchemaRef = match &view.schema {
         Some(current) => Arc::new(merge_schemas(&table, current, &changes.schema)?),
         None => changes.schema.clone(),

@@ -165,6 +165,7 @@ impl ChangedKeys {
             ignore_table_values: BooleanArray::from(Vec::<bool>::new()),
             deletes: RecordBatch::new_empty(key_schema),
             checkpoint: Default::default(),
+            first_offsets: Default::default(),
             events: 0,
             max_source_ts_ms: None,
         };

@@ -163,6 +163,7 @@ mod tests {
             ignore_table_values: BooleanArray::from(vec![false, false, false, true]),
             deletes: RecordBatch::new_empty(Arc::new(Schema::new(vec![schema.field(0).clone()]))),
             checkpoint: Default::default(),
+            first_offsets: Default::default(),
             events: 4,
             max_source_ts_ms: None,
         };

@@ -43,6 +43,12 @@ impl SourceContext {
         std::mem::take(&mut self.changes().assigned)
     }
 
+    /// Gives back assigned partitions that could not be positioned yet (they stay paused).
+    pub fn hand_back(&self, partitions: Vec<TopicPartition>) {
+        let mut group = self.changes();
+        group.assigned.extend(partitions);
+    }
+
     /// Takes the partitions revoked since the last call.
     pub fn take_revoked(&self) -> Vec<TopicPartition> {
         std::mem::take(&mut self.changes().revoked)
@@ -93,8 +99,9 @@ impl ConsumerContext for SourceContext {
                     false => consumer.assign(tpl),
                 };
                 let paused = assigned.and_then(|()| consumer.pause(tpl));
+                // A revocation not seen yet stays: records of the partition read before it are
+                // dropped, and the partition is read again from its table's checkpoint.
                 let mut group = self.changes();
-                group.revoked.retain(|tp| !partitions.contains(tp));
                 group.assigned.extend(partitions);
                 self.joined
                     .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -91,6 +91,8 @@ pub struct KafkaSource {
     retry_wait: Duration,
 }
 
+/// Longest wait for librdkafka to move a partition's fetch position.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 /// First wait after a transient consumer error.
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 /// Longest wait between attempts while the broker stays unavailable.
@@ -209,21 +211,82 @@ impl KafkaSource {
     }
 
     /// Moves partitions the group assigned (held paused) to their next offsets and resumes
-    /// them, checked against retention as [`KafkaSource::assign`] does.
-    pub fn seek_assigned(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
+    /// them, checked against retention as [`KafkaSource::assign`] does. A partition librdkafka
+    /// cannot move yet (still starting, or its previous fetcher stopping) stays paused and is
+    /// handed back to be tried again.
+    pub async fn seek_assigned(
+        &mut self,
+        partitions: &[(TopicPartition, Option<i64>)],
+    ) -> Result<()> {
         let list = self.positioned(partitions)?;
-        let sought = self
-            .consumer
-            .seek_partitions(list.clone(), Duration::from_secs(10))
-            .map_err(|e| kafka_err(&self.brokers, "cannot seek assigned partitions", e))?;
-        for e in sought.elements() {
-            e.error()
-                .map_err(|err| kafka_err(e.topic(), "cannot seek an assigned partition", err))?;
+        let not_yet = self.seek(&list);
+        let mut sought = TopicPartitionList::new();
+        for e in list.elements() {
+            let tp = (e.topic().to_string(), e.partition());
+            if !not_yet.contains(&tp) {
+                sought.add_partition(e.topic(), e.partition());
+            }
         }
-        tracing::info!(partitions = ?context::topic_partitions(&list), "reading assigned partitions from their tables' checkpoints");
+        if !not_yet.is_empty() {
+            for (topic, partition) in &not_yet {
+                if let Some(partitions) = self.positions.get_mut(topic.as_str()) {
+                    partitions.remove(partition);
+                }
+            }
+            self.consumer.context().hand_back(not_yet);
+            tokio::time::sleep(FIRST_RETRY_WAIT).await;
+        }
+        if sought.count() == 0 {
+            return Ok(());
+        }
+        tracing::info!(partitions = ?context::topic_partitions(&sought), "reading assigned partitions from their tables' checkpoints");
         self.consumer
-            .resume(&list)
+            .resume(&sought)
             .map_err(|e| kafka_err(&self.brokers, "cannot resume assigned partitions", e))
+    }
+
+    /// Moves the partitions of `list` to its offsets; returns those librdkafka could not move
+    /// (logged; a later seek may).
+    fn seek(&self, list: &TopicPartitionList) -> Vec<TopicPartition> {
+        let failed = match self.consumer.seek_partitions(list.clone(), SEEK_TIMEOUT) {
+            Err(e) => {
+                tracing::warn!(brokers = %self.brokers, error = %e, "cannot seek partitions yet");
+                return context::topic_partitions(list);
+            }
+            Ok(sought) => sought,
+        };
+        let mut not_yet = Vec::new();
+        for e in failed.elements() {
+            if let Err(error) = e.error() {
+                tracing::warn!(topic = e.topic(), partition = e.partition(), %error, "cannot seek the partition yet");
+                crate::metrics::consumer_error();
+                not_yet.push((e.topic().to_string(), e.partition()));
+            }
+        }
+        not_yet
+    }
+
+    /// Moves partitions this source reads back to earlier offsets (a batch another writer
+    /// overtook is read again); others are left alone.
+    pub async fn rewind(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
+        let mine: Vec<(TopicPartition, Option<i64>)> = (partitions.iter())
+            .filter(|((topic, partition), _)| {
+                (self.positions.get(topic.as_str())).is_some_and(|p| p.contains_key(partition))
+            })
+            .cloned()
+            .collect();
+        let list = self.positioned(&mine)?;
+        let not_yet = self.seek(&list);
+        if not_yet.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Source {
+            location: self.brokers.clone(),
+            message: format!(
+                "cannot move partitions {not_yet:?} back to their tables' checkpoints"
+            ),
+            source: None,
+        })
     }
 
     /// Forgets partitions the group revoked and drops their records from `records` (read
@@ -467,7 +530,11 @@ impl Source for KafkaSource {
     }
 
     async fn start_assigned(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
-        self.seek_assigned(positions)
+        self.seek_assigned(positions).await
+    }
+
+    async fn rewind(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        KafkaSource::rewind(self, positions).await
     }
 
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {
@@ -483,7 +550,7 @@ impl Source for KafkaSource {
     /// The high watermark of librdkafka's last statistics, for a partition this source reads.
     fn end_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.positions.get(topic)?.get(&partition)?;
-        let ends = self.consumer.context().ends.lock().ok()?;
+        let ends = (self.consumer.context().ends.lock()).unwrap_or_else(|e| e.into_inner());
         ends.get(&(topic.to_string(), partition)).copied()
     }
 }

@@ -625,6 +625,19 @@ impl Source for RawFileSource {
         true
     }
 
+    async fn rewind(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
+        for ((topic, partition), next) in positions {
+            let tp = |r: &RawRecord| r.partition == *partition && *r.topic == **topic;
+            self.pending.retain(|r| !tp(r));
+            if let Some(next) = next {
+                self.seek(topic, *partition, *next);
+                self.exhausted = false;
+            }
+        }
+        self.pending_bytes = self.pending.iter().map(RawRecord::size).sum();
+        Ok(())
+    }
+
     async fn start(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
         for ((topic, partition), next) in positions {
             if let Some(next) = next {
