@@ -14,6 +14,8 @@ pub use cdc_core as core;
 
 #[cfg(feature = "query")]
 pub mod query;
+#[cfg(feature = "query")]
+pub mod status;
 #[cfg(feature = "delta")]
 pub use cdc_delta as delta;
 #[cfg(feature = "hudi")]

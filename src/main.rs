@@ -2,7 +2,7 @@
 
 mod config;
 mod endpoints;
-mod query_cli;
+mod inspect;
 mod sample;
 
 use std::collections::HashMap;
@@ -86,7 +86,9 @@ enum Command {
         config: PathBuf,
     },
     /// SQL over the warehouse's tables (`schema.table`), printed as a table, CSV or JSON lines.
-    Query(query_cli::QueryArgs),
+    Query(inspect::QueryArgs),
+    /// Every table of the warehouse: format, rows, files, last commit, checkpoint.
+    Status(inspect::StatusArgs),
     /// Iceberg table maintenance: compaction, snapshot expiry, orphan-file removal.
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
@@ -744,7 +746,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sync(args) => runtime.block_on(sync(args)),
         Command::Run { config } => runtime.block_on(run_service(&config)),
-        Command::Query(args) => runtime.block_on(query_cli::query(args)),
+        Command::Query(args) => runtime.block_on(inspect::query(args)),
+        Command::Status(args) => runtime.block_on(inspect::status(args)),
         #[cfg(feature = "kafka")]
         Command::Stream(args) => runtime.block_on(stream(args)),
         #[cfg(feature = "iceberg")]

@@ -6,24 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
-use common::{assert_jsonl_expected, cdc_lake, layout, s};
+use common::{assert_jsonl_expected, cdc_lake, jsonl_sync, layout, s};
 
 mod common;
 
 #[test]
 fn sync_writes_the_expected_tables_and_resumes() {
     let (scenario, _dir, topics, wh) = layout("crud", 50, true);
-    let args = [
-        "sync",
-        "--format",
-        "jsonl",
-        "--source",
-        s(&topics),
-        "--warehouse",
-        s(&wh),
-        "--max-batch-events",
-        "100",
-    ];
+    let args = jsonl_sync(&topics, &wh, &["--max-batch-events", "100"]);
     let out = cdc_lake(&args);
     assert!(
         out.status.success(),
@@ -67,15 +57,7 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     let (_scenario, dir, topics, wh) = layout("crud", 1000, false);
     spoil_op(&topics, 7);
 
-    let out = cdc_lake(&[
-        "sync",
-        "--format",
-        "jsonl",
-        "--source",
-        s(&topics),
-        "--warehouse",
-        s(&wh),
-    ]);
+    let out = cdc_lake(&jsonl_sync(&topics, &wh, &[]));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -84,17 +66,7 @@ fn bad_records_stop_with_their_location_or_go_to_dead_letters() {
     );
 
     let dlq = dir.path().join("dlq");
-    let out = cdc_lake(&[
-        "sync",
-        "--format",
-        "jsonl",
-        "--source",
-        s(&topics),
-        "--warehouse",
-        s(&wh),
-        "--dead-letter",
-        s(&dlq),
-    ]);
+    let out = cdc_lake(&jsonl_sync(&topics, &wh, &["--dead-letter", s(&dlq)]));
     assert!(
         out.status.success(),
         "{}",

@@ -27,9 +27,9 @@ fn run_in(dir: &Path, args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
-/// The customers the sample's events leave, by folding them here: creates, snapshot reads and
-/// updates make a key live, deletes end it.
-fn sample_customers() -> usize {
+/// The customers the sample's events leave, by folding them here (creates, snapshot reads and
+/// updates make a key live, deletes end it), and the number of records.
+fn sample_customers() -> (usize, usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data/sample/topics/dbserver1.public.customers/partition=0");
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -38,9 +38,10 @@ fn sample_customers() -> usize {
         .filter(|p| !p.to_str().unwrap().ends_with(".keys.json"))
         .collect();
     files.sort();
-    let mut live = BTreeSet::new();
+    let (mut live, mut records) = (BTreeSet::new(), 0);
     for file in files {
         for line in std::fs::read_to_string(file).unwrap().lines() {
+            records += 1;
             let event: serde_json::Value = serde_json::from_str(line).unwrap();
             let payload = event.get("payload").unwrap_or(&event);
             if payload.is_null() {
@@ -52,7 +53,7 @@ fn sample_customers() -> usize {
             };
         }
     }
-    live.len()
+    (live.len(), records)
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn the_first_run_writes_delta_tables_that_query_reads() {
 
     let count = "select count(*) as n from public.customers";
     let (table, _) = run_in(dir.path(), &["query", count]);
-    let expected = sample_customers();
+    let (expected, records) = sample_customers();
     assert!(table.contains(&format!("| {expected} ")), "{table}");
     let (csv, _) = run_in(dir.path(), &["query", count, "--output", "csv"]);
     assert_eq!(csv, format!("n\n{expected}\n"));
@@ -85,6 +86,16 @@ fn the_first_run_writes_delta_tables_that_query_reads() {
         ],
     );
     assert_eq!(json.lines().count(), expected);
+
+    let (status, _) = run_in(dir.path(), &["status"]);
+    let customers = format!("public.customers: delta version 1, {expected} rows in 1 files");
+    assert!(status.contains(&customers), "{status}");
+    let checkpoint = format!("  dbserver1.public.customers[0]: next offset {records}\n");
+    assert!(status.contains(&checkpoint), "{status}");
+    assert!(
+        status.contains("public.all_types: delta version 1, "),
+        "{status}"
+    );
 }
 
 #[cfg(all(feature = "iceberg", feature = "hudi"))]
@@ -110,6 +121,7 @@ fn sql_over_every_format_returns_the_expected_state() {
                 ],
             );
             let expected = scenario.expected();
+            let (status, _) = run_in(Path::new("."), &["status", "--warehouse", wh_str]);
             for (table, keys) in &scenario.tables {
                 let tables = cdc_lake::query::Tables {
                     warehouse: wh_str,
@@ -128,7 +140,13 @@ fn sql_over_every_format_returns_the_expected_state() {
                     VariantLoss::of(scenario_name),
                 )
                 .unwrap_or_else(|e| panic!("{scenario_name} {format} {table}: {e}"));
-                eprintln!("{scenario_name} {format} {table}: {} rows", rows.num_rows());
+                let line = format!("{table}: {format} version ");
+                let rows_line = format!(", {} rows in ", expected[table].len());
+                let shown = status.lines().find(|l| l.starts_with(&line));
+                assert!(
+                    shown.is_some_and(|l| l.contains(&rows_line)),
+                    "{scenario_name}: {status}"
+                );
             }
         }
     }

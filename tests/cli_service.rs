@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cdc_core::sink::JsonlWarehouse;
-use common::{assert_jsonl_expected, cdc_lake, layout, s};
+use common::{assert_jsonl_expected, cdc_lake, jsonl_sync, layout, s};
 
 mod common;
 
@@ -25,15 +25,7 @@ fn a_missing_raw_file_is_reported_unless_gaps_are_allowed() {
         }
     }
     assert!(missing > 0, "no such file in {}", customers.display());
-    let args = [
-        "sync",
-        "--format",
-        "jsonl",
-        "--source",
-        s(&topics),
-        "--warehouse",
-        s(&wh),
-    ];
+    let args = jsonl_sync(&topics, &wh, &[]);
     let out = cdc_lake(&args);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

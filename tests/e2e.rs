@@ -174,7 +174,11 @@ impl Harness {
             false => TansuBroker::start()?,
         };
         moto.create_bucket(BUCKET);
-        let dir = tempfile::tempdir().unwrap();
+        // CDC_LAKE_E2E_KEEP=1 keeps the run's logs and lakes for a look after a failure.
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(std::env::var("CDC_LAKE_E2E_KEEP").is_ok())
+            .tempdir()
+            .unwrap();
         let out = dir.path().join("driver");
         let log = File::create(dir.path().join("driver.log")).unwrap();
         let driver = Command::new(venv_python().expect("the tests' venv"))
@@ -461,16 +465,10 @@ fn end_to_end(format: Format, reader: Reader, glue: bool) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = child.wait_with_output().unwrap();
+    let status = stop_with_sigterm(&mut child);
     assert!(
-        out.status.success(),
-        "stream did not stop cleanly ({}):\n{}",
-        out.status,
+        status.success(),
+        "stream did not stop cleanly ({status}):\n{}",
         harness.log_tail("stream.log")
     );
     assert_equal_to_source(&harness, format, &streamed, reader, "stream");
@@ -493,6 +491,16 @@ fn end_to_end(format: Format, reader: Reader, glue: bool) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_equal_to_source(&harness, format, &batch, reader, "batch");
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit.
+fn stop_with_sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    child.wait().unwrap()
 }
 
 /// One run at a time: each has its own PostgreSQL, JVM, broker and S3 server, and two of them

@@ -155,8 +155,9 @@ impl CommitRecord<'_> {
     /// Adds the commit to the metrics.
     pub(crate) fn record(self) {
         let table = self.table.to_string();
-        counter!(EVENTS_APPLIED, "table" => table.clone()).increment(self.events);
         if self.committed {
+            // A change set the table already held (another writer's, a replay) applied nothing.
+            counter!(EVENTS_APPLIED, "table" => table.clone()).increment(self.events);
             counter!(COMMITS, "table" => table.clone()).increment(1);
             counter!(ROWS_UPSERTED, "table" => table.clone()).increment(self.rows_upserted);
             counter!(ROWS_DELETED, "table" => table.clone()).increment(self.rows_deleted);

@@ -17,6 +17,14 @@ pub fn cdc_lake(args: &[&str]) -> std::process::Output {
         .expect("runs")
 }
 
+/// `sync` of the raw files at `topics` into jsonl tables at `wh`, then `extra`.
+pub fn jsonl_sync<'a>(topics: &'a Path, wh: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["sync", "--format", "jsonl", "--source", s(topics)];
+    args.extend(["--warehouse", s(wh)]);
+    args.extend(extra);
+    args
+}
+
 /// A path as the `&str` a command line takes.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -376,6 +376,15 @@ class Delivery:
         with self.lock:
             for msg in sorted(acked, key=lambda m: (m.topic(), m.partition(), m.offset())):
                 k, v = msg.key(), msg.value()
+                expected = self.next_offset[msg.topic()][msg.partition()]
+                if msg.offset() < expected:
+                    # A broker that forgot acknowledged records (a restart) hands their offsets
+                    # out again: the topic no longer holds what the source did.
+                    raise RuntimeError(f"the broker gave {msg.topic()}[{msg.partition()}] offset "
+                                       f"{msg.offset()} again (next was {expected})")
+                if msg.offset() > expected:
+                    # A batch the broker lost before acknowledging it (a restart), sent again.
+                    log(f"the broker skipped {msg.topic()}[{msg.partition()}] offsets {expected}..{msg.offset() - 1}")
                 self.pending.setdefault((msg.topic(), msg.partition()), []).append(
                     (msg.offset(), None if k is None else k.decode(), None if v is None else v.decode()))
                 self.next_offset[msg.topic()][msg.partition()] = msg.offset() + 1

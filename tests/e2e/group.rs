@@ -35,6 +35,14 @@ struct Member {
     last_scrape: String,
 }
 
+impl Drop for Member {
+    /// A test that fails leaves no member running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Member {
     fn start(harness: &Harness, lake: &Lake, name: &'static str) -> Member {
         let log = File::create(harness.dir.path().join(format!("member-{name}.log"))).unwrap();
@@ -55,7 +63,7 @@ impl Member {
             .args(["--kafka-property", "session.timeout.ms=6000"])
             .args(["--kafka-property", "heartbeat.interval.ms=1000"])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,cdc_core::source::kafka=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -132,6 +140,10 @@ fn three_group_members_share_seven_tables_through_a_kill_and_a_broker_restart() 
     let Some(mut harness) = Harness::start(&settings, layout()) else {
         return;
     };
+    eprintln!(
+        "group run in {} (CDC_LAKE_E2E_KEEP=1 keeps it)",
+        harness.dir.path().display()
+    );
     harness.moto.export_env();
     let lake = Lake::local(harness.dir.path(), "group");
     let mut members: Vec<Member> = ["a", "b", "c"]
@@ -180,9 +192,15 @@ fn three_group_members_share_seven_tables_through_a_kill_and_a_broker_restart() 
     // Lag gauges follow the statistics (every 5 s).
     scrape_for(&mut members, &harness, Duration::from_secs(7));
     for member in &members {
-        let ready = member.get("/ready").unwrap_or_default();
-        let status = ready.lines().next().unwrap_or_default();
-        assert!(status.contains(" 200 "), "{}: {ready}", member.name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = member.get("/ready").unwrap_or_default();
+            if ready.lines().next().unwrap_or_default().contains(" 200 ") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {ready}", member.name);
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
     assert_metrics_agree(&members, &killed, &end);
     // Every live member did a share of the work; the one that joined late took partitions
@@ -196,8 +214,13 @@ fn three_group_members_share_seven_tables_through_a_kill_and_a_broker_restart() 
         late_log.contains("reading assigned partitions from their tables' checkpoints"),
         "{late_log}"
     );
-    for member in members {
-        common_terminate(member.child);
+    for member in &mut members {
+        let status = stop_with_sigterm(&mut member.child);
+        assert!(
+            status.success(),
+            "member {} did not stop cleanly",
+            member.name
+        );
     }
     assert_equal_to_source(
         &harness,
@@ -245,15 +268,4 @@ fn assert_metrics_agree(live: &[Member], killed: &Member, end: &EndOffsets) {
             1000.0 * seconds / commits
         );
     }
-}
-
-/// Stops a member with SIGTERM; it must exit cleanly.
-fn common_terminate(child: Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "a member did not stop cleanly");
 }

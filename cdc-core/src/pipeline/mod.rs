@@ -705,12 +705,12 @@ impl<'w> Pipeline<'w> {
                 (record.committed, record.rows_upserted, record.rows_deleted) =
                     (true, *rows_written, *rows_deleted);
                 self.stats.commits += 1;
+                self.stats.events_applied += changes.events as u64;
                 self.stats.rows_upserted += rows_written;
                 self.stats.rows_deleted += rows_deleted;
                 self.last_commits.insert(table.clone(), version.clone());
             }
             record.record();
-            self.stats.events_applied += changes.events as u64;
             self.stats.last_source_ts_ms =
                 self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);
             state.checkpoint.merge(&changes.checkpoint);

@@ -8,7 +8,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 /// A topic-partition.
 pub(super) type TopicPartition = (String, i32);
@@ -16,7 +16,7 @@ pub(super) type TopicPartition = (String, i32);
 /// What rebalances changed since the source last looked.
 #[derive(Debug, Default)]
 struct GroupChanges {
-    /// Assigned, paused, waiting to be positioned at their tables' checkpoints.
+    /// Assigned by the group, waiting to be assigned at their tables' checkpoints.
     pub assigned: Vec<TopicPartition>,
     /// Taken away: records of theirs not yet committed are dropped.
     pub revoked: Vec<TopicPartition>,
@@ -41,12 +41,6 @@ impl SourceContext {
     /// Takes the partitions assigned since the last call.
     pub fn take_assigned(&self) -> Vec<TopicPartition> {
         std::mem::take(&mut self.changes().assigned)
-    }
-
-    /// Gives back assigned partitions that could not be positioned yet (they stay paused).
-    pub fn hand_back(&self, partitions: Vec<TopicPartition>) {
-        let mut group = self.changes();
-        group.assigned.extend(partitions);
     }
 
     /// Takes the partitions revoked since the last call.
@@ -74,11 +68,12 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
-    /// Takes what the group assigns paused at the partition's end, not at the group's committed
-    /// offset (the tables, not the group, know where to go on; a group offset missing or
-    /// deleted by retention must not trigger librdkafka's reset): the source seeks each to its
-    /// table's checkpoint and resumes it. What the group revokes is let go at once: the batch
-    /// being read is not committed yet, and its records of those partitions are dropped.
+    /// Does not assign what the group assigns: the partitions wait (the group's rebalance with
+    /// them) until the source has read their tables' checkpoints and assigns them there
+    /// (`rd_kafka_incremental_assign` may be called outside this callback, and the group
+    /// completes the rebalance then). The group's committed offsets never position anything,
+    /// and no fetch starts anywhere else first. What the group revokes is let go at once: the
+    /// batch being read is not committed yet, and its records of those partitions are dropped.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -93,29 +88,33 @@ impl ConsumerContext for SourceContext {
         let outcome = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(partitions = ?partitions, "the consumer group assigned partitions");
-                let _ = tpl.set_all_offsets(Offset::End);
-                let assigned = match cooperative {
-                    true => consumer.incremental_assign(tpl),
-                    false => consumer.assign(tpl),
-                };
-                let paused = assigned.and_then(|()| consumer.pause(tpl));
-                // A revocation not seen yet stays: records of the partition read before it are
-                // dropped, and the partition is read again from its table's checkpoint.
-                let mut group = self.changes();
-                group.assigned.extend(partitions);
                 self.joined
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                paused
+                if partitions.is_empty() {
+                    // Nothing to position: the rebalance completes now.
+                    assign(consumer, cooperative, &TopicPartitionList::new())
+                } else {
+                    self.changes().assigned.extend(partitions);
+                    Ok(())
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let lost = consumer.assignment_lost();
                 tracing::info!(partitions = ?partitions, lost, "the consumer group revoked partitions");
                 let mut group = self.changes();
+                // Only partitions assigned by the source are in librdkafka's assignment.
+                let mut held = TopicPartitionList::new();
+                for (topic, partition) in &partitions {
+                    let tp = (topic.clone(), *partition);
+                    if !group.assigned.contains(&tp) {
+                        held.add_partition(topic, *partition);
+                    }
+                }
                 group.assigned.retain(|tp| !partitions.contains(tp));
                 group.revoked.extend(partitions);
                 drop(group);
                 match cooperative {
-                    true => consumer.incremental_unassign(tpl),
+                    true => consumer.incremental_unassign(&held),
                     false => consumer.unassign(),
                 }
             }
@@ -124,6 +123,19 @@ impl ConsumerContext for SourceContext {
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "consumer group rebalance failed");
         }
+    }
+}
+
+/// Adds `list` (partitions at their offsets) to what `consumer` reads, the way the group's
+/// protocol wants it: incrementally (cooperative), or as the whole assignment (eager).
+pub(super) fn assign<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    cooperative: bool,
+    list: &TopicPartitionList,
+) -> rdkafka::error::KafkaResult<()> {
+    match cooperative {
+        true => consumer.incremental_assign(list),
+        false => consumer.assign(list),
     }
 }
 

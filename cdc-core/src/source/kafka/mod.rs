@@ -91,8 +91,6 @@ pub struct KafkaSource {
     retry_wait: Duration,
 }
 
-/// Longest wait for librdkafka to move a partition's fetch position.
-const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 /// First wait after a transient consumer error.
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(100);
 /// Longest wait between attempts while the broker stays unavailable.
@@ -210,83 +208,47 @@ impl KafkaSource {
             .map_err(|e| kafka_err(&self.brokers, "cannot subscribe", e))
     }
 
-    /// Moves partitions the group assigned (held paused) to their next offsets and resumes
-    /// them, checked against retention as [`KafkaSource::assign`] does. A partition librdkafka
-    /// cannot move yet (still starting, or its previous fetcher stopping) stays paused and is
-    /// handed back to be tried again.
-    pub async fn seek_assigned(
+    /// Assigns partitions the group gave this member, each at its next offset, checked against
+    /// retention as [`KafkaSource::assign`] does; the group's rebalance completes with it.
+    pub fn assign_from_group(
         &mut self,
         partitions: &[(TopicPartition, Option<i64>)],
     ) -> Result<()> {
         let list = self.positioned(partitions)?;
-        let not_yet = self.seek(&list);
-        let mut sought = TopicPartitionList::new();
-        for e in list.elements() {
-            let tp = (e.topic().to_string(), e.partition());
-            if !not_yet.contains(&tp) {
-                sought.add_partition(e.topic(), e.partition());
-            }
-        }
-        if !not_yet.is_empty() {
-            for (topic, partition) in &not_yet {
-                if let Some(partitions) = self.positions.get_mut(topic.as_str()) {
-                    partitions.remove(partition);
-                }
-            }
-            self.consumer.context().hand_back(not_yet);
-            tokio::time::sleep(FIRST_RETRY_WAIT).await;
-        }
-        if sought.count() == 0 {
-            return Ok(());
-        }
-        tracing::info!(partitions = ?context::topic_partitions(&sought), "reading assigned partitions from their tables' checkpoints");
-        self.consumer
-            .resume(&sought)
-            .map_err(|e| kafka_err(&self.brokers, "cannot resume assigned partitions", e))
+        context::assign(&self.consumer, self.cooperative(), &list)
+            .map_err(|e| kafka_err(&self.brokers, "cannot assign partitions", e))?;
+        tracing::info!(partitions = ?context::topic_partitions(&list), "reading assigned partitions from their tables' checkpoints");
+        Ok(())
     }
 
-    /// Moves the partitions of `list` to its offsets; returns those librdkafka could not move
-    /// (logged; a later seek may).
-    fn seek(&self, list: &TopicPartitionList) -> Vec<TopicPartition> {
-        let failed = match self.consumer.seek_partitions(list.clone(), SEEK_TIMEOUT) {
-            Err(e) => {
-                tracing::warn!(brokers = %self.brokers, error = %e, "cannot seek partitions yet");
-                return context::topic_partitions(list);
-            }
-            Ok(sought) => sought,
-        };
-        let mut not_yet = Vec::new();
-        for e in failed.elements() {
-            if let Err(error) = e.error() {
-                tracing::warn!(topic = e.topic(), partition = e.partition(), %error, "cannot seek the partition yet");
-                crate::metrics::consumer_error();
-                not_yet.push((e.topic().to_string(), e.partition()));
-            }
-        }
-        not_yet
+    /// Whether the group rebalances incrementally (always, outside a group).
+    fn cooperative(&self) -> bool {
+        !self.join_group
+            || !matches!(
+                self.consumer.rebalance_protocol(),
+                rdkafka::consumer::RebalanceProtocol::Eager
+            )
     }
 
     /// Moves partitions this source reads back to earlier offsets (a batch another writer
-    /// overtook is read again); others are left alone.
-    pub async fn rewind(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
+    /// overtook is read again): each is taken out of the assignment and put back at its
+    /// offset, so no fetch at the old position survives. Others are left alone.
+    pub fn rewind(&mut self, partitions: &[(TopicPartition, Option<i64>)]) -> Result<()> {
         let mine: Vec<(TopicPartition, Option<i64>)> = (partitions.iter())
             .filter(|((topic, partition), _)| {
                 (self.positions.get(topic.as_str())).is_some_and(|p| p.contains_key(partition))
             })
             .cloned()
             .collect();
-        let list = self.positioned(&mine)?;
-        let not_yet = self.seek(&list);
-        if not_yet.is_empty() {
+        if mine.is_empty() {
             return Ok(());
         }
-        Err(Error::Source {
-            location: self.brokers.clone(),
-            message: format!(
-                "cannot move partitions {not_yet:?} back to their tables' checkpoints"
-            ),
-            source: None,
-        })
+        let list = self.positioned(&mine)?;
+        let moved = self
+            .consumer
+            .incremental_unassign(&list)
+            .and_then(|()| self.consumer.incremental_assign(&list));
+        moved.map_err(|e| kafka_err(&self.brokers, "cannot move partitions back", e))
     }
 
     /// Forgets partitions the group revoked and drops their records from `records` (read
@@ -464,6 +426,22 @@ impl KafkaSource {
             else {
                 continue;
             };
+            if let Some(expected) = *next {
+                if message.offset() < expected {
+                    // Fetched before a rewind took effect: read again later, in order.
+                    continue;
+                }
+                if message.offset() > expected {
+                    // Transaction markers, compaction; anything else is a bug worth seeing.
+                    tracing::debug!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        expected,
+                        got = message.offset(),
+                        "offsets skipped by the broker"
+                    );
+                }
+            }
             *next = Some(message.offset() + 1);
             let record = RawRecord {
                 topic,
@@ -530,11 +508,11 @@ impl Source for KafkaSource {
     }
 
     async fn start_assigned(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
-        self.seek_assigned(positions).await
+        self.assign_from_group(positions)
     }
 
     async fn rewind(&mut self, positions: &[((String, i32), Option<i64>)]) -> Result<()> {
-        KafkaSource::rewind(self, positions).await
+        KafkaSource::rewind(self, positions)
     }
 
     async fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Vec<RawRecord>>> {
