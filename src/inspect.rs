@@ -6,21 +6,28 @@ use std::path::PathBuf;
 use cdc_lake::query::{render, BoxError, Tables};
 use cdc_lake::Format;
 
-/// `query`'s arguments.
+/// Where the tables are: the arguments `query` and `status` share.
 #[derive(Debug, clap::Args)]
-pub struct QueryArgs {
-    /// SQL in DataFusion's dialect; tables are named `schema.table`.
-    sql: String,
+pub struct WarehouseArgs {
     /// The warehouse the tables are in (`--warehouse` of `sync`).
     #[arg(long, default_value = "warehouse")]
     warehouse: String,
-    /// The tables' format (default: each table is looked for in every format this build has).
+    /// The tables' format (default: every format this build has).
     #[arg(long)]
     format: Option<Format>,
     /// The sink settings the tables were written with (`--sink-config` of `sync`): Iceberg's
     /// catalog, for one.
     #[arg(long, value_name = "FILE")]
     sink_config: Option<PathBuf>,
+}
+
+/// `query`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// SQL in DataFusion's dialect; tables are named `schema.table`.
+    sql: String,
+    #[command(flatten)]
+    at: WarehouseArgs,
     /// How rows are printed.
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
@@ -49,10 +56,10 @@ impl From<Output> for cdc_lake::query::Output {
 
 /// Runs `args.sql` and prints the rows.
 pub async fn query(args: QueryArgs) -> Result<(), BoxError> {
-    let settings = read_settings(args.sink_config.as_ref())?;
+    let settings = read_settings(args.at.sink_config.as_ref())?;
     let tables = Tables {
-        warehouse: &args.warehouse,
-        format: args.format,
+        warehouse: &args.at.warehouse,
+        format: args.at.format,
         settings: settings.as_deref(),
     };
     let batches = Box::pin(tables.run(&args.sql)).await?;
@@ -63,29 +70,32 @@ pub async fn query(args: QueryArgs) -> Result<(), BoxError> {
 /// `status`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The warehouse (`--warehouse` of `sync`).
-    #[arg(long, default_value = "warehouse")]
-    warehouse: String,
-    /// Only tables of this format.
+    #[command(flatten)]
+    at: WarehouseArgs,
+    /// The raw files the tables are synced from (`--source` of `sync`): each partition's lag
+    /// is where its files end minus the table's checkpoint.
     #[arg(long)]
-    format: Option<Format>,
-    /// The sink settings the tables were written with (`--sink-config` of `sync`).
-    #[arg(long, value_name = "FILE")]
-    sink_config: Option<PathBuf>,
+    source: Option<String>,
+    /// The Kafka brokers the tables stream from: each partition's lag is its end minus the
+    /// table's checkpoint.
+    #[cfg(feature = "kafka")]
+    #[arg(long)]
+    brokers: Option<String>,
+    /// librdkafka property `KEY=VALUE` for `--brokers` (security, SASL). Repeatable.
+    #[cfg(feature = "kafka")]
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    kafka_properties: Vec<String>,
 }
 
 /// Prints every table of the warehouse: format, rows, files, last commit, checkpoint.
 pub async fn status(args: StatusArgs) -> Result<(), BoxError> {
-    let settings = read_settings(args.sink_config.as_ref())?;
-    let tables = Box::pin(cdc_lake::status::status(
-        &args.warehouse,
-        args.format,
-        settings.as_deref(),
-    ))
-    .await?;
+    let (at, settings) = (&args.at, read_settings(args.at.sink_config.as_ref())?);
+    let listed = cdc_lake::status::status(&at.warehouse, at.format, settings.as_deref());
+    let tables = Box::pin(listed).await?;
     if tables.is_empty() {
-        println!("no tables at `{}`", args.warehouse);
+        println!("no tables at `{}`", at.warehouse);
     }
+    let mut ends = SourceEnds::of(&args).await?;
     for t in tables {
         let missing = || "-".to_string();
         println!(
@@ -99,7 +109,11 @@ pub async fn status(args: StatusArgs) -> Result<(), BoxError> {
         );
         for (topic, partitions) in &t.checkpoint.offsets {
             for (partition, next) in partitions {
-                println!("  {topic}[{partition}]: next offset {next}");
+                let lag = match ends.end(topic, *partition)? {
+                    Some(end) => format!(", source ends at {end}: lag {}", (end - next).max(0)),
+                    None => String::new(),
+                };
+                println!("  {topic}[{partition}]: next offset {next}{lag}");
             }
         }
     }
@@ -114,4 +128,49 @@ fn read_settings(path: Option<&PathBuf>) -> Result<Option<String>, BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     Ok(Some(text))
+}
+
+/// Where the source's partitions end, when `status` was given one.
+enum SourceEnds {
+    None,
+    Raw(std::collections::BTreeMap<(String, i32), i64>),
+    #[cfg(feature = "kafka")]
+    Kafka(Box<cdc_core::source::kafka::KafkaSource>),
+}
+
+impl SourceEnds {
+    async fn of(args: &StatusArgs) -> Result<SourceEnds, BoxError> {
+        if let Some(location) = &args.source {
+            let source = cdc_core::source::raw::RawFileSource::open(location).await?;
+            return Ok(SourceEnds::Raw(source.end_offsets().await?));
+        }
+        #[cfg(feature = "kafka")]
+        if let Some(brokers) = &args.brokers {
+            let properties = (args.kafka_properties.iter())
+                .map(|p| crate::split_pair(p, "--kafka-property"))
+                .map(|pair| pair.map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Result<_, _>>()?;
+            let source =
+                cdc_core::source::kafka::KafkaSource::new(&cdc_core::source::kafka::KafkaConfig {
+                    brokers: brokers.clone(),
+                    topics: ".*".into(),
+                    group_id: "cdc-lake-status".into(),
+                    join_group: false,
+                    properties,
+                    allow_gaps: false,
+                })?;
+            return Ok(SourceEnds::Kafka(Box::new(source)));
+        }
+        Ok(SourceEnds::None)
+    }
+
+    /// The end of `topic`/`partition`, if there is a source.
+    fn end(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, BoxError> {
+        Ok(match self {
+            SourceEnds::None => None,
+            SourceEnds::Raw(ends) => ends.get(&(topic.to_string(), partition)).copied(),
+            #[cfg(feature = "kafka")]
+            SourceEnds::Kafka(source) => Some(source.end_offset_now(topic, partition)?),
+        })
+    }
 }

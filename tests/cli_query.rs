@@ -151,3 +151,38 @@ fn sql_over_every_format_returns_the_expected_state() {
         }
     }
 }
+
+/// `status --source`: a table synced before the sink's last file landed trails by its records.
+#[test]
+fn status_shows_how_far_each_table_trails_its_source() {
+    let (_scenario, dir, topics, wh) = common::layout("crud", 100, false);
+    let customers = topics.join("dbserver1.public.customers/partition=0");
+    let mut files: Vec<_> = std::fs::read_dir(&customers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_str().unwrap().ends_with(".keys.json"))
+        .collect();
+    files.sort();
+    let last = files.pop().unwrap();
+    let held_back = dir.path().join("held-back");
+    std::fs::create_dir(&held_back).unwrap();
+    let keys = last.with_extension("keys.json");
+    for f in [&last, &keys] {
+        std::fs::rename(f, held_back.join(f.file_name().unwrap())).unwrap();
+    }
+    let (topics_s, wh_s) = (common::s(&topics), common::s(&wh));
+    run_in(
+        Path::new("."),
+        &["sync", "--source", topics_s, "--warehouse", wh_s],
+    );
+    for f in [&last, &keys] {
+        std::fs::rename(held_back.join(f.file_name().unwrap()), f).unwrap();
+    }
+    let records = std::fs::read_to_string(&last).unwrap().lines().count();
+    let args = ["status", "--warehouse", wh_s, "--source", topics_s];
+    let (status, _) = run_in(Path::new("."), &args);
+    let line = (status.lines())
+        .find(|l| l.starts_with("  dbserver1.public.customers[0]: "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(line.ends_with(&format!(": lag {records}")), "{status}");
+}

@@ -273,6 +273,14 @@ impl KafkaSource {
         !revoked.is_empty()
     }
 
+    /// The partition's end (high watermark), asked of the broker.
+    pub fn end_offset_now(&self, topic: &str, partition: i32) -> Result<i64> {
+        let (_, high) = (self.consumer)
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|e| kafka_err(topic, "cannot read the partition's offsets", e))?;
+        Ok(high)
+    }
+
     /// `partitions` at their next offsets, checked against retention.
     fn positioned(
         &mut self,

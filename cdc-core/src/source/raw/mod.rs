@@ -347,6 +347,20 @@ impl RawFileSource {
         self.round_robin.clone()
     }
 
+    /// The offset after the last record of each topic-partition (its last file's start offset
+    /// plus its records): where the sink's files end, for lag.
+    pub async fn end_offsets(&self) -> Result<BTreeMap<(String, i32), i64>> {
+        let mut ends = BTreeMap::new();
+        for (tp, partition) in &self.partitions {
+            let Some(last) = partition.files.last() else {
+                continue;
+            };
+            let records = lines(&last.path, get(self.store.as_ref(), &last.path).await?)?;
+            ends.insert(tp.clone(), last.start_offset + records.len() as i64);
+        }
+        Ok(ends)
+    }
+
     /// Starts a topic-partition at `next_offset` (everything before it is already in).
     pub fn seek(&mut self, topic: &str, partition: i32, next_offset: i64) {
         let tp = (topic.to_string(), partition);
