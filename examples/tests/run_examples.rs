@@ -1,7 +1,7 @@
 //! Every example runs as its docs say, on the bundled sample or a small generated backlog, and
 //! the examples agree with each other: the Delta and Hudi readers see the rows the reference
-//! sink (`batch_sync`) folds. (`kafka_stream` needs a broker; the facade's end-to-end tests
-//! stream through the same library calls.)
+//! sink (`batch_sync`) folds; `kafka_stream` streams a fixture from a real broker (tansu) until
+//! it is interrupted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -145,4 +145,41 @@ fn copy_dir(from: &Path, to: &Path) {
             false => _ = std::fs::copy(entry.path(), target).unwrap(),
         }
     }
+}
+
+/// `kafka_stream` reads a fixture's topics from the broker into Delta tables until SIGINT, and
+/// stops cleanly after the commit in flight.
+#[test]
+fn kafka_stream_streams_until_interrupted() {
+    use cdc_core::testing::{produce_to_kafka, scenario_topics_regex, Scenario, TansuBroker};
+    let Some(broker) = TansuBroker::start() else {
+        return;
+    };
+    let scenario = Scenario::load("crud");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let total = runtime.block_on(produce_to_kafka(&broker.bootstrap, &scenario));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let topics = scenario_topics_regex(&scenario);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka_stream"))
+        .args([&broker.bootstrap, &topics, s(&dir.path().join("lake"))])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_all = format!("{total} records, ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).unwrap().contains(&read_all) {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        assert!(child.try_wait().unwrap().is_none(), "exited: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stopped: PipelineStats"), "{text}");
 }
