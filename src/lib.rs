@@ -171,32 +171,51 @@ pub fn open_warehouse_with(
             Ok(Box::new(cdc_core::sink::JsonlWarehouse::new(path)))
         }
         #[cfg(feature = "delta")]
-        Format::Delta => {
-            // Object-store settings (endpoint, region, credentials) come from the environment.
-            let mut config: cdc_delta::DeltaSinkConfig = sink_config(format, settings)?;
-            config.storage_options.extend(storage_options_from_env());
-            config.test_hooks = crash_test_hooks();
-            Ok(Box::new(cdc_delta::DeltaWarehouse::new(warehouse, config)?))
-        }
+        Format::Delta => Ok(Box::new(delta_warehouse(warehouse, settings)?)),
         #[cfg(not(feature = "delta"))]
         Format::Delta => Err(missing_format("delta")),
         #[cfg(feature = "iceberg")]
-        Format::Iceberg => {
-            let mut config: cdc_iceberg::IcebergSinkConfig = sink_config(format, settings)?;
-            config.test_hooks = crash_test_hooks();
-            Ok(Box::new(cdc_iceberg::IcebergWarehouse::new(
-                warehouse, config,
-            )?))
-        }
+        Format::Iceberg => Ok(Box::new(iceberg_warehouse(warehouse, settings)?)),
         #[cfg(not(feature = "iceberg"))]
         Format::Iceberg => Err(missing_format("iceberg")),
         #[cfg(feature = "hudi")]
-        Format::Hudi => {
-            let mut config: cdc_hudi::HudiSinkConfig = sink_config(format, settings)?;
-            config.test_hooks = crash_test_hooks();
-            Ok(Box::new(cdc_hudi::HudiWarehouse::new(warehouse, config)?))
-        }
+        Format::Hudi => Ok(Box::new(hudi_warehouse(warehouse, settings)?)),
         #[cfg(not(feature = "hudi"))]
         Format::Hudi => Err(missing_format("hudi")),
     }
+}
+
+/// The Delta warehouse at `warehouse` with sink settings given as JSON; object-store settings
+/// (endpoint, region, credentials) come from the environment.
+#[cfg(feature = "delta")]
+pub fn delta_warehouse(
+    warehouse: &str,
+    settings: Option<&str>,
+) -> cdc_core::Result<cdc_delta::DeltaWarehouse> {
+    let mut config: cdc_delta::DeltaSinkConfig = sink_config(Format::Delta, settings)?;
+    config.storage_options.extend(storage_options_from_env());
+    config.test_hooks = crash_test_hooks();
+    cdc_delta::DeltaWarehouse::new(warehouse, config)
+}
+
+/// The Iceberg warehouse at `warehouse` with sink settings given as JSON.
+#[cfg(feature = "iceberg")]
+pub fn iceberg_warehouse(
+    warehouse: &str,
+    settings: Option<&str>,
+) -> cdc_core::Result<cdc_iceberg::IcebergWarehouse> {
+    let mut config = iceberg_sink_config(settings)?;
+    config.test_hooks = crash_test_hooks();
+    cdc_iceberg::IcebergWarehouse::new(warehouse, config)
+}
+
+/// The Hudi warehouse at `warehouse` with sink settings given as JSON.
+#[cfg(feature = "hudi")]
+pub fn hudi_warehouse(
+    warehouse: &str,
+    settings: Option<&str>,
+) -> cdc_core::Result<cdc_hudi::HudiWarehouse> {
+    let mut config: cdc_hudi::HudiSinkConfig = sink_config(Format::Hudi, settings)?;
+    config.test_hooks = crash_test_hooks();
+    cdc_hudi::HudiWarehouse::new(warehouse, config)
 }

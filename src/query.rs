@@ -175,12 +175,7 @@ async fn delta_provider(
     if local_dir(tables.warehouse).is_some_and(|dir| !dir.join(&*table.namespace).exists()) {
         return Ok(None);
     }
-    let mut config: cdc_delta::DeltaSinkConfig =
-        crate::sink_config(Format::Delta, tables.settings)?;
-    config
-        .storage_options
-        .extend(crate::storage_options_from_env());
-    let warehouse = cdc_delta::DeltaWarehouse::new(tables.warehouse, config)?;
+    let warehouse = crate::delta_warehouse(tables.warehouse, tables.settings)?;
     let Some(loaded) = warehouse.sink(table).load().await? else {
         return Ok(None);
     };
@@ -201,8 +196,7 @@ async fn iceberg_provider(
     if tables.settings.is_none() && local.is_some_and(|dir| !dir.join("catalog.db").exists()) {
         return Ok(None);
     }
-    let config = crate::iceberg_sink_config(tables.settings)?;
-    let warehouse = cdc_iceberg::IcebergWarehouse::new(tables.warehouse, config)?;
+    let warehouse = crate::iceberg_warehouse(tables.warehouse, tables.settings)?;
     let Some(location) = warehouse.metadata_location(table).await? else {
         return Ok(None);
     };
@@ -224,22 +218,33 @@ async fn hudi_provider(
     tables: &Tables<'_>,
     table: &TableId,
 ) -> Result<Option<Arc<dyn TableProvider>>, BoxError> {
-    let config: cdc_hudi::HudiSinkConfig = crate::sink_config(Format::Hudi, tables.settings)?;
-    let warehouse = cdc_hudi::HudiWarehouse::new(tables.warehouse, config)?;
-    let location = warehouse.table_location(table);
-    if let Some(dir) = local_dir(&location) {
-        if !dir.join(".hoodie").exists() {
-            return Ok(None);
-        }
-    }
-    let options: Vec<(String, String)> = crate::storage_options_from_env().into_iter().collect();
-    let loaded = hudi::table::Table::new_with_options(&location, options).await?;
+    let Some(loaded) = open_with_hudi_rs(tables.warehouse, tables.settings, table).await? else {
+        return Ok(None);
+    };
     let batches = loaded.read(&hudi::table::ReadOptions::new()).await?;
     let schema = match batches.first() {
         Some(b) => b.schema(),
         None => Arc::new(loaded.get_schema_with_meta_fields().await?),
     };
     Ok(Some(Arc::new(MemTable::try_new(schema, vec![batches])?)))
+}
+
+/// The Hudi table as hudi-rs opens it (object-store settings from the environment); `None`
+/// when a local warehouse has no such table.
+#[cfg(feature = "hudi")]
+pub(crate) async fn open_with_hudi_rs(
+    warehouse: &str,
+    settings: Option<&str>,
+    table: &TableId,
+) -> Result<Option<hudi::table::Table>, BoxError> {
+    let location = crate::hudi_warehouse(warehouse, settings)?.table_location(table);
+    if local_dir(&location).is_some_and(|dir| !dir.join(".hoodie").exists()) {
+        return Ok(None);
+    }
+    let options: Vec<(String, String)> = crate::storage_options_from_env().into_iter().collect();
+    Ok(Some(
+        hudi::table::Table::new_with_options(&location, options).await?,
+    ))
 }
 
 /// `batches` as `output` prints them.

@@ -140,12 +140,7 @@ async fn describe(
         }
         #[cfg(feature = "delta")]
         Format::Delta => {
-            let mut config: cdc_delta::DeltaSinkConfig =
-                crate::sink_config(Format::Delta, settings)?;
-            config
-                .storage_options
-                .extend(crate::storage_options_from_env());
-            let opened = cdc_delta::DeltaWarehouse::new(warehouse, config)?;
+            let opened = crate::delta_warehouse(warehouse, settings)?;
             if let Some(loaded) = opened.sink(&status.table).load().await? {
                 status.version = loaded.version().map(|v| v.to_string());
                 status.files = Some(loaded.get_file_uris()?.count() as u64);
@@ -155,8 +150,7 @@ async fn describe(
         }
         #[cfg(feature = "iceberg")]
         Format::Iceberg => {
-            let config = crate::iceberg_sink_config(settings)?;
-            let opened = cdc_iceberg::IcebergWarehouse::new(warehouse, config)?;
+            let opened = crate::iceberg_warehouse(warehouse, settings)?;
             if let Some(location) = opened.metadata_location(&status.table).await? {
                 let metadata = read_iceberg_metadata(&opened, &location).await?;
                 if let Some(snapshot) = metadata.current_snapshot() {
@@ -171,12 +165,10 @@ async fn describe(
         }
         #[cfg(feature = "hudi")]
         Format::Hudi => {
-            let config: cdc_hudi::HudiSinkConfig = crate::sink_config(Format::Hudi, settings)?;
-            let opened = cdc_hudi::HudiWarehouse::new(warehouse, config)?;
-            let location = opened.table_location(&status.table);
-            let options: Vec<(String, String)> =
-                crate::storage_options_from_env().into_iter().collect();
-            let loaded = hudi::table::Table::new_with_options(&location, options).await?;
+            let opened = crate::query::open_with_hudi_rs(warehouse, settings, &status.table);
+            let Some(loaded) = opened.await? else {
+                return Ok(());
+            };
             let slices = loaded
                 .get_file_slices(&hudi::table::ReadOptions::new())
                 .await?;
