@@ -203,17 +203,21 @@ fn three_group_members_share_seven_tables_through_a_kill_and_a_broker_restart() 
         }
     }
     assert_metrics_agree(&members, &killed, &end);
-    // Every live member did a share of the work; the one that joined late took partitions
-    // over from the tables' checkpoints.
+    // Every live member was given a share of the partitions and read it from the tables'
+    // checkpoints (the one that joined late included). Whether a share saw changes after it
+    // moved depends on the workload's timing, so commits are counted per table above.
     for member in &members {
-        let commits: f64 = member.samples(COMMITS).iter().map(|(_, n)| n).sum();
-        assert!(commits > 0.0, "member {} committed nothing", member.name);
+        let log = harness
+            .dir
+            .path()
+            .join(format!("member-{}.log", member.name));
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(
+            log.contains("reading assigned partitions from their tables' checkpoints"),
+            "member {} was given no partition:\n{log}",
+            member.name
+        );
     }
-    let late_log = std::fs::read_to_string(harness.dir.path().join("member-d.log")).unwrap();
-    assert!(
-        late_log.contains("reading assigned partitions from their tables' checkpoints"),
-        "{late_log}"
-    );
     for member in &mut members {
         let status = stop_with_sigterm(&mut member.child);
         assert!(
