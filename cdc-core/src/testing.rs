@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::model::TableId;
 
+pub mod avro;
 pub mod backlog;
 pub mod bench;
 mod changes;
@@ -74,6 +75,19 @@ pub struct FixtureRecord {
     pub key: Option<String>,
     /// Value JSON text (`None` for a tombstone).
     pub value: Option<String>,
+}
+
+impl FixtureRecord {
+    /// The record as a source reads it.
+    pub fn into_raw(self) -> crate::source::RawRecord {
+        crate::source::RawRecord {
+            topic: std::sync::Arc::from(self.topic),
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.map(bytes::Bytes::from),
+            value: self.value.map(bytes::Bytes::from),
+        }
+    }
 }
 
 /// One fixture scenario directory.

@@ -4,10 +4,12 @@
 //! Debezium's JSON (Kafka Connect JsonConverter) is [`DebeziumJsonDecoder`]; other wire
 //! formats (Avro) sit beside it in [`debezium`].
 
+pub mod avro;
 mod config;
 pub mod debezium;
 mod outcome;
 
+pub use avro::{MemoryRegistry, RegistryError, SchemaRegistry};
 pub use config::{DecoderConfig, TableHint, UnknownColumns};
 pub use debezium::json::DebeziumJsonDecoder;
 pub use debezium::parallel::Routed;

@@ -75,13 +75,7 @@ fn decode_all(
         let mut parts = r.topic.rsplit('.');
         let (table, schema) = (parts.next().unwrap(), parts.next().unwrap());
         let t = TableId::new(schema, table);
-        let raw = RawRecord {
-            topic: Arc::from(r.topic.as_str()),
-            partition: r.partition,
-            offset: r.offset,
-            key: r.key.clone().map(Bytes::from),
-            value: r.value.clone().map(Bytes::from),
-        };
+        let raw = r.clone().into_raw();
         let route = (routed || r.value.is_none()).then_some(&t);
         outcomes.push(format!(
             "{:?}",

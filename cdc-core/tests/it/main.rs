@@ -1,6 +1,7 @@
 //! Integration tests of cdc-core: the fixtures end to end through the raw-file source, the
 //! pipeline and the reference sink; restarts; and fuzzing of the decoder.
 
+mod avro;
 mod common;
 mod debezium_docs;
 mod decode_fuzz;

@@ -385,6 +385,28 @@ impl ColumnBuilder {
         Ok(Cell::Value)
     }
 
+    /// Raw bytes (Avro `bytes`): binary as they are, decimals as big-endian two's complement
+    /// of the unscaled value. The TOAST placeholder's bytes mark an unchanged value.
+    fn push_raw(&mut self, v: &[u8], placeholder: &Placeholder) -> Result<Cell, CellError> {
+        let unavailable = v == placeholder.text.as_bytes();
+        match self.field.data_type() {
+            DataType::Binary | DataType::Decimal128(..) | DataType::Decimal256(..)
+                if unavailable =>
+            {
+                self.push_null();
+                return Ok(Cell::Unavailable);
+            }
+            DataType::Binary => self.push_bytes(v)?,
+            DataType::Decimal128(..) | DataType::Decimal256(..) => {
+                let unscaled = numeric::twos_complement_to_i256(v)
+                    .ok_or_else(|| "decimal wider than 256 bits".to_string())?;
+                self.push_decimal_unscaled(unscaled)?;
+            }
+            _ => return Err(self.unexpected("bytes")),
+        }
+        Ok(Cell::Value)
+    }
+
     fn unexpected(&self, what: &str) -> CellError {
         format!(
             "expected a value of type {}, got {what}",

@@ -29,6 +29,9 @@ pub(crate) struct SourceBlock<'a> {
     /// Its raw JSON text: a string holding a JSON array, read without unescaping it.
     #[serde(borrow, default, deserialize_with = "raw_text")]
     pub(crate) sequence: Option<&'a str>,
+    /// The same array as plain text (Avro carries the string itself).
+    #[serde(skip)]
+    pub(crate) sequence_plain: Option<&'a str>,
     #[serde(default, rename = "txId")]
     pub(crate) tx_id: Option<i64>,
     #[serde(borrow, default)]
@@ -47,7 +50,10 @@ impl SourceBlock<'_> {
             Some("postgresql") => match self.lsn {
                 Some(lsn) => DbPosition::Postgres {
                     lsn,
-                    last_commit_lsn: self.sequence.and_then(last_commit_lsn_raw),
+                    last_commit_lsn: match self.sequence_plain {
+                        Some(plain) => last_commit_lsn(plain),
+                        None => self.sequence.and_then(last_commit_lsn_raw),
+                    },
                     tx_id: self.tx_id,
                 },
                 None => DbPosition::Unknown,
@@ -100,6 +106,37 @@ pub(crate) fn last_commit_lsn_raw(raw: &str) -> Option<u64> {
     }
     let text: Option<String> = serde_json::from_str(raw).ok()?;
     last_commit_lsn(&text?)
+}
+
+/// What a record's payload is, told by its top-level field names (the same for JSON and Avro).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PayloadKind {
+    Envelope,
+    TransactionMarker,
+    SchemaChange,
+    Heartbeat,
+    Message,
+    /// A row of `ExtractNewRecordState`, or any other object.
+    Unwrapped,
+}
+
+impl PayloadKind {
+    /// The kind of a payload of `fields` top-level fields, `has` telling which are there.
+    pub(crate) fn of(fields: usize, has: impl Fn(&str) -> bool) -> Self {
+        if has("op") && has("source") && (has("after") || has("before")) {
+            PayloadKind::Envelope
+        } else if has("status") && has("id") && (has("event_count") || has("data_collections")) {
+            PayloadKind::TransactionMarker
+        } else if has("ddl") || has("tableChanges") {
+            PayloadKind::SchemaChange
+        } else if fields == 1 && has("ts_ms") {
+            PayloadKind::Heartbeat
+        } else if has("op") && has("message") {
+            PayloadKind::Message
+        } else {
+            PayloadKind::Unwrapped
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use arrow_schema::Fields;
 use serde::de::DeserializeSeed;
-use serde_json::value::RawValue;
 
 use super::columns::Placeholder;
 use super::types::{row_fields, ConnectSchema};
@@ -29,28 +28,41 @@ use crate::error::{Error, RecordLocation, Result};
 use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, SourcePosition, TableId};
 use crate::source::RawRecord;
 
-use super::envelope::{raw_string, RawObject, SourceBlock, TransactionBlock, UnwrapMeta};
-use super::single_pass::{self, After};
+use super::avro_event::AvroPlan;
+use super::envelope::{
+    raw_string, PayloadKind, RawObject, SourceBlock, TransactionBlock, UnwrapMeta,
+};
+use super::single_pass::{self, After, RowInput};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
+use crate::decode::avro::{self, SchemaRegistry};
 
 /// An envelope's row images as the row decode takes them.
-struct Images<'p> {
-    before: Option<&'p str>,
-    after: After<'p>,
+pub(super) struct Images<'p> {
+    pub(super) before: Option<RowInput<'p>>,
+    pub(super) after: After<'p>,
 }
 
 /// Decodes Debezium JSON records into [`ChangeBatch`]es, one table at a time.
 pub struct DebeziumJsonDecoder {
-    config: DecoderConfig,
-    placeholder: Placeholder,
-    tables: HashMap<TableId, TableDecoder>,
-    table_order: Vec<TableId>,
-    finished: Vec<ChangeBatch>,
-    layouts: SchemaCache<RowLayout>,
-    key_schemas: SchemaCache<Vec<String>>,
-    hints: HashMap<TableId, TableHint>,
-    last_op_was_delete: HashMap<(Arc<str>, i32), bool>,
-    stats: DecodeStats,
+    pub(super) config: DecoderConfig,
+    pub(super) placeholder: Placeholder,
+    pub(super) tables: HashMap<TableId, TableDecoder>,
+    pub(super) table_order: Vec<TableId>,
+    pub(super) finished: Vec<ChangeBatch>,
+    pub(super) layouts: SchemaCache<RowLayout>,
+    pub(super) key_schemas: SchemaCache<Vec<String>>,
+    pub(super) hints: HashMap<TableId, TableHint>,
+    pub(super) last_op_was_delete: HashMap<(Arc<str>, i32), bool>,
+    pub(super) stats: DecodeStats,
+    /// Avro writer schemas by registry id, and where unknown ones come from.
+    pub(super) avro: AvroSchemas,
+}
+
+/// The Avro writer schemas a decoder has seen, by id, and the registry for new ids.
+#[derive(Clone, Default)]
+pub(super) struct AvroSchemas {
+    pub(super) plans: HashMap<u32, Arc<AvroPlan>>,
+    pub(super) registry: Option<Arc<dyn SchemaRegistry>>,
 }
 
 impl DebeziumJsonDecoder {
@@ -68,7 +80,14 @@ impl DebeziumJsonDecoder {
             hints: HashMap::default(),
             last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
+            avro: AvroSchemas::default(),
         }
+    }
+
+    /// Takes the writer schemas of Avro records (Confluent wire format) from `registry`.
+    pub fn with_schema_registry(mut self, registry: Arc<dyn SchemaRegistry>) -> Self {
+        self.avro.registry = Some(registry);
+        self
     }
 
     /// Tells the decoder a table's schema and key (from the table itself or from the user).
@@ -113,6 +132,7 @@ impl DebeziumJsonDecoder {
             hints: self.hints.clone(),
             last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
+            avro: self.avro.clone(),
         }
     }
 
@@ -138,6 +158,9 @@ impl DebeziumJsonDecoder {
         let Some(bytes) = &record.value else {
             return self.decode_tombstone(table, record);
         };
+        if avro::is_confluent_avro(bytes) {
+            return self.decode_avro(table, record, bytes);
+        }
         if let Some(decoded) = self.try_single_pass(table, record, bytes)? {
             return Ok(decoded);
         }
@@ -193,39 +216,40 @@ impl DebeziumJsonDecoder {
         payload_text: &str,
         payload: RawObject<'_>,
     ) -> Result<Decoded> {
-        if payload.has("op")
-            && payload.has("source")
-            && (payload.has("after") || payload.has("before"))
-        {
-            self.decode_envelope(table, record, schema_text, &payload)
-        } else if payload.has("status")
-            && payload.has("id")
-            && (payload.has("event_count") || payload.has("data_collections"))
-        {
+        match PayloadKind::of(payload.0.len(), |f| payload.has(f)) {
+            PayloadKind::Envelope => self.decode_envelope(table, record, schema_text, &payload),
+            PayloadKind::Unwrapped => {
+                self.decode_unwrapped(table, record, schema_text, payload_text)
+            }
+            kind => Ok(self.decode_other(kind, &payload)),
+        }
+    }
+
+    /// A record that is not a row: a transaction marker, schema change, heartbeat or message.
+    pub(super) fn decode_other(&mut self, kind: PayloadKind, payload: &RawObject<'_>) -> Decoded {
+        if kind == PayloadKind::TransactionMarker {
             self.stats.transaction_markers += 1;
             let status = raw_string(payload.get("status")).unwrap_or_default();
             let id = raw_string(payload.get("id")).unwrap_or_default();
             let event_count = payload
                 .non_null("event_count")
                 .and_then(|v| v.get().parse().ok());
-            Ok(Decoded::TransactionMarker {
+            Decoded::TransactionMarker {
                 status,
                 id,
                 event_count,
-            })
-        } else if payload.has("ddl") || payload.has("tableChanges") {
+            }
+        } else if kind == PayloadKind::SchemaChange {
             self.stats.schema_changes += 1;
-            Ok(Decoded::SchemaChange {
+            Decoded::SchemaChange {
                 ddl: raw_string(payload.get("ddl")),
-            })
-        } else if payload.0.len() == 1 && payload.has("ts_ms") {
-            self.stats.heartbeats += 1;
-            Ok(Decoded::Heartbeat)
-        } else if payload.has("op") && payload.has("message") {
+            }
+        } else if kind == PayloadKind::Message {
             self.stats.messages += 1;
-            Ok(Decoded::Message)
+            Decoded::Message
         } else {
-            self.decode_unwrapped(table, record, schema_text, payload_text)
+            self.stats.heartbeats += 1;
+            Decoded::Heartbeat
         }
     }
 
@@ -237,7 +261,7 @@ impl DebeziumJsonDecoder {
         }
     }
 
-    fn decode_error(
+    pub(super) fn decode_error(
         record: &RawRecord,
         field: Option<String>,
         message: impl Into<String>,
@@ -264,23 +288,21 @@ impl DebeziumJsonDecoder {
                     column: String::new(),
                     message: format!("value schema is not a Connect schema: {e}"),
                 })?;
-            let row = if envelope {
-                schema
-                    .field("after")
-                    .or_else(|| schema.field("before"))
-                    .ok_or_else(|| Error::UnsupportedSchema {
-                        table: table_name.clone(),
-                        column: "after".into(),
-                        message: "envelope schema has no `after` or `before` field".into(),
-                    })?
-            } else {
-                &schema
-            };
-            let fields = row_fields(&table_name, row, !envelope)?;
-            Ok(RowLayout {
-                fields: Fields::from(fields),
-                fingerprint: fingerprint(schema_text),
-            })
+            row_layout(&table_name, &schema, schema_text, envelope)
+        })
+    }
+
+    /// The row layout of an already parsed schema, cached under its text.
+    pub(super) fn layout_from_connect(
+        &mut self,
+        table: &TableId,
+        schema_text: &str,
+        schema: &ConnectSchema,
+        envelope: bool,
+    ) -> Result<Arc<RowLayout>> {
+        let table_name = table.to_string();
+        self.layouts.get_or_try(schema_text, || {
+            row_layout(&table_name, schema, schema_text, envelope)
         })
     }
 
@@ -308,62 +330,9 @@ impl DebeziumJsonDecoder {
         }))
     }
 
-    /// The key column names from a key record (its schema, or its payload's field names).
-    fn key_columns_of(&mut self, record: &RawRecord) -> Result<Option<Vec<String>>> {
-        let Some(key) = &record.key else {
-            return Ok(None);
-        };
-        let text = std::str::from_utf8(key)
-            .map_err(|e| Self::decode_error(record, Some("key".into()), e.to_string()))?;
-        let Some(obj) = RawObject::parse(text)
-            .map_err(|e| Self::decode_error(record, Some("key".into()), e.to_string()))?
-        else {
-            return Ok(None);
-        };
-        let wrapped = obj.0.len() == 2 && obj.has("schema") && obj.has("payload");
-        if wrapped {
-            if let Some(schema) = obj.non_null("schema") {
-                let names = self.key_schemas.get_or_try(schema.get(), || {
-                    let s: ConnectSchema = serde_json::from_str(schema.get()).map_err(|e| {
-                        Self::decode_error(record, Some("key.schema".into()), e.to_string())
-                    })?;
-                    Ok::<_, Error>(
-                        s.fields
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter_map(|f| f.field)
-                            .collect(),
-                    )
-                })?;
-                return Ok(Some(names.as_ref().clone()));
-            }
-            let Some(payload) = obj.non_null("payload") else {
-                return Ok(None);
-            };
-            return Ok(RawObject::parse(payload.get())
-                .ok()
-                .flatten()
-                .map(|p| p.0.into_iter().map(|(k, _)| k.into_owned()).collect()));
-        }
-        Ok(Some(
-            obj.0.into_iter().map(|(k, _)| k.into_owned()).collect(),
-        ))
-    }
-
-    /// The raw key payload object text, if the record has a key.
-    fn key_payload(record: &RawRecord) -> Option<String> {
-        let text = std::str::from_utf8(record.key.as_ref()?).ok()?;
-        let obj = RawObject::parse(text).ok()??;
-        if obj.0.len() == 2 && obj.has("schema") && obj.has("payload") {
-            obj.non_null("payload").map(|p| p.get().to_string())
-        } else {
-            Some(text.to_string())
-        }
-    }
-
     /// The table decoder for `table` with `layout`, flushing the old batch when the layout
     /// changed (a schema change mid-stream starts a new batch).
-    fn table_decoder(
+    pub(super) fn table_decoder(
         &mut self,
         table: &TableId,
         layout: Arc<RowLayout>,
@@ -404,11 +373,12 @@ impl DebeziumJsonDecoder {
         Ok(self.tables.get_mut(table).expect("inserted"))
     }
 
-    fn decode_row_text(
+    /// Decodes one row image into the table's builders; on error the row is rolled back.
+    pub(super) fn decode_row(
         &mut self,
         table: &TableId,
         record: &RawRecord,
-        text: &str,
+        input: RowInput<'_>,
         unwrapped: bool,
         meta: &mut UnwrapMeta,
     ) -> Result<()> {
@@ -417,25 +387,37 @@ impl DebeziumJsonDecoder {
         let td = self.tables.get_mut(table).expect("table decoder exists");
         let rows = td.rows();
         let mut current = None;
-        let mut de = serde_json::Deserializer::from_str(text);
-        let result = RowSeed {
+        let row = RowSeed {
             td,
             placeholder,
             unknown,
             unwrapped,
             meta,
             current: &mut current,
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+        };
+        let result = match input {
+            RowInput::Json(text) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                row.deserialize(&mut de)
+                    .and_then(|()| de.end())
+                    .map_err(|e| e.to_string())
+            }
+            RowInput::Avro(node, mut bytes) => row
+                .deserialize(avro::de::AvroDe {
+                    node,
+                    input: &mut bytes,
+                })
+                .map_err(|e| e.to_string()),
+        };
         if let Err(e) = result {
+            let td = self.tables.get_mut(table).expect("table decoder exists");
             td.rollback(rows);
-            return Err(Self::decode_error(record, current, e.to_string()));
+            return Err(Self::decode_error(record, current, e));
         }
         Ok(())
     }
 
-    fn push_event(
+    pub(super) fn push_event(
         &mut self,
         table: &TableId,
         record: &RawRecord,
@@ -502,9 +484,9 @@ impl DebeziumJsonDecoder {
         };
         self.table_decoder(&table, layout, record)?;
         let images = Images {
-            before: payload.non_null("before").map(RawValue::get),
+            before: payload.non_null("before").map(|b| RowInput::Json(b.get())),
             after: match payload.non_null("after") {
-                Some(a) => After::Text(a.get()),
+                Some(a) => After::Image(RowInput::Json(a.get())),
                 None => After::Missing,
             },
         };
@@ -545,7 +527,7 @@ impl DebeziumJsonDecoder {
         let op = Self::envelope_op(record, op_text);
         let keeps_after = matches!(op, Ok(Some(Op::Create | Op::Update | Op::Read)));
         let after = parts.after.unwrap_or(After::Missing);
-        if after == After::Decoded && !keeps_after {
+        if matches!(after, After::Decoded) && !keeps_after {
             rollback(self);
         }
         let Some(op) = op? else {
@@ -553,7 +535,7 @@ impl DebeziumJsonDecoder {
             return Ok(Some(Decoded::Message));
         };
         let images = Images {
-            before: parts.before.filter(|b| *b != "null"),
+            before: parts.before.filter(|b| *b != "null").map(RowInput::Json),
             after,
         };
         let source = parts.source.flatten().unwrap_or_default();
@@ -598,7 +580,7 @@ impl DebeziumJsonDecoder {
     }
 
     /// The operation of an envelope; `None` for a logical decoding message (`m`).
-    fn envelope_op(record: &RawRecord, op_text: &str) -> Result<Option<Op>> {
+    pub(super) fn envelope_op(record: &RawRecord, op_text: &str) -> Result<Option<Op>> {
         if op_text == "m" {
             return Ok(None);
         }
@@ -614,7 +596,7 @@ impl DebeziumJsonDecoder {
 
     /// The row of an envelope into its table's builders (the table decoder exists), and the
     /// event.
-    fn push_envelope(
+    pub(super) fn push_envelope(
         &mut self,
         table: &TableId,
         record: &RawRecord,
@@ -626,24 +608,21 @@ impl DebeziumJsonDecoder {
         let mut meta = UnwrapMeta::default();
         match op {
             Op::Truncate => self.tables.get_mut(table).expect("exists").push_null_row(),
-            Op::Delete => {
-                let text = images
-                    .before
-                    .map(str::to_string)
-                    .or_else(|| Self::key_payload(record))
-                    .ok_or_else(|| {
+            Op::Delete => match images.before {
+                Some(before) => self.decode_row(table, record, before, false, &mut meta)?,
+                None => {
+                    let key = self.key_row(record)?.ok_or_else(|| {
                         Self::decode_error(
                             record,
                             Some("before".into()),
                             "delete without `before` image and without a key",
                         )
                     })?;
-                self.decode_row_text(table, record, &text, false, &mut meta)?;
-            }
-            _ => match images.after {
-                After::Text(after) => {
-                    self.decode_row_text(table, record, after, false, &mut meta)?
+                    self.decode_row(table, record, key.input(), false, &mut meta)?;
                 }
+            },
+            _ => match images.after {
+                After::Image(after) => self.decode_row(table, record, after, false, &mut meta)?,
                 After::Decoded => {}
                 After::Missing => {
                     return Err(Self::decode_error(
@@ -691,7 +670,17 @@ impl DebeziumJsonDecoder {
         };
         self.table_decoder(&table, layout, record)?;
         let mut meta = UnwrapMeta::default();
-        self.decode_row_text(&table, record, row_text, true, &mut meta)?;
+        self.decode_row(&table, record, RowInput::Json(row_text), true, &mut meta)?;
+        Ok(self.push_unwrapped(&table, record, &meta))
+    }
+
+    /// The event of an unwrapped row just decoded, from its `__` metadata.
+    pub(super) fn push_unwrapped(
+        &mut self,
+        table: &TableId,
+        record: &RawRecord,
+        meta: &UnwrapMeta,
+    ) -> Decoded {
         let op = if meta.deleted == Some(true) {
             Op::Delete
         } else {
@@ -704,86 +693,41 @@ impl DebeziumJsonDecoder {
         let position = meta.position();
         let tx = meta.tx_id.clone();
         self.push_event(
-            &table,
+            table,
             record,
             op,
             position,
             meta.source_ts_ms,
             tx.as_deref(),
         );
-        Ok(Decoded::Row(table, op))
+        Decoded::Row(table.clone(), op)
     }
+}
 
-    fn decode_tombstone(&mut self, table: Option<&TableId>, record: &RawRecord) -> Result<Decoded> {
-        let redundant = self
-            .last_op_was_delete
-            .get(&(record.topic.clone(), record.partition))
-            .copied()
-            .unwrap_or(false);
-        let key_payload = Self::key_payload(record);
-        let (Some(table), Some(key_text)) = (table, key_payload) else {
-            if redundant {
-                self.last_op_was_delete
-                    .insert((record.topic.clone(), record.partition), false);
-                self.stats.redundant_tombstones += 1;
-                return Ok(Decoded::RedundantTombstone);
-            }
-            return Err(Self::decode_error(
-                record,
-                Some("key".into()),
-                "tombstone without a key or table route: its delete cannot be applied \
-                 (store Kafka keys with the S3 sink: store.kafka.keys=true)",
-            ));
-        };
-        let table = table.clone();
-        let layout = match self.tables.get(&table) {
-            Some(td) => td.layout.clone(),
-            None => {
-                // No row of this table yet in the batch: a batch of just the key columns.
-                let names = self.key_columns_of(record)?.unwrap_or_default();
-                let hint_schema = self.hints.get(&table).and_then(|h| h.schema.clone());
-                let fields = match hint_schema {
-                    Some(s) => s.fields().clone(),
-                    None => self.key_fields(record, &table, &names)?,
-                };
-                Arc::new(RowLayout {
-                    fingerprint: fingerprint(&format!("{fields:?}")),
-                    fields,
-                })
-            }
-        };
-        self.table_decoder(&table, layout, record)?;
-        let mut meta = UnwrapMeta::default();
-        self.decode_row_text(&table, record, &key_text, false, &mut meta)?;
-        self.push_event(&table, record, Op::Delete, DbPosition::Unknown, None, None);
-        self.stats.tombstones += 1;
-        Ok(Decoded::Tombstone(table))
-    }
-
-    /// Arrow fields of the key columns, from the key record's schema.
-    fn key_fields(
-        &mut self,
-        record: &RawRecord,
-        table: &TableId,
-        names: &[String],
-    ) -> Result<Fields> {
-        let text = record
-            .key
-            .as_ref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .unwrap_or("null");
-        let obj = RawObject::parse(text).ok().flatten();
-        let schema = obj.as_ref().and_then(|o| o.non_null("schema")).ok_or_else(|| {
-            Self::decode_error(
-                record,
-                Some("key".into()),
-                format!("tombstone for table `{table}` with a schemaless key and no known table schema ({names:?})"),
-            )
-        })?;
-        let s: ConnectSchema = serde_json::from_str(schema.get())
-            .map_err(|e| Self::decode_error(record, Some("key.schema".into()), e.to_string()))?;
-        Ok(Fields::from(row_fields(&table.to_string(), &s, false)?))
-    }
+/// The columns of a value schema: its `after` (else `before`) struct for an envelope, else the
+/// whole schema (an unwrapped row, whose `__` metadata fields are no columns).
+fn row_layout(
+    table: &str,
+    schema: &ConnectSchema,
+    schema_text: &str,
+    envelope: bool,
+) -> Result<RowLayout> {
+    let row = if envelope {
+        schema
+            .field("after")
+            .or_else(|| schema.field("before"))
+            .ok_or_else(|| Error::UnsupportedSchema {
+                table: table.to_string(),
+                column: "after".into(),
+                message: "envelope schema has no `after` or `before` field".into(),
+            })?
+    } else {
+        schema
+    };
+    Ok(RowLayout {
+        fields: Fields::from(row_fields(table, row, !envelope)?),
+        fingerprint: fingerprint(schema_text),
+    })
 }
 
 #[cfg(test)]

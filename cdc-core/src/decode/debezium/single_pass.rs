@@ -14,14 +14,22 @@ use serde::de::DeserializeSeed;
 use super::envelope::{SourceBlock, TransactionBlock};
 use super::scan::Scan;
 use super::table::RowSeed;
+use crate::decode::avro::schema::Node;
+
+/// A row image still to decode: JSON text, or an Avro record value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RowInput<'p> {
+    Json(&'p str),
+    Avro(&'p Node, &'p [u8]),
+}
 
 /// An envelope's `after` image as the row decode takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum After<'p> {
     /// `null` or no `after` field.
     Missing,
-    /// Its text, still to decode (the general path).
-    Text(&'p str),
+    /// Still to decode (the general path).
+    Image(RowInput<'p>),
     /// Already decoded into the builders as one more row (the single pass).
     Decoded,
 }

@@ -79,6 +79,11 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         self.column.push_str(v, self.placeholder).map_err(E::custom)
     }
 
+    /// Raw bytes (Avro `bytes`/`fixed`; JSON carries them as base64 strings).
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Cell, E> {
+        self.column.push_raw(v, self.placeholder).map_err(E::custom)
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
         let placeholder = self.placeholder;
         match &mut self.column.store {
@@ -170,7 +175,7 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
                 Ok(Cell::Value)
             }
             Store::Bytes { .. } | Store::I128(_) | Store::I256(_) => {
-                let value: serde_json::Map<String, serde_json::Value> =
+                let value: VariableScaleDecimal =
                     serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 column.push_object(value).map_err(de::Error::custom)?;
                 Ok(Cell::Value)
@@ -183,32 +188,51 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
 }
 
+/// A Debezium VariableScaleDecimal: the unscaled value's bytes (base64 in JSON, raw in Avro)
+/// and its scale.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariableScaleDecimal {
+    scale: i32,
+    value: UnscaledBytes,
+}
+
+struct UnscaledBytes(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for UnscaledBytes {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnscaledBytesVisitor)
+    }
+}
+
+struct UnscaledBytesVisitor;
+
+impl Visitor<'_> for UnscaledBytesVisitor {
+    type Value = UnscaledBytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("VariableScaleDecimal bytes (base64 or raw)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<UnscaledBytes, E> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .map_err(|e| E::custom(format!("VariableScaleDecimal: invalid base64: {e}")))?;
+        Ok(UnscaledBytes(bytes))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<UnscaledBytes, E> {
+        Ok(UnscaledBytes(v.to_vec()))
+    }
+}
+
 impl ColumnBuilder {
     /// A Debezium VariableScaleDecimal `{scale, value}` into a text or decimal column.
-    fn push_object(
-        &mut self,
-        value: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), CellError> {
-        let vsd = match (value.get("scale"), value.get("value")) {
-            (Some(serde_json::Value::Number(scale)), Some(serde_json::Value::String(v)))
-                if value.len() == 2 =>
-            {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(v)
-                    .map_err(|e| format!("VariableScaleDecimal: invalid base64: {e}"))?;
-                let scale = scale
-                    .as_i64()
-                    .and_then(|s| i32::try_from(s).ok())
-                    .ok_or("VariableScaleDecimal: bad scale")?;
-                Some(numeric::unscaled_to_decimal_text(&bytes, scale))
-            }
-            _ => None,
-        };
-        match (self.field.data_type(), vsd) {
-            (DataType::Utf8, Some(text)) => self.push_bytes(text.as_bytes()),
-            (DataType::Decimal128(..) | DataType::Decimal256(..), Some(text)) => {
-                self.push_decimal_text(&text)
-            }
+    fn push_object(&mut self, vsd: VariableScaleDecimal) -> Result<(), CellError> {
+        let text = numeric::unscaled_to_decimal_text(&vsd.value.0, vsd.scale);
+        match self.field.data_type() {
+            DataType::Utf8 => self.push_bytes(text.as_bytes()),
+            DataType::Decimal128(..) | DataType::Decimal256(..) => self.push_decimal_text(&text),
             _ => Err(self.unexpected("an object")),
         }
     }

@@ -1,0 +1,186 @@
+//! Record keys: the key columns they name, keys as row images (deletes without a `before`
+//! image, tombstones) in JSON or Avro, and tombstones turned into deletes.
+
+use std::sync::Arc;
+
+use arrow_schema::Fields;
+
+use super::avro_event::AvroPlan;
+use super::envelope::{RawObject, UnwrapMeta};
+use super::json::DebeziumJsonDecoder;
+use super::single_pass::RowInput;
+use super::table::{fingerprint, RowLayout};
+use super::types::{row_fields, ConnectSchema};
+use crate::decode::avro;
+use crate::decode::Decoded;
+use crate::error::{Error, Result};
+use crate::model::{DbPosition, Op, TableId};
+use crate::source::RawRecord;
+
+impl DebeziumJsonDecoder {
+    /// The key column names from a key record (its schema, or its payload's field names).
+    pub(super) fn key_columns_of(&mut self, record: &RawRecord) -> Result<Option<Vec<String>>> {
+        let Some(key) = &record.key else {
+            return Ok(None);
+        };
+        if avro::is_confluent_avro(key) {
+            let (plan, _) = self.avro_plan(record, "key", key)?;
+            return Ok(plan.field_names());
+        }
+        let text = std::str::from_utf8(key)
+            .map_err(|e| Self::decode_error(record, Some("key".into()), e.to_string()))?;
+        let Some(obj) = RawObject::parse(text)
+            .map_err(|e| Self::decode_error(record, Some("key".into()), e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let wrapped = obj.0.len() == 2 && obj.has("schema") && obj.has("payload");
+        if wrapped {
+            if let Some(schema) = obj.non_null("schema") {
+                let names = self.key_schemas.get_or_try(schema.get(), || {
+                    let s: ConnectSchema = serde_json::from_str(schema.get()).map_err(|e| {
+                        Self::decode_error(record, Some("key.schema".into()), e.to_string())
+                    })?;
+                    Ok::<_, Error>(
+                        s.fields
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|f| f.field)
+                            .collect(),
+                    )
+                })?;
+                return Ok(Some(names.as_ref().clone()));
+            }
+            let Some(payload) = obj.non_null("payload") else {
+                return Ok(None);
+            };
+            return Ok(RawObject::parse(payload.get())
+                .ok()
+                .flatten()
+                .map(|p| p.0.into_iter().map(|(k, _)| k.into_owned()).collect()));
+        }
+        Ok(Some(
+            obj.0.into_iter().map(|(k, _)| k.into_owned()).collect(),
+        ))
+    }
+
+    /// The record key as a row image, if the record has one.
+    pub(super) fn key_row<'r>(&mut self, record: &'r RawRecord) -> Result<Option<KeyRow<'r>>> {
+        match record.key.as_deref() {
+            Some(key) if avro::is_confluent_avro(key) => {
+                let (plan, body) = self.avro_plan(record, "key", key)?;
+                Ok(Some(KeyRow::Avro(plan, body)))
+            }
+            _ => Ok(Self::key_payload(record).map(KeyRow::Json)),
+        }
+    }
+
+    /// The raw key payload object text, if the record has a JSON key.
+    fn key_payload(record: &RawRecord) -> Option<String> {
+        let text = std::str::from_utf8(record.key.as_ref()?).ok()?;
+        let obj = RawObject::parse(text).ok()??;
+        if obj.0.len() == 2 && obj.has("schema") && obj.has("payload") {
+            obj.non_null("payload").map(|p| p.get().to_string())
+        } else {
+            Some(text.to_string())
+        }
+    }
+
+    pub(super) fn decode_tombstone(
+        &mut self,
+        table: Option<&TableId>,
+        record: &RawRecord,
+    ) -> Result<Decoded> {
+        let redundant = self
+            .last_op_was_delete
+            .get(&(record.topic.clone(), record.partition))
+            .copied()
+            .unwrap_or(false);
+        let key_row = self.key_row(record)?;
+        let (Some(table), Some(key_row)) = (table, key_row) else {
+            if redundant {
+                self.last_op_was_delete
+                    .insert((record.topic.clone(), record.partition), false);
+                self.stats.redundant_tombstones += 1;
+                return Ok(Decoded::RedundantTombstone);
+            }
+            return Err(Self::decode_error(
+                record,
+                Some("key".into()),
+                "tombstone without a key or table route: its delete cannot be applied \
+                 (store Kafka keys with the S3 sink: store.kafka.keys=true)",
+            ));
+        };
+        let table = table.clone();
+        let layout = match self.tables.get(&table) {
+            Some(td) => td.layout.clone(),
+            None => {
+                // No row of this table yet in the batch: a batch of just the key columns.
+                let names = self.key_columns_of(record)?.unwrap_or_default();
+                let hint_schema = self.hints.get(&table).and_then(|h| h.schema.clone());
+                let fields = match hint_schema {
+                    Some(s) => s.fields().clone(),
+                    None => self.key_fields(record, &table, &names)?,
+                };
+                Arc::new(RowLayout {
+                    fingerprint: fingerprint(&format!("{fields:?}")),
+                    fields,
+                })
+            }
+        };
+        self.table_decoder(&table, layout, record)?;
+        let mut meta = UnwrapMeta::default();
+        self.decode_row(&table, record, key_row.input(), false, &mut meta)?;
+        self.push_event(&table, record, Op::Delete, DbPosition::Unknown, None, None);
+        self.stats.tombstones += 1;
+        Ok(Decoded::Tombstone(table))
+    }
+
+    /// Arrow fields of the key columns, from the key record's schema.
+    fn key_fields(
+        &mut self,
+        record: &RawRecord,
+        table: &TableId,
+        names: &[String],
+    ) -> Result<Fields> {
+        if let Some(key) = record.key.as_deref().filter(|k| avro::is_confluent_avro(k)) {
+            let (plan, _) = self.avro_plan(record, "key", key)?;
+            return Ok(Fields::from(row_fields(
+                &table.to_string(),
+                plan.connect(),
+                false,
+            )?));
+        }
+        let text = record
+            .key
+            .as_ref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("null");
+        let obj = RawObject::parse(text).ok().flatten();
+        let schema = obj.as_ref().and_then(|o| o.non_null("schema")).ok_or_else(|| {
+            Self::decode_error(
+                record,
+                Some("key".into()),
+                format!("tombstone for table `{table}` with a schemaless key and no known table schema ({names:?})"),
+            )
+        })?;
+        let s: ConnectSchema = serde_json::from_str(schema.get())
+            .map_err(|e| Self::decode_error(record, Some("key.schema".into()), e.to_string()))?;
+        Ok(Fields::from(row_fields(&table.to_string(), &s, false)?))
+    }
+}
+
+/// A record key as a row image.
+pub(super) enum KeyRow<'r> {
+    Json(String),
+    Avro(Arc<AvroPlan>, &'r [u8]),
+}
+
+impl KeyRow<'_> {
+    pub(super) fn input(&self) -> RowInput<'_> {
+        match self {
+            KeyRow::Json(text) => RowInput::Json(text),
+            KeyRow::Avro(plan, body) => RowInput::Avro(plan.root(), body),
+        }
+    }
+}
