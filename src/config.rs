@@ -48,6 +48,8 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     /// `--dead-letter`.
     pub dead_letter: Option<String>,
+    /// `--schema-registry`.
+    pub schema_registry: Option<String>,
     /// `--ignore-unknown-columns`.
     #[serde(default)]
     pub ignore_unknown_columns: bool,
@@ -237,6 +239,7 @@ impl ServiceConfig {
                 self.limits.max_batch_bytes.map(|n| n.to_string()),
             ),
             ("dead-letter", self.dead_letter.clone()),
+            ("schema-registry", self.schema_registry.clone()),
             ("metrics-addr", self.metrics_addr.clone()),
         ];
         for (name, value) in limits {

@@ -268,6 +268,11 @@ struct SyncArgs {
     /// Write undecodable records here (local path or URL) instead of stopping.
     #[arg(long)]
     dead_letter: Option<String>,
+    /// Confluent Schema Registry URL for Avro records (Confluent's `AvroConverter`); basic
+    /// auth from `CDC_LAKE_REGISTRY_USER_INFO` (USER:PASSWORD) or a bearer token from
+    /// `CDC_LAKE_REGISTRY_TOKEN`. Needs the `avro` feature.
+    #[arg(long, value_name = "URL")]
+    schema_registry: Option<String>,
     /// Ignore fields of schemaless rows that the given schema lacks (default: error).
     #[arg(long)]
     ignore_unknown_columns: bool,
@@ -355,6 +360,7 @@ fn build_config(args: &SyncArgs) -> Result<PipelineConfig, Box<dyn std::error::E
     if args.ignore_unknown_columns {
         config.decoder.unknown_columns = UnknownColumns::Ignore;
     }
+    config.decoder.schema_registry = args.schema_registry.clone();
     config.limits.max_events = args.max_batch_events;
     config.limits.max_bytes = args.max_batch_bytes;
     Ok(config)

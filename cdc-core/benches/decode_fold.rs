@@ -30,6 +30,8 @@ fn records(name: &str) -> (TableId, Vec<RawRecord>) {
             offset: r.offset,
             key: r.key.map(Bytes::from),
             value: r.value.map(Bytes::from),
+            value_schema: None,
+            key_schema: None,
         })
         .collect();
     (table, records)

@@ -86,6 +86,8 @@ impl FixtureRecord {
             offset: self.offset,
             key: self.key.map(bytes::Bytes::from),
             value: self.value.map(bytes::Bytes::from),
+            value_schema: None,
+            key_schema: None,
         }
     }
 }

@@ -15,7 +15,7 @@ pub enum UnknownColumns {
     Ignore,
 }
 
-/// Settings of the Debezium JSON decoder.
+/// Settings of the Debezium decoder (JSON, and Avro in Confluent's wire format).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecoderConfig {
@@ -23,6 +23,10 @@ pub struct DecoderConfig {
     pub unavailable_value_placeholder: String,
     /// Fields of schemaless rows that the table schema lacks.
     pub unknown_columns: UnknownColumns,
+    /// The Confluent Schema Registry that Avro records' schema ids refer to (base URL;
+    /// credentials come from `CDC_LAKE_REGISTRY_USER_INFO` or `CDC_LAKE_REGISTRY_TOKEN`, never
+    /// from here). Needs the `registry` feature.
+    pub schema_registry: Option<String>,
 }
 
 impl Default for DecoderConfig {
@@ -30,6 +34,7 @@ impl Default for DecoderConfig {
         DecoderConfig {
             unavailable_value_placeholder: "__debezium_unavailable_value".to_string(),
             unknown_columns: UnknownColumns::Error,
+            schema_registry: None,
         }
     }
 }

@@ -9,6 +9,8 @@ mod config;
 pub mod debezium;
 mod outcome;
 
+#[cfg(feature = "registry")]
+pub use avro::{ConfluentRegistry, RegistrySettings};
 pub use avro::{MemoryRegistry, RegistryError, SchemaRegistry};
 pub use config::{DecoderConfig, TableHint, UnknownColumns};
 pub use debezium::json::DebeziumJsonDecoder;

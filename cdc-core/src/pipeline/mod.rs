@@ -146,8 +146,11 @@ pub struct Pipeline<'w> {
 impl<'w> Pipeline<'w> {
     /// A pipeline decoding Debezium JSON into `warehouse`. Validates the configuration.
     pub fn new(config: PipelineConfig, warehouse: &'w dyn Warehouse) -> Result<Self> {
-        let decoder = Box::new(DebeziumJsonDecoder::new(config.decoder.clone()));
-        Self::with_decoder(config, warehouse, decoder)
+        let mut decoder = DebeziumJsonDecoder::new(config.decoder.clone());
+        if let Some(url) = &config.decoder.schema_registry {
+            decoder = decoder.with_schema_registry(schema_registry(url)?);
+        }
+        Self::with_decoder(config, warehouse, Box::new(decoder))
     }
 
     /// A pipeline decoding records with `decoder` (any wire format) into `warehouse`.
@@ -737,6 +740,24 @@ impl<'w> Pipeline<'w> {
 struct RoutedBatch {
     tables: Vec<Option<Arc<TableId>>>,
     records: Vec<RawRecord>,
+}
+
+/// The client of the schema registry at `url`.
+#[cfg(feature = "registry")]
+fn schema_registry(url: &str) -> Result<Arc<dyn crate::decode::SchemaRegistry>> {
+    use crate::decode::{ConfluentRegistry, RegistrySettings};
+    let registry = ConfluentRegistry::new(RegistrySettings::from_env(url))
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Arc::new(registry))
+}
+
+#[cfg(not(feature = "registry"))]
+fn schema_registry(_url: &str) -> Result<Arc<dyn crate::decode::SchemaRegistry>> {
+    Err(Error::Config(
+        "a schema registry is configured, but this build has no registry client (feature `registry`, \
+         `avro` in the cdc-lake crate)"
+            .into(),
+    ))
 }
 
 /// A routed batch decoded: an outcome per record and the tables' change batches.

@@ -27,6 +27,11 @@ pub struct RawRecord {
     pub key: Option<Bytes>,
     /// Value bytes; `None` for a tombstone.
     pub value: Option<Bytes>,
+    /// The Avro writer schema of `value` when it is a plain Avro datum (from an object container
+    /// file's header); `None` for JSON and for Confluent-framed Avro (whose frame names it).
+    pub value_schema: Option<Arc<str>>,
+    /// The same for `key`.
+    pub key_schema: Option<Arc<str>>,
 }
 
 impl RawRecord {

@@ -74,6 +74,8 @@ impl AvroScenario {
                     offset: line.offset,
                     key: b64(line.key),
                     value: b64(line.value),
+                    value_schema: None,
+                    key_schema: None,
                 }
             })
             .collect()
@@ -96,6 +98,103 @@ impl AvroScenario {
             registry.insert(id, text);
         }
         Arc::new(registry)
+    }
+}
+
+/// Where a layout's tombstones go: the S3 sink's `AvroFormat` cannot store a null value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tombstones {
+    /// As if Debezium ran with `tombstones.on.delete=false`: none were produced, the other
+    /// records' offsets follow one another.
+    NotProduced,
+    /// Produced and skipped by the sink (`behavior.on.null.values=ignore`): each leaves a
+    /// missing offset between two files.
+    SkippedBySink,
+}
+
+impl AvroScenario {
+    /// Writes the records as the Confluent S3 sink's `AvroFormat` does: container files of at
+    /// most `per_file` plain datums (the frame taken off) with their writer schema, keys in
+    /// `.keys.avro` files, a new file whenever the value or key schema changes.
+    pub fn write_s3_layout(&self, dest: &std::path::Path, per_file: usize, tombstones: Tombstones) {
+        let schemas = self.schemas();
+        let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
+        for r in self.records() {
+            by_tp
+                .entry((r.topic.to_string(), r.partition))
+                .or_default()
+                .push(r);
+        }
+        for ((topic, partition), records) in by_tp {
+            let dir = dest.join(&topic).join(format!("partition={partition}"));
+            std::fs::create_dir_all(&dir).expect("create layout dir");
+            let mut file: Vec<(i64, RawRecord)> = Vec::new();
+            let mut renumbered = 0;
+            for r in records {
+                let id = |b: &Option<Bytes>| {
+                    b.as_ref()
+                        .map(|b| u32::from_be_bytes(b[1..5].try_into().unwrap()))
+                };
+                let Some(_) = r.value else {
+                    if tombstones == Tombstones::SkippedBySink {
+                        write_avro_file(&dir, &topic, partition, &file, &schemas);
+                        file.clear();
+                    }
+                    continue;
+                };
+                let offset = match tombstones {
+                    Tombstones::NotProduced => renumbered,
+                    Tombstones::SkippedBySink => r.offset,
+                };
+                renumbered += 1;
+                let rotate = file.last().is_some_and(|(_, last)| {
+                    id(&last.value) != id(&r.value) || id(&last.key) != id(&r.key)
+                });
+                if rotate || file.len() == per_file {
+                    write_avro_file(&dir, &topic, partition, &file, &schemas);
+                    file.clear();
+                }
+                file.push((offset, r));
+            }
+            write_avro_file(&dir, &topic, partition, &file, &schemas);
+        }
+    }
+}
+
+/// One container file of framed records (and its keys file), named by its first offset.
+fn write_avro_file(
+    dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+    records: &[(i64, RawRecord)],
+    schemas: &BTreeMap<u32, String>,
+) {
+    use crate::decode::avro::container::write_container;
+    let Some((start, first)) = records.first() else {
+        return;
+    };
+    let schema_of = |b: &Bytes| &schemas[&u32::from_be_bytes(b[1..5].try_into().unwrap())];
+    let base = format!("{topic}+{partition}+{start:010}");
+    let values: Vec<&[u8]> = records
+        .iter()
+        .map(|(_, r)| &r.value.as_ref().unwrap()[5..])
+        .collect();
+    let value_schema = schema_of(first.value.as_ref().unwrap());
+    std::fs::write(
+        dir.join(format!("{base}.avro")),
+        write_container(value_schema, &values),
+    )
+    .unwrap();
+    if let Some(key) = &first.key {
+        let keys: Vec<&[u8]> = records
+            .iter()
+            .map(|(_, r)| &r.key.as_ref().expect("every record keyed")[5..])
+            .collect();
+        std::fs::write(
+            dir.join(format!("{base}.keys.avro")),
+            write_container(schema_of(key), &keys),
+        )
+        .unwrap();
     }
 }
 

@@ -141,6 +141,8 @@ impl Backlog {
                 offset: offset as i64,
                 key: None,
                 value: Some(Bytes::from(e.clone())),
+                value_schema: None,
+                key_schema: None,
             })
             .collect()
     }

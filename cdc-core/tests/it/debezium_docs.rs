@@ -33,6 +33,8 @@ fn record(topic: &str, key: Option<String>, value: Option<String>) -> RawRecord 
         offset: 42,
         key: key.map(Bytes::from),
         value: value.map(Bytes::from),
+        value_schema: None,
+        key_schema: None,
     }
 }
 

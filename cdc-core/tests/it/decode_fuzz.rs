@@ -19,6 +19,8 @@ fn record(key: Option<Vec<u8>>, value: Option<Vec<u8>>) -> RawRecord {
         offset: 1,
         key: key.map(Bytes::from),
         value: value.map(Bytes::from),
+        value_schema: None,
+        key_schema: None,
     }
 }
 
@@ -214,8 +216,7 @@ proptest! {
             partition: 0,
             offset: 5,
             key: Some(Bytes::from_static(br#"{"id":1}"#)),
-            value: Some(Bytes::from(value)),
-        };
+            value: Some(Bytes::from(value)), value_schema: None, key_schema: None, };
         // Both decoders saw the intact event; a space after `"schema":` keeps the second one's
         // edited event off the single pass (it needs the seen schema text right there).
         let decode = |value: Vec<u8>| {

@@ -3,8 +3,14 @@
 //! [`SchemaRegistry`], and the binary decoding that feeds the same column builders as the
 //! JSON path (see [`crate::decode::DebeziumJsonDecoder`], which decodes both).
 
+pub mod container;
 pub(crate) mod de;
+#[cfg(feature = "registry")]
+mod registry;
 pub(crate) mod schema;
+
+#[cfg(feature = "registry")]
+pub use registry::{ConfluentRegistry, RegistrySettings};
 
 use std::collections::HashMap;
 use std::fmt;

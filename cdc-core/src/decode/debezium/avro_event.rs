@@ -9,9 +9,9 @@ use super::envelope::{PayloadKind, RawObject, SourceBlock, TransactionBlock, Unw
 use super::json::{DebeziumJsonDecoder, Images};
 use super::single_pass::{After, RowInput};
 use super::types::ConnectSchema;
-use crate::decode::avro::confluent_frame;
 use crate::decode::avro::de::{self as avro_de, AvroDe, AvroError};
 use crate::decode::avro::schema::{parse_schema, AvroSchema, Node, Record};
+use crate::decode::avro::{confluent_frame, is_confluent_avro};
 use crate::decode::Decoded;
 use crate::error::Result;
 use crate::model::TableId;
@@ -100,14 +100,50 @@ impl DebeziumJsonDecoder {
         Ok((plan, body))
     }
 
-    /// Decodes a Confluent-framed Avro value.
+    /// The plan of a container file's writer schema (`what`: "key" or "value").
+    pub(super) fn datum_plan(
+        &mut self,
+        record: &RawRecord,
+        what: &str,
+        text: &str,
+    ) -> Result<Arc<AvroPlan>> {
+        let cache = match what {
+            "key" => &mut self.avro.key_texts,
+            _ => &mut self.avro.value_texts,
+        };
+        cache.get_or_try(text, || {
+            AvroPlan::new(text.to_string()).map_err(|e| {
+                Self::decode_error(record, Some(what.into()), format!("writer schema: {e}"))
+            })
+        })
+    }
+
+    /// The plan and Avro body of the record's key, when the key is Avro (framed, or a datum of
+    /// a container file).
+    pub(super) fn avro_key<'r>(
+        &mut self,
+        record: &'r RawRecord,
+    ) -> Result<Option<(Arc<AvroPlan>, &'r [u8])>> {
+        let Some(key) = record.key.as_deref() else {
+            return Ok(None);
+        };
+        if let Some(schema) = &record.key_schema {
+            return Ok(Some((self.datum_plan(record, "key", schema)?, key)));
+        }
+        if is_confluent_avro(key) {
+            return self.avro_plan(record, "key", key).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Decodes an Avro value of `plan`'s schema.
     pub(super) fn decode_avro(
         &mut self,
         table: Option<&TableId>,
         record: &RawRecord,
-        bytes: &[u8],
+        plan: &Arc<AvroPlan>,
+        body: &[u8],
     ) -> Result<Decoded> {
-        let (plan, body) = self.avro_plan(record, "value", bytes)?;
         let Node::Record(root) = plan.root() else {
             unreachable!("plans are records")
         };
@@ -115,9 +151,9 @@ impl DebeziumJsonDecoder {
         match plan.kind {
             PayloadKind::Envelope => {
                 let parts = read_envelope(root, body).map_err(bad)?;
-                self.decode_avro_envelope(table, record, &plan, parts)
+                self.decode_avro_envelope(table, record, plan, parts)
             }
-            PayloadKind::Unwrapped => self.decode_avro_unwrapped(table, record, &plan, body),
+            PayloadKind::Unwrapped => self.decode_avro_unwrapped(table, record, plan, body),
             kind => {
                 // Markers, heartbeats, messages: rare; read as JSON and told apart as JSON is.
                 let value: serde_json::Value = serde::Deserialize::deserialize(AvroDe {

@@ -63,6 +63,10 @@ pub struct DebeziumJsonDecoder {
 pub(super) struct AvroSchemas {
     pub(super) plans: HashMap<u32, Arc<AvroPlan>>,
     pub(super) registry: Option<Arc<dyn SchemaRegistry>>,
+    /// Plans of the schemas of container files' datums, by text (values and keys apart, so
+    /// each stays the cache's last hit).
+    pub(super) value_texts: SchemaCache<AvroPlan>,
+    pub(super) key_texts: SchemaCache<AvroPlan>,
 }
 
 impl DebeziumJsonDecoder {
@@ -158,8 +162,13 @@ impl DebeziumJsonDecoder {
         let Some(bytes) = &record.value else {
             return self.decode_tombstone(table, record);
         };
+        if let Some(schema) = &record.value_schema {
+            let plan = self.datum_plan(record, "value", schema)?;
+            return self.decode_avro(table, record, &plan, bytes);
+        }
         if avro::is_confluent_avro(bytes) {
-            return self.decode_avro(table, record, bytes);
+            let (plan, body) = self.avro_plan(record, "value", bytes)?;
+            return self.decode_avro(table, record, &plan, body);
         }
         if let Some(decoded) = self.try_single_pass(table, record, bytes)? {
             return Ok(decoded);

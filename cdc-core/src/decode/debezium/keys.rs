@@ -11,7 +11,6 @@ use super::json::DebeziumJsonDecoder;
 use super::single_pass::RowInput;
 use super::table::{fingerprint, RowLayout};
 use super::types::{row_fields, ConnectSchema};
-use crate::decode::avro;
 use crate::decode::Decoded;
 use crate::error::{Error, Result};
 use crate::model::{DbPosition, Op, TableId};
@@ -23,8 +22,7 @@ impl DebeziumJsonDecoder {
         let Some(key) = &record.key else {
             return Ok(None);
         };
-        if avro::is_confluent_avro(key) {
-            let (plan, _) = self.avro_plan(record, "key", key)?;
+        if let Some((plan, _)) = self.avro_key(record)? {
             return Ok(plan.field_names());
         }
         let text = std::str::from_utf8(key)
@@ -66,12 +64,9 @@ impl DebeziumJsonDecoder {
 
     /// The record key as a row image, if the record has one.
     pub(super) fn key_row<'r>(&mut self, record: &'r RawRecord) -> Result<Option<KeyRow<'r>>> {
-        match record.key.as_deref() {
-            Some(key) if avro::is_confluent_avro(key) => {
-                let (plan, body) = self.avro_plan(record, "key", key)?;
-                Ok(Some(KeyRow::Avro(plan, body)))
-            }
-            _ => Ok(Self::key_payload(record).map(KeyRow::Json)),
+        match self.avro_key(record)? {
+            Some((plan, body)) => Ok(Some(KeyRow::Avro(plan, body))),
+            None => Ok(Self::key_payload(record).map(KeyRow::Json)),
         }
     }
 
@@ -143,8 +138,7 @@ impl DebeziumJsonDecoder {
         table: &TableId,
         names: &[String],
     ) -> Result<Fields> {
-        if let Some(key) = record.key.as_deref().filter(|k| avro::is_confluent_avro(k)) {
-            let (plan, _) = self.avro_plan(record, "key", key)?;
+        if let Some((plan, _)) = self.avro_key(record)? {
             return Ok(Fields::from(row_fields(
                 &table.to_string(),
                 plan.connect(),

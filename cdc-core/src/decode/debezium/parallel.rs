@@ -86,6 +86,8 @@ mod tests {
                 offset: offset as i64,
                 key: None,
                 value: e.clone().map(bytes::Bytes::from),
+                value_schema: None,
+                key_schema: None,
             })
             .collect()
     }

@@ -457,6 +457,8 @@ impl KafkaSource {
                 offset: message.offset(),
                 key: message.key().map(Bytes::copy_from_slice),
                 value: message.payload().map(Bytes::copy_from_slice),
+                value_schema: None,
+                key_schema: None,
             };
             bytes += record.size();
             records.push(record);

@@ -24,6 +24,7 @@ use regex::Regex;
 use url::Url;
 
 use super::{BatchLimits, RawRecord, Source};
+use crate::decode::avro::container::read_container;
 use crate::error::{Error, Result};
 
 mod watch;
@@ -43,8 +44,15 @@ struct RawFile {
     size: u64,
 }
 
-/// The value lines and key lines of a file.
-type FileBytes = (Vec<Bytes>, Option<Vec<Bytes>>);
+/// The records of one file: JSON lines, or the datums of an Avro container file with its
+/// writer schema.
+struct FileRecords {
+    items: Vec<Bytes>,
+    avro_schema: Option<Arc<str>>,
+}
+
+/// The value records and key records of a file.
+type FileBytes = (FileRecords, Option<FileRecords>);
 
 /// A file whose read has started (`None`: no runtime to read on; read when taken).
 struct ReadAhead {
@@ -211,7 +219,7 @@ pub fn object_store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> 
 
 fn file_name_pattern() -> Regex {
     Regex::new(
-        r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<offset>\d+)(?P<keys>\.keys)?\.json(?P<gz>\.gz)?$",
+        r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<offset>\d+)(?P<keys>\.keys)?\.(?:json(?P<gz>\.gz)?|avro)$",
     )
     .expect("valid regex")
 }
@@ -355,8 +363,8 @@ impl RawFileSource {
             let Some(last) = partition.files.last() else {
                 continue;
             };
-            let records = lines(&last.path, get(self.store.as_ref(), &last.path).await?)?;
-            ends.insert(tp.clone(), last.start_offset + records.len() as i64);
+            let records = records_of(&last.path, get(self.store.as_ref(), &last.path).await?)?;
+            ends.insert(tp.clone(), last.start_offset + records.items.len() as i64);
         }
         Ok(ends)
     }
@@ -504,8 +512,10 @@ async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes>
         None => None,
     };
     let lines = move || -> Result<FileBytes> {
-        let keys = keys.map(|(path, bytes)| lines(&path, bytes)).transpose()?;
-        Ok((lines(&values.0, values.1)?, keys))
+        let keys = keys
+            .map(|(path, bytes)| records_of(&path, bytes))
+            .transpose()?;
+        Ok((records_of(&values.0, values.1)?, keys))
     };
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => rt.spawn_blocking(lines).await.map_err(|e| Error::Source {
@@ -528,6 +538,25 @@ async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
         GetResultPayload::File(file, local) => map_file(file, &local),
         GetResultPayload::Stream(_) => got.bytes().await.map_err(err),
     }
+}
+
+/// The records of a file: an Avro container file's datums (`.avro`), else its lines.
+fn records_of(path: &Path, bytes: Bytes) -> Result<FileRecords> {
+    if path.as_ref().ends_with(".avro") {
+        let file = read_container(bytes).map_err(|message| Error::Source {
+            location: path.to_string(),
+            message,
+            source: None,
+        })?;
+        return Ok(FileRecords {
+            items: file.datums,
+            avro_schema: Some(file.schema),
+        });
+    }
+    Ok(FileRecords {
+        items: lines(path, bytes)?,
+        avro_schema: None,
+    })
 }
 
 /// The lines of an object's bytes, gunzipped first when its name ends in `.gz`.
@@ -569,11 +598,16 @@ fn parse_file(
     topic: &str,
     partition: i32,
     file: &RawFile,
-    value_lines: Vec<Bytes>,
-    key_lines: Option<Vec<Bytes>>,
+    values: FileRecords,
+    keys: Option<FileRecords>,
     position: Option<i64>,
 ) -> Result<Vec<RawRecord>> {
     let position = position.unwrap_or(i64::MIN);
+    let (value_lines, value_schema) = (values.items, values.avro_schema);
+    let (key_lines, key_schema) = match keys {
+        Some(k) => (Some(k.items), k.avro_schema),
+        None => (None, None),
+    };
     if let Some(k) = &key_lines {
         if k.len() != value_lines.len() {
             return Err(Error::Source {
@@ -594,16 +628,19 @@ fn parse_file(
         if offset < position {
             continue;
         }
+        // A JSON `null` line is a missing key or a tombstone; Avro datums are never null.
         let key = key_lines
             .as_ref()
             .map(|k| k[i].clone())
-            .filter(|k| k.as_ref() != b"null");
+            .filter(|k| key_schema.is_some() || k.as_ref() != b"null");
         records.push(RawRecord {
             topic: topic.clone(),
             partition,
             offset,
             key,
-            value: Some(value).filter(|v| v.as_ref() != b"null"),
+            value: Some(value).filter(|v| value_schema.is_some() || v.as_ref() != b"null"),
+            value_schema: value_schema.clone(),
+            key_schema: key_schema.clone(),
         });
     }
     Ok(records)

@@ -10,6 +10,8 @@ fn record(offset: i64, key: Option<&str>, value: Option<&str>) -> RawRecord {
         offset,
         key: key.map(|k| Bytes::from(k.to_string())),
         value: value.map(|v| Bytes::from(v.to_string())),
+        value_schema: None,
+        key_schema: None,
     }
 }
 

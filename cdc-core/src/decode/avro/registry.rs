@@ -1,0 +1,296 @@
+//! A client of Confluent Schema Registry's REST API (`GET /schemas/ids/{id}`), for records
+//! framed by Confluent's `AvroConverter`. Basic auth (`USER:PASSWORD`, as Confluent's
+//! `basic.auth.user.info`) or a bearer token; timeouts; retries with backoff on connection
+//! errors, timeouts, 429 and 5xx; every schema fetched once per process.
+//!
+//! Decoding is synchronous (it runs on blocking threads, sometimes on a runtime's worker), so
+//! the HTTP calls run on a thread of their own with its own runtime, and a caller waits for
+//! the answer: nothing is nested in the caller's runtime.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+use super::{RegistryError, SchemaRegistry};
+use crate::secrets::Secret;
+
+/// Where the registry is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Base URL (`https://registry:8081`), without credentials.
+    pub url: String,
+    /// `USER:PASSWORD` for basic auth.
+    pub user_info: Option<Secret>,
+    /// A bearer token.
+    pub bearer_token: Option<Secret>,
+    /// Per request.
+    pub timeout: Duration,
+    /// Tries per schema before giving up (at least 1).
+    pub attempts: u32,
+}
+
+impl RegistrySettings {
+    /// Settings for `url`, credentials from `CDC_LAKE_REGISTRY_USER_INFO` (`USER:PASSWORD`) or
+    /// `CDC_LAKE_REGISTRY_TOKEN` when set.
+    pub fn from_env(url: impl Into<String>) -> Self {
+        let env = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        RegistrySettings {
+            url: url.into(),
+            user_info: env("CDC_LAKE_REGISTRY_USER_INFO"),
+            bearer_token: env("CDC_LAKE_REGISTRY_TOKEN"),
+            timeout: Duration::from_secs(10),
+            attempts: 4,
+        }
+    }
+}
+
+type Reply = mpsc::Sender<Result<String, RegistryError>>;
+
+/// A Confluent Schema Registry (or a compatible one: Redpanda, Apicurio's ccompat API, Karapace).
+pub struct ConfluentRegistry {
+    /// The URL without credentials (for errors and logs).
+    url: String,
+    requests: Mutex<mpsc::Sender<(u32, Reply)>>,
+    fetched: Mutex<HashMap<u32, String>>,
+}
+
+impl fmt::Debug for ConfluentRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfluentRegistry")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfluentRegistry {
+    /// A client of the registry `settings` describe; starts its HTTP thread.
+    pub fn new(settings: RegistrySettings) -> Result<Self, RegistryError> {
+        let url = base_url(&settings.url)?;
+        let user_info = settings.user_info.clone();
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| RegistryError(format!("schema registry client: {e}")))?;
+        let fetcher = Fetcher {
+            http,
+            url: url.clone(),
+            user_info,
+            bearer_token: settings.bearer_token.clone(),
+            attempts: settings.attempts.max(1),
+        };
+        let (tx, rx) = mpsc::channel::<(u32, Reply)>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RegistryError(format!("schema registry client runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("schema-registry".into())
+            .spawn(move || {
+                // Ends when the client (the sending side) is dropped.
+                while let Ok((id, reply)) = rx.recv() {
+                    let _ = reply.send(runtime.block_on(fetcher.fetch(id)));
+                }
+            })
+            .map_err(|e| RegistryError(format!("schema registry client thread: {e}")))?;
+        Ok(ConfluentRegistry {
+            url,
+            requests: Mutex::new(tx),
+            fetched: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl SchemaRegistry for ConfluentRegistry {
+    fn schema(&self, id: u32) -> Result<String, RegistryError> {
+        if let Some(text) = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(text.clone());
+        }
+        let (reply, answer) = mpsc::channel();
+        let gone = || RegistryError(format!("schema registry client at {} stopped", self.url));
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((id, reply))
+            .map_err(|_| gone())?;
+        let text = answer.recv().map_err(|_| gone())??;
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, text.clone());
+        Ok(text)
+    }
+}
+
+/// The HTTP side, on the client's own thread.
+struct Fetcher {
+    http: reqwest::Client,
+    url: String,
+    user_info: Option<Secret>,
+    bearer_token: Option<Secret>,
+    attempts: u32,
+}
+
+/// One try's failure: worth another try or not.
+enum Failure {
+    Retry(String),
+    Final(String),
+}
+
+impl Fetcher {
+    async fn fetch(&self, id: u32) -> Result<String, RegistryError> {
+        let mut last = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+            }
+            match self.try_fetch(id).await {
+                Ok(text) => return Ok(text),
+                Err(Failure::Final(e)) => return Err(RegistryError(e)),
+                Err(Failure::Retry(e)) => {
+                    tracing::warn!(registry = %self.url, schema_id = id, attempt, error = %e, "schema registry call failed; retrying");
+                    last = e;
+                }
+            }
+        }
+        Err(RegistryError(format!(
+            "{last} (gave up after {} tries)",
+            self.attempts
+        )))
+    }
+
+    async fn try_fetch(&self, id: u32) -> Result<String, Failure> {
+        let url = format!("{}/schemas/ids/{id}", self.url);
+        let mut request = self.http.get(&url).header(
+            "Accept",
+            "application/vnd.schemaregistry.v1+json, application/json",
+        );
+        if let Some(user_info) = &self.user_info {
+            let (user, password) = user_info
+                .expose()
+                .split_once(':')
+                .unwrap_or((user_info.expose(), ""));
+            request = request.basic_auth(user, Some(password));
+        } else if let Some(token) = &self.bearer_token {
+            request = request.bearer_auth(token.expose());
+        }
+        // Errors name the URL only: reqwest's own text can carry the request's URL, never a
+        // credential (those travel in headers).
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Retry(format!("GET {url}: {}", e.without_url())))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| Failure::Retry(format!("GET {url}: {}", e.without_url())))?;
+        if status.is_success() {
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                schema: String,
+                #[serde(rename = "schemaType", default)]
+                schema_type: Option<String>,
+            }
+            let answer: Answer = serde_json::from_str(&body)
+                .map_err(|e| Failure::Final(format!("GET {url}: not a schema answer: {e}")))?;
+            return match answer.schema_type.as_deref() {
+                None | Some("AVRO") => Ok(answer.schema),
+                Some(other) => Err(Failure::Final(format!(
+                    "schema id {id} is a {other} schema, not Avro"
+                ))),
+            };
+        }
+        let detail = registry_message(&body);
+        let text = format!("GET {url}: {status}{detail}");
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(Failure::Retry(text))
+        } else {
+            Err(Failure::Final(text))
+        }
+    }
+}
+
+/// The registry's `{"error_code", "message"}` as `: message (code)`.
+fn registry_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error_code: Option<i64>,
+        message: Option<String>,
+    }
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error_code: Some(code),
+            message: Some(message),
+        }) => format!(": {message} ({code})"),
+        _ => String::new(),
+    }
+}
+
+/// The base URL, refused when it holds credentials (they would end up in configs and logs).
+fn base_url(url: &str) -> Result<String, RegistryError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| RegistryError(format!("schema registry URL is not a URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(RegistryError(
+            "the schema registry URL holds credentials: give them in CDC_LAKE_REGISTRY_USER_INFO \
+             (USER:PASSWORD) or CDC_LAKE_REGISTRY_TOKEN instead"
+                .into(),
+        ));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn credentials_stay_out_of_urls_and_messages() {
+        assert_eq!(
+            base_url("https://registry:8081/").unwrap(),
+            "https://registry:8081"
+        );
+        let e = ConfluentRegistry::new(RegistrySettings::from_env("http://me:s3cret@127.0.0.1:9/"))
+            .unwrap_err();
+        assert!(!e.0.contains("s3cret"), "{e}");
+        let settings = RegistrySettings {
+            user_info: Some(Secret::new("me:s3cret")),
+            ..RegistrySettings::from_env("http://127.0.0.1:9")
+        };
+        assert!(!format!("{settings:?}").contains("s3cret"));
+        let registry = ConfluentRegistry::new(settings).unwrap();
+        assert!(!format!("{registry:?}").contains("s3cret"));
+        assert!(base_url("not a url").is_err());
+        assert_eq!(
+            registry_message(r#"{"error_code":40403,"message":"Schema not found"}"#),
+            ": Schema not found (40403)"
+        );
+    }
+
+    #[test]
+    fn the_arc_shares_one_client() {
+        let registry: Arc<dyn SchemaRegistry> = Arc::new(
+            ConfluentRegistry::new(RegistrySettings {
+                attempts: 1,
+                timeout: Duration::from_millis(200),
+                ..RegistrySettings::from_env("http://127.0.0.1:9")
+            })
+            .unwrap(),
+        );
+        // Nothing listens on port 9: a clear error, not a hang or a panic.
+        let e = registry.schema(1).unwrap_err().0;
+        assert!(e.contains("127.0.0.1:9/schemas/ids/1"), "{e}");
+    }
+}
