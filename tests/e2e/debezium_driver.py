@@ -4,7 +4,8 @@ engine and delivered the two ways our users receive it.
 
 usage: debezium_driver.py --pg-port P --brokers HOST:PORT --s3-endpoint URL --bucket B --out DIR
                           [--seed N] [--txns N] [--pace-ms N] [--flush-size N]
-                          [--more-tables] [--partitions N]
+                          [--more-tables] [--partitions N] [--no-truncate] [--no-tombstones]
+                          [--converter json|avro] [--registry-url URL] [--registry-user-info U:P]
 
 --more-tables adds three small tables from the start and a fourth created halfway through the
 workload (its topic is created when its first event is delivered); --partitions N gives the
@@ -15,10 +16,38 @@ and, with the offset the broker gave it, written in the Confluent S3 sink layout
 (`topics/<topic>/partition=<p>/<topic>+<p>+<start offset>.json` plus `.keys.json`) to the bucket (the
 batch path), so both paths see the same changes at the same offsets.
 
+--no-truncate replaces the TRUNCATE of orders two thirds through the workload by
+`DELETE FROM public.orders` (the same rows are left; per-row deletes and tombstones instead of one
+truncate event with a null key, which an S3 sink storing Avro keys cannot write).
+--no-tombstones sets Debezium's `tombstones.on.delete=false` (a delete is only its `d` event).
+With both, the Avro files below have no holes: record i of a file is at its start offset + i.
+
+--converter avro (default json): Debezium's engine uses the Avro format, i.e. Confluent's
+AvroConverter for keys and values, registering their schemas at --registry-url (TopicNameStrategy
+subjects `<topic>-key`, `<topic>-value`; --registry-user-info for basic auth). Records go to the
+broker as the converter's bytes (0x00, 4-byte schema id, Avro body; a tombstone's value null). The
+bucket gets what Confluent's S3 sink writes with `format.class=AvroFormat`,
+`store.kafka.keys=true`, `keys.format.class=AvroFormat`, `behavior.on.null.values=ignore`:
+`topics/<topic>/partition=<p>/<topic>+<p>+<start offset>.avro` and `.keys.avro`, Avro object
+container files (codec null, blocks of about 64 kB) of the plain datums (the body without the
+5-byte frame) with the writer schema (the registry's text for the frame's id) as `avro.schema`. A
+file holds at most --flush-size records and is rotated when the value or key schema id changes.
+Records the sink would not write are left out of the files (their offsets are holes: the next
+record in a file or the next file's start offset jumps over them): tombstones (ignored), and
+records with a null key (a truncate event; the sink fails on it, or with errors.tolerance=all
+sends it to the dead-letter queue). The driver reads schemas by subject and version
+(`GET /subjects/<s>/versions/<v>`), never `GET /schemas/ids/<id>`, so a registry's failures on
+the latter are all left for the pipeline.
+
 Progress goes to stderr. Files in --out tell the test where things are:
     ready             the snapshot is published; the pipeline can start
     expected/<schema>.<table>.json   SELECT * of each source table at quiescence
     offsets.json      next offset per topic and partition at quiescence: {topic: {partition: n}}
+    offsets-skipped.json  (avro) offsets in no file: {topic: {partition: [[offset, reason], ...]}},
+                      reason "tombstone" or "null key"
+    avro-files.json   (avro) the files written, in order: [{"values", "keys" (object keys),
+                      "topic", "partition", "start_offset", "offsets" (each record's offset),
+                      "value_schema_id", "key_schema_id"}]
     done              everything above is written
 """
 from __future__ import annotations
@@ -34,6 +63,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 TOPIC_PREFIX = "e2e"
@@ -87,8 +119,9 @@ class Workload:
     """Seeded random transactions over the three tables. Keeps the live keys so updates and
     deletes hit existing rows."""
 
-    def __init__(self, seed: int, txns: int, more_tables: bool = False):
+    def __init__(self, seed: int, txns: int, more_tables: bool = False, no_truncate: bool = False):
         self.r = random.Random(seed)
+        self.no_truncate = no_truncate
         # Small tables draw from a generator of their own: the main workload stays the same.
         self.small_r = random.Random(seed + 1)
         self.small: dict[str, list[int]] = {t: [] for t in MORE_TABLES} if more_tables else {}
@@ -265,7 +298,7 @@ class Workload:
                 yield ["ALTER TABLE public.customers ADD COLUMN loyalty_points integer DEFAULT 10"]
             if n == (2 * self.txns) // 3:
                 self.orders.clear()
-                yield ["TRUNCATE public.orders"]
+                yield ["DELETE FROM public.orders" if self.no_truncate else "TRUNCATE public.orders"]
             if self.more_tables and n == self.txns // 2:
                 # a table created while the pipeline runs
                 self.small[LATE_TABLE] = []
@@ -385,12 +418,19 @@ class Delivery:
                 if msg.offset() > expected:
                     # A batch the broker lost before acknowledging it (a restart), sent again.
                     log(f"the broker skipped {msg.topic()}[{msg.partition()}] offsets {expected}..{msg.offset() - 1}")
-                self.pending.setdefault((msg.topic(), msg.partition()), []).append(
-                    (msg.offset(), None if k is None else k.decode(), None if v is None else v.decode()))
+                self._add(msg, k, v)
                 self.next_offset[msg.topic()][msg.partition()] = msg.offset() + 1
-            for tp in list(self.pending):
-                if len(self.pending[tp]) >= self.flush_size:
-                    self._flush(tp)
+            self._after_batch()
+
+    def _add(self, msg, k, v):
+        """Takes an acknowledged record into its partition's pending file."""
+        self.pending.setdefault((msg.topic(), msg.partition()), []).append(
+            (msg.offset(), None if k is None else k.decode(), None if v is None else v.decode()))
+
+    def _after_batch(self):
+        for tp in list(self.pending):
+            if len(self.pending[tp]) >= self.flush_size:
+                self._flush(tp)
 
     def _flush(self, tp):
         rows = self.pending.pop(tp, [])
@@ -408,6 +448,175 @@ class Delivery:
         with self.lock:
             for tp in list(self.pending):
                 self._flush(tp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Avro (--converter avro): the registry, the S3 sink's AvroFormat files
+# ------------------------------------------------------------------------------------------------
+
+
+class RegistryClient:
+    """Schema texts by id, read by subject and version (never GET /schemas/ids/<id>)."""
+
+    def __init__(self, url, user_info=None):
+        self.url = url.rstrip("/")
+        self.headers = {"Accept": "application/vnd.schemaregistry.v1+json"}
+        if user_info:
+            self.headers["Authorization"] = "Basic " + base64.b64encode(user_info.encode()).decode()
+        self.texts: dict[int, str] = {}
+        self.seen: dict[str, int] = {}  # subject -> versions read
+        self.lock = threading.Lock()
+
+    def get(self, path):
+        for attempt in range(30):
+            try:
+                req = urllib.request.Request(self.url + path, headers=self.headers)
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                if e.code < 500 or attempt == 29:
+                    raise RuntimeError(f"registry: GET {path}: {e.code} {e.read()[:200]!r}") from e
+            except (urllib.error.URLError, OSError) as e:
+                if attempt == 29:
+                    raise RuntimeError(f"registry: GET {path}: {e}") from e
+            time.sleep(0.2)
+
+    def text(self, subject, sid):
+        with self.lock:
+            if sid not in self.texts:
+                s = urllib.parse.quote(subject, safe="")
+                versions = self.get(f"/subjects/{s}/versions")
+                for v in versions:
+                    if v > self.seen.get(subject, 0):
+                        answer = self.get(f"/subjects/{s}/versions/{v}")
+                        self.texts.setdefault(answer["id"], answer["schema"])
+                self.seen[subject] = max(versions, default=0)
+            if sid not in self.texts:
+                raise RuntimeError(f"registry: no schema {sid} under subject {subject}")
+            return self.texts[sid]
+
+
+def frame_id(data: bytes, what: str) -> int:
+    """The schema id of Confluent-framed bytes."""
+    if len(data) < 5 or data[0] != 0:
+        raise RuntimeError(f"{what} is not Confluent-framed Avro: {data[:8]!r}")
+    return int.from_bytes(data[1:5], "big")
+
+
+def avro_long(n: int) -> bytes:
+    """An Avro long: zigzag, then base-128 varint, low group first."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+OCF_SYNC_INTERVAL = 64000  # Avro's DataFileWriter default: a block ends once it holds this much
+
+
+def object_container(schema_text: str, datums) -> bytes:
+    """An Avro object container file (codec null) of `datums` (each one value's Avro binary)."""
+    sync = os.urandom(16)
+    meta = {"avro.schema": schema_text.encode(), "avro.codec": b"null"}
+    out = bytearray(b"Obj\x01")
+    out += avro_long(len(meta))
+    for k, v in meta.items():
+        out += avro_long(len(k)) + k.encode() + avro_long(len(v)) + v
+    out += avro_long(0) + sync
+    block, count = bytearray(), 0
+
+    def write_block():
+        out.extend(avro_long(count) + avro_long(len(block)) + block + sync)
+
+    for d in datums:
+        block += d
+        count += 1
+        if len(block) >= OCF_SYNC_INTERVAL:
+            write_block()
+            block, count = bytearray(), 0
+    if count:
+        write_block()
+    return bytes(out)
+
+
+class AvroDelivery(Delivery):
+    """The broker gets the converter's framed bytes; the bucket gets the files of the S3 sink's
+    AvroFormat (see the module's docstring)."""
+
+    def __init__(self, *args, registry: RegistryClient):
+        super().__init__(*args)
+        self.registry = registry
+        self.pending_ids: dict[tuple[str, int], tuple[int, int]] = {}  # (key id, value id)
+        self.skipped: dict[str, dict[int, list]] = {}
+        self.files: list[dict] = []
+
+    def _add(self, msg, k, v):
+        tp = (msg.topic(), msg.partition())
+        if v is None or k is None:
+            reason = "tombstone" if v is None else "null key"
+            self.skipped.setdefault(tp[0], {}).setdefault(tp[1], []).append([msg.offset(), reason])
+            return
+        ids = (frame_id(k, f"key at {tp}/{msg.offset()}"), frame_id(v, f"value at {tp}/{msg.offset()}"))
+        if self.pending.get(tp) and self.pending_ids[tp] != ids:
+            self._flush(tp)  # a schema change starts a new file
+        self.pending_ids[tp] = ids
+        self.pending.setdefault(tp, []).append((msg.offset(), k, v))
+        if len(self.pending[tp]) >= self.flush_size:
+            self._flush(tp)
+
+    def _after_batch(self):
+        pass
+
+    def _flush(self, tp):
+        rows = self.pending.pop(tp, [])
+        if not rows:
+            return
+        topic, partition = tp
+        key_id, value_id = self.pending_ids[tp]
+        start = rows[0][0]
+        base = f"topics/{topic}/partition={partition}/{topic}+{partition}+{start:010}"
+        keys = object_container(self.registry.text(f"{topic}-key", key_id), (k[5:] for _, k, _ in rows))
+        values = object_container(self.registry.text(f"{topic}-value", value_id), (v[5:] for _, _, v in rows))
+        self.s3.put_object(Bucket=self.bucket, Key=base + ".keys.avro", Body=keys)
+        self.s3.put_object(Bucket=self.bucket, Key=base + ".avro", Body=values)
+        self.files.append({"values": base + ".avro", "keys": base + ".keys.avro", "topic": topic,
+                           "partition": partition, "start_offset": start, "offsets": [o for o, _, _ in rows],
+                           "value_schema_id": value_id, "key_schema_id": key_id})
+
+
+class AvroTxIds:
+    """`source.txId` of Avro change events, decoded with Avro's Java library (in the engine's JVM)
+    and the writer schema read from the registry."""
+
+    def __init__(self, registry: RegistryClient):
+        import jpype
+
+        self.jpype = jpype
+        self.parser = jpype.JClass("org.apache.avro.Schema$Parser")
+        self.reader_class = jpype.JClass("org.apache.avro.generic.GenericDatumReader")
+        self.decoders = jpype.JClass("org.apache.avro.io.DecoderFactory").get()
+        self.registry = registry
+        self.readers = {}
+
+    def txid(self, topic: str, value: bytes):
+        sid = frame_id(value, f"value on {topic}")
+        reader = self.readers.get(sid)
+        if reader is None:
+            schema = self.parser().parse(self.registry.text(f"{topic}-value", sid))
+            reader = self.readers[sid] = self.reader_class(schema)
+        body = self.jpype.JArray(self.jpype.JByte)(value[5:])
+        record = reader.read(None, self.decoders.binaryDecoder(body, None))
+        schema = record.getSchema()
+        if schema.getField("source") is None:
+            return None
+        source = record.get("source")
+        if source is None or source.getSchema().getField("txId") is None:
+            return None
+        tx = source.get("txId")
+        return None if tx is None else int(tx)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -430,7 +639,15 @@ def main():
     ap.add_argument("--timeout-s", type=int, default=240)
     ap.add_argument("--more-tables", action="store_true")
     ap.add_argument("--partitions", type=int, default=1)
+    ap.add_argument("--no-truncate", action="store_true")
+    ap.add_argument("--no-tombstones", action="store_true")
+    ap.add_argument("--converter", choices=["json", "avro"], default="json")
+    ap.add_argument("--registry-url")
+    ap.add_argument("--registry-user-info", metavar="USER:PASS")
     args = ap.parse_args()
+    avro = args.converter == "avro"
+    if avro and not args.registry_url:
+        ap.error("--converter avro needs --registry-url")
     tables = list(TABLES)
     if args.more_tables:
         tables += [("public", t, ["id"]) for t in MORE_TABLES + [LATE_TABLE]]
@@ -456,7 +673,7 @@ def main():
     with admin.cursor() as cur:
         cur.execute("CREATE DATABASE e2e")
     conn = connect("e2e")
-    work = Workload(args.seed, args.txns, args.more_tables)
+    work = Workload(args.seed, args.txns, args.more_tables, args.no_truncate)
     ddl = DDL + [small_table_ddl(t) for t in work.small]
     with conn.cursor() as cur:
         for s in ddl + work.seed_rows():
@@ -464,10 +681,35 @@ def main():
     conn.commit()
 
     # The late table's topic is not made up front.
-    delivery = Delivery(args.brokers, args.s3_endpoint, args.bucket, args.flush_size,
-                        [t for t in tables if t[1] != LATE_TABLE], partitioned)
+    delivery_args = (args.brokers, args.s3_endpoint, args.bucket, args.flush_size,
+                     [t for t in tables if t[1] != LATE_TABLE], partitioned)
+    if avro:
+        registry = RegistryClient(args.registry_url, args.registry_user_info)
+        delivery = AvroDelivery(*delivery_args, registry=registry)
+    else:
+        delivery = Delivery(*delivery_args)
+    avro_txids = []  # the AvroTxIds, once the JVM runs
     state = {"records": 0, "last": time.time(), "txids": set(), "error": None}
     lock = threading.Lock()
+
+    class AvroHandler(BasePythonChangeHandler):
+        def handleJsonBatch(self, records):
+            try:
+                batch, txs = [], []
+                for rec in records:
+                    k, v = rec.key(), rec.value()
+                    topic = str(rec.destination())
+                    batch.append((topic, None if k is None else bytes(k), None if v is None else bytes(v)))
+                    if v is not None:
+                        txs.append(avro_txids[0].txid(topic, batch[-1][2]))
+                delivery.deliver(batch)
+            except Exception as e:  # the engine would swallow it; the main loop reports it
+                state["error"] = e
+                raise
+            with lock:
+                state["records"] += len(batch)
+                state["last"] = time.time()
+                state["txids"].update(tx for tx in txs if tx is not None)
 
     class Handler(BasePythonChangeHandler):
         def handleJsonBatch(self, records):
@@ -512,9 +754,26 @@ def main():
         "offset.storage": "org.apache.kafka.connect.storage.MemoryOffsetBackingStore",
         "offset.flush.interval.ms": "1000",
     }
+    if args.no_tombstones:
+        props["tombstones.on.delete"] = "false"
+    if avro:
+        props["converter.schema.registry.url"] = args.registry_url
+        if args.registry_user_info:
+            props["converter.basic.auth.credentials.source"] = "USER_INFO"
+            props["converter.basic.auth.user.info"] = args.registry_user_info
     workdir = tempfile.mkdtemp(prefix="e2e_dbz_")
     os.chdir(workdir)  # pydbzengine writes logs/ relative to the working directory
-    engine = DebeziumJsonEngine(properties=props, handler=Handler())
+    if avro:
+        import jpype
+        from pydbzengine import DebeziumEngine
+        from pydbzengine.engine.jvm import ensure_jvm_started
+
+        ensure_jvm_started()
+        avro_txids.append(AvroTxIds(registry))
+        engine = DebeziumEngine(properties=props, handler=AvroHandler(),
+                                format=jpype.JClass("io.debezium.engine.format.Avro"))
+    else:
+        engine = DebeziumJsonEngine(properties=props, handler=Handler())
     errors = []
 
     def run_engine():
@@ -586,6 +845,15 @@ def main():
                 json.dump(rows, f, ensure_ascii=False, indent=1)
     with open(os.path.join(out, "offsets.json"), "w") as f:
         json.dump(delivery.next_offset, f)
+    if avro:
+        with open(os.path.join(out, "offsets-skipped.json"), "w") as f:
+            json.dump(delivery.skipped, f)
+        with open(os.path.join(out, "avro-files.json"), "w") as f:
+            json.dump(delivery.files, f)
+        reasons = [r for parts in delivery.skipped.values() for offs in parts.values() for _, r in offs]
+        log(f"avro: {len(delivery.files)} files of {sum(len(f['offsets']) for f in delivery.files)} records; "
+            f"{len(reasons)} records in no file ({reasons.count('tombstone')} tombstones, "
+            f"{reasons.count('null key')} with a null key)")
     with open(os.path.join(out, "done"), "w") as f:
         f.write("done\n")
     log(f"done: {state['records']} records, offsets {delivery.next_offset}")

@@ -272,3 +272,64 @@ impl crate::source::Source for RecordsSource {
         true
     }
 }
+
+/// The Confluent Schema Registry REST API as `tests/avro/registry.py` serves it (no registry
+/// server is installable here; Debezium's real `AvroConverter` registers its schemas with it,
+/// and our client reads them back), on a free loopback port, stopped on drop.
+#[derive(Debug)]
+pub struct RegistryServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Requests it answered: one JSON line each (method, path, status).
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+impl RegistryServer {
+    /// Starts the registry with `args` (`--schemas FILE`, `--user-info U:P`, `--fail-first N`);
+    /// `None` when the tests' venv is missing (outside CI).
+    pub fn start(args: &[&str]) -> Option<RegistryServer> {
+        let python = super::venv_python()?;
+        let port = super::free_loopback_port();
+        let log = std::env::temp_dir().join(format!("cdc-lake-registry-{port}.jsonl"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/avro/registry.py");
+        let child = std::process::Command::new(python)
+            .arg(script)
+            .args(["--port", &port.to_string(), "--log"])
+            .arg(&log)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the registry");
+        super::servers::wait_for_port(port, "the schema registry");
+        Some(RegistryServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        })
+    }
+
+    /// The requests answered so far, as `METHOD PATH STATUS`.
+    pub fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                format!(
+                    "{} {} {}",
+                    v["method"].as_str().unwrap_or(""),
+                    v["path"].as_str().unwrap_or(""),
+                    v["status"]
+                )
+            })
+            .collect()
+    }
+}

@@ -178,3 +178,70 @@ async fn tombstones_the_sink_skipped_are_gaps_unless_allowed() {
     let wh = sync_files(dir.path(), 1_000_000, true).await.unwrap();
     assert_expected(&scenario.base, &wh);
 }
+
+/// Our registry client against the registry's REST API served on 127.0.0.1: basic auth, a
+/// registry that answers 503 at first (retried), an unknown id, wrong credentials; then a
+/// whole capture decoded with schemas fetched over HTTP.
+#[cfg(feature = "registry")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_come_from_a_confluent_registry_over_http() {
+    use cdc_core::decode::{ConfluentRegistry, RegistrySettings};
+    use cdc_core::secrets::Secret;
+    use cdc_core::testing::avro::RegistryServer;
+    let scenario = AvroScenario::load("crud");
+    let schemas = scenario.dir.join("schemas.json");
+    let Some(server) = RegistryServer::start(&[
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--user-info",
+        "cdc:s3cret",
+        "--fail-first",
+        "2",
+    ]) else {
+        return;
+    };
+    let settings = |user_info: &str| RegistrySettings {
+        user_info: Some(Secret::new(user_info)),
+        ..RegistrySettings::from_env(server.url.clone())
+    };
+    let registry = ConfluentRegistry::new(settings("cdc:s3cret")).unwrap();
+    let text = tokio::task::block_in_place(|| registry.schema(2)).unwrap();
+    assert_eq!(text, scenario.schemas()[&2]);
+    let e = tokio::task::block_in_place(|| registry.schema(99))
+        .unwrap_err()
+        .0;
+    assert!(e.contains("40403"), "{e}");
+    let wrong = ConfluentRegistry::new(settings("cdc:wrong")).unwrap();
+    let e = tokio::task::block_in_place(|| wrong.schema(1))
+        .unwrap_err()
+        .0;
+    assert!(e.contains("401") && !e.contains("wrong"), "{e}");
+    let requests = server.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.ends_with(" 503")).count(),
+        2,
+        "{requests:?}"
+    );
+
+    let wh = MemoryWarehouse::new();
+    let config = PipelineConfig::default();
+    let registry: Arc<dyn SchemaRegistry> =
+        Arc::new(ConfluentRegistry::new(settings("cdc:s3cret")).unwrap());
+    let decoder = DebeziumJsonDecoder::new(config.decoder.clone()).with_schema_registry(registry);
+    let mut pipeline = Pipeline::with_decoder(config, &wh, Box::new(decoder)).unwrap();
+    let mut source = RecordsSource::new(scenario.records());
+    pipeline.run_to_end(&mut source, |_| {}).await.unwrap();
+    assert_expected(&scenario.base, &wh);
+    // One fetch per schema id, however many records and decoders used it.
+    let fetched = server
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/schemas/ids/") && r.ends_with(" 200"))
+        .count();
+    assert_eq!(
+        fetched,
+        1 + scenario.schemas().len(),
+        "{:?}",
+        server.requests()
+    );
+}
