@@ -24,6 +24,7 @@ fn layout() -> Layout {
             .into(),
         tables: TABLES.into_iter().chain(more).collect(),
         broker_on_s3: true,
+        registry: None,
     }
 }
 
