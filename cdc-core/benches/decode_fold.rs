@@ -4,6 +4,10 @@
 //! schemaless), against a scan of the same bytes that only counts their quotes (the floor:
 //! touching every byte once), on one core and on two (`decode_all`).
 //!
+//! Avro: the same scenarios captured with Confluent's `AvroConverter`, decoded into the same
+//! columns, beside the JSON decode of the JSON captures and `apache-avro`'s decode of the same
+//! bodies into its `Value` trees (what a user would reach for), in the same run.
+//!
 //! `cargo bench -p cdc-core --features test-util --bench decode_fold`
 
 use std::sync::Arc;
@@ -133,5 +137,65 @@ fn bench_backlog(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, bench_backlog);
+fn bench_avro(c: &mut Criterion) {
+    use cdc_core::testing::avro::AvroScenario;
+    for name in ["crud", "types"] {
+        let avro = AvroScenario::load(name);
+        let table = avro.base.tables[0].0.clone();
+        let on_table = |r: &RawRecord| r.value.is_some() && r.topic.ends_with(&*table.name);
+        let avro_records: Vec<RawRecord> = avro.records().into_iter().filter(on_table).collect();
+        let (_, json_records) = records(name);
+        let json_records: Vec<RawRecord> = json_records.into_iter().filter(on_table).collect();
+        let registry = avro.registry();
+        let schemas: std::collections::HashMap<u32, apache_avro::Schema> = avro
+            .schemas()
+            .into_iter()
+            .map(|(id, text)| (id, apache_avro::Schema::parse_str(&text).unwrap()))
+            .collect();
+        let mut group = c.benchmark_group(format!("avro_{name}"));
+        group.throughput(Throughput::Elements(avro_records.len() as u64));
+        // One decoder per path, kept across iterations: schemas parsed once, as in a stream.
+        let mut json = DebeziumJsonDecoder::new(DecoderConfig::default());
+        group.bench_function("json_decode", |b| {
+            b.iter(|| {
+                let d = &mut json;
+                for r in &json_records {
+                    d.decode(Some(&table), r).unwrap();
+                }
+                black_box(d.finish().unwrap());
+            })
+        });
+        let mut from_avro =
+            DebeziumJsonDecoder::new(DecoderConfig::default()).with_schema_registry(registry);
+        group.bench_function("avro_decode", |b| {
+            b.iter(|| {
+                let d = &mut from_avro;
+                for r in &avro_records {
+                    d.decode(Some(&table), r).unwrap();
+                }
+                black_box(d.finish().unwrap());
+            })
+        });
+        group.bench_function("apache_avro_value", |b| {
+            b.iter(|| {
+                for r in &avro_records {
+                    let v = r.value.as_ref().unwrap();
+                    let id = u32::from_be_bytes(v[1..5].try_into().unwrap());
+                    let value = apache_avro::from_avro_datum(&schemas[&id], &mut &v[5..], None);
+                    black_box(value.unwrap());
+                }
+            })
+        });
+        group.finish();
+        let bytes = |rs: &[RawRecord]| rs.iter().map(|r| r.size()).sum::<usize>();
+        eprintln!(
+            "avro_{name}: {} events, {} bytes of Avro, {} of JSON",
+            avro_records.len(),
+            bytes(&avro_records),
+            bytes(&json_records)
+        );
+    }
+}
+
+criterion_group!(benches, bench, bench_backlog, bench_avro);
 criterion_main!(benches);
