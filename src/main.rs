@@ -268,9 +268,11 @@ struct SyncArgs {
     /// Write undecodable records here (local path or URL) instead of stopping.
     #[arg(long)]
     dead_letter: Option<String>,
-    /// Confluent Schema Registry URL for Avro records (Confluent's `AvroConverter`); basic
-    /// auth from `CDC_LAKE_REGISTRY_USER_INFO` (USER:PASSWORD) or a bearer token from
-    /// `CDC_LAKE_REGISTRY_TOKEN`. Needs the `avro` feature.
+    /// Where Avro records' writer schemas are: a Confluent Schema Registry URL (Confluent's
+    /// `AvroConverter`; basic auth from `CDC_LAKE_REGISTRY_USER_INFO` (USER:PASSWORD) or a
+    /// bearer token from `CDC_LAKE_REGISTRY_TOKEN`; feature `avro`), or `glue` for the AWS Glue
+    /// Schema Registry (AWS's converter on MSK; the AWS environment's region and credentials;
+    /// feature `glue`). Avro container files from the S3 sink need neither.
     #[arg(long, value_name = "URL")]
     schema_registry: Option<String>,
     /// Ignore fields of schemaless rows that the given schema lacks (default: error).

@@ -9,9 +9,11 @@ mod config;
 pub mod debezium;
 mod outcome;
 
+#[cfg(feature = "glue")]
+pub use avro::GlueSchemaRegistry;
 #[cfg(feature = "registry")]
 pub use avro::{ConfluentRegistry, RegistrySettings};
-pub use avro::{MemoryRegistry, RegistryError, SchemaRegistry};
+pub use avro::{MemoryRegistry, RegistryError, SchemaId, SchemaRegistry};
 pub use config::{DecoderConfig, TableHint, UnknownColumns};
 pub use debezium::json::DebeziumJsonDecoder;
 pub use debezium::parallel::Routed;

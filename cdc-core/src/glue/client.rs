@@ -149,6 +149,23 @@ impl GlueClient {
         }
     }
 
+    /// A schema version of the Glue Schema Registry: its data format (`AVRO`, ...) and its
+    /// definition text.
+    pub async fn get_schema_version(&self, version_id: &str) -> Result<(String, String)> {
+        let body = json!({ "SchemaVersionId": version_id });
+        let answer = self.call("GetSchemaVersion", version_id, body).await?;
+        let field = |name: &str| answer.get(name).and_then(Value::as_str).map(str::to_string);
+        match (field("DataFormat"), field("SchemaDefinition")) {
+            (Some(format), Some(definition)) => Ok((format, definition)),
+            _ => Err(self.error(
+                "GetSchemaVersion",
+                version_id,
+                "BadAnswer",
+                "no DataFormat or SchemaDefinition in the answer".into(),
+            )),
+        }
+    }
+
     /// Creates `database` unless it exists.
     pub async fn ensure_database(&self, database: &str) -> Result<()> {
         let get = self.with_catalog(json!({ "Name": database }));

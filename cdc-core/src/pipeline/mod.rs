@@ -742,22 +742,35 @@ struct RoutedBatch {
     records: Vec<RawRecord>,
 }
 
-/// The client of the schema registry at `url`.
-#[cfg(feature = "registry")]
+/// The client of the schema registry at `url`: `glue` for the AWS Glue Schema Registry (region,
+/// endpoint and credentials from the AWS environment), else a Confluent registry's base URL.
 fn schema_registry(url: &str) -> Result<Arc<dyn crate::decode::SchemaRegistry>> {
-    use crate::decode::{ConfluentRegistry, RegistrySettings};
-    let registry = ConfluentRegistry::new(RegistrySettings::from_env(url))
-        .map_err(|e| Error::Config(e.to_string()))?;
-    Ok(Arc::new(registry))
-}
-
-#[cfg(not(feature = "registry"))]
-fn schema_registry(_url: &str) -> Result<Arc<dyn crate::decode::SchemaRegistry>> {
-    Err(Error::Config(
-        "a schema registry is configured, but this build has no registry client (feature `registry`, \
-         `avro` in the cdc-lake crate)"
-            .into(),
-    ))
+    #[cfg_attr(all(feature = "glue", feature = "registry"), allow(unused_variables))]
+    let missing = |feature: &str| {
+        Error::Config(format!(
+            "a schema registry is configured, but this build has no client for it (cdc-core \
+             feature `{feature}`; `avro` or `glue` in the cdc-lake crate)"
+        ))
+    };
+    if url == "glue" {
+        #[cfg(feature = "glue")]
+        {
+            let registry = crate::decode::GlueSchemaRegistry::new(Default::default())
+                .map_err(|e| Error::Config(e.to_string()))?;
+            return Ok(Arc::new(registry));
+        }
+        #[cfg(not(feature = "glue"))]
+        return Err(missing("glue"));
+    }
+    #[cfg(feature = "registry")]
+    {
+        use crate::decode::{ConfluentRegistry, RegistrySettings};
+        let registry = ConfluentRegistry::new(RegistrySettings::from_env(url))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Arc::new(registry))
+    }
+    #[cfg(not(feature = "registry"))]
+    Err(missing("registry"))
 }
 
 /// A routed batch decoded: an outcome per record and the tables' change batches.

@@ -11,6 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 
 use super::Scenario;
+use crate::decode::avro::SchemaId;
 use crate::decode::MemoryRegistry;
 use crate::source::RawRecord;
 
@@ -95,7 +96,7 @@ impl AvroScenario {
     pub fn registry(&self) -> Arc<MemoryRegistry> {
         let registry = MemoryRegistry::new();
         for (id, text) in self.schemas() {
-            registry.insert(id, text);
+            registry.insert(SchemaId::Confluent(id), text);
         }
         Arc::new(registry)
     }

@@ -185,6 +185,7 @@ async fn tombstones_the_sink_skipped_are_gaps_unless_allowed() {
 #[cfg(feature = "registry")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemas_come_from_a_confluent_registry_over_http() {
+    use cdc_core::decode::avro::SchemaId;
     use cdc_core::decode::{ConfluentRegistry, RegistrySettings};
     use cdc_core::secrets::Secret;
     use cdc_core::testing::avro::RegistryServer;
@@ -205,14 +206,14 @@ async fn schemas_come_from_a_confluent_registry_over_http() {
         ..RegistrySettings::from_env(server.url.clone())
     };
     let registry = ConfluentRegistry::new(settings("cdc:s3cret")).unwrap();
-    let text = tokio::task::block_in_place(|| registry.schema(2)).unwrap();
+    let text = tokio::task::block_in_place(|| registry.schema(SchemaId::Confluent(2))).unwrap();
     assert_eq!(text, scenario.schemas()[&2]);
-    let e = tokio::task::block_in_place(|| registry.schema(99))
+    let e = tokio::task::block_in_place(|| registry.schema(SchemaId::Confluent(99)))
         .unwrap_err()
         .0;
     assert!(e.contains("40403"), "{e}");
     let wrong = ConfluentRegistry::new(settings("cdc:wrong")).unwrap();
-    let e = tokio::task::block_in_place(|| wrong.schema(1))
+    let e = tokio::task::block_in_place(|| wrong.schema(SchemaId::Confluent(1)))
         .unwrap_err()
         .0;
     assert!(e.contains("401") && !e.contains("wrong"), "{e}");
@@ -327,4 +328,89 @@ mod fuzz {
             let _ = read_container(edit(&file, at, byte, how).into());
         }
     }
+}
+
+/// The AWS Glue Schema Registry's framing (header 3, compression, the schema version's UUID),
+/// half the values zlib-compressed, schemas fetched with `GetSchemaVersion` from Glue on
+/// moto_server: the crud capture, reframed so, folds to the expected state.
+#[cfg(feature = "glue")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_come_from_the_glue_schema_registry() {
+    use cdc_core::decode::GlueSchemaRegistry;
+    use cdc_core::glue::GlueConfig;
+    use cdc_core::testing::MotoServer;
+    use std::io::Write;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    moto.export_env();
+    let scenario = AvroScenario::load("crud");
+    moto.glue_call(
+        "create_registry",
+        serde_json::json!({"RegistryName": "cdc"}),
+    );
+    let mut versions = std::collections::HashMap::new();
+    for (id, text) in scenario.schemas() {
+        let created = moto
+            .glue_call(
+                "create_schema",
+                serde_json::json!({"RegistryId": {"RegistryName": "cdc"}, "SchemaName": format!("s{id}"),
+                    "DataFormat": "AVRO", "Compatibility": "NONE", "SchemaDefinition": text}),
+            )
+            .unwrap();
+        let uuid = created["SchemaVersionId"]
+            .as_str()
+            .unwrap()
+            .replace('-', "");
+        let bytes: Vec<u8> = (0..16)
+            .map(|i| u8::from_str_radix(&uuid[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        versions.insert(id, bytes);
+    }
+    let reframe = |bytes: &[u8], zlib: bool| {
+        let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        let mut out = vec![3, if zlib { 5 } else { 0 }];
+        out.extend(&versions[&id]);
+        if zlib {
+            let mut enc = flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::fast());
+            enc.write_all(&bytes[5..]).unwrap();
+            enc.finish().unwrap();
+        } else {
+            out.extend(&bytes[5..]);
+        }
+        bytes::Bytes::from(out)
+    };
+    let records: Vec<RawRecord> = scenario
+        .records()
+        .into_iter()
+        .map(|r| RawRecord {
+            key: r.key.as_deref().map(|k| reframe(k, false)),
+            value: r.value.as_deref().map(|v| reframe(v, r.offset % 2 == 0)),
+            ..r
+        })
+        .collect();
+    let config = GlueConfig {
+        endpoint: Some(moto.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        ..GlueConfig::default()
+    };
+    let registry: Arc<dyn SchemaRegistry> = Arc::new(GlueSchemaRegistry::new(config).unwrap());
+    let wh = MemoryWarehouse::new();
+    let pipeline_config = PipelineConfig::default();
+    let decoder = DebeziumJsonDecoder::new(pipeline_config.decoder.clone())
+        .with_schema_registry(registry.clone());
+    let mut pipeline = Pipeline::with_decoder(pipeline_config, &wh, Box::new(decoder)).unwrap();
+    pipeline
+        .run_to_end(&mut RecordsSource::new(records.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_expected(&scenario.base, &wh);
+    // A Confluent-framed record is refused by name, not decoded with the wrong schema.
+    let mut decoder =
+        DebeziumJsonDecoder::new(DecoderConfig::default()).with_schema_registry(registry);
+    let e = decoder
+        .decode(None, &scenario.records()[0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Confluent") && e.contains("@0"), "{e}");
 }

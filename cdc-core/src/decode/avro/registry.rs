@@ -2,17 +2,15 @@
 //! framed by Confluent's `AvroConverter`. Basic auth (`USER:PASSWORD`, as Confluent's
 //! `basic.auth.user.info`) or a bearer token; timeouts; retries with backoff on connection
 //! errors, timeouts, 429 and 5xx; every schema fetched once per process.
-//!
-//! Decoding is synchronous (it runs on blocking threads, sometimes on a runtime's worker), so
-//! the HTTP calls run on a thread of their own with its own runtime, and a caller waits for
-//! the answer: nothing is nested in the caller's runtime.
+//! Callable from the synchronous decoder through [`BlockingRegistry`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{mpsc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use super::{RegistryError, SchemaRegistry};
+use super::blocking::{BlockingRegistry, Fetch};
+use super::{RegistryError, SchemaId, SchemaRegistry};
 use crate::secrets::Secret;
 
 /// Where the registry is and how to talk to it.
@@ -50,21 +48,12 @@ impl RegistrySettings {
     }
 }
 
-type Reply = mpsc::Sender<Result<String, RegistryError>>;
-
 /// A Confluent Schema Registry (or a compatible one: Redpanda, Apicurio's ccompat API, Karapace).
-pub struct ConfluentRegistry {
-    /// The URL without credentials (for errors and logs).
-    url: String,
-    requests: Mutex<mpsc::Sender<(u32, Reply)>>,
-    fetched: Mutex<HashMap<u32, String>>,
-}
+pub struct ConfluentRegistry(BlockingRegistry);
 
 impl fmt::Debug for ConfluentRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfluentRegistry")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        self.0.fmt(f)
     }
 }
 
@@ -72,7 +61,6 @@ impl ConfluentRegistry {
     /// A client of the registry `settings` describe; starts its HTTP thread.
     pub fn new(settings: RegistrySettings) -> Result<Self, RegistryError> {
         let url = base_url(&settings.url)?;
-        let user_info = settings.user_info.clone();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
@@ -80,55 +68,18 @@ impl ConfluentRegistry {
         let fetcher = Fetcher {
             http,
             url: url.clone(),
-            user_info,
+            user_info: settings.user_info.clone(),
             bearer_token: settings.bearer_token.clone(),
             attempts: settings.attempts.max(1),
         };
-        let (tx, rx) = mpsc::channel::<(u32, Reply)>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| RegistryError(format!("schema registry client runtime: {e}")))?;
-        std::thread::Builder::new()
-            .name("schema-registry".into())
-            .spawn(move || {
-                // Ends when the client (the sending side) is dropped.
-                while let Ok((id, reply)) = rx.recv() {
-                    let _ = reply.send(runtime.block_on(fetcher.fetch(id)));
-                }
-            })
-            .map_err(|e| RegistryError(format!("schema registry client thread: {e}")))?;
-        Ok(ConfluentRegistry {
-            url,
-            requests: Mutex::new(tx),
-            fetched: Mutex::new(HashMap::new()),
-        })
+        let name = format!("the schema registry at {url}");
+        BlockingRegistry::start(name, fetcher).map(ConfluentRegistry)
     }
 }
 
 impl SchemaRegistry for ConfluentRegistry {
-    fn schema(&self, id: u32) -> Result<String, RegistryError> {
-        if let Some(text) = self
-            .fetched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(text.clone());
-        }
-        let (reply, answer) = mpsc::channel();
-        let gone = || RegistryError(format!("schema registry client at {} stopped", self.url));
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send((id, reply))
-            .map_err(|_| gone())?;
-        let text = answer.recv().map_err(|_| gone())??;
-        self.fetched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, text.clone());
-        Ok(text)
+    fn schema(&self, id: SchemaId) -> Result<String, RegistryError> {
+        self.0.schema(id)
     }
 }
 
@@ -147,8 +98,25 @@ enum Failure {
     Final(String),
 }
 
+impl Fetch for Fetcher {
+    fn fetch(
+        &self,
+        id: SchemaId,
+    ) -> Pin<Box<dyn Future<Output = Result<String, RegistryError>> + Send + '_>> {
+        Box::pin(async move {
+            let SchemaId::Confluent(id) = id else {
+                return Err(RegistryError(format!(
+                    "a record framed for the AWS Glue Schema Registry ({id}), but the registry is \
+                     a Confluent one"
+                )));
+            };
+            self.fetch_id(id).await
+        })
+    }
+}
+
 impl Fetcher {
-    async fn fetch(&self, id: u32) -> Result<String, RegistryError> {
+    async fn fetch_id(&self, id: u32) -> Result<String, RegistryError> {
         let mut last = String::new();
         for attempt in 0..self.attempts {
             if attempt > 0 {
@@ -290,7 +258,7 @@ mod tests {
             .unwrap(),
         );
         // Nothing listens on port 9: a clear error, not a hang or a panic.
-        let e = registry.schema(1).unwrap_err().0;
+        let e = registry.schema(SchemaId::Confluent(1)).unwrap_err().0;
         assert!(e.contains("127.0.0.1:9/schemas/ids/1"), "{e}");
     }
 }

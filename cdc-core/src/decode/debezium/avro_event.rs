@@ -11,7 +11,7 @@ use super::single_pass::{After, RowInput};
 use super::types::ConnectSchema;
 use crate::decode::avro::de::{self as avro_de, AvroDe, AvroError};
 use crate::decode::avro::schema::{parse_schema, AvroSchema, Node, Record};
-use crate::decode::avro::{confluent_frame, is_confluent_avro};
+use crate::decode::avro::{is_framed_avro, unframe};
 use crate::decode::Decoded;
 use crate::error::Result;
 use crate::model::TableId;
@@ -55,6 +55,9 @@ impl AvroPlan {
     }
 }
 
+/// A record's Avro body (inflated if the frame said so) and the plan of its writer schema.
+pub(super) type PlannedBody<'b> = (Arc<AvroPlan>, Cow<'b, [u8]>);
+
 /// The parts of an Avro envelope read around the row images.
 #[derive(Default)]
 struct AvroEnvelope<'a> {
@@ -72,9 +75,9 @@ impl DebeziumJsonDecoder {
         record: &RawRecord,
         what: &str,
         bytes: &'b [u8],
-    ) -> Result<(Arc<AvroPlan>, &'b [u8])> {
-        let (id, body) = confluent_frame(bytes)
-            .ok_or_else(|| Self::decode_error(record, Some(what.into()), "not an Avro frame"))?;
+    ) -> Result<PlannedBody<'b>> {
+        let (id, body) =
+            unframe(bytes).map_err(|e| Self::decode_error(record, Some(what.into()), e))?;
         if let Some(plan) = self.avro.plans.get(&id) {
             return Ok((plan.clone(), body));
         }
@@ -82,19 +85,18 @@ impl DebeziumJsonDecoder {
             Self::decode_error(
                 record,
                 Some(what.into()),
-                format!("Avro {what} with schema id {id}, and no schema registry is configured"),
+                format!("Avro {what} with {id}, and no schema registry is configured"),
             )
         })?;
         let text = registry.schema(id).map_err(|e| {
             Self::decode_error(
                 record,
                 Some(what.into()),
-                format!("schema id {id} from the registry: {e}"),
+                format!("{id} from the registry: {e}"),
             )
         })?;
-        let plan = AvroPlan::new(text).map_err(|e| {
-            Self::decode_error(record, Some(what.into()), format!("schema id {id}: {e}"))
-        })?;
+        let plan = AvroPlan::new(text)
+            .map_err(|e| Self::decode_error(record, Some(what.into()), format!("{id}: {e}")))?;
         let plan = Arc::new(plan);
         self.avro.plans.insert(id, plan.clone());
         Ok((plan, body))
@@ -123,14 +125,15 @@ impl DebeziumJsonDecoder {
     pub(super) fn avro_key<'r>(
         &mut self,
         record: &'r RawRecord,
-    ) -> Result<Option<(Arc<AvroPlan>, &'r [u8])>> {
+    ) -> Result<Option<PlannedBody<'r>>> {
         let Some(key) = record.key.as_deref() else {
             return Ok(None);
         };
         if let Some(schema) = &record.key_schema {
-            return Ok(Some((self.datum_plan(record, "key", schema)?, key)));
+            let plan = self.datum_plan(record, "key", schema)?;
+            return Ok(Some((plan, Cow::Borrowed(key))));
         }
-        if is_confluent_avro(key) {
+        if is_framed_avro(key) {
             return self.avro_plan(record, "key", key).map(Some);
         }
         Ok(None)

@@ -61,7 +61,7 @@ pub struct DebeziumJsonDecoder {
 /// The Avro writer schemas a decoder has seen, by id, and the registry for new ids.
 #[derive(Clone, Default)]
 pub(super) struct AvroSchemas {
-    pub(super) plans: HashMap<u32, Arc<AvroPlan>>,
+    pub(super) plans: HashMap<avro::SchemaId, Arc<AvroPlan>>,
     pub(super) registry: Option<Arc<dyn SchemaRegistry>>,
     /// Plans of the schemas of container files' datums, by text (values and keys apart, so
     /// each stays the cache's last hit).
@@ -166,9 +166,9 @@ impl DebeziumJsonDecoder {
             let plan = self.datum_plan(record, "value", schema)?;
             return self.decode_avro(table, record, &plan, bytes);
         }
-        if avro::is_confluent_avro(bytes) {
+        if avro::is_framed_avro(bytes) {
             let (plan, body) = self.avro_plan(record, "value", bytes)?;
-            return self.decode_avro(table, record, &plan, body);
+            return self.decode_avro(table, record, &plan, &body);
         }
         if let Some(decoded) = self.try_single_pass(table, record, bytes)? {
             return Ok(decoded);

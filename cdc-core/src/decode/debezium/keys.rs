@@ -167,7 +167,7 @@ impl DebeziumJsonDecoder {
 /// A record key as a row image.
 pub(super) enum KeyRow<'r> {
     Json(String),
-    Avro(Arc<AvroPlan>, &'r [u8]),
+    Avro(Arc<AvroPlan>, std::borrow::Cow<'r, [u8]>),
 }
 
 impl KeyRow<'_> {

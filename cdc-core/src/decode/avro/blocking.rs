@@ -1,0 +1,84 @@
+//! A registry client callable from synchronous code: decoding runs on blocking threads (and
+//! sometimes on a runtime's worker), while registry clients are async HTTP. Each client runs
+//! on a thread of its own with its own runtime; a caller sends the id and waits for the answer,
+//! so nothing nests in the caller's runtime. Every schema is fetched once per client.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{mpsc, Mutex};
+
+use super::{RegistryError, SchemaId, SchemaRegistry};
+
+/// Fetches one schema, on the client's thread.
+pub(crate) trait Fetch: Send + 'static {
+    fn fetch(
+        &self,
+        id: SchemaId,
+    ) -> Pin<Box<dyn Future<Output = Result<String, RegistryError>> + Send + '_>>;
+}
+
+type Reply = mpsc::Sender<Result<String, RegistryError>>;
+
+/// A [`Fetch`] behind a thread, as a [`SchemaRegistry`].
+pub(crate) struct BlockingRegistry {
+    /// What it talks to, for messages (no credentials).
+    name: String,
+    requests: Mutex<mpsc::Sender<(SchemaId, Reply)>>,
+    fetched: Mutex<HashMap<SchemaId, String>>,
+}
+
+impl fmt::Debug for BlockingRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl BlockingRegistry {
+    /// Starts the thread of `fetcher`; `name` says what it talks to.
+    pub(crate) fn start(name: String, fetcher: impl Fetch) -> Result<Self, RegistryError> {
+        let (tx, rx) = mpsc::channel::<(SchemaId, Reply)>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RegistryError(format!("{name}: client runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("schema-registry".into())
+            .spawn(move || {
+                // Ends when the registry (the sending side) is dropped.
+                while let Ok((id, reply)) = rx.recv() {
+                    let _ = reply.send(runtime.block_on(fetcher.fetch(id)));
+                }
+            })
+            .map_err(|e| RegistryError(format!("{name}: client thread: {e}")))?;
+        Ok(BlockingRegistry {
+            name,
+            requests: Mutex::new(tx),
+            fetched: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl SchemaRegistry for BlockingRegistry {
+    fn schema(&self, id: SchemaId) -> Result<String, RegistryError> {
+        let cached = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = cached.get(&id) {
+            return Ok(text.clone());
+        }
+        drop(cached);
+        let (reply, answer) = mpsc::channel();
+        let gone = || RegistryError(format!("{}: client stopped", self.name));
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((id, reply))
+            .map_err(|_| gone())?;
+        let text = answer.recv().map_err(|_| gone())??;
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, text.clone());
+        Ok(text)
+    }
+}
