@@ -41,6 +41,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A record's writer schema could not be had from its registry (unreachable, refusing,
+    /// or without that id). The run stops: the record itself may be fine, so it is neither
+    /// skipped nor dead-lettered.
+    #[error("cannot get the writer schema of record {location} ({schema}): {message}")]
+    SchemaUnavailable {
+        /// The record.
+        location: RecordLocation,
+        /// Which schema (`schema id 7`, `schema version <uuid>`).
+        schema: String,
+        /// Why.
+        message: String,
+    },
+
     /// The schema of a record cannot be turned into an Arrow schema.
     #[error("unsupported schema for table `{table}` column `{column}`: {message}")]
     UnsupportedSchema {
@@ -236,7 +249,9 @@ impl Error {
     /// The record this error is about, if it is about one.
     pub fn location(&self) -> Option<&RecordLocation> {
         match self {
-            Error::Decode { location, .. } => Some(location),
+            Error::Decode { location, .. } | Error::SchemaUnavailable { location, .. } => {
+                Some(location)
+            }
             _ => None,
         }
     }

@@ -148,7 +148,7 @@ impl<'w> Pipeline<'w> {
     pub fn new(config: PipelineConfig, warehouse: &'w dyn Warehouse) -> Result<Self> {
         let mut decoder = DebeziumJsonDecoder::new(config.decoder.clone());
         if let Some(url) = &config.decoder.schema_registry {
-            decoder = decoder.with_schema_registry(schema_registry(url)?);
+            decoder = decoder.with_schema_registry(crate::decode::avro::registry_for(url)?);
         }
         Self::with_decoder(config, warehouse, Box::new(decoder))
     }
@@ -620,6 +620,9 @@ impl<'w> Pipeline<'w> {
                     self.stats.control_records += 1;
                     true
                 }
+                // A schema the registry did not give is no fault of the record: stop, and
+                // read it again once the registry answers.
+                Err(e @ Error::SchemaUnavailable { .. }) => return Err(e),
                 Err(e) => {
                     let Some((store, prefix)) = &self.dead_letter else {
                         return Err(e);
@@ -740,37 +743,6 @@ impl<'w> Pipeline<'w> {
 struct RoutedBatch {
     tables: Vec<Option<Arc<TableId>>>,
     records: Vec<RawRecord>,
-}
-
-/// The client of the schema registry at `url`: `glue` for the AWS Glue Schema Registry (region,
-/// endpoint and credentials from the AWS environment), else a Confluent registry's base URL.
-fn schema_registry(url: &str) -> Result<Arc<dyn crate::decode::SchemaRegistry>> {
-    #[cfg_attr(all(feature = "glue", feature = "registry"), allow(unused_variables))]
-    let missing = |feature: &str| {
-        Error::Config(format!(
-            "a schema registry is configured, but this build has no client for it (cdc-core \
-             feature `{feature}`; `avro` or `glue` in the cdc-lake crate)"
-        ))
-    };
-    if url == "glue" {
-        #[cfg(feature = "glue")]
-        {
-            let registry = crate::decode::GlueSchemaRegistry::new(Default::default())
-                .map_err(|e| Error::Config(e.to_string()))?;
-            return Ok(Arc::new(registry));
-        }
-        #[cfg(not(feature = "glue"))]
-        return Err(missing("glue"));
-    }
-    #[cfg(feature = "registry")]
-    {
-        use crate::decode::{ConfluentRegistry, RegistrySettings};
-        let registry = ConfluentRegistry::new(RegistrySettings::from_env(url))
-            .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Arc::new(registry))
-    }
-    #[cfg(not(feature = "registry"))]
-    Err(missing("registry"))
 }
 
 /// A routed batch decoded: an outcome per record and the tables' change batches.

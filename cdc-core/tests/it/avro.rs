@@ -414,3 +414,44 @@ async fn schemas_come_from_the_glue_schema_registry() {
         .to_string();
     assert!(e.contains("Confluent") && e.contains("@0"), "{e}");
 }
+
+/// A schema the registry cannot give stops the run even with a dead-letter location: the
+/// record is fine and must be read again once the registry answers, never skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_schema_stops_the_run_instead_of_dead_lettering() {
+    let scenario = AvroScenario::load("crud");
+    let letters = tempfile::tempdir().unwrap();
+    let wh = MemoryWarehouse::new();
+    let config = PipelineConfig {
+        dead_letter: Some(letters.path().to_str().unwrap().to_string()),
+        ..PipelineConfig::default()
+    };
+    let empty: Arc<dyn SchemaRegistry> = Arc::new(MemoryRegistry::new());
+    let decoder = DebeziumJsonDecoder::new(config.decoder.clone()).with_schema_registry(empty);
+    let mut pipeline = Pipeline::with_decoder(config, &wh, Box::new(decoder)).unwrap();
+    let mut source = RecordsSource::new(scenario.records());
+    let Err(e) = pipeline.run_to_end(&mut source, |_| {}).await else {
+        panic!("the run went on without its schemas");
+    };
+    assert!(
+        matches!(e, cdc_core::Error::SchemaUnavailable { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("schema id"), "{e}");
+    assert_eq!(std::fs::read_dir(letters.path()).unwrap().count(), 0);
+    assert!(wh.table(&scenario.base.tables[0].0).is_none());
+}
+
+/// A value with bytes after it was not written with the schema its frame names.
+#[test]
+fn bytes_after_a_value_are_an_error() {
+    let scenario = AvroScenario::load("crud");
+    let mut record = scenario.records().remove(3);
+    let mut value = record.value.unwrap().to_vec();
+    value.push(0);
+    record.value = Some(value.into());
+    let mut decoder = DebeziumJsonDecoder::new(DecoderConfig::default())
+        .with_schema_registry(scenario.registry());
+    let e = decoder.decode(None, &record).unwrap_err().to_string();
+    assert!(e.contains("1 bytes after the Avro value"), "{e}");
+}

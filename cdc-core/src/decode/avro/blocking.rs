@@ -1,13 +1,17 @@
 //! A registry client callable from synchronous code: decoding runs on blocking threads (and
 //! sometimes on a runtime's worker), while registry clients are async HTTP. Each client runs
 //! on a thread of its own with its own runtime; a caller sends the id and waits for the answer,
-//! so nothing nests in the caller's runtime. Every schema is fetched once per client.
+//! so nothing nests in the caller's runtime (on a multi-threaded runtime's worker the wait is
+//! marked blocking, so the runtime moves its other tasks away). Every schema is fetched once
+//! per client; a failed fetch is remembered for a few seconds, so the records of a batch that
+//! name the same schema fail at once instead of each waiting out the retries.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{RegistryError, SchemaId, SchemaRegistry};
 
@@ -27,7 +31,11 @@ pub(crate) struct BlockingRegistry {
     name: String,
     requests: Mutex<mpsc::Sender<(SchemaId, Reply)>>,
     fetched: Mutex<HashMap<SchemaId, String>>,
+    failed: Mutex<HashMap<SchemaId, (Instant, RegistryError)>>,
 }
+
+/// How long a failed fetch answers for the same id without asking again.
+const REMEMBER_FAILURE: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for BlockingRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,6 +64,7 @@ impl BlockingRegistry {
             name,
             requests: Mutex::new(tx),
             fetched: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -67,6 +76,13 @@ impl SchemaRegistry for BlockingRegistry {
             return Ok(text.clone());
         }
         drop(cached);
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        match failed.get(&id) {
+            Some((at, e)) if at.elapsed() < REMEMBER_FAILURE => return Err(e.clone()),
+            Some(_) => drop(failed.remove(&id)),
+            None => {}
+        }
+        drop(failed);
         let (reply, answer) = mpsc::channel();
         let gone = || RegistryError(format!("{}: client stopped", self.name));
         self.requests
@@ -74,7 +90,17 @@ impl SchemaRegistry for BlockingRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .send((id, reply))
             .map_err(|_| gone())?;
-        let text = answer.recv().map_err(|_| gone())??;
+        let wait = || answer.recv().map_err(|_| gone());
+        let fetched = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }?;
+        let text = fetched.inspect_err(|e| {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.insert(id, (Instant::now(), e.clone()));
+        })?;
         self.fetched
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -3,12 +3,12 @@
 //! datums. Datums come out as slices of the file's bytes (codec `null`, the sink's default)
 //! or of each block's inflated bytes (`deflate`, `snappy`).
 
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::de::{read_bytes, read_long, skip, take};
+use super::de::{read_bytes, read_long, skip, take, ZERO_SIZED_ITEMS};
+use super::inflate_bounded;
 use super::schema::parse_schema;
 
 /// A container file read: its writer schema's text and its datums in order.
@@ -38,12 +38,15 @@ pub fn read_container(file: Bytes) -> Result<ContainerFile, String> {
         if take(&mut input, 16).map_err(|e| e.0)? != sync {
             return Err("Avro block does not end with the file's sync marker".into());
         }
-        let count = usize::try_from(count).map_err(|_| format!("Avro block of {count} records"))?;
         let data = match codec.as_str() {
             // Zero-copy: slices of the file itself.
             "null" => file.slice_ref(block),
             other => Bytes::from(inflate(other, block)?),
         };
+        let count = u64::try_from(count)
+            .ok()
+            .filter(|&n| n <= data.len() as u64 + ZERO_SIZED_ITEMS)
+            .ok_or_else(|| format!("Avro block of {count} records in {} bytes", data.len()))?;
         let mut rest: &[u8] = &data;
         for _ in 0..count {
             let start = rest;
@@ -92,18 +95,20 @@ fn read_metadata(input: &mut &[u8]) -> Result<(String, String), String> {
 /// A block's bytes uncompressed.
 fn inflate(codec: &str, block: &[u8]) -> Result<Vec<u8>, String> {
     match codec {
-        "deflate" => {
-            let mut out = Vec::with_capacity(block.len() * 4);
-            flate2::read::DeflateDecoder::new(block)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("Avro deflate block: {e}"))?;
-            Ok(out)
-        }
+        "deflate" => inflate_bounded(
+            flate2::read::DeflateDecoder::new(block),
+            "Avro deflate block",
+        ),
         "snappy" => {
             // Snappy blocks end with the CRC-32 of the uncompressed bytes (big-endian).
             let Some((compressed, crc)) = block.split_last_chunk::<4>() else {
                 return Err("Avro snappy block shorter than its checksum".into());
             };
+            let claimed = snap::raw::decompress_len(compressed)
+                .map_err(|e| format!("Avro snappy block: {e}"))?;
+            if claimed > super::MAX_INFLATED {
+                return Err(format!("Avro snappy block claims {claimed} bytes"));
+            }
             let out = snap::raw::Decoder::new()
                 .decompress_vec(compressed)
                 .map_err(|e| format!("Avro snappy block: {e}"))?;
@@ -169,7 +174,9 @@ mod tests {
                 .map(|d| Bytes::copy_from_slice(d))
                 .collect::<Vec<_>>()
         );
-        for cut in 0..file.len() {
+        // Cut anywhere but right after the header (a file of no blocks is a valid file).
+        let header = write_container(SCHEMA, &[]).len();
+        for cut in (0..file.len()).filter(|&c| c != header) {
             assert!(read_container(file.slice(..cut)).is_err(), "cut at {cut}");
         }
         let mut bad_sync = file.to_vec();
@@ -179,6 +186,13 @@ mod tests {
             .unwrap_err()
             .contains("sync"));
         assert!(read_container(Bytes::from_static(b"{\"a\":1}\n")).is_err());
+        // A forged record count with nothing behind it is refused, not looped over.
+        let mut file = write_container(r#"{"type":"record","name":"E","fields":[]}"#, &[]);
+        file.extend([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]); // 2^62 records, 0 bytes
+        file.extend(b"cdc-lake-sync-16");
+        assert!(read_container(Bytes::from(file))
+            .unwrap_err()
+            .contains("records in 0 bytes"));
         let empty = read_container(Bytes::from(write_container(SCHEMA, &[]))).unwrap();
         assert!(empty.datums.is_empty());
     }

@@ -92,9 +92,9 @@ fn block_count(input: &mut &[u8]) -> Result<usize> {
         read_long(input)?;
     }
     let n = n.unsigned_abs();
-    // Every item takes at least one byte... except nulls; bound the count by what is left
-    // (plus one for zero-sized items) so a forged count cannot make us loop for long.
-    if n > input.len() as u64 + 1 && n > 1 << 20 {
+    // Items of most types take a byte at least: a count beyond the bytes left (with room for
+    // a few zero-sized items, nulls) is forged, and would only make us loop or allocate.
+    if n > input.len() as u64 + ZERO_SIZED_ITEMS {
         return Err(AvroError(format!(
             "Avro block of {n} items in {} bytes",
             input.len()
@@ -102,6 +102,9 @@ fn block_count(input: &mut &[u8]) -> Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// Zero-byte items (nulls, empty records) a block may hold beyond its bytes.
+pub(crate) const ZERO_SIZED_ITEMS: u64 = 1024;
 
 /// Skips one value of `node`.
 pub(crate) fn skip(node: &Node, input: &mut &[u8]) -> Result<()> {

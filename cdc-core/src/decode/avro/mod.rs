@@ -97,15 +97,28 @@ pub(crate) fn unframe(bytes: &[u8]) -> Result<(SchemaId, Cow<'_, [u8]>), String>
     let (compression, id, body) = glue_frame(bytes).ok_or("not a Confluent or Glue Avro frame")?;
     let body = match compression {
         0 => Cow::Borrowed(body),
-        _ => {
-            let mut out = Vec::with_capacity(body.len() * 4);
-            flate2::read::ZlibDecoder::new(body)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("zlib body of a Glue-framed record: {e}"))?;
-            Cow::Owned(out)
-        }
+        _ => Cow::Owned(inflate_bounded(
+            flate2::read::ZlibDecoder::new(body),
+            "zlib body of a Glue-framed record",
+        )?),
     };
     Ok((SchemaId::Glue(id), body))
+}
+
+/// The most a compressed record or block may inflate to: more is a bomb, not a change event.
+pub(crate) const MAX_INFLATED: usize = 256 << 20;
+
+/// Everything `reader` inflates to, refused past [`MAX_INFLATED`].
+pub(crate) fn inflate_bounded(reader: impl Read, what: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    reader
+        .take(MAX_INFLATED as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.len() > MAX_INFLATED {
+        return Err(format!("{what} inflates past {MAX_INFLATED} bytes"));
+    }
+    Ok(out)
 }
 
 /// Why a writer schema could not be had.
@@ -123,6 +136,37 @@ impl fmt::Display for RegistryError {
 pub trait SchemaRegistry: Send + Sync + fmt::Debug {
     /// The schema's JSON text, as registered.
     fn schema(&self, id: SchemaId) -> Result<String, RegistryError>;
+}
+
+/// The client of the schema registry at `url`: `glue` for the AWS Glue Schema Registry (region,
+/// endpoint and credentials from the AWS environment), else a Confluent registry's base URL.
+pub fn registry_for(url: &str) -> crate::Result<Arc<dyn SchemaRegistry>> {
+    #[cfg_attr(all(feature = "glue", feature = "registry"), allow(unused_variables))]
+    let missing = |feature: &str| {
+        crate::Error::Config(format!(
+            "a schema registry is configured, but this build has no client for it (cdc-core \
+             feature `{feature}`; `avro` or `glue` in the cdc-lake crate)"
+        ))
+    };
+    if url == "glue" {
+        #[cfg(feature = "glue")]
+        {
+            let registry = crate::decode::GlueSchemaRegistry::new(Default::default())
+                .map_err(|e| crate::Error::Config(e.to_string()))?;
+            return Ok(Arc::new(registry));
+        }
+        #[cfg(not(feature = "glue"))]
+        return Err(missing("glue"));
+    }
+    #[cfg(feature = "registry")]
+    {
+        use crate::decode::{ConfluentRegistry, RegistrySettings};
+        let registry = ConfluentRegistry::new(RegistrySettings::from_env(url))
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+        Ok(Arc::new(registry))
+    }
+    #[cfg(not(feature = "registry"))]
+    Err(missing("registry"))
 }
 
 /// Schemas given up front (tests, or schemas exported from a registry).

@@ -13,7 +13,7 @@ use crate::decode::avro::de::{self as avro_de, AvroDe, AvroError};
 use crate::decode::avro::schema::{parse_schema, AvroSchema, Node, Record};
 use crate::decode::avro::{is_framed_avro, unframe};
 use crate::decode::Decoded;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::TableId;
 use crate::source::RawRecord;
 
@@ -81,20 +81,14 @@ impl DebeziumJsonDecoder {
         if let Some(plan) = self.avro.plans.get(&id) {
             return Ok((plan.clone(), body));
         }
-        let registry = self.avro.registry.clone().ok_or_else(|| {
-            Self::decode_error(
-                record,
-                Some(what.into()),
-                format!("Avro {what} with {id}, and no schema registry is configured"),
-            )
-        })?;
-        let text = registry.schema(id).map_err(|e| {
-            Self::decode_error(
-                record,
-                Some(what.into()),
-                format!("{id} from the registry: {e}"),
-            )
-        })?;
+        let unavailable = |message: String| Error::SchemaUnavailable {
+            location: Self::location(record),
+            schema: id.to_string(),
+            message: format!("the record's {what}: {message}"),
+        };
+        let registry = (self.avro.registry.clone())
+            .ok_or_else(|| unavailable("no schema registry is configured".into()))?;
+        let text = registry.schema(id).map_err(|e| unavailable(e.0))?;
         let plan = AvroPlan::new(text)
             .map_err(|e| Self::decode_error(record, Some(what.into()), format!("{id}: {e}")))?;
         let plan = Arc::new(plan);
@@ -157,8 +151,13 @@ impl DebeziumJsonDecoder {
                 self.decode_avro_envelope(table, record, plan, parts)
             }
             PayloadKind::Unwrapped => self.decode_avro_unwrapped(table, record, plan, body),
+            kind @ (PayloadKind::Message | PayloadKind::Heartbeat) => {
+                // Counted only (a message's content may be bytes, which JSON cannot hold).
+                let empty = RawObject::parse("{}").ok().flatten().expect("an object");
+                Ok(self.decode_other(kind, &empty))
+            }
             kind => {
-                // Markers, heartbeats, messages: rare; read as JSON and told apart as JSON is.
+                // Markers and schema changes: rare; read as JSON and told apart as JSON is.
                 let value: serde_json::Value = serde::Deserialize::deserialize(AvroDe {
                     node: plan.root(),
                     input: &mut &*body,
@@ -254,7 +253,17 @@ fn read_envelope<'a>(
             _ => avro_de::skip(node, &mut input)?,
         }
     }
+    if !input.is_empty() {
+        return Err(trailing(input.len()));
+    }
     Ok(env)
+}
+
+/// Bytes left after a whole value: the schema is not the one the value was written with.
+pub(super) fn trailing(n: usize) -> AvroError {
+    AvroError(format!(
+        "{n} bytes after the Avro value: it was not written with this schema"
+    ))
 }
 
 /// A row image: the record's node and bytes, `None` for a null image.

@@ -262,7 +262,7 @@ impl DebeziumJsonDecoder {
         }
     }
 
-    fn location(record: &RawRecord) -> RecordLocation {
+    pub(super) fn location(record: &RawRecord) -> RecordLocation {
         RecordLocation {
             topic: record.topic.to_string(),
             partition: record.partition,
@@ -415,6 +415,10 @@ impl DebeziumJsonDecoder {
                 .deserialize(avro::de::AvroDe {
                     node,
                     input: &mut bytes,
+                })
+                .and_then(|()| match bytes.len() {
+                    0 => Ok(()),
+                    n => Err(super::avro_event::trailing(n)),
                 })
                 .map_err(|e| e.to_string()),
         };
