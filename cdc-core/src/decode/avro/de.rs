@@ -188,14 +188,12 @@ impl<'de> de::Deserializer<'de> for AvroDe<'_, '_, 'de> {
             Node::Array(item) => visitor.visit_seq(Items {
                 item,
                 input,
-                left: 0,
-                done: false,
+                blocks: Blocks::default(),
             }),
             Node::Map(value) => visitor.visit_map(Entries {
                 value,
                 input,
-                left: 0,
-                done: false,
+                blocks: Blocks::default(),
             }),
             Node::Record(r) => visitor.visit_map(Fields {
                 record: r,
@@ -247,22 +245,38 @@ impl<'de> de::Deserializer<'de> for AvroDe<'_, '_, 'de> {
 struct Items<'n, 'i, 'de> {
     item: &'n Node,
     input: &'i mut &'de [u8],
+    blocks: Blocks,
+}
+
+/// Where an array or map is in its blocks.
+#[derive(Default)]
+struct Blocks {
     left: usize,
     done: bool,
+}
+
+impl Blocks {
+    /// Whether another item follows (reading the next block's count when one is used up).
+    fn next(&mut self, input: &mut &[u8]) -> Result<bool> {
+        if self.left == 0 && !self.done {
+            self.left = block_count(input)?;
+            self.done = self.left == 0;
+        }
+        if self.done {
+            return Ok(false);
+        }
+        self.left -= 1;
+        Ok(true)
+    }
 }
 
 impl<'de> SeqAccess<'de> for Items<'_, '_, 'de> {
     type Error = AvroError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.left == 0 && !self.done {
-            self.left = block_count(self.input)?;
-            self.done = self.left == 0;
-        }
-        if self.done {
+        if !self.blocks.next(self.input)? {
             return Ok(None);
         }
-        self.left -= 1;
         seed.deserialize(AvroDe {
             node: self.item,
             input: self.input,
@@ -275,22 +289,16 @@ impl<'de> SeqAccess<'de> for Items<'_, '_, 'de> {
 struct Entries<'n, 'i, 'de> {
     value: &'n Node,
     input: &'i mut &'de [u8],
-    left: usize,
-    done: bool,
+    blocks: Blocks,
 }
 
 impl<'de> MapAccess<'de> for Entries<'_, '_, 'de> {
     type Error = AvroError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if self.left == 0 && !self.done {
-            self.left = block_count(self.input)?;
-            self.done = self.left == 0;
-        }
-        if self.done {
+        if !self.blocks.next(self.input)? {
             return Ok(None);
         }
-        self.left -= 1;
         seed.deserialize(AvroDe {
             node: &Node::String,
             input: self.input,

@@ -213,13 +213,7 @@ impl DebeziumJsonDecoder {
         plan: &AvroPlan,
         body: &[u8],
     ) -> Result<Decoded> {
-        let table = table.cloned().ok_or_else(|| {
-            Self::decode_error(
-                record,
-                None,
-                "unwrapped rows carry no table name: give the topic a table route",
-            )
-        })?;
+        let table = Self::unwrapped_table(table, record)?;
         let layout = self.layout_from_connect(&table, &plan.text, plan.connect(), false)?;
         self.table_decoder(&table, layout, record)?;
         let mut meta = UnwrapMeta::default();

@@ -670,13 +670,7 @@ impl DebeziumJsonDecoder {
         schema_text: Option<&str>,
         row_text: &str,
     ) -> Result<Decoded> {
-        let table = table.cloned().ok_or_else(|| {
-            Self::decode_error(
-                record,
-                None,
-                "unwrapped rows carry no table name: give the topic a table route",
-            )
-        })?;
+        let table = Self::unwrapped_table(table, record)?;
         let layout = match schema_text {
             Some(s) => self.layout_from_schema(&table, s, false)?,
             None => self.layout_from_hint(&table, record)?,
@@ -685,6 +679,17 @@ impl DebeziumJsonDecoder {
         let mut meta = UnwrapMeta::default();
         self.decode_row(&table, record, RowInput::Json(row_text), true, &mut meta)?;
         Ok(self.push_unwrapped(&table, record, &meta))
+    }
+
+    /// The table of an unwrapped row: its topic's route (the row names none).
+    pub(super) fn unwrapped_table(table: Option<&TableId>, record: &RawRecord) -> Result<TableId> {
+        table.cloned().ok_or_else(|| {
+            Self::decode_error(
+                record,
+                None,
+                "unwrapped rows carry no table name: give the topic a table route",
+            )
+        })
     }
 
     /// The event of an unwrapped row just decoded, from its `__` metadata.
