@@ -101,13 +101,13 @@ impl DebeziumJsonDecoder {
         &mut self,
         record: &RawRecord,
         what: &str,
-        text: &str,
+        text: &Arc<str>,
     ) -> Result<Arc<AvroPlan>> {
         let cache = match what {
             "key" => &mut self.avro.key_texts,
             _ => &mut self.avro.value_texts,
         };
-        cache.get_or_try(text, || {
+        cache.get_or_try_shared(text, || {
             AvroPlan::new(text.to_string()).map_err(|e| {
                 Self::decode_error(record, Some(what.into()), format!("writer schema: {e}"))
             })

@@ -305,13 +305,12 @@ impl DebeziumJsonDecoder {
     pub(super) fn layout_from_connect(
         &mut self,
         table: &TableId,
-        schema_text: &str,
+        schema_text: &Arc<str>,
         schema: &ConnectSchema,
         envelope: bool,
     ) -> Result<Arc<RowLayout>> {
-        let table_name = table.to_string();
-        self.layouts.get_or_try(schema_text, || {
-            row_layout(&table_name, schema, schema_text, envelope)
+        self.layouts.get_or_try_shared(schema_text, || {
+            row_layout(&table.to_string(), schema, schema_text, envelope)
         })
     }
 

@@ -81,6 +81,24 @@ impl<T> SchemaCache<T> {
         Ok(v)
     }
 
+    /// [`Self::get_or_try`] for a text held in an `Arc` (an Avro plan's, a container file's):
+    /// that `Arc` becomes the last one used, so the records after it find their value by
+    /// comparing pointers instead of the text.
+    pub(crate) fn get_or_try_shared<E>(
+        &mut self,
+        text: &Arc<str>,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        if let Some((t, v)) = &self.last {
+            if Arc::ptr_eq(t, text) {
+                return Ok(v.clone());
+            }
+        }
+        let v = self.get_or_try(text, make)?;
+        self.last = Some((text.clone(), v.clone()));
+        Ok(v)
+    }
+
     /// The text of the schema used last.
     pub(crate) fn last_text(&self) -> Option<&Arc<str>> {
         self.last.as_ref().map(|(t, _)| t)
