@@ -26,7 +26,7 @@ pub(super) async fn write_dead_letter(
         Error::Decode { field, .. } => field.clone(),
         _ => None,
     };
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "topic": &*record.topic,
         "partition": record.partition,
         "offset": record.offset,
@@ -35,6 +35,15 @@ pub(super) async fn write_dead_letter(
         "key": text_or_base64(&record.key),
         "value": text_or_base64(&record.value),
     });
+    // A datum of an Avro container file is unreadable without its writer schema.
+    for (name, schema) in [
+        ("key_schema", &record.key_schema),
+        ("value_schema", &record.value_schema),
+    ] {
+        if let Some(schema) = schema {
+            doc[name] = serde_json::json!(&**schema);
+        }
+    }
     let path = prefix
         .clone()
         .join(&*record.topic)

@@ -455,3 +455,71 @@ fn bytes_after_a_value_are_an_error() {
     let e = decoder.decode(None, &record).unwrap_err().to_string();
     assert!(e.contains("1 bytes after the Avro value"), "{e}");
 }
+
+/// A datum of a container file that does not decode goes to the dead-letter location with the
+/// writer schema it needs to be read later; the records around it are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_avro_datum_keeps_its_writer_schema() {
+    use cdc_core::decode::avro::container::write_container;
+    let scenario = AvroScenario::load("crud");
+    let schemas = scenario.schemas();
+    let records: Vec<RawRecord> = scenario.records().into_iter().take(10).collect();
+    let mut values: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| r.value.as_ref().unwrap()[5..].to_vec())
+        .collect();
+    // Not UTF-8 inside a string column: the file still splits into datums, this one fails.
+    let at = values[3].iter().position(|&b| b == b'@').expect("an email");
+    values[3][at] = 0xff;
+    let keys: Vec<&[u8]> = records
+        .iter()
+        .map(|r| &r.key.as_ref().unwrap()[5..])
+        .collect();
+    let id = |b: &bytes::Bytes| u32::from_be_bytes(b[1..5].try_into().unwrap());
+    let value_schema = &schemas[&id(records[0].value.as_ref().unwrap())];
+    let key_schema = &schemas[&id(records[0].key.as_ref().unwrap())];
+    let dir = tempfile::tempdir().unwrap();
+    let topic = &*records[0].topic;
+    let files = dir.path().join(topic).join("partition=0");
+    std::fs::create_dir_all(&files).unwrap();
+    let name = format!("{topic}+0+0000000000");
+    let value_refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    std::fs::write(
+        files.join(format!("{name}.avro")),
+        write_container(value_schema, &value_refs),
+    )
+    .unwrap();
+    std::fs::write(
+        files.join(format!("{name}.keys.avro")),
+        write_container(key_schema, &keys),
+    )
+    .unwrap();
+    let letters = tempfile::tempdir().unwrap();
+    let wh = MemoryWarehouse::new();
+    let config = PipelineConfig {
+        dead_letter: Some(letters.path().to_str().unwrap().to_string()),
+        ..PipelineConfig::default()
+    };
+    let mut source = RawFileSource::open(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    let stats = Pipeline::new(config, &wh)
+        .unwrap()
+        .run_to_end(&mut source, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((stats.dead_lettered, stats.events_applied), (1, 9));
+    let letter = letters
+        .path()
+        .join(topic)
+        .join("partition=0")
+        .join(format!("{:020}.json", 3));
+    let letter: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(letter).unwrap()).unwrap();
+    assert_eq!(letter["value_schema"].as_str(), Some(value_schema.as_str()));
+    assert_eq!(letter["key_schema"].as_str(), Some(key_schema.as_str()));
+    assert!(
+        letter["error"].as_str().unwrap().contains("UTF-8"),
+        "{letter}"
+    );
+}

@@ -261,7 +261,7 @@ impl RawFileSource {
             allow_gaps: false,
             progress: Arc::default(),
         };
-        source.add_listed(listed, false);
+        source.add_listed(listed, false)?;
         Ok(source)
     }
 
@@ -269,8 +269,10 @@ impl RawFileSource {
     /// already known of their partition. With `wait_for_keys`, a data file whose keys file has
     /// not appeared yet while the partition's files before it have one is left, with the
     /// files after it, for a later listing (the S3 sink writes the two one after the other).
-    /// Returns how many data files were added.
-    fn add_listed(&mut self, listed: Vec<ObjectMeta>, wait_for_keys: bool) -> usize {
+    /// Returns how many data files were added. Two data (or keys) files starting at the same
+    /// offset (`.json` and `.avro`, or `.json` and `.json.gz`) are an error naming both: which
+    /// one holds the records cannot be told.
+    fn add_listed(&mut self, listed: Vec<ObjectMeta>, wait_for_keys: bool) -> Result<usize> {
         let pattern = file_name_pattern();
         let mut data: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
         let mut keys: HashMap<(String, i32, i64), (Path, u64)> = HashMap::new();
@@ -287,10 +289,16 @@ impl RawFileSource {
                 continue;
             };
             let id = (c["topic"].to_string(), partition, offset);
-            if c.name("keys").is_some() {
-                keys.insert(id, (meta.location, meta.size));
-            } else {
-                data.insert(id, (meta.location, meta.size));
+            let files = match c.name("keys") {
+                Some(_) => &mut keys,
+                None => &mut data,
+            };
+            if let Some((other, _)) = files.insert(id, (meta.location.clone(), meta.size)) {
+                return Err(Error::Source {
+                    location: meta.location.to_string(),
+                    message: format!("`{other}` starts at the same offset; remove one of them"),
+                    source: None,
+                });
             }
         }
         let mut found: BTreeMap<(String, i32), Vec<RawFile>> = BTreeMap::new();
@@ -326,7 +334,7 @@ impl RawFileSource {
             }
         }
         self.round_robin = self.partitions.keys().cloned().collect();
-        added
+        Ok(added)
     }
 
     /// How far the read has come (files and bytes of those left to read when it started, and

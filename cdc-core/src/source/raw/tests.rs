@@ -160,3 +160,22 @@ async fn progress_counts_the_files_from_the_checkpoint_on() {
     while source.next_file().await.unwrap().is_some() {}
     assert_eq!(source.progress().snapshot(), (6, 6, bytes, bytes));
 }
+
+/// A `.json` and an `.avro` file of the same partition and start offset: which holds the
+/// records cannot be told, so the listing is an error naming both.
+#[tokio::test]
+async fn two_files_at_one_offset_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("t").join("partition=0");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("t+0+0000000000.json"), "null\n").unwrap();
+    std::fs::write(files.join("t+0+0000000000.json.gz"), "").unwrap();
+    let e = match RawFileSource::open(dir.path().to_str().unwrap()).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("two files at one offset were accepted"),
+    };
+    assert!(
+        e.contains("t+0+0000000000.json") && e.contains("same offset"),
+        "{e}"
+    );
+}

@@ -33,7 +33,7 @@ impl RawFileSource {
                 listed.extend(collect(self.store.list(Some(&dir)), &self.location).await?);
             }
         }
-        let added = self.add_listed(listed, true);
+        let added = self.add_listed(listed, true)?;
         self.forget_consumed();
         self.exhausted = false;
         Ok(added)
