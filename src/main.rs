@@ -527,6 +527,15 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => (sample::source().await?, sample::LOCATION),
     };
     source.allow_gaps(args.allow_gaps);
+    // One registry client for the decoder and the source (which measures the framed records
+    // of ByteArrayFormat files with their schemas): each schema is fetched once.
+    let registry = match &config.decoder.schema_registry {
+        Some(url) => Some(cdc_core::decode::avro::registry_for(url)?),
+        None => None,
+    };
+    if let Some(registry) = &registry {
+        source.set_schema_registry(registry.clone());
+    }
     if source.topic_partitions().is_empty() && !args.watch {
         return Err(format!("no change-event files found under `{location}`").into());
     }
@@ -540,7 +549,10 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
         Arc::default()
     };
     let tty = std::io::stderr().is_terminal();
-    let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
+    let mut pipeline = match registry {
+        Some(registry) => Pipeline::with_schema_registry(config, warehouse.as_ref(), registry)?,
+        None => Pipeline::new(config, warehouse.as_ref())?,
+    };
     serve_endpoints(&args, &pipeline).await?;
     // A terminal gets a bar of the files and bytes read; logs get a line per batch when
     // watching.

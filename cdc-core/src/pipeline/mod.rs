@@ -146,10 +146,28 @@ pub struct Pipeline<'w> {
 impl<'w> Pipeline<'w> {
     /// A pipeline decoding Debezium JSON into `warehouse`. Validates the configuration.
     pub fn new(config: PipelineConfig, warehouse: &'w dyn Warehouse) -> Result<Self> {
-        let mut decoder = DebeziumJsonDecoder::new(config.decoder.clone());
-        if let Some(url) = &config.decoder.schema_registry {
-            decoder = decoder.with_schema_registry(crate::decode::avro::registry_for(url)?);
+        match &config.decoder.schema_registry {
+            Some(url) => {
+                let registry = crate::decode::avro::registry_for(url)?;
+                Self::with_schema_registry(config, warehouse, registry)
+            }
+            None => {
+                let decoder = DebeziumJsonDecoder::new(config.decoder.clone());
+                Self::with_decoder(config, warehouse, Box::new(decoder))
+            }
         }
+    }
+
+    /// A pipeline decoding Debezium JSON and Avro, with writer schemas from `registry` (a
+    /// client shared with a source that needs the schemas too, such as a raw source of
+    /// `ByteArrayFormat` files).
+    pub fn with_schema_registry(
+        config: PipelineConfig,
+        warehouse: &'w dyn Warehouse,
+        registry: Arc<dyn crate::decode::SchemaRegistry>,
+    ) -> Result<Self> {
+        let decoder =
+            DebeziumJsonDecoder::new(config.decoder.clone()).with_schema_registry(registry);
         Self::with_decoder(config, warehouse, Box::new(decoder))
     }
 

@@ -113,12 +113,41 @@ pub enum Tombstones {
     SkippedBySink,
 }
 
+/// Which of the S3 sink's formats a layout is written in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// `AvroFormat`: container files of plain datums with their writer schema (`.avro`).
+    Avro,
+    /// `ByteArrayFormat` with the `ByteArrayConverter`: each record's framed bytes, then the
+    /// separator (`.bin`, `.bin.gz` when gzipped).
+    ByteArray {
+        /// The sink's `format.bytearray.separator`.
+        separator: Vec<u8>,
+        /// `compression.type=gzip`.
+        gzip: bool,
+    },
+}
+
 impl AvroScenario {
-    /// Writes the records as the Confluent S3 sink's `AvroFormat` does: container files of at
-    /// most `per_file` plain datums (the frame taken off) with their writer schema, keys in
-    /// `.keys.avro` files, a new file whenever the value or key schema changes.
-    pub fn write_s3_layout(&self, dest: &std::path::Path, per_file: usize, tombstones: Tombstones) {
+    /// Writes the records as the Confluent S3 sink does in `format`: files of at most
+    /// `per_file` records, keys in `.keys.*` files, a new file whenever the value or key
+    /// schema changes (as the sink's schema compatibility `NONE` rotates).
+    pub fn write_s3_layout(
+        &self,
+        dest: &std::path::Path,
+        per_file: usize,
+        tombstones: Tombstones,
+        format: &SinkFormat,
+    ) {
         let schemas = self.schemas();
+        let write =
+            |dir: &std::path::Path, topic: &str, partition, file: &[(i64, RawRecord)]| match format
+            {
+                SinkFormat::Avro => write_avro_file(dir, topic, partition, file, &schemas),
+                SinkFormat::ByteArray { separator, gzip } => {
+                    write_byte_array_file(dir, topic, partition, file, separator, *gzip)
+                }
+            };
         let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
         for r in self.records() {
             by_tp
@@ -138,7 +167,7 @@ impl AvroScenario {
                 };
                 let Some(_) = r.value else {
                     if tombstones == Tombstones::SkippedBySink {
-                        write_avro_file(&dir, &topic, partition, &file, &schemas);
+                        write(&dir, &topic, partition, &file);
                         file.clear();
                     }
                     continue;
@@ -152,12 +181,12 @@ impl AvroScenario {
                     id(&last.value) != id(&r.value) || id(&last.key) != id(&r.key)
                 });
                 if rotate || file.len() == per_file {
-                    write_avro_file(&dir, &topic, partition, &file, &schemas);
+                    write(&dir, &topic, partition, &file);
                     file.clear();
                 }
                 file.push((offset, r));
             }
-            write_avro_file(&dir, &topic, partition, &file, &schemas);
+            write(&dir, &topic, partition, &file);
         }
     }
 }
@@ -196,6 +225,45 @@ fn write_avro_file(
             write_container(schema_of(key), &keys),
         )
         .unwrap();
+    }
+}
+
+/// One `ByteArrayFormat` file of framed records (and its keys file), named by its first offset.
+fn write_byte_array_file(
+    dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+    records: &[(i64, RawRecord)],
+    separator: &[u8],
+    gzip: bool,
+) {
+    let Some((start, first)) = records.first() else {
+        return;
+    };
+    let write = |name: String, parts: Vec<&Bytes>| {
+        let mut out = Vec::new();
+        for part in parts {
+            out.extend_from_slice(part);
+            out.extend_from_slice(separator);
+        }
+        let (name, out) = match gzip {
+            false => (name, out),
+            true => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                std::io::Write::write_all(&mut gz, &out).expect("gzip in memory");
+                (format!("{name}.gz"), gz.finish().expect("gzip in memory"))
+            }
+        };
+        std::fs::write(dir.join(name), out).expect("write layout file");
+    };
+    let base = format!("{topic}+{partition}+{start:010}");
+    let values = records.iter().map(|(_, r)| r.value.as_ref().unwrap());
+    write(format!("{base}.bin"), values.collect());
+    if first.key.is_some() {
+        let keys = records
+            .iter()
+            .map(|(_, r)| r.key.as_ref().expect("every record keyed"));
+        write(format!("{base}.keys.bin"), keys.collect());
     }
 }
 

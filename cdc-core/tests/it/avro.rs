@@ -11,7 +11,9 @@ use cdc_core::pipeline::{Pipeline, PipelineConfig};
 use cdc_core::sink::MemoryWarehouse;
 use cdc_core::source::raw::RawFileSource;
 use cdc_core::source::RawRecord;
-use cdc_core::testing::avro::{AvroScenario, RecordsSource, Tombstones, AVRO_SCENARIOS};
+use cdc_core::testing::avro::{
+    AvroScenario, RecordsSource, SinkFormat, Tombstones, AVRO_SCENARIOS,
+};
 
 use crate::common::assert_expected;
 
@@ -138,10 +140,18 @@ async fn sync_files(
     batch_events: usize,
     allow_gaps: bool,
 ) -> cdc_core::Result<MemoryWarehouse> {
+    sync_files_with(dir, batch_events, allow_gaps, PipelineConfig::default()).await
+}
+
+async fn sync_files_with(
+    dir: &std::path::Path,
+    batch_events: usize,
+    allow_gaps: bool,
+    mut config: PipelineConfig,
+) -> cdc_core::Result<MemoryWarehouse> {
     let wh = MemoryWarehouse::new();
     let mut source = RawFileSource::open(dir.to_str().unwrap()).await?;
     source.allow_gaps(allow_gaps);
-    let mut config = PipelineConfig::default();
     config.limits.max_events = batch_events;
     let mut pipeline = Pipeline::new(config, &wh)?;
     pipeline.run_to_end(&mut source, |_| {}).await?;
@@ -154,13 +164,145 @@ async fn s3_sink_avro_container_files_fold_to_the_expected_state() {
         let scenario = AvroScenario::load(name);
         for (per_file, batch_events) in [(100, 1_000_000), (7, 5)] {
             let dir = tempfile::tempdir().unwrap();
-            scenario.write_s3_layout(dir.path(), per_file, Tombstones::NotProduced);
+            scenario.write_s3_layout(
+                dir.path(),
+                per_file,
+                Tombstones::NotProduced,
+                &SinkFormat::Avro,
+            );
             let wh = sync_files(dir.path(), batch_events, false)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_expected(&scenario.base, &wh);
         }
     }
+}
+
+/// The S3 sink's `ParquetFormat` files of every capture (`tests/avro/parquet_layout.py`:
+/// snappy, gzip and zstd, schema changes rotating files, keys files) fold to `expected/`: rows
+/// read through their footer's Avro schema, no registry. A topic with truncate events cannot
+/// have its keys stored (the sink fails on their null keys), so its key columns are given.
+#[cfg(feature = "parquet")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sink_parquet_files_fold_to_the_expected_state() {
+    for name in AVRO_SCENARIOS {
+        let scenario = AvroScenario::load(name);
+        let layout = scenario.dir.join("s3-parquet");
+        let mut config = PipelineConfig::default();
+        for (table, keys) in &scenario.base.tables {
+            let files = std::fs::read_dir(layout.join(format!("dbserver1.{table}/partition=0")));
+            let keyed = files
+                .unwrap()
+                .any(|f| f.unwrap().path().to_str().unwrap().contains(".keys."));
+            let hint = cdc_core::decode::TableHint {
+                schema: None,
+                key_columns: Some(keys.clone()),
+            };
+            if !keyed {
+                config.table_hints.insert(table.clone(), hint);
+            }
+        }
+        assert_eq!(config.table_hints.is_empty(), name != "truncate", "{name}");
+        for batch_events in [1_000_000, 5] {
+            let wh = sync_files_with(&layout, batch_events, false, config.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_expected(&scenario.base, &wh);
+        }
+    }
+}
+
+/// A damaged Parquet file, or one without parquet-avro's schema, is an error naming it.
+#[cfg(feature = "parquet")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_parquet_files_are_errors_naming_the_file() {
+    let scenario = AvroScenario::load("toast");
+    let dir = tempfile::tempdir().unwrap();
+    let layout = scenario.dir.join("s3-parquet");
+    let partition = std::fs::read_dir(&layout)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(partition.join("partition=0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.to_str().unwrap().contains(".keys."))
+        .unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let target = dir
+        .path()
+        .join("t/partition=0/t+0+0000000000.snappy.parquet");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    for cut in [bytes.len() / 2, bytes.len() - 9, 10] {
+        std::fs::write(&target, &bytes[..cut]).unwrap();
+        let e = sync_files(dir.path(), 1000, false).await.unwrap_err();
+        assert!(
+            e.to_string().contains("t+0+0000000000.snappy.parquet"),
+            "{e}"
+        );
+    }
+    // A Parquet file that is not parquet-avro's: no Avro schema to read its rows with.
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "id",
+        Arc::new(arrow_array::Int32Array::from(vec![1])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    std::fs::write(&target, out).unwrap();
+    let e = sync_files(dir.path(), 1000, false).await.unwrap_err();
+    assert!(e.to_string().contains("parquet.avro.schema"), "{e}");
+}
+
+/// The S3 sink's `ByteArrayFormat` of the records' framed bytes (the `ByteArrayConverter`):
+/// every capture, plain and gzipped, with the default and a longer separator. The source
+/// measures each record with its schema (a body may hold the separator's bytes), from the
+/// registry it shares with the decoder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sink_byte_array_files_fold_to_the_expected_state() {
+    for name in AVRO_SCENARIOS {
+        let scenario = AvroScenario::load(name);
+        for (per_file, batch_events, separator, gzip) in [
+            (100, 1_000_000, &b"\n"[..], false),
+            (7, 5, &b"<|>"[..], true),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let format = SinkFormat::ByteArray {
+                separator: separator.to_vec(),
+                gzip,
+            };
+            scenario.write_s3_layout(dir.path(), per_file, Tombstones::NotProduced, &format);
+            let wh = MemoryWarehouse::new();
+            let registry: Arc<dyn SchemaRegistry> = scenario.registry();
+            let mut source = RawFileSource::open(dir.path().to_str().unwrap())
+                .await
+                .unwrap();
+            source.set_byte_array_separator(separator);
+            source.set_schema_registry(registry.clone());
+            let mut config = PipelineConfig::default();
+            config.limits.max_events = batch_events;
+            let mut pipeline = Pipeline::with_schema_registry(config, &wh, registry).unwrap();
+            pipeline
+                .run_to_end(&mut source, |_| {})
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_expected(&scenario.base, &wh);
+        }
+    }
+    // Without a registry the source cannot tell where a framed record ends: a clear error.
+    let scenario = AvroScenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let format = SinkFormat::ByteArray {
+        separator: b"\n".to_vec(),
+        gzip: false,
+    };
+    scenario.write_s3_layout(dir.path(), 100, Tombstones::NotProduced, &format);
+    let e = sync_files(dir.path(), 1000, false).await.unwrap_err();
+    assert!(e.to_string().contains("--schema-registry"), "{e}");
 }
 
 /// The sink cannot store tombstones in Avro files: with `behavior.on.null.values=ignore` each
@@ -170,7 +312,7 @@ async fn s3_sink_avro_container_files_fold_to_the_expected_state() {
 async fn tombstones_the_sink_skipped_are_gaps_unless_allowed() {
     let scenario = AvroScenario::load("crud");
     let dir = tempfile::tempdir().unwrap();
-    scenario.write_s3_layout(dir.path(), 50, Tombstones::SkippedBySink);
+    scenario.write_s3_layout(dir.path(), 50, Tombstones::SkippedBySink, &SinkFormat::Avro);
     let Err(e) = sync_files(dir.path(), 1_000_000, false).await else {
         panic!("a gap expected");
     };

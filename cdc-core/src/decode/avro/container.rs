@@ -126,14 +126,7 @@ fn inflate(codec: &str, block: &[u8]) -> Result<Vec<u8>, String> {
 /// Writes a container file (codec `null`, one block): for tests and test data.
 #[cfg(any(test, feature = "test-util"))]
 pub fn write_container(schema: &str, datums: &[&[u8]]) -> Vec<u8> {
-    fn long(out: &mut Vec<u8>, v: i64) {
-        let mut n = ((v << 1) ^ (v >> 63)) as u64;
-        while n >= 0x80 {
-            out.push((n as u8 & 0x7f) | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-    }
+    use super::de::write_long as long;
     fn bytes(out: &mut Vec<u8>, b: &[u8]) {
         long(out, b.len() as i64);
         out.extend_from_slice(b);

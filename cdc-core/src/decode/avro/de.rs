@@ -48,6 +48,17 @@ pub(crate) fn read_long(input: &mut &[u8]) -> Result<i64> {
     Err(AvroError("Avro varint longer than 10 bytes".into()))
 }
 
+/// Appends `v` as a zigzag varint.
+#[cfg(any(test, feature = "test-util", feature = "parquet"))]
+pub(crate) fn write_long(out: &mut Vec<u8>, v: i64) {
+    let mut n = ((v << 1) ^ (v >> 63)) as u64;
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
 fn read_int(input: &mut &[u8]) -> Result<i32> {
     let v = read_long(input)?;
     i32::try_from(v).map_err(|_| AvroError(format!("Avro int {v} out of range")))
@@ -375,17 +386,9 @@ mod tests {
     use crate::decode::avro::schema::parse_schema;
 
     fn zigzag(v: i64) -> Vec<u8> {
-        let mut n = ((v << 1) ^ (v >> 63)) as u64;
         let mut out = Vec::new();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
-        }
+        write_long(&mut out, v);
+        out
     }
 
     #[test]

@@ -7,8 +7,11 @@
 mod blocking;
 pub mod container;
 pub(crate) mod de;
+pub mod framed;
 #[cfg(feature = "glue")]
 mod glue_registry;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "registry")]
 mod registry;
 pub(crate) mod schema;

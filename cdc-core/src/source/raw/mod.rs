@@ -6,6 +6,12 @@
 //! `store.kafka.keys=true` a `<topic>+<p>+<startOffset>.keys.json` beside it holding the keys
 //! line by line. Record `i` of a file has offset `startOffset + i`.
 //!
+//! The sink's other formats of Debezium records are read too: `AvroFormat` (`.avro` object
+//! container files, keys in `.keys.avro`), `ParquetFormat` (`.parquet`, `.snappy.parquet` and
+//! the other codecs' names; with the `parquet` feature) and `ByteArrayFormat` of the records'
+//! bytes as Kafka held them (`.bin`, `.bin.gz`; framed Avro needs a schema registry, see
+//! [`RawFileSource::set_schema_registry`]).
+//!
 //! Files are taken one at a time, in offset order per topic-partition, round-robin across
 //! partitions; [`RawFileSource::seek`] skips everything before a checkpoint without reading the
 //! files that lie wholly before it. The next few files are read ahead on the runtime's threads
@@ -25,6 +31,8 @@ use url::Url;
 
 use super::{BatchLimits, RawRecord, Source};
 use crate::decode::avro::container::read_container;
+use crate::decode::avro::framed::{FramedSplitter, DEFAULT_SEPARATOR};
+use crate::decode::SchemaRegistry;
 use crate::error::{Error, Result};
 
 mod watch;
@@ -92,6 +100,10 @@ pub struct RawFileSource {
     /// it) are skipped with a warning instead of failing the read.
     allow_gaps: bool,
     progress: Arc<ReadProgress>,
+    /// Splits `ByteArrayFormat` files into records.
+    splitter: Arc<FramedSplitter>,
+    registry: Option<Arc<dyn SchemaRegistry>>,
+    separator: Vec<u8>,
 }
 
 /// How far a read of the files has come since the source was started, shared with whatever
@@ -219,7 +231,7 @@ pub fn object_store_from_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> 
 
 fn file_name_pattern() -> Regex {
     Regex::new(
-        r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<offset>\d+)(?P<keys>\.keys)?\.(?:json(?P<gz>\.gz)?|avro)$",
+        r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<offset>\d+)(?P<keys>\.keys)?\.(?:json(?:\.gz)?|avro|(?:(?:snappy|gz|lzo|br|lz4|lz4raw|zstd)\.)?parquet|bin(?:\.gz)?)$",
     )
     .expect("valid regex")
 }
@@ -260,6 +272,9 @@ impl RawFileSource {
             ahead_bytes: 0,
             allow_gaps: false,
             progress: Arc::default(),
+            splitter: Arc::default(),
+            registry: None,
+            separator: DEFAULT_SEPARATOR.to_vec(),
         };
         source.add_listed(listed, false)?;
         Ok(source)
@@ -358,6 +373,26 @@ impl RawFileSource {
         self.allow_gaps = allow;
     }
 
+    /// Where the writer schemas of framed Avro records in `ByteArrayFormat` files come from:
+    /// each record is measured with its schema to find where it ends. Set before reading.
+    pub fn set_schema_registry(&mut self, registry: Arc<dyn SchemaRegistry>) {
+        self.registry = Some(registry);
+        self.splitter = Arc::new(FramedSplitter::new(
+            self.registry.clone(),
+            self.separator.clone(),
+        ));
+    }
+
+    /// The bytes after each record of a `ByteArrayFormat` file (the sink's
+    /// `format.bytearray.separator`; a newline by default). Set before reading.
+    pub fn set_byte_array_separator(&mut self, separator: &[u8]) {
+        self.separator = separator.to_vec();
+        self.splitter = Arc::new(FramedSplitter::new(
+            self.registry.clone(),
+            self.separator.clone(),
+        ));
+    }
+
     /// Topic-partitions found.
     pub fn topic_partitions(&self) -> Vec<(String, i32)> {
         self.round_robin.clone()
@@ -371,7 +406,8 @@ impl RawFileSource {
             let Some(last) = partition.files.last() else {
                 continue;
             };
-            let records = records_of(&last.path, get(self.store.as_ref(), &last.path).await?)?;
+            let bytes = get(self.store.as_ref(), &last.path).await?;
+            let records = records_of(&last.path, bytes, &self.splitter)?;
             ends.insert(tp.clone(), last.start_offset + records.items.len() as i64);
         }
         Ok(ends)
@@ -428,7 +464,7 @@ impl RawFileSource {
                 message: "reading the file failed".into(),
                 source: Some(Box::new(e)),
             })??,
-            None => read_pair(self.store.as_ref(), &next.file).await?,
+            None => read_pair(self.store.as_ref(), &next.file, self.splitter.clone()).await?,
         };
         // The reads of the files after this one go on while the caller works on this one.
         self.read_ahead();
@@ -488,7 +524,8 @@ impl RawFileSource {
             };
             let read = runtime.as_ref().map(|rt| {
                 let (store, file) = (self.store.clone(), file.clone());
-                rt.spawn(async move { read_pair(store.as_ref(), &file).await })
+                let splitter = self.splitter.clone();
+                rt.spawn(async move { read_pair(store.as_ref(), &file, splitter).await })
             });
             self.ahead_bytes += file.size;
             self.ahead.push_back(ReadAhead { tp, file, read });
@@ -513,7 +550,11 @@ impl RawFileSource {
 /// A file's value and key lines. The first pass over the bytes (the page faults of a mapped
 /// file, gunzip, finding the newlines) runs on a blocking thread, beside the caller's work and
 /// off the runtime's workers.
-async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes> {
+async fn read_pair(
+    store: &dyn ObjectStore,
+    file: &RawFile,
+    splitter: Arc<FramedSplitter>,
+) -> Result<FileBytes> {
     let values = (file.path.clone(), get(store, &file.path).await?);
     let keys = match &file.keys {
         Some(k) => Some((k.clone(), get(store, k).await?)),
@@ -521,9 +562,9 @@ async fn read_pair(store: &dyn ObjectStore, file: &RawFile) -> Result<FileBytes>
     };
     let lines = move || -> Result<FileBytes> {
         let keys = keys
-            .map(|(path, bytes)| records_of(&path, bytes))
+            .map(|(path, bytes)| records_of(&path, bytes, &splitter))
             .transpose()?;
-        Ok((records_of(&values.0, values.1)?, keys))
+        Ok((records_of(&values.0, values.1, &splitter)?, keys))
     };
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => rt.spawn_blocking(lines).await.map_err(|e| Error::Source {
@@ -548,29 +589,47 @@ async fn get(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
     }
 }
 
-/// The records of a file: an Avro container file's datums (`.avro`), else its lines.
-fn records_of(path: &Path, bytes: Bytes) -> Result<FileRecords> {
-    if path.as_ref().ends_with(".avro") {
-        let file = read_container(bytes).map_err(|message| Error::Source {
-            location: path.to_string(),
-            message,
-            source: None,
-        })?;
-        return Ok(FileRecords {
-            items: file.datums,
-            avro_schema: Some(file.schema),
-        });
-    }
-    Ok(FileRecords {
-        items: lines(path, bytes)?,
+/// The records of a file: an Avro container file's datums (`.avro`), a Parquet file's rows as
+/// Avro datums (`.parquet`), the records of a `ByteArrayFormat` file (`.bin`), else its lines.
+fn records_of(path: &Path, bytes: Bytes, splitter: &FramedSplitter) -> Result<FileRecords> {
+    let name = path.as_ref();
+    let error = |message| Error::Source {
+        location: path.to_string(),
+        message,
+        source: None,
+    };
+    let avro = |file: crate::decode::avro::container::ContainerFile| FileRecords {
+        items: file.datums,
+        avro_schema: Some(file.schema),
+    };
+    let plain = |items| FileRecords {
+        items,
         avro_schema: None,
-    })
+    };
+    if name.ends_with(".avro") {
+        return Ok(avro(read_container(bytes).map_err(error)?));
+    }
+    if name.ends_with(".parquet") {
+        #[cfg(feature = "parquet")]
+        return Ok(avro(
+            crate::decode::avro::parquet::read_parquet(bytes).map_err(error)?,
+        ));
+        #[cfg(not(feature = "parquet"))]
+        return Err(error(
+            "built without cdc-core feature `parquet`: Parquet files cannot be read".into(),
+        ));
+    }
+    let bytes = gunzipped(path, bytes)?;
+    if name.ends_with(".bin") || name.ends_with(".bin.gz") {
+        return Ok(plain(splitter.split(&bytes).map_err(error)?));
+    }
+    Ok(plain(split_lines(&bytes)))
 }
 
-/// The lines of an object's bytes, gunzipped first when its name ends in `.gz`.
-fn lines(path: &Path, bytes: Bytes) -> Result<Vec<Bytes>> {
+/// An object's bytes, gunzipped first when its name ends in `.gz`.
+fn gunzipped(path: &Path, bytes: Bytes) -> Result<Bytes> {
     if !path.as_ref().ends_with(".gz") {
-        return Ok(split_lines(&bytes));
+        return Ok(bytes);
     }
     let mut out = Vec::with_capacity(bytes.len() * 4);
     flate2::read::MultiGzDecoder::new(bytes.as_ref())
@@ -580,7 +639,7 @@ fn lines(path: &Path, bytes: Bytes) -> Result<Vec<Bytes>> {
             message: "cannot gunzip".into(),
             source: Some(Box::new(e)),
         })?;
-    Ok(split_lines(&Bytes::from(out)))
+    Ok(Bytes::from(out))
 }
 
 /// A local file's bytes, memory-mapped: the page cache's pages themselves, instead of a fresh

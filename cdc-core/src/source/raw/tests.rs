@@ -11,8 +11,29 @@ fn file_names() {
     assert_eq!(&c["topic"], "dbserver1.public.t");
     assert_eq!(&c["partition"], "3");
     assert_eq!(&c["offset"], "0000000120");
-    assert!(c.name("keys").is_some() && c.name("gz").is_some());
-    assert!(p.captures("readme.txt").is_none());
+    assert!(c.name("keys").is_some());
+    // The S3 sink's other formats: Avro, Parquet with its codec's name, ByteArray.
+    for name in [
+        "t+0+0000000000.avro",
+        "t+0+0000000000.keys.avro",
+        "t+0+0000000000.parquet",
+        "t+0+0000000000.snappy.parquet",
+        "t+0+0000000000.keys.gz.parquet",
+        "t+0+0000000000.zstd.parquet",
+        "t+0+0000000000.bin",
+        "t+0+0000000000.keys.bin.gz",
+    ] {
+        let c = p.captures(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(c.name("keys").is_some(), name.contains(".keys."), "{name}");
+    }
+    for name in [
+        "readme.txt",
+        "t+0+0.csv",
+        "t+0+0.txt.parquet",
+        "t+0+0.bin.zst",
+    ] {
+        assert!(p.captures(name).is_none(), "{name}");
+    }
 }
 
 #[test]
