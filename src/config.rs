@@ -73,6 +73,8 @@ pub enum SourceConfig {
         watch: bool,
         /// `--poll-interval-ms`.
         poll_interval_ms: Option<u64>,
+        /// `--byte-array-separator`.
+        byte_array_separator: Option<String>,
     },
     /// Kafka.
     Kafka {
@@ -175,6 +177,7 @@ impl ServiceConfig {
                 location,
                 watch,
                 poll_interval_ms,
+                byte_array_separator,
             } => {
                 let mut c = vec!["sync".to_string(), "--source".into(), location.clone()];
                 if *watch {
@@ -183,6 +186,11 @@ impl ServiceConfig {
                 if let Some(ms) = poll_interval_ms {
                     c.extend(["--poll-interval-ms".into(), ms.to_string()]);
                 }
+                flag_values(
+                    &mut c,
+                    "byte-array-separator",
+                    byte_array_separator.as_ref(),
+                );
                 c
             }
             SourceConfig::Kafka {

@@ -303,6 +303,10 @@ struct SyncArgs {
     /// How often `--watch` lists the source for new files.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     poll_interval_ms: u64,
+    /// What follows each record in the S3 sink's `ByteArrayFormat` files (`.bin`): its
+    /// `format.bytearray.separator`, with the escapes `\n`, `\r`, `\t` and `\\`.
+    #[arg(long, default_value = "\\n", value_name = "TEXT")]
+    byte_array_separator: String,
     /// Sink settings given as JSON text (`run --config`), instead of `--sink-config`'s file.
     #[arg(skip)]
     sink_settings: Option<String>,
@@ -319,6 +323,28 @@ struct TableSink {
     warehouse: String,
     catalog: Option<Catalog>,
     settings: Option<String>,
+}
+
+/// `\n`, `\r`, `\t` and `\\` in `text` as the characters they stand for (as in a connector's
+/// properties file); any other backslash stays.
+fn unescape(text: &str) -> Vec<u8> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        let escaped = match (c, chars.clone().next()) {
+            ('\\', Some('n')) => '\n',
+            ('\\', Some('r')) => '\r',
+            ('\\', Some('t')) => '\t',
+            ('\\', Some('\\')) => '\\',
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push(escaped);
+        chars.next();
+    }
+    out.into_bytes()
 }
 
 /// `LEFT=RIGHT` split at the first `=` (keys and table names hold none; values and paths may).
@@ -536,6 +562,7 @@ async fn sync(args: SyncArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(registry) = &registry {
         source.set_schema_registry(registry.clone());
     }
+    source.set_byte_array_separator(&unescape(&args.byte_array_separator));
     if source.topic_partitions().is_empty() && !args.watch {
         return Err(format!("no change-event files found under `{location}`").into());
     }
@@ -779,5 +806,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn separators_unescape_as_in_connector_properties() {
+        assert_eq!(unescape("\\n"), b"\n");
+        assert_eq!(unescape("\\r\\n"), b"\r\n");
+        assert_eq!(unescape("|\\t|"), b"|\t|");
+        assert_eq!(unescape("a\\\\n"), b"a\\n");
+        assert_eq!(unescape("\\x"), b"\\x");
+        assert_eq!(unescape("end\\"), b"end\\");
     }
 }

@@ -532,23 +532,54 @@ fn end_to_end_with(format: Format, reader: Reader, glue: bool, layout: Option<La
         );
     }
 
-    // The batch path: the same changes from the bucket's S3-sink layout.
-    let batch = lake(harness.dir.path(), "batch");
-    let out = Command::new(env!("CARGO_BIN_EXE_cdc-lake"))
-        .args(["sync", "--source", &format!("s3://{BUCKET}/topics")])
+    // The batch path: the same changes from the bucket's S3-sink layout; with Avro, also from
+    // the sink's ParquetFormat and ByteArrayFormat files of them.
+    batch_sync(
+        &harness,
+        format,
+        &lake(harness.dir.path(), "batch"),
+        "topics",
+    );
+    assert_equal_to_source(
+        &harness,
+        format,
+        &lake(harness.dir.path(), "batch"),
+        reader,
+        "batch",
+    );
+    if harness.registry.is_some() {
+        for (prefix, name) in [
+            ("topics-parquet", "parquet"),
+            ("topics-bytearray", "bytearray"),
+        ] {
+            let synced = lake(harness.dir.path(), name);
+            batch_sync(&harness, format, &synced, prefix);
+            assert_equal_to_source(&harness, format, &synced, reader, name);
+        }
+    }
+}
+
+/// `cdc-lake sync` of the S3-sink files under `prefix` of the bucket into `lake`.
+fn batch_sync(harness: &Harness, format: Format, lake: &Lake, prefix: &str) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-lake"));
+    command
+        .args(["sync", "--source", &format!("s3://{BUCKET}/{prefix}")])
         .args(["--format", format.name()])
-        .args(batch.args())
+        .args(lake.args())
         .envs(harness.moto.storage_options())
         .env("AWS_ENDPOINT", &harness.moto.endpoint)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    if let Some(registry) = &harness.registry {
+        command
+            .args(["--schema-registry", &registry.url])
+            .env("CDC_LAKE_REGISTRY_USER_INFO", REGISTRY_USER_INFO);
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "sync: {}",
+        "sync of {prefix}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_equal_to_source(&harness, format, &batch, reader, "batch");
 }
 
 /// Sends SIGTERM to `child` and waits for it to exit.

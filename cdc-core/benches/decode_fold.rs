@@ -180,7 +180,7 @@ fn bench_avro(c: &mut Criterion) {
             b.iter(|| {
                 for r in &avro_records {
                     let v = r.value.as_ref().unwrap();
-                    let id = u32::from_be_bytes(v[1..5].try_into().unwrap());
+                    let id = cdc_core::testing::avro::schema_id(v);
                     let value = apache_avro::from_avro_datum(&schemas[&id], &mut &v[5..], None);
                     black_box(value.unwrap());
                 }

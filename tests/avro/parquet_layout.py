@@ -94,23 +94,27 @@ def write_file(directory, topic, partition, records, schemas, codec, keys):
         parts.append(("key", f"{base}.keys.{suffix}.parquet"))
     for part, file_name in parts:
         text = schemas[str(schema_id(records[0][1][part]))]
-        avro = json.loads(text)
-        parsed = fastavro.parse_schema(avro)
-        rows = [
-            fastavro.schemaless_reader(io.BytesIO(r[part][5:]), parsed, return_record_name=False)
-            for _, r in records
-        ]
-        struct = arrow_type(avro, {})
-        table = pa.Table.from_pylist(rows, schema=pa.schema(list(struct)))
-        with pq.ParquetWriter(
-            directory / file_name,
-            table.schema,
-            compression=name,
-            use_dictionary=True,
-            store_schema=False,
-        ) as writer:
-            writer.write_table(table)
-            writer.add_key_value_metadata({"parquet.avro.schema": text, "writer.model.name": "avro"})
+        datums = [r[part][5:] for _, r in records]
+        (directory / file_name).write_bytes(parquet_file(text, datums, name))
+
+
+def parquet_file(schema_text, datums, compression="snappy"):
+    """A Parquet file of Avro `datums` (each one value's binary, without a frame) of the schema
+    `schema_text`, as parquet-avro's AvroParquetWriter lays it out (see the module's docstring).
+    Also used by tests/e2e/debezium_driver.py."""
+    avro = json.loads(schema_text)
+    parsed = fastavro.parse_schema(avro)
+    rows = [
+        fastavro.schemaless_reader(io.BytesIO(d), parsed, return_record_name=False) for d in datums
+    ]
+    table = pa.Table.from_pylist(rows, schema=pa.schema(list(arrow_type(avro, {}))))
+    out = io.BytesIO()
+    with pq.ParquetWriter(
+        out, table.schema, compression=compression, use_dictionary=True, store_schema=False
+    ) as writer:
+        writer.write_table(table)
+        writer.add_key_value_metadata({"parquet.avro.schema": schema_text, "writer.model.name": "avro"})
+    return out.getvalue()
 
 
 def layout(scenario):

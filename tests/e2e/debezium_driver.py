@@ -38,6 +38,11 @@ records with a null key (a truncate event; the sink fails on it, or with errors.
 sends it to the dead-letter queue). The driver reads schemas by subject and version
 (`GET /subjects/<s>/versions/<v>`), never `GET /schemas/ids/<id>`, so a registry's failures on
 the latter are all left for the pipeline.
+The same files are also written in the sink's two other formats, under their own prefixes:
+`topics-parquet/` as `format.class=ParquetFormat` (`.snappy.parquet`, `.keys.snappy.parquet`;
+tests/avro/parquet_layout.py lays out the rows as parquet-avro does) and `topics-bytearray/` as
+`format.class=ByteArrayFormat` with the ByteArrayConverter (`.bin`, `.keys.bin`: each record's
+framed bytes as the broker has them, then a newline).
 
 Progress goes to stderr. Files in --out tell the test where things are:
     ready             the snapshot is published; the pipeline can start
@@ -582,9 +587,29 @@ class AvroDelivery(Delivery):
         values = object_container(self.registry.text(f"{topic}-value", value_id), (v[5:] for _, _, v in rows))
         self.s3.put_object(Bucket=self.bucket, Key=base + ".keys.avro", Body=keys)
         self.s3.put_object(Bucket=self.bucket, Key=base + ".avro", Body=values)
+        self._flush_other_formats(base, rows, key_id, value_id)
         self.files.append({"values": base + ".avro", "keys": base + ".keys.avro", "topic": topic,
                            "partition": partition, "start_offset": start, "offsets": [o for o, _, _ in rows],
                            "value_schema_id": value_id, "key_schema_id": key_id})
+
+
+    def _flush_other_formats(self, base, rows, key_id, value_id):
+        """The same records as ParquetFormat and ByteArrayFormat files (see the module's docstring)."""
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "avro"))
+        from parquet_layout import parquet_file
+
+        topic = base.split("/")[1]
+        parquet = base.replace("topics/", "topics-parquet/", 1)
+        for suffix, subject, sid, datums in [
+            (".keys.snappy.parquet", f"{topic}-key", key_id, [k[5:] for _, k, _ in rows]),
+            (".snappy.parquet", f"{topic}-value", value_id, [v[5:] for _, _, v in rows]),
+        ]:
+            body = parquet_file(self.registry.text(subject, sid), datums)
+            self.s3.put_object(Bucket=self.bucket, Key=parquet + suffix, Body=body)
+        raw = base.replace("topics/", "topics-bytearray/", 1)
+        for suffix, records in [(".keys.bin", [k for _, k, _ in rows]), (".bin", [v for _, _, v in rows])]:
+            body = b"".join(r + b"\n" for r in records)
+            self.s3.put_object(Bucket=self.bucket, Key=raw + suffix, Body=body)
 
 
 class AvroTxIds:
@@ -692,6 +717,25 @@ def main():
     state = {"records": 0, "last": time.time(), "txids": set(), "error": None}
     lock = threading.Lock()
 
+    def delivered(batch, txids):
+        """Hands a batch to the broker and the bucket and counts it. An error is kept for the main
+        loop to report: the engine would swallow it."""
+        try:
+            delivery.deliver(batch)
+        except Exception as e:
+            state["error"] = e
+            raise
+        with lock:
+            state["records"] += len(batch)
+            state["last"] = time.time()
+            state["txids"].update(tx for tx in txids if tx is not None)
+
+    def json_txid(value):
+        payload = json.loads(value)
+        payload = payload.get("payload", payload)
+        tx = (payload.get("source") or {}).get("txId") if isinstance(payload, dict) else None
+        return None if tx is None else int(tx)
+
     class AvroHandler(BasePythonChangeHandler):
         def handleJsonBatch(self, records):
             try:
@@ -702,14 +746,10 @@ def main():
                     batch.append((topic, None if k is None else bytes(k), None if v is None else bytes(v)))
                     if v is not None:
                         txs.append(avro_txids[0].txid(topic, batch[-1][2]))
-                delivery.deliver(batch)
-            except Exception as e:  # the engine would swallow it; the main loop reports it
+            except Exception as e:
                 state["error"] = e
                 raise
-            with lock:
-                state["records"] += len(batch)
-                state["last"] = time.time()
-                state["txids"].update(tx for tx in txs if tx is not None)
+            delivered(batch, txs)
 
     class Handler(BasePythonChangeHandler):
         def handleJsonBatch(self, records):
@@ -717,22 +757,7 @@ def main():
             for rec in records:
                 k, v = rec.key(), rec.value()
                 batch.append((str(rec.destination()), None if k is None else str(k), None if v is None else str(v)))
-            try:
-                delivery.deliver(batch)
-            except Exception as e:  # the engine would swallow it; the main loop reports it
-                state["error"] = e
-                raise
-            with lock:
-                state["records"] += len(batch)
-                state["last"] = time.time()
-                for _, _, v in batch:
-                    if v is None:
-                        continue
-                    payload = json.loads(v)
-                    payload = payload.get("payload", payload)
-                    tx = (payload.get("source") or {}).get("txId") if isinstance(payload, dict) else None
-                    if tx is not None:
-                        state["txids"].add(int(tx))
+            delivered(batch, [json_txid(v) for _, _, v in batch if v is not None])
 
     props = {
         "name": "e2e",

@@ -15,6 +15,14 @@ use crate::decode::avro::SchemaId;
 use crate::decode::MemoryRegistry;
 use crate::source::RawRecord;
 
+/// The registry id in a Confluent-framed record (the captures' frames are all Confluent's).
+pub fn schema_id(framed: &[u8]) -> u32 {
+    match crate::decode::avro::unframe(framed) {
+        Ok((SchemaId::Confluent(id), _)) => id,
+        other => panic!("not a Confluent-framed record: {other:?}"),
+    }
+}
+
 /// The scenarios captured in Avro.
 pub const AVRO_SCENARIOS: [&str; 6] = [
     "crud",
@@ -161,10 +169,7 @@ impl AvroScenario {
             let mut file: Vec<(i64, RawRecord)> = Vec::new();
             let mut renumbered = 0;
             for r in records {
-                let id = |b: &Option<Bytes>| {
-                    b.as_ref()
-                        .map(|b| u32::from_be_bytes(b[1..5].try_into().unwrap()))
-                };
+                let id = |b: &Option<Bytes>| b.as_ref().map(|b| schema_id(b));
                 let Some(_) = r.value else {
                     if tombstones == Tombstones::SkippedBySink {
                         write(&dir, &topic, partition, &file);
@@ -203,7 +208,7 @@ fn write_avro_file(
     let Some((start, first)) = records.first() else {
         return;
     };
-    let schema_of = |b: &Bytes| &schemas[&u32::from_be_bytes(b[1..5].try_into().unwrap())];
+    let schema_of = |b: &Bytes| &schemas[&schema_id(b)];
     let base = format!("{topic}+{partition}+{start:010}");
     let values: Vec<&[u8]> = records
         .iter()

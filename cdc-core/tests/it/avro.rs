@@ -398,19 +398,24 @@ mod fuzz {
     use cdc_core::decode::avro::container::{read_container, write_container};
     use proptest::prelude::*;
 
-    fn corpus() -> Vec<(Arc<dyn SchemaRegistry>, RawRecord)> {
-        AVRO_SCENARIOS
-            .iter()
-            .flat_map(|name| {
-                let scenario = AvroScenario::load(name);
-                let registry: Arc<dyn SchemaRegistry> = scenario.registry();
-                scenario
-                    .records()
-                    .into_iter()
-                    .filter(|r| r.value.is_some())
-                    .map(move |r| (registry.clone(), r))
-            })
-            .collect()
+    /// Every capture's records with their registry, loaded once for all cases.
+    fn corpus() -> &'static [(Arc<dyn SchemaRegistry>, RawRecord)] {
+        static CORPUS: std::sync::OnceLock<Vec<(Arc<dyn SchemaRegistry>, RawRecord)>> =
+            std::sync::OnceLock::new();
+        CORPUS.get_or_init(|| {
+            AVRO_SCENARIOS
+                .iter()
+                .flat_map(|name| {
+                    let scenario = AvroScenario::load(name);
+                    let registry: Arc<dyn SchemaRegistry> = scenario.registry();
+                    scenario
+                        .records()
+                        .into_iter()
+                        .filter(|r| r.value.is_some())
+                        .map(move |r| (registry.clone(), r))
+                })
+                .collect()
+        })
     }
 
     fn edit(bytes: &[u8], at: usize, byte: u8, how: u8) -> Vec<u8> {
@@ -439,8 +444,7 @@ mod fuzz {
         #[test]
         fn edited_records_never_panic(pick in any::<prop::sample::Index>(), at in any::<usize>(),
                                       byte in any::<u8>(), how in any::<u8>(), in_key in any::<bool>()) {
-            let corpus = corpus();
-            let (registry, record) = &corpus[pick.index(corpus.len())];
+            let (registry, record) = &corpus()[pick.index(corpus().len())];
             let mut spoiled = record.clone();
             match (in_key, &record.key) {
                 (true, Some(k)) => spoiled.key = Some(edit(k, at, byte, how).into()),
@@ -452,8 +456,7 @@ mod fuzz {
         #[test]
         fn arbitrary_bodies_behind_a_real_schema_never_panic(pick in any::<prop::sample::Index>(),
                                                              body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let corpus = corpus();
-            let (registry, record) = &corpus[pick.index(corpus.len())];
+            let (registry, record) = &corpus()[pick.index(corpus().len())];
             let mut framed = record.value.as_ref().unwrap()[..5].to_vec();
             framed.extend(body);
             let spoiled = RawRecord { value: Some(framed.into()), ..record.clone() };
@@ -468,6 +471,28 @@ mod fuzz {
             let datums: Vec<&[u8]> = records.iter().filter_map(|r| r.value.as_deref()).map(|v| &v[5..]).collect();
             let file = write_container(&schemas[&2], &datums);
             let _ = read_container(edit(&file, at, byte, how).into());
+        }
+
+        #[cfg(feature = "parquet")]
+        #[test]
+        fn edited_parquet_files_never_panic(at in any::<usize>(), byte in any::<u8>(), how in any::<u8>()) {
+            let dir = AvroScenario::load("types").dir.join("s3-parquet/dbserver1.public.all_types/partition=0");
+            let file = std::fs::read(dir.join("dbserver1.public.all_types+0+0000000000.gz.parquet")).unwrap();
+            let _ = cdc_core::decode::avro::parquet::read_parquet(edit(&file, at, byte, how).into());
+        }
+
+        #[test]
+        fn edited_byte_array_files_never_panic(pick in any::<prop::sample::Index>(), at in any::<usize>(),
+                                               byte in any::<u8>(), how in any::<u8>()) {
+            use cdc_core::decode::avro::framed::FramedSplitter;
+            let (registry, record) = &corpus()[pick.index(corpus().len())];
+            let file = [record.value.as_ref().unwrap(), &b"\n"[..], record.value.as_ref().unwrap()].concat();
+            let splitter = FramedSplitter::new(Some(registry.clone()), b"\n".to_vec());
+            if let Ok(records) = splitter.split(&edit(&file, at, byte, how).into()) {
+                for r in records {
+                    decode_leaves_nothing_on_error(registry, &RawRecord { value: Some(r), ..record.clone() });
+                }
+            }
         }
     }
 }
@@ -510,7 +535,7 @@ async fn schemas_come_from_the_glue_schema_registry() {
         versions.insert(id, bytes);
     }
     let reframe = |bytes: &[u8], zlib: bool| {
-        let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        let id = cdc_core::testing::avro::schema_id(bytes);
         let mut out = vec![3, if zlib { 5 } else { 0 }];
         out.extend(&versions[&id]);
         if zlib {
@@ -617,7 +642,7 @@ async fn a_dead_lettered_avro_datum_keeps_its_writer_schema() {
         .iter()
         .map(|r| &r.key.as_ref().unwrap()[5..])
         .collect();
-    let id = |b: &bytes::Bytes| u32::from_be_bytes(b[1..5].try_into().unwrap());
+    let id = |b: &bytes::Bytes| cdc_core::testing::avro::schema_id(b);
     let value_schema = &schemas[&id(records[0].value.as_ref().unwrap())];
     let key_schema = &schemas[&id(records[0].key.as_ref().unwrap())];
     let dir = tempfile::tempdir().unwrap();

@@ -28,7 +28,15 @@ use super::schema::{parse_schema, Node, Record};
 const AVRO_SCHEMA_KEY: &str = "parquet.avro.schema";
 
 /// Reads a whole Parquet file written by parquet-avro: its Avro schema and one datum per row.
+/// A damaged file is an error; so is one the parquet crate panics on (it may, on some corrupt
+/// input), so that bad bytes in the bucket never take the process down.
 pub fn read_parquet(file: Bytes) -> Result<ContainerFile, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(file))).unwrap_or_else(|_| {
+        Err("the Parquet reader failed on this file (the file is damaged)".into())
+    })
+}
+
+fn read(file: Bytes) -> Result<ContainerFile, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let schema = builder
