@@ -3,6 +3,8 @@
 mod config;
 mod endpoints;
 mod inspect;
+#[cfg(any(feature = "iceberg", feature = "delta"))]
+mod maintenance;
 mod sample;
 
 use std::collections::HashMap;
@@ -92,110 +94,11 @@ enum Command {
     /// Iceberg table maintenance: compaction, snapshot expiry, orphan-file removal.
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
-    Iceberg(IcebergCommand),
-}
-
-#[cfg(feature = "iceberg")]
-#[derive(Debug, Subcommand)]
-enum IcebergCommand {
-    /// Rewrite the live rows of each table into clean data files (position and equality
-    /// deletes applied and dropped) in one snapshot.
-    Compact(IcebergTables),
-    /// Drop snapshots older than `--older-than-hours` except the newest `--retain-last`, and
-    /// delete the files only they reached.
-    ExpireSnapshots {
-        #[command(flatten)]
-        tables: IcebergTables,
-        /// Keep snapshots younger than this.
-        #[arg(long, default_value_t = 24)]
-        older_than_hours: u64,
-        /// Keep at least this many of the newest snapshots.
-        #[arg(long, default_value_t = 1)]
-        retain_last: usize,
-    },
-    /// Delete files no snapshot references (left by crashed or lost commits) that are older
-    /// than `--older-than-hours` (younger ones may belong to a commit in flight).
-    RemoveOrphans {
-        #[command(flatten)]
-        tables: IcebergTables,
-        #[arg(long, default_value_t = 1)]
-        older_than_hours: u64,
-    },
-}
-
-#[cfg(feature = "iceberg")]
-#[derive(Debug, clap::Args)]
-struct IcebergTables {
-    /// The warehouse (`<warehouse>/catalog.db` is its catalog).
-    #[arg(long, default_value = "warehouse")]
-    warehouse: String,
-    /// `SCHEMA.TABLE`; repeatable.
-    #[arg(long = "table", required = true)]
-    tables: Vec<String>,
-    /// The Iceberg sink settings the tables were synced with, a JSON file (`--sink-config` of
-    /// `sync`): its catalog (`rest`, `catalog_name`, `glue`) is where the tables are found.
-    #[arg(long, value_name = "FILE")]
-    sink_config: Option<PathBuf>,
-    /// The catalog the tables were synced into (`--catalog` of `sync`).
-    #[arg(long, value_enum)]
-    catalog: Option<Catalog>,
-}
-
-#[cfg(feature = "iceberg")]
-async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Error>> {
-    use cdc_iceberg::maintenance;
-    use std::time::{Duration, SystemTime};
-    let hours = |h: u64| SystemTime::now() - Duration::from_secs(h * 3600);
-    let (IcebergCommand::Compact(t)
-    | IcebergCommand::ExpireSnapshots { tables: t, .. }
-    | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
-    let settings = read_settings(t.sink_config.as_deref(), t.catalog)?;
-    let warehouse = cdc_iceberg::IcebergWarehouse::new(
-        &t.warehouse,
-        cdc_lake::iceberg_sink_config(settings.as_deref())?,
-    )?;
-    for name in &t.tables {
-        let table = TableId::parse(name)?;
-        // A misspelt table or the wrong catalog is an error, not "nothing to do".
-        if warehouse.metadata_location(&table).await?.is_none() {
-            return Err(format!(
-                "table {table} is not in the catalog `{}` of `{}` (give the sync's --sink-config)",
-                warehouse.catalog_name(),
-                t.warehouse
-            )
-            .into());
-        }
-        match &command {
-            IcebergCommand::Compact(_) => match maintenance::compact(&warehouse, &table).await? {
-                Some(c) => println!(
-                    "{table}: compacted {} rows from {} data files (+{} delete files) into {} in snapshot {}",
-                    c.rows, c.data_files.0, c.delete_files, c.data_files.1, c.snapshot_id
-                ),
-                None => println!("{table}: nothing to compact"),
-            },
-            IcebergCommand::ExpireSnapshots {
-                older_than_hours,
-                retain_last,
-                ..
-            } => {
-                let cutoff = hours(*older_than_hours)
-                    .duration_since(SystemTime::UNIX_EPOCH)?
-                    .as_millis() as i64;
-                let deleted =
-                    maintenance::expire_snapshots(&warehouse, &table, cutoff, *retain_last).await?;
-                println!("{table}: expired snapshots, deleted {} files", deleted.len());
-            }
-            IcebergCommand::RemoveOrphans {
-                older_than_hours, ..
-            } => {
-                let removed =
-                    maintenance::remove_orphan_files(&warehouse, &table, hours(*older_than_hours))
-                        .await?;
-                println!("{table}: removed {} orphan files", removed.len());
-            }
-        }
-    }
-    Ok(())
+    Iceberg(maintenance::IcebergCommand),
+    /// Delta table maintenance: orphan-file removal.
+    #[cfg(feature = "delta")]
+    #[command(subcommand)]
+    Delta(maintenance::DeltaCommand),
 }
 
 #[cfg(feature = "kafka")]
@@ -798,7 +701,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "kafka")]
         Command::Stream(args) => runtime.block_on(stream(args)),
         #[cfg(feature = "iceberg")]
-        Command::Iceberg(command) => runtime.block_on(iceberg(command)),
+        Command::Iceberg(command) => runtime.block_on(maintenance::iceberg(command)),
+        #[cfg(feature = "delta")]
+        Command::Delta(command) => runtime.block_on(maintenance::delta(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -122,6 +122,45 @@ fn sync_into_delta_from_the_command_line() {
         .exists());
     let again = cdc_lake(&args);
     assert!(String::from_utf8_lossy(&again.stdout).contains("in 0 commits"));
+
+    // A data file no log entry names (as a crashed attempt leaves): listed, then removed.
+    let table = wh.join("public/documents");
+    let stray = table.join("part-00000-crashed.snappy.parquet");
+    std::fs::write(&stray, b"never committed").unwrap();
+    let orphans = |extra: &[&str]| {
+        let base = ["delta", "remove-orphans", "--warehouse", s(&wh)];
+        let rest = ["--table", "public.documents", "--older-than-hours", "0"];
+        let out = cdc_lake(&[&base[..], &rest, extra].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = orphans(&["--dry-run"]);
+    assert!(
+        listed.contains("public.documents: part-00000-crashed.snappy.parquet"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("1 orphan files") && stray.exists(),
+        "{listed}"
+    );
+    assert!(orphans(&[]).contains("removed 1 orphan files"));
+    assert!(!stray.exists());
+    assert!(orphans(&[]).contains("removed 0 orphan files"));
+    let missing = cdc_lake(&[
+        "delta",
+        "remove-orphans",
+        "--warehouse",
+        s(&wh),
+        "--table",
+        "public.nope",
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no Delta table"));
+    assert!(String::from_utf8_lossy(&cdc_lake(&args).stdout).contains("in 0 commits"));
 }
 
 #[cfg(feature = "kafka")]

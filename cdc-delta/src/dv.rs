@@ -99,7 +99,7 @@ fn relative_file(path_or_inline_dv: &str) -> Result<String> {
 
 /// The object-store path (relative to the table root, as the table's store sees it) of a
 /// persisted DV.
-fn store_path(dv: &DeletionVectorDescriptor, table_root: &Url) -> Result<Path> {
+pub(crate) fn store_path(dv: &DeletionVectorDescriptor, table_root: &Url) -> Result<Path> {
     match dv.storage_type {
         StorageType::UuidRelativePath => {
             Path::parse(relative_file(&dv.path_or_inline_dv)?).map_err(|e| err(e.to_string()))

@@ -33,6 +33,7 @@ mod files;
 #[cfg(feature = "glue")]
 mod glue;
 mod locate;
+pub mod maintenance;
 pub mod schema;
 mod table;
 mod warehouse;

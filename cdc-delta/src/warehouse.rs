@@ -62,17 +62,21 @@ impl DeltaWarehouse {
     pub fn sink(&self, table: &TableId) -> DeltaSink {
         let retry =
             RetryPolicy::new(self.config.max_commit_attempts).counting_in(self.conflicts.clone());
-        let at = TableLocation {
+        UpsertSink::new(DeltaDriver::new(
+            self.location(table),
+            CommitControl::new(retry, self.config.test_hooks.clone()),
+        ))
+    }
+
+    /// Where one table is and how it is written.
+    pub(crate) fn location(&self, table: &TableId) -> TableLocation {
+        TableLocation {
             table: table.clone(),
             url: self.table_url(table),
             config: self.config.clone(),
             #[cfg(feature = "glue")]
             glue: self.glue.clone(),
-        };
-        UpsertSink::new(DeltaDriver::new(
-            at,
-            CommitControl::new(retry, self.config.test_hooks.clone()),
-        ))
+        }
     }
 }
 

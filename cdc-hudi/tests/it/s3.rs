@@ -50,11 +50,17 @@ async fn syncs_into_hudi_on_s3() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("fail point"), "{err}");
+    let table = &scenario.tables[0].0;
+    let location = crashing.table_location(table);
+    let left = unfinished_base_files(&location).await;
+    assert!(!left.is_empty(), "the crash leaves its base files on S3");
     let warehouse = HudiWarehouse::new("s3://lake/wh", HudiSinkConfig::default()).unwrap();
     let stats = sync(&scenario, dir.path(), 30, HashMap::new(), &warehouse)
         .await
         .unwrap();
     assert!(stats.commits > 1);
+    // The restart rolled the crashed instant back: its base files are gone from the bucket.
+    assert_eq!(unfinished_base_files(&location).await, Vec::<String>::new());
     let options = moto.storage_options();
     assert_hudi_rs_reads_expected_at(&scenario, &warehouse, "s3://lake/wh/", options).await;
     let again = sync(&scenario, dir.path(), 30, HashMap::new(), &warehouse)
@@ -156,4 +162,32 @@ async fn partition_values_are_escaped_once_on_s3() {
     let mut partitions: Vec<&str> = (0..meta.num_rows()).map(|r| parts.value(r)).collect();
     partitions.sort();
     assert_eq!(partitions, ["name=50%25", "name=a%2Fb", "name=plain"]);
+}
+
+/// Base files under the table at `location` whose instant is not a completed one (the files
+/// of an attempt that crashed before completing its instant).
+async fn unfinished_base_files(location: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let (store, prefix) = cdc_core::source::raw::object_store_from_url(location).unwrap();
+    let listed: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+    let names: Vec<String> = (listed.iter())
+        .map(|m| m.location.as_ref().to_string())
+        .collect();
+    let completed: std::collections::HashSet<&str> = (names.iter())
+        .filter(|n| n.contains("/.hoodie/"))
+        .filter_map(|n| {
+            let file = n.rsplit('/').next()?;
+            (file.strip_suffix(".commit")).or_else(|| file.strip_suffix(".replacecommit"))
+        })
+        .collect();
+    let mut unfinished: Vec<String> = (names.iter())
+        .filter(|n| !n.contains("/.hoodie/") && n.ends_with(".parquet"))
+        .filter(|n| {
+            let instant = n.trim_end_matches(".parquet").rsplit('_').next().unwrap();
+            !completed.contains(instant)
+        })
+        .cloned()
+        .collect();
+    unfinished.sort();
+    unfinished
 }

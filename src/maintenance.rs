@@ -1,0 +1,173 @@
+//! The table-maintenance commands: `cdc-lake iceberg ...` and `cdc-lake delta ...`.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use cdc_core::model::TableId;
+use clap::Subcommand;
+
+use crate::read_settings;
+#[cfg(feature = "iceberg")]
+use crate::Catalog;
+
+/// The time `hours` ago: files (or snapshots) older than it are fair game.
+fn hours_ago(hours: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(hours * 3600)
+}
+
+#[cfg(feature = "iceberg")]
+#[derive(Debug, Subcommand)]
+pub enum IcebergCommand {
+    /// Rewrite the live rows of each table into clean data files (position and equality
+    /// deletes applied and dropped) in one snapshot.
+    Compact(IcebergTables),
+    /// Drop snapshots older than `--older-than-hours` except the newest `--retain-last`, and
+    /// delete the files only they reached.
+    ExpireSnapshots {
+        #[command(flatten)]
+        tables: IcebergTables,
+        /// Keep snapshots younger than this.
+        #[arg(long, default_value_t = 24)]
+        older_than_hours: u64,
+        /// Keep at least this many of the newest snapshots.
+        #[arg(long, default_value_t = 1)]
+        retain_last: usize,
+    },
+    /// Delete files no snapshot references (left by crashed or lost commits) that are older
+    /// than `--older-than-hours` (younger ones may belong to a commit in flight).
+    RemoveOrphans {
+        #[command(flatten)]
+        tables: IcebergTables,
+        #[arg(long, default_value_t = 1)]
+        older_than_hours: u64,
+    },
+}
+
+#[cfg(feature = "iceberg")]
+#[derive(Debug, clap::Args)]
+pub struct IcebergTables {
+    /// The warehouse (`<warehouse>/catalog.db` is its catalog).
+    #[arg(long, default_value = "warehouse")]
+    warehouse: String,
+    /// `SCHEMA.TABLE`; repeatable.
+    #[arg(long = "table", required = true)]
+    tables: Vec<String>,
+    /// The Iceberg sink settings the tables were synced with, a JSON file (`--sink-config` of
+    /// `sync`): its catalog (`rest`, `catalog_name`, `glue`) is where the tables are found.
+    #[arg(long, value_name = "FILE")]
+    sink_config: Option<PathBuf>,
+    /// The catalog the tables were synced into (`--catalog` of `sync`).
+    #[arg(long, value_enum)]
+    catalog: Option<Catalog>,
+}
+
+#[cfg(feature = "iceberg")]
+pub async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use cdc_iceberg::maintenance;
+    let hours = hours_ago;
+    let (IcebergCommand::Compact(t)
+    | IcebergCommand::ExpireSnapshots { tables: t, .. }
+    | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
+    let settings = read_settings(t.sink_config.as_deref(), t.catalog)?;
+    let warehouse = cdc_iceberg::IcebergWarehouse::new(
+        &t.warehouse,
+        cdc_lake::iceberg_sink_config(settings.as_deref())?,
+    )?;
+    for name in &t.tables {
+        let table = TableId::parse(name)?;
+        // A misspelt table or the wrong catalog is an error, not "nothing to do".
+        if warehouse.metadata_location(&table).await?.is_none() {
+            return Err(format!(
+                "table {table} is not in the catalog `{}` of `{}` (give the sync's --sink-config)",
+                warehouse.catalog_name(),
+                t.warehouse
+            )
+            .into());
+        }
+        match &command {
+            IcebergCommand::Compact(_) => match maintenance::compact(&warehouse, &table).await? {
+                Some(c) => println!(
+                    "{table}: compacted {} rows from {} data files (+{} delete files) into {} in snapshot {}",
+                    c.rows, c.data_files.0, c.delete_files, c.data_files.1, c.snapshot_id
+                ),
+                None => println!("{table}: nothing to compact"),
+            },
+            IcebergCommand::ExpireSnapshots {
+                older_than_hours,
+                retain_last,
+                ..
+            } => {
+                let cutoff = hours(*older_than_hours)
+                    .duration_since(SystemTime::UNIX_EPOCH)?
+                    .as_millis() as i64;
+                let deleted =
+                    maintenance::expire_snapshots(&warehouse, &table, cutoff, *retain_last).await?;
+                println!("{table}: expired snapshots, deleted {} files", deleted.len());
+            }
+            IcebergCommand::RemoveOrphans {
+                older_than_hours, ..
+            } => {
+                let removed =
+                    maintenance::remove_orphan_files(&warehouse, &table, hours(*older_than_hours))
+                        .await?;
+                println!("{table}: removed {} orphan files", removed.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "delta")]
+#[derive(Debug, Subcommand)]
+pub enum DeltaCommand {
+    /// Delete files no log entry names (left by crashed or abandoned commits) that are older
+    /// than `--older-than-hours` (younger ones may belong to a commit in flight). Files that
+    /// a commit removed are kept: they are time travel's.
+    RemoveOrphans {
+        /// The warehouse (`<warehouse>/<schema>/<table>/` is each table).
+        #[arg(long, default_value = "warehouse")]
+        warehouse: String,
+        /// `SCHEMA.TABLE`; repeatable.
+        #[arg(long = "table", required = true)]
+        tables: Vec<String>,
+        /// The Delta sink settings the tables were synced with, a JSON file (`--sink-config`
+        /// of `sync`): its `storage_options` reach the tables.
+        #[arg(long, value_name = "FILE")]
+        sink_config: Option<PathBuf>,
+        /// Keep orphans younger than this.
+        #[arg(long, default_value_t = 1)]
+        older_than_hours: u64,
+        /// List the orphans instead of deleting them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[cfg(feature = "delta")]
+pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use cdc_delta::maintenance::{orphan_files, remove_orphan_files};
+    let DeltaCommand::RemoveOrphans {
+        warehouse,
+        tables,
+        sink_config,
+        older_than_hours,
+        dry_run,
+    } = command;
+    let settings = read_settings(sink_config.as_deref(), None)?;
+    let config = cdc_lake::sink_config(cdc_lake::Format::Delta, settings.as_deref())?;
+    let warehouse = cdc_delta::DeltaWarehouse::new(&warehouse, config)?;
+    for name in &tables {
+        let table = TableId::parse(name)?;
+        if dry_run {
+            let orphans = orphan_files(&warehouse, &table).await?;
+            for orphan in &orphans {
+                println!("{table}: {orphan}");
+            }
+            println!("{table}: {} orphan files", orphans.len());
+            continue;
+        }
+        let removed = remove_orphan_files(&warehouse, &table, hours_ago(older_than_hours)).await?;
+        println!("{table}: removed {} orphan files", removed.len());
+    }
+    Ok(())
+}
