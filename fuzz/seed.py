@@ -1,6 +1,7 @@
-"""Writes the fuzz target's seed corpus (fuzz/corpus/avro_decode/) from the Avro captures:
-framed values (path 0), container files (1), the ParquetFormat files (2) and ByteArrayFormat
-files (3). Scenario n's schema ids become n * 100 + id, as the target's registry has them."""
+"""Writes the fuzz targets' seed corpora from the Avro captures: for avro_decode
+(fuzz/corpus/avro_decode/) framed values (path 0), container files (1) and ByteArrayFormat
+files (2), scenario n's schema ids made n * 100 + id as the target's registry has them; for
+parquet_file (fuzz/corpus/parquet_file/) the captures' ParquetFormat files."""
 
 import base64
 import json
@@ -10,6 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parent
 DATA = ROOT.parent / "cdc-core/tests/data/avro"
 SCENARIOS = ["crud", "pk_change", "schema_change", "toast", "truncate", "types"]
 OUT = ROOT / "corpus/avro_decode"
+PARQUET = ROOT / "corpus/parquet_file"
 
 
 def long(n):
@@ -33,6 +35,7 @@ def container(schema, datums):
 
 
 OUT.mkdir(parents=True, exist_ok=True)
+PARQUET.mkdir(parents=True, exist_ok=True)
 for n, scenario in enumerate(SCENARIOS):
     schemas = json.loads((DATA / scenario / "schemas.json").read_text())
     values = []
@@ -48,6 +51,6 @@ for n, scenario in enumerate(SCENARIOS):
     schema = schemas[str(int.from_bytes(first[1:5], "big") - n * 100)]
     (OUT / f"{scenario}-container").write_bytes(b"\x01" + container(schema, same))
     for i, path in enumerate(sorted((DATA / scenario / "s3-parquet").rglob("*.parquet"))[:2]):
-        (OUT / f"{scenario}-parquet-{i}").write_bytes(b"\x02" + path.read_bytes())
-    (OUT / f"{scenario}-bytearray").write_bytes(b"\x03" + b"".join(v + b"\n" for v in values[:10]))
+        (PARQUET / f"{scenario}-{i}").write_bytes(path.read_bytes())
+    (OUT / f"{scenario}-bytearray").write_bytes(b"\x02" + b"".join(v + b"\n" for v in values[:10]))
 print(len(list(OUT.iterdir())), "seeds in", OUT)

@@ -202,6 +202,24 @@ impl TableStore {
         }
     }
 
+    /// Creates a file that must not exist yet. A file already there with exactly these bytes
+    /// is this write's own: a retried request whose first attempt landed but whose answer was
+    /// lost finds it so. Anything else there is an error.
+    pub async fn create_once(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        if self.create(rel, bytes.clone()).await? {
+            return Ok(());
+        }
+        match self.get(rel).await? {
+            Some(there) if there == bytes => Ok(()),
+            _ => Err(self.err("creating", rel)(
+                object_store::Error::AlreadyExists {
+                    path: rel.to_string(),
+                    source: "another writer's file is there".into(),
+                },
+            )),
+        }
+    }
+
     /// Deletes a file (absent is fine).
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.delete_at(&self.path(rel), rel).await

@@ -123,11 +123,7 @@ impl Pending {
         let body = serde_json::to_vec_pretty(meta).expect("metadata serialises");
         let completed = timeline::file_name(&self.instant, self.action, State::Completed);
         store
-            .put(
-                &files::join(HOODIE_DIR, &completed),
-                Bytes::from(body),
-                true,
-            )
+            .create_once(&files::join(HOODIE_DIR, &completed), Bytes::from(body))
             .await?;
         if let Err(e) = self.heartbeat.stop().await {
             // It expires on its own.
@@ -218,6 +214,21 @@ mod tests {
             .unwrap());
         first.undo(&store, &[]).await.unwrap();
         assert!(!store.exists(&crate::heartbeat::path(t)).await.unwrap());
+    }
+
+    /// A completion whose answer was lost lands on the retry that finds its own file; a
+    /// completed file with other contents is an error.
+    #[tokio::test]
+    async fn a_completion_already_there_is_ours_only_with_our_bytes() {
+        let store = store();
+        let rel = files::join(HOODIE_DIR, "20261204201249575.commit");
+        store.create_once(&rel, Bytes::from("meta")).await.unwrap();
+        store.create_once(&rel, Bytes::from("meta")).await.unwrap();
+        let other = store.create_once(&rel, Bytes::from("other")).await;
+        assert!(
+            matches!(other, Err(HudiSinkError::Store { .. })),
+            "{other:?}"
+        );
     }
 
     #[tokio::test]

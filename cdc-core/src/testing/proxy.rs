@@ -112,6 +112,27 @@ pub async fn respond(mut socket: TcpStream, status: u16, answer: &[u8]) -> std::
     socket.shutdown().await
 }
 
+/// Relays a server's answer: its status, content type, other headers and body.
+async fn relay_answer(
+    mut socket: TcpStream,
+    status: u16,
+    content_type: &str,
+    headers: &[(String, String)],
+    length: usize,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(body).await?;
+    socket.shutdown().await
+}
+
 /// Reads one request off `socket`; `None` when the client went away.
 async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buf = Vec::new();
@@ -200,8 +221,26 @@ impl Proxy<'_> {
             let first = copy.send().await.unwrap();
             assert!(first.status().is_success(), "{}", first.status());
         }
+        let is_head = request.method == "HEAD";
         let answer = forward.body(request.body).send().await.unwrap();
         let status = answer.status().as_u16();
+        // The server's headers too (an object store's ETag, Last-Modified, Content-Range).
+        let headers: Vec<(String, String)> = (answer.headers().iter())
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "content-length" | "connection" | "transfer-encoding" | "content-type"
+                )
+            })
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let content_type = (answer.headers().get("content-type"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        let answer_length = (answer.headers().get("content-length"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = answer.bytes().await.unwrap().to_vec();
         match fault {
             Fault::AnswerLost => respond(socket, 502, b"<html>bad gateway</html>").await,
@@ -209,7 +248,14 @@ impl Proxy<'_> {
                 drop(socket);
                 Ok(())
             }
-            _ => respond(socket, status, &bytes).await,
+            _ => {
+                // A HEAD answer's length is the object's, not its (empty) body's.
+                let length = match is_head {
+                    true => (answer_length.as_deref().and_then(|l| l.parse().ok())).unwrap_or(0),
+                    false => bytes.len(),
+                };
+                relay_answer(socket, status, &content_type, &headers, length, &bytes).await
+            }
         }
     }
 
