@@ -43,19 +43,28 @@ pub enum IcebergCommand {
     },
 }
 
-#[cfg(feature = "iceberg")]
+/// The tables a maintenance command works on, and where they are.
 #[derive(Debug, clap::Args)]
-pub struct IcebergTables {
-    /// The warehouse (`<warehouse>/catalog.db` is its catalog).
+pub struct Tables {
+    /// The warehouse (`<warehouse>/<schema>/<table>/` is each table; Iceberg:
+    /// `<warehouse>/catalog.db` is its catalog).
     #[arg(long, default_value = "warehouse")]
     warehouse: String,
     /// `SCHEMA.TABLE`; repeatable.
     #[arg(long = "table", required = true)]
     tables: Vec<String>,
-    /// The Iceberg sink settings the tables were synced with, a JSON file (`--sink-config` of
-    /// `sync`): its catalog (`rest`, `catalog_name`, `glue`) is where the tables are found.
+    /// The sink settings the tables were synced with, a JSON file (`--sink-config` of `sync`):
+    /// Iceberg's catalog (`rest`, `catalog_name`, `glue`) is where its tables are found,
+    /// Delta's `storage_options` reach them.
     #[arg(long, value_name = "FILE")]
     sink_config: Option<PathBuf>,
+}
+
+#[cfg(feature = "iceberg")]
+#[derive(Debug, clap::Args)]
+pub struct IcebergTables {
+    #[command(flatten)]
+    at: Tables,
     /// The catalog the tables were synced into (`--catalog` of `sync`).
     #[arg(long, value_enum)]
     catalog: Option<Catalog>,
@@ -68,19 +77,19 @@ pub async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::
     let (IcebergCommand::Compact(t)
     | IcebergCommand::ExpireSnapshots { tables: t, .. }
     | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
-    let settings = read_settings(t.sink_config.as_deref(), t.catalog)?;
+    let settings = read_settings(t.at.sink_config.as_deref(), t.catalog)?;
     let warehouse = cdc_iceberg::IcebergWarehouse::new(
-        &t.warehouse,
+        &t.at.warehouse,
         cdc_lake::iceberg_sink_config(settings.as_deref())?,
     )?;
-    for name in &t.tables {
+    for name in &t.at.tables {
         let table = TableId::parse(name)?;
         // A misspelt table or the wrong catalog is an error, not "nothing to do".
         if warehouse.metadata_location(&table).await?.is_none() {
             return Err(format!(
                 "table {table} is not in the catalog `{}` of `{}` (give the sync's --sink-config)",
                 warehouse.catalog_name(),
-                t.warehouse
+                t.at.warehouse
             )
             .into());
         }
@@ -124,16 +133,8 @@ pub enum DeltaCommand {
     /// than `--older-than-hours` (younger ones may belong to a commit in flight). Files that
     /// a commit removed are kept: they are time travel's.
     RemoveOrphans {
-        /// The warehouse (`<warehouse>/<schema>/<table>/` is each table).
-        #[arg(long, default_value = "warehouse")]
-        warehouse: String,
-        /// `SCHEMA.TABLE`; repeatable.
-        #[arg(long = "table", required = true)]
-        tables: Vec<String>,
-        /// The Delta sink settings the tables were synced with, a JSON file (`--sink-config`
-        /// of `sync`): its `storage_options` reach the tables.
-        #[arg(long, value_name = "FILE")]
-        sink_config: Option<PathBuf>,
+        #[command(flatten)]
+        at: Tables,
         /// Keep orphans younger than this.
         #[arg(long, default_value_t = 1)]
         older_than_hours: u64,
@@ -147,16 +148,14 @@ pub enum DeltaCommand {
 pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Error>> {
     use cdc_delta::maintenance::{orphan_files, remove_orphan_files};
     let DeltaCommand::RemoveOrphans {
-        warehouse,
-        tables,
-        sink_config,
+        at,
         older_than_hours,
         dry_run,
     } = command;
-    let settings = read_settings(sink_config.as_deref(), None)?;
+    let settings = read_settings(at.sink_config.as_deref(), None)?;
     let config = cdc_lake::sink_config(cdc_lake::Format::Delta, settings.as_deref())?;
-    let warehouse = cdc_delta::DeltaWarehouse::new(&warehouse, config)?;
-    for name in &tables {
+    let warehouse = cdc_delta::DeltaWarehouse::new(&at.warehouse, config)?;
+    for name in &at.tables {
         let table = TableId::parse(name)?;
         if dry_run {
             let orphans = orphan_files(&warehouse, &table).await?;
