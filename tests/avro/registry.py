@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small in-memory Confluent Schema Registry: what the AvroConverter's client calls.
 
-usage: registry.py --port P [--host H] [--schemas FILE.json] [--user-info USER:PASS]
+usage: registry.py --port P [--host H] [--schemas FILE.json] [--subjects FILE.json] [--user-info USER:PASS]
                    [--bearer TOKEN] [--fail-first N] [--log FILE]
 
 Endpoints (Confluent's paths, answer shapes and error codes):
@@ -23,6 +23,8 @@ Options:
     --schemas FILE     preload ids from a JSON object {"<id>": "<schema text>"} (the
                        schemas.json of cdc-core/tests/data/avro/<scenario>/); registering one of
                        those texts gives its id, new texts get ids after the largest one
+    --subjects FILE    preload subjects from a JSON object {"<subject>": [{"version": v, "id": n},
+                       ...]} (the subjects.json beside schemas.json)
     --user-info U:P    every request needs HTTP basic auth U:P (401 otherwise)
     --bearer TOKEN     every request needs "Authorization: Bearer TOKEN" (401 otherwise); with
                        --user-info as well, either one is accepted
@@ -218,6 +220,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True, help="0: a free port (printed)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--schemas", help='JSON file {"<id>": "<schema text>"} to preload')
+    ap.add_argument("--subjects", help='JSON file {"<subject>": [{"version", "id"}, ...]} to preload')
     ap.add_argument("--user-info", help="USER:PASS: require HTTP basic auth")
     ap.add_argument("--bearer", help="TOKEN: require Authorization: Bearer TOKEN")
     ap.add_argument("--fail-first", type=int, default=0, metavar="N",
@@ -231,6 +234,11 @@ def main() -> int:
     log = open(a.log, "a", encoding="utf-8") if a.log else None  # noqa: SIM115
     server = Registry(a.port, a.host, schemas=schemas, user_info=a.user_info, bearer=a.bearer,
                       fail_first=a.fail_first, log=log)
+    if a.subjects:
+        with open(a.subjects, encoding="utf-8") as f:
+            for subject, versions in json.load(f).items():
+                ordered = sorted(versions, key=lambda v: v["version"])
+                server.subjects[subject] = [int(v["id"]) for v in ordered]
 
     def stop(*_):
         raise SystemExit(0)

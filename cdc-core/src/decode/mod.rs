@@ -41,6 +41,11 @@ pub trait Decoder: Send {
     fn decode_all(&mut self, records: &[Routed<'_>]) -> Result<Vec<Result<Decoded>>> {
         Ok(records.iter().map(|(t, r)| self.decode(*t, r)).collect())
     }
+
+    /// Loads ahead the writer schemas the records of `topics` may name, where they come from a
+    /// registry; decoders without one do nothing. A failure only means they are fetched as the
+    /// records name them.
+    fn preload_schemas(&mut self, _topics: &[String]) {}
 }
 
 impl Decoder for DebeziumJsonDecoder {
@@ -58,5 +63,9 @@ impl Decoder for DebeziumJsonDecoder {
 
     fn decode_all(&mut self, records: &[Routed<'_>]) -> Result<Vec<Result<Decoded>>> {
         DebeziumJsonDecoder::decode_all(self, records)
+    }
+
+    fn preload_schemas(&mut self, topics: &[String]) {
+        DebeziumJsonDecoder::preload_schemas(self, topics)
     }
 }

@@ -141,6 +141,8 @@ pub struct Pipeline<'w> {
     /// Checkpoints of change sets dropped because another writer overtook them: their
     /// partitions are read again from their tables.
     overtaken: Vec<Checkpoint>,
+    /// Topics whose writer schemas the decoder was asked to load ahead.
+    schemas_loaded: HashSet<String>,
 }
 
 impl<'w> Pipeline<'w> {
@@ -192,6 +194,7 @@ impl<'w> Pipeline<'w> {
             routes: HashMap::new(),
             readiness: Arc::default(),
             overtaken: Vec::new(),
+            schemas_loaded: HashSet::new(),
         })
     }
 
@@ -257,6 +260,7 @@ impl<'w> Pipeline<'w> {
     ) -> Result<PipelineStats> {
         let start = Instant::now();
         let partitions = source.topic_partitions().await?;
+        self.preload_schemas(&partitions)?;
         let mut assigned: HashSet<(String, i32)> = partitions.iter().cloned().collect();
         let positions = self.positions(partitions).await?;
         let router = &self.config.router;
@@ -456,6 +460,7 @@ impl<'w> Pipeline<'w> {
             return Ok(());
         }
         tracing::info!(partitions = ?new, "new topic-partitions; reading them from their tables' checkpoints");
+        self.preload_schemas(&new)?;
         assigned.extend(new.iter().cloned());
         let positions = self.positions(new).await?;
         let router = &self.config.router;
@@ -572,6 +577,23 @@ impl<'w> Pipeline<'w> {
                 .or_else(|| holds.map(|s| s.key_columns.clone())),
         };
         self.decoder()?.set_table_hint(table.clone(), hint);
+        Ok(())
+    }
+
+    /// Has the decoder load the writer schemas of the partitions' topics ahead of their
+    /// records, once per topic (a watching sync runs again and again).
+    fn preload_schemas(&mut self, partitions: &[(String, i32)]) -> Result<()> {
+        let mut topics: Vec<String> = (partitions.iter())
+            .filter(|(t, _)| !self.schemas_loaded.contains(t.as_str()))
+            .map(|(t, _)| t.clone())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        if topics.is_empty() {
+            return Ok(());
+        }
+        self.decoder()?.preload_schemas(&topics);
+        self.schemas_loaded.extend(topics);
         Ok(())
     }
 

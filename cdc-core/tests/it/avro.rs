@@ -389,6 +389,52 @@ async fn schemas_come_from_a_confluent_registry_over_http() {
     );
 }
 
+/// With the topics' subjects registered (TopicNameStrategy), a pipeline loads every version's
+/// schema before the first record: the records then need no `GET /schemas/ids/`. Every
+/// capture, including schema_change's four value schemas of one subject.
+#[cfg(feature = "registry")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_schemas_are_loaded_from_its_subjects_before_its_records() {
+    use cdc_core::decode::{ConfluentRegistry, RegistrySettings};
+    use cdc_core::testing::avro::RegistryServer;
+    for name in AVRO_SCENARIOS {
+        let scenario = AvroScenario::load(name);
+        let (schemas, subjects) = (
+            scenario.dir.join("schemas.json"),
+            scenario.dir.join("subjects.json"),
+        );
+        let Some(server) = RegistryServer::start(&[
+            "--schemas",
+            schemas.to_str().unwrap(),
+            "--subjects",
+            subjects.to_str().unwrap(),
+        ]) else {
+            return;
+        };
+        let wh = MemoryWarehouse::new();
+        let registry = ConfluentRegistry::new(RegistrySettings::from_env(server.url.clone()));
+        let registry: Arc<dyn SchemaRegistry> = Arc::new(registry.unwrap());
+        let mut pipeline =
+            Pipeline::with_schema_registry(PipelineConfig::default(), &wh, registry).unwrap();
+        let mut source = RecordsSource::new(scenario.records());
+        pipeline.run_to_end(&mut source, |_| {}).await.unwrap();
+        assert_expected(&scenario.base, &wh);
+        let requests = server.requests();
+        let by_id = requests
+            .iter()
+            .filter(|r| r.contains("/schemas/ids/"))
+            .count();
+        let versions = (requests.iter())
+            .filter(|r| r.contains("/versions/") && r.ends_with(" 200"))
+            .count();
+        assert_eq!(
+            (by_id, versions),
+            (0, scenario.schemas().len()),
+            "{name}: {requests:?}"
+        );
+    }
+}
+
 /// Real Avro records of every capture with bytes replaced, inserted or removed, and arbitrary
 /// bodies behind a real schema id: decoding never panics, never allocates by a forged length
 /// (a length beyond the record is an error before anything is reserved), and a failed record

@@ -139,6 +139,15 @@ impl fmt::Display for RegistryError {
 pub trait SchemaRegistry: Send + Sync + fmt::Debug {
     /// The schema's JSON text, as registered.
     fn schema(&self, id: SchemaId) -> Result<String, RegistryError>;
+
+    /// Fetches ahead of the records every schema registered under `subjects` (their
+    /// versions), so that the first records of a topic wait for no registry call; subjects the
+    /// registry does not have are skipped. Returns how many schemas the client holds.
+    /// Registries without subjects (the AWS Glue Schema Registry's versions are named by the
+    /// records) do nothing.
+    fn preload(&self, _subjects: &[String]) -> Result<usize, RegistryError> {
+        Ok(0)
+    }
 }
 
 /// The client of the schema registry at `url`: `glue` for the AWS Glue Schema Registry (region,
@@ -206,6 +215,10 @@ impl SchemaRegistry for MemoryRegistry {
 impl<T: SchemaRegistry + ?Sized> SchemaRegistry for Arc<T> {
     fn schema(&self, id: SchemaId) -> Result<String, RegistryError> {
         (**self).schema(id)
+    }
+
+    fn preload(&self, subjects: &[String]) -> Result<usize, RegistryError> {
+        (**self).preload(subjects)
     }
 }
 

@@ -1,5 +1,7 @@
-//! A client of Confluent Schema Registry's REST API (`GET /schemas/ids/{id}`), for records
-//! framed by Confluent's `AvroConverter`. Basic auth (`USER:PASSWORD`, as Confluent's
+//! A client of Confluent Schema Registry's REST API, for records framed by Confluent's
+//! `AvroConverter`: schemas by id (`GET /schemas/ids/{id}`), and every version of a subject
+//! (`GET /subjects/{subject}/versions[/{version}]`) to load a topic's schemas ahead of its
+//! records. Basic auth (`USER:PASSWORD`, as Confluent's
 //! `basic.auth.user.info`) or a bearer token; timeouts; retries with backoff on connection
 //! errors, timeouts, 429 and 5xx; every schema fetched once per process.
 //! Callable from the synchronous decoder through [`BlockingRegistry`].
@@ -81,6 +83,10 @@ impl SchemaRegistry for ConfluentRegistry {
     fn schema(&self, id: SchemaId) -> Result<String, RegistryError> {
         self.0.schema(id)
     }
+
+    fn preload(&self, subjects: &[String]) -> Result<usize, RegistryError> {
+        self.0.preload(subjects)
+    }
 }
 
 /// The HTTP side, on the client's own thread.
@@ -113,20 +119,97 @@ impl Fetch for Fetcher {
             self.fetch_id(id).await
         })
     }
+
+    fn subjects(
+        &self,
+        subjects: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<(SchemaId, String)>, RegistryError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let mut schemas = Vec::new();
+            for subject in subjects {
+                schemas.extend(self.subject_schemas(&subject).await?);
+            }
+            Ok(schemas)
+        })
+    }
+}
+
+/// A registry answer holding a schema (`/schemas/ids/{id}`, `/subjects/{s}/versions/{v}`).
+#[derive(serde::Deserialize)]
+struct SchemaAnswer {
+    schema: String,
+    #[serde(rename = "schemaType", default)]
+    schema_type: Option<String>,
+    /// Given by the subject-version answer only.
+    id: Option<u32>,
 }
 
 impl Fetcher {
     async fn fetch_id(&self, id: u32) -> Result<String, RegistryError> {
+        let answer: SchemaAnswer = self
+            .get_json(&format!("/schemas/ids/{id}"))
+            .await?
+            .map_err(RegistryError)?;
+        avro_text(answer, &format!("schema id {id}"))
+    }
+
+    /// Every version registered under `subject` (TopicNameStrategy: `<topic>-value`,
+    /// `<topic>-key`); none when the registry has no such subject.
+    async fn subject_schemas(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<(SchemaId, String)>, RegistryError> {
+        let subject_path = format!(
+            "/subjects/{}/versions",
+            url::form_urlencoded::byte_serialize(subject.as_bytes()).collect::<String>()
+        );
+        let Ok(versions) = self.get_json::<Vec<i64>>(&subject_path).await? else {
+            return Ok(Vec::new());
+        };
+        let mut schemas = Vec::new();
+        for version in versions {
+            let path = format!("{subject_path}/{version}");
+            // A version deleted since the listing: gone, nothing to hold.
+            let Ok(answer) = self.get_json::<SchemaAnswer>(&path).await? else {
+                continue;
+            };
+            let Some(id) = answer.id else {
+                return Err(RegistryError(format!(
+                    "GET {}{path}: no schema id in the answer",
+                    self.url
+                )));
+            };
+            // Other schema types under an Avro topic's subject are not ours to decode.
+            if let Ok(text) = avro_text(answer, &format!("schema id {id}")) {
+                schemas.push((SchemaId::Confluent(id), text));
+            }
+        }
+        Ok(schemas)
+    }
+
+    /// GET `path` as JSON, or why the registry has nothing there (a 404, as text). Retried
+    /// with backoff on connection errors, timeouts, 429 and 5xx.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Result<T, String>, RegistryError> {
+        let url = format!("{}{path}", self.url);
         let mut last = String::new();
         for attempt in 0..self.attempts {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
             }
-            match self.try_fetch(id).await {
-                Ok(text) => return Ok(text),
+            match self.try_get(&url).await {
+                Ok(Err(not_found)) => return Ok(Err(not_found)),
+                Ok(Ok(body)) => {
+                    return serde_json::from_str(&body).map(Ok).map_err(|e| {
+                        RegistryError(format!("GET {url}: not the answer expected: {e}"))
+                    })
+                }
                 Err(Failure::Final(e)) => return Err(RegistryError(e)),
                 Err(Failure::Retry(e)) => {
-                    tracing::warn!(registry = %self.url, schema_id = id, attempt, error = %e, "schema registry call failed; retrying");
+                    tracing::warn!(registry = %self.url, path, attempt, error = %e, "schema registry call failed; retrying");
                     last = e;
                 }
             }
@@ -137,9 +220,9 @@ impl Fetcher {
         )))
     }
 
-    async fn try_fetch(&self, id: u32) -> Result<String, Failure> {
-        let url = format!("{}/schemas/ids/{id}", self.url);
-        let mut request = self.http.get(&url).header(
+    /// One GET: the body of a success, or the text of a 404; else why not.
+    async fn try_get(&self, url: &str) -> Result<Result<String, String>, Failure> {
+        let mut request = self.http.get(url).header(
             "Accept",
             "application/vnd.schemaregistry.v1+json, application/json",
         );
@@ -164,28 +247,24 @@ impl Fetcher {
             .await
             .map_err(|e| Failure::Retry(format!("GET {url}: {}", e.without_url())))?;
         if status.is_success() {
-            #[derive(serde::Deserialize)]
-            struct Answer {
-                schema: String,
-                #[serde(rename = "schemaType", default)]
-                schema_type: Option<String>,
-            }
-            let answer: Answer = serde_json::from_str(&body)
-                .map_err(|e| Failure::Final(format!("GET {url}: not a schema answer: {e}")))?;
-            return match answer.schema_type.as_deref() {
-                None | Some("AVRO") => Ok(answer.schema),
-                Some(other) => Err(Failure::Final(format!(
-                    "schema id {id} is a {other} schema, not Avro"
-                ))),
-            };
+            return Ok(Ok(body));
         }
-        let detail = registry_message(&body);
-        let text = format!("GET {url}: {status}{detail}");
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(Failure::Retry(text))
-        } else {
-            Err(Failure::Final(text))
+        let text = format!("GET {url}: {status}{}", registry_message(&body));
+        match status.as_u16() {
+            404 => Ok(Err(text)),
+            429 | 500..=599 => Err(Failure::Retry(text)),
+            _ => Err(Failure::Final(text)),
         }
+    }
+}
+
+/// The Avro schema text of an answer (other schema types are refused).
+fn avro_text(answer: SchemaAnswer, what: &str) -> Result<String, RegistryError> {
+    match answer.schema_type.as_deref() {
+        None | Some("AVRO") => Ok(answer.schema),
+        Some(other) => Err(RegistryError(format!(
+            "{what} is a {other} schema, not Avro"
+        ))),
     }
 }
 

@@ -88,6 +88,29 @@ impl DebeziumJsonDecoder {
         }
     }
 
+    /// Loads the schemas of `topics`' records from the registry ahead of them: the subjects
+    /// `<topic>-value` and `<topic>-key` (the converter's default TopicNameStrategy). Logged,
+    /// never an error: records whose schemas are not loaded fetch them by id.
+    pub fn preload_schemas(&self, topics: &[String]) {
+        let Some(registry) = &self.avro.registry else {
+            return;
+        };
+        let subjects: Vec<String> = (topics.iter())
+            .flat_map(|t| [format!("{t}-value"), format!("{t}-key")])
+            .collect();
+        match registry.preload(&subjects) {
+            Ok(0) => {}
+            Ok(schemas) => tracing::info!(
+                schemas,
+                topics = topics.len(),
+                "writer schemas loaded ahead"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "loading writer schemas ahead failed; records fetch theirs by id")
+            }
+        }
+    }
+
     /// Takes the writer schemas of Avro records (Confluent wire format) from `registry`.
     pub fn with_schema_registry(mut self, registry: Arc<dyn SchemaRegistry>) -> Self {
         self.avro.registry = Some(registry);
