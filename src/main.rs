@@ -95,7 +95,7 @@ enum Command {
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
     Iceberg(maintenance::IcebergCommand),
-    /// Delta table maintenance: orphan-file removal.
+    /// Delta table maintenance: orphan-file removal, vacuum.
     #[cfg(feature = "delta")]
     #[command(subcommand)]
     Delta(maintenance::DeltaCommand),

@@ -142,21 +142,48 @@ pub enum DeltaCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete the files no version inside the retention window reads: files the current
+    /// version does not use (deletion-vector files included) that a commit removed, or no
+    /// commit names, longer ago than the retention; then the log entries older than
+    /// `delta.logRetentionDuration` up to a checkpoint. Time travel ends at the retention.
+    Vacuum {
+        #[command(flatten)]
+        at: Tables,
+        /// The retention; default: the table's `delta.deletedFileRetentionDuration` (a week
+        /// unless set).
+        #[arg(long)]
+        retention_hours: Option<u64>,
+    },
 }
 
 #[cfg(feature = "delta")]
 pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Error>> {
-    use cdc_delta::maintenance::{orphan_files, remove_orphan_files};
-    let DeltaCommand::RemoveOrphans {
-        at,
-        older_than_hours,
-        dry_run,
-    } = command;
+    use cdc_delta::maintenance::{orphan_files, remove_orphan_files, vacuum};
+    let (DeltaCommand::RemoveOrphans { at, .. } | DeltaCommand::Vacuum { at, .. }) = &command;
     let settings = read_settings(at.sink_config.as_deref(), None)?;
     let config = cdc_lake::sink_config(cdc_lake::Format::Delta, settings.as_deref())?;
     let warehouse = cdc_delta::DeltaWarehouse::new(&at.warehouse, config)?;
     for name in &at.tables {
         let table = TableId::parse(name)?;
+        let (older_than_hours, dry_run) = match &command {
+            DeltaCommand::Vacuum {
+                retention_hours, ..
+            } => {
+                let retention = retention_hours.map(|h| Duration::from_secs(h * 3600));
+                let done = vacuum(&warehouse, &table, retention, SystemTime::now()).await?;
+                println!(
+                    "{table}: vacuumed {} files and {} log entries",
+                    done.files.len(),
+                    done.log_entries
+                );
+                continue;
+            }
+            DeltaCommand::RemoveOrphans {
+                older_than_hours,
+                dry_run,
+                ..
+            } => (*older_than_hours, *dry_run),
+        };
         if dry_run {
             let orphans = orphan_files(&warehouse, &table).await?;
             for orphan in &orphans {

@@ -9,11 +9,16 @@
 //! A file is referenced when an entry still in `_delta_log/` names it (`add`, `remove` or
 //! `cdc`, and the deletion vectors of `add` and `remove`), or the table's current snapshot
 //! holds it (its entry may survive only in a checkpoint). `_delta_log/` itself is never
-//! touched, and neither is a file a `remove` names: those are time travel's, and VACUUM's to
-//! delete once their retention has passed.
+//! touched, and neither is a file a `remove` names: those are time travel's.
+//!
+//! [`vacuum`] deletes those too once their retention has passed: every file the current
+//! snapshot does not hold (data files and deletion-vector files alike) that a commit removed
+//! before the cutoff, or that no entry names and was last written before it; then the log
+//! entries older than `delta.logRetentionDuration` up to a checkpoint. Unlike delta-rs's full
+//! VACUUM it knows deletion-vector files, so it never deletes one a live file still uses.
 
-use std::collections::HashSet;
-use std::time::SystemTime;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 
 use cdc_core::model::TableId;
 use deltalake::kernel::DeletionVectorDescriptor;
@@ -64,27 +69,26 @@ async fn orphans_with_times(
     table: &TableId,
     delta: &DeltaTable,
 ) -> Result<Vec<(Path, SystemTime)>> {
-    let store = delta.log_store().object_store(None);
-    let listed: Vec<_> = store
-        .list(None)
-        .try_collect()
-        .await
-        .map_err(|e| store_error(table, &Path::default(), "listing the table's files", e))?;
+    let listed = list_table(table, delta).await?;
     let root = warehouse.table_url(table);
-    let referenced = referenced(table, delta, &root, &listed).await?;
+    let refs = References::read(table, delta, &root, &listed).await?;
     let mut orphans: Vec<(Path, SystemTime)> = listed
         .into_iter()
-        .filter(|m| {
-            m.location
-                .parts()
-                .next()
-                .is_none_or(|p| p.as_ref() != LOG_DIR)
-        })
-        .filter(|m| !referenced.contains(&m.location))
+        .filter(|m| !in_log(&m.location) && !refs.names(&m.location))
         .map(|m| (m.location, m.last_modified.into()))
         .collect();
     orphans.sort();
     Ok(orphans)
+}
+
+/// Every object under the table's root.
+async fn list_table(table: &TableId, delta: &DeltaTable) -> Result<Vec<object_store::ObjectMeta>> {
+    let store = delta.log_store().object_store(None);
+    store
+        .list(None)
+        .try_collect()
+        .await
+        .map_err(|e| store_error(table, &Path::default(), "listing the table's files", e))
 }
 
 /// The table at its latest version; no table there is an error.
@@ -95,55 +99,163 @@ async fn load(warehouse: &DeltaWarehouse, table: &TableId) -> Result<DeltaTable>
         .ok_or_else(|| layout(table, format!("no Delta table at {}", at.location())))
 }
 
-/// Every file the log's remaining entries and the current snapshot name.
-async fn referenced(
-    table: &TableId,
-    delta: &DeltaTable,
-    root: &Url,
-    listed: &[object_store::ObjectMeta],
-) -> Result<HashSet<Path>> {
-    let mut files = HashSet::new();
-    let snapshot = delta.snapshot().map_err(|e| delta_error(table, root, e))?;
-    for file in snapshot.log_data() {
-        let remove = file.remove_action(true);
-        files.insert(data_path(table, &remove.path)?);
-        files.extend(dv_path(table, remove.deletion_vector.as_ref(), root)?);
-    }
-    let store = delta.log_store().object_store(None);
-    let commits = listed.iter().filter(|m| {
-        m.location
-            .parts()
-            .next()
-            .is_some_and(|p| p.as_ref() == LOG_DIR)
-            && m.location.extension() == Some("json")
-    });
-    for commit in commits {
-        let read = async { store.get(&commit.location).await?.bytes().await };
-        let bytes = (read.await)
-            .map_err(|e| store_error(table, &commit.location, "reading a log entry", e))?;
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let action: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
-                layout(
-                    table,
-                    format!("log entry {} is not JSON lines: {e}", commit.location),
-                )
-            })?;
-            for kind in ["add", "remove", "cdc"] {
-                let Some(named) = action.get(kind) else {
-                    continue;
-                };
-                if let Some(path) = named.get("path").and_then(|p| p.as_str()) {
-                    files.insert(data_path(table, path)?);
-                }
-                if let Some(dv) = named.get("deletionVector").filter(|dv| !dv.is_null()) {
-                    let dv: DeletionVectorDescriptor = serde_json::from_value(dv.clone())
-                        .map_err(|e| layout(table, format!("a deletion vector in the log: {e}")))?;
-                    files.extend(dv_path(table, Some(&dv), root)?);
-                }
+/// What the log's remaining entries and the current snapshot say of the table's files.
+#[derive(Default)]
+struct References {
+    /// Data and deletion-vector files of the current snapshot.
+    live: HashSet<Path>,
+    /// Files a `remove` names, with the latest time one removed them (its `deletionTimestamp`,
+    /// else its commit's time), in milliseconds.
+    removed: HashMap<Path, i64>,
+    /// Every file an entry names.
+    named: HashSet<Path>,
+}
+
+impl References {
+    async fn read(
+        table: &TableId,
+        delta: &DeltaTable,
+        root: &Url,
+        listed: &[object_store::ObjectMeta],
+    ) -> Result<Self> {
+        let mut refs = References::default();
+        let snapshot = delta.snapshot().map_err(|e| delta_error(table, root, e))?;
+        for file in snapshot.log_data() {
+            let remove = file.remove_action(true);
+            refs.live.insert(data_path(table, &remove.path)?);
+            refs.live
+                .extend(dv_path(table, remove.deletion_vector.as_ref(), root)?);
+        }
+        let store = delta.log_store().object_store(None);
+        let commits = listed
+            .iter()
+            .filter(|m| in_log(&m.location) && m.location.extension() == Some("json"));
+        for commit in commits {
+            let read = async { store.get(&commit.location).await?.bytes().await };
+            let bytes = (read.await)
+                .map_err(|e| store_error(table, &commit.location, "reading a log entry", e))?;
+            let committed = commit.last_modified.timestamp_millis();
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let action: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+                    layout(
+                        table,
+                        format!("log entry {} is not JSON lines: {e}", commit.location),
+                    )
+                })?;
+                refs.add_action(table, root, &action, committed)?;
             }
         }
+        Ok(refs)
     }
-    Ok(files)
+
+    /// Notes the files one log action names.
+    fn add_action(
+        &mut self,
+        table: &TableId,
+        root: &Url,
+        action: &serde_json::Value,
+        committed: i64,
+    ) -> Result<()> {
+        for kind in ["add", "remove", "cdc"] {
+            let Some(named) = action.get(kind) else {
+                continue;
+            };
+            let mut files = Vec::new();
+            if let Some(path) = named.get("path").and_then(|p| p.as_str()) {
+                files.push(data_path(table, path)?);
+            }
+            if let Some(dv) = named.get("deletionVector").filter(|dv| !dv.is_null()) {
+                let dv: DeletionVectorDescriptor = serde_json::from_value(dv.clone())
+                    .map_err(|e| layout(table, format!("a deletion vector in the log: {e}")))?;
+                files.extend(dv_path(table, Some(&dv), root)?);
+            }
+            if kind == "remove" {
+                let at = (named.get("deletionTimestamp"))
+                    .and_then(|t| t.as_i64())
+                    .unwrap_or(committed);
+                for file in &files {
+                    let latest = self.removed.entry(file.clone()).or_insert(at);
+                    *latest = (*latest).max(at);
+                }
+            }
+            self.named.extend(files);
+        }
+        Ok(())
+    }
+
+    /// Whether anything names `file`.
+    fn names(&self, file: &Path) -> bool {
+        self.live.contains(file) || self.named.contains(file)
+    }
+
+    /// Whether no version inside the retention window can read `file` any more: not live, and
+    /// removed before `cutoff` (ms), or (never removed by an entry still there, or never named)
+    /// last written before it.
+    fn expired(&self, file: &object_store::ObjectMeta, cutoff: i64) -> bool {
+        if self.live.contains(&file.location) {
+            return false;
+        }
+        match self.removed.get(&file.location) {
+            Some(&removed) => removed < cutoff,
+            None => file.last_modified.timestamp_millis() < cutoff,
+        }
+    }
+}
+
+/// Whether `path` is under `_delta_log/`.
+fn in_log(path: &Path) -> bool {
+    path.parts().next().is_some_and(|p| p.as_ref() == LOG_DIR)
+}
+
+/// What [`vacuum`] deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vacuumed {
+    /// Data and deletion-vector files, relative to the table's root, sorted.
+    pub files: Vec<String>,
+    /// Expired log entries and checkpoints.
+    pub log_entries: usize,
+}
+
+/// Deletes the files of `table` no version inside the retention window reads (see the module's
+/// docs), and the expired log entries. `retention` defaults to the table's
+/// `delta.deletedFileRetentionDuration` (a week unless set); `now` is when the window ends.
+pub async fn vacuum(
+    warehouse: &DeltaWarehouse,
+    table: &TableId,
+    retention: Option<Duration>,
+    now: SystemTime,
+) -> Result<Vacuumed> {
+    use deltalake::table::config::TablePropertiesExt;
+    let delta = load(warehouse, table).await?;
+    let root = warehouse.table_url(table);
+    let snapshot = delta.snapshot().map_err(|e| delta_error(table, &root, e))?;
+    let retention =
+        retention.unwrap_or_else(|| snapshot.table_config().deleted_file_retention_duration());
+    let cutoff = now
+        .checked_sub(retention)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |t| t.as_millis() as i64);
+    let store = delta.log_store().object_store(None);
+    let listed = list_table(table, &delta).await?;
+    let refs = References::read(table, &delta, &root, &listed).await?;
+    let mut files: Vec<Path> = (listed.iter())
+        .filter(|m| !in_log(&m.location) && refs.expired(m, cutoff))
+        .map(|m| m.location.clone())
+        .collect();
+    files.sort();
+    for file in &files {
+        store
+            .delete(file)
+            .await
+            .map_err(|e| store_error(table, file, "vacuuming", e))?;
+    }
+    let log_entries = deltalake::checkpoints::cleanup_metadata(&delta, None)
+        .await
+        .map_err(|e| delta_error(table, &root, e))?;
+    Ok(Vacuumed {
+        files: files.iter().map(ToString::to_string).collect(),
+        log_entries,
+    })
 }
 
 /// A data file's path as the log writes it (relative and URL-encoded) in the table's store.

@@ -10,7 +10,7 @@ mod deletion_vectors;
 mod fixtures;
 #[cfg(all(feature = "glue", feature = "s3"))]
 mod glue;
-mod orphans;
+mod maintenance;
 #[cfg(feature = "s3")]
 mod s3;
 mod stepwise;
