@@ -91,14 +91,7 @@ async fn a_crashed_attempts_files_are_orphans_and_removed_on_s3() {
 /// orphans: only files no log entry names are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn referenced_files_are_never_orphans() {
-    let scenario = Scenario::load("crud");
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("wh");
-    let warehouse =
-        DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
-    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
-        .await
-        .unwrap();
+    let (scenario, _dir, warehouse) = synced_crud(DeltaSinkConfig::default()).await;
     let table = &scenario.tables[0].0;
     assert_eq!(
         orphan_files(&warehouse, table).await.unwrap(),
@@ -116,6 +109,18 @@ async fn referenced_files_are_never_orphans() {
     remove_orphan_files(&warehouse, table, soon).await.unwrap();
     assert!(!stray.exists() && table_dir.join("_delta_log/stray.tmp").exists());
     assert_expected(&scenario, &warehouse, true).await;
+}
+
+/// The `crud` fixture synced in batches of 5 into a local warehouse written with `config`.
+async fn synced_crud(config: DeltaSinkConfig) -> (Scenario, tempfile::TempDir, DeltaWarehouse) {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("wh");
+    let warehouse = DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap();
+    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
+        .await
+        .unwrap();
+    (scenario, dir, warehouse)
 }
 
 /// The files under a table's directory outside `_delta_log/`, relative, sorted.
@@ -147,18 +152,11 @@ fn table_files(dir: &std::path::Path) -> Vec<String> {
 /// Vacuum inside the retention window deletes nothing (time travel still reads the first
 /// version). Past it, exactly the files the current version does not use go: listed
 /// afterwards, the table holds its live data files (as delta-rs lists them) and one
-/// deletion-vector file per UUID the live descriptors name, nothing else. delta-rs and DuckDB (which
-/// resolves the deletion vectors itself) read the expected rows.
+/// deletion-vector file per UUID the live descriptors name, nothing else. delta-rs and DuckDB
+/// (which resolves the deletion vectors itself) read the expected rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_keeps_every_live_file_and_removes_the_dead_ones() {
-    let scenario = Scenario::load("crud");
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("wh");
-    let warehouse =
-        DeltaWarehouse::new(root.to_str().unwrap(), DeltaSinkConfig::default()).unwrap();
-    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
-        .await
-        .unwrap();
+    let (scenario, dir, warehouse) = synced_crud(DeltaSinkConfig::default()).await;
     let table = &scenario.tables[0].0;
     let table_dir = warehouse.table_url(table).to_file_path().unwrap();
     std::fs::write(table_dir.join("part-00000-stray.snappy.parquet"), b"stray").unwrap();
@@ -222,9 +220,6 @@ async fn vacuum_keeps_every_live_file_and_removes_the_dead_ones() {
 /// the table still reads and resumes from its checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_cleans_the_log_past_its_retention() {
-    let scenario = Scenario::load("crud");
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("wh");
     let properties = [
         ("delta.checkpointInterval", "5"),
         ("delta.enableExpiredLogCleanup", "false"),
@@ -236,10 +231,7 @@ async fn vacuum_cleans_the_log_past_its_retention() {
             .collect(),
         ..DeltaSinkConfig::default()
     };
-    let warehouse = DeltaWarehouse::new(root.to_str().unwrap(), config).unwrap();
-    cdc_core::testing::sync_scenario(&scenario, dir.path(), 5, Default::default(), &warehouse)
-        .await
-        .unwrap();
+    let (scenario, dir, warehouse) = synced_crud(config).await;
     let table = &scenario.tables[0].0;
     let log = warehouse
         .table_url(table)
