@@ -102,14 +102,16 @@ pub async fn fault_proxy(upstream: String, front: Arc<dyn Front>) -> String {
 }
 
 /// Answers `status` with `answer` and closes the connection.
-pub async fn respond(mut socket: TcpStream, status: u16, answer: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        answer.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(answer).await?;
-    socket.shutdown().await
+pub async fn respond(socket: TcpStream, status: u16, answer: &[u8]) -> std::io::Result<()> {
+    relay_answer(
+        socket,
+        status,
+        "application/json",
+        &[],
+        answer.len(),
+        answer,
+    )
+    .await
 }
 
 /// Relays a server's answer: its status, content type, other headers and body.

@@ -8,14 +8,13 @@
 //! end at the next separator.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use super::de::skip;
 use super::schema::{parse_schema, Node};
-use super::{confluent_frame, glue_frame, SchemaId, SchemaRegistry, MAX_INFLATED};
+use super::{confluent_frame, glue_frame, inflate_bounded, SchemaId, SchemaRegistry};
 
 /// The S3 sink's default `format.bytearray.separator`.
 pub const DEFAULT_SEPARATOR: &[u8] = b"\n";
@@ -44,6 +43,16 @@ impl FramedSplitter {
             separator,
             nodes: Mutex::default(),
         }
+    }
+
+    /// This splitter taking its schemas from `registry`.
+    pub fn with_registry(&self, registry: Arc<dyn SchemaRegistry>) -> Self {
+        FramedSplitter::new(Some(registry), self.separator.clone())
+    }
+
+    /// This splitter for records ending in `separator`.
+    pub fn with_separator(&self, separator: &[u8]) -> Self {
+        FramedSplitter::new(self.registry.clone(), separator.to_vec())
     }
 
     /// The records of a file, as zero-copy slices of it without their separators.
@@ -114,16 +123,7 @@ fn body_len(node: &Node, body: &[u8]) -> Result<usize, String> {
 /// of `node`.
 fn zlib_len(node: &Node, body: &[u8]) -> Result<usize, String> {
     let mut decoder = flate2::bufread::ZlibDecoder::new(body);
-    let mut inflated = Vec::new();
-    (&mut decoder)
-        .take(MAX_INFLATED as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|e| format!("zlib body of a Glue-framed record: {e}"))?;
-    if inflated.len() > MAX_INFLATED {
-        return Err(format!(
-            "a Glue-framed record inflates past {MAX_INFLATED} bytes"
-        ));
-    }
+    let inflated = inflate_bounded(&mut decoder, "zlib body of a Glue-framed record")?;
     if body_len(node, &inflated)? != inflated.len() {
         return Err("bytes after the value in a Glue-framed record's zlib body".into());
     }

@@ -284,17 +284,17 @@ fn cast_list(array: &ArrayRef) -> Result<arrow_array::ListArray, String> {
 /// `bytes` with `logicalType: decimal`, as Parquet `DECIMAL`) turned back into the big-endian
 /// two's-complement unscaled value AvroData wrote.
 fn bytes_of(array: &ArrayRef) -> Result<BinaryArray, String> {
-    let unscaled = |be: Vec<u8>| minimal_twos_complement(&be).to_vec();
+    let unscaled = |be: &[u8]| minimal_twos_complement(be).to_vec();
     match array.data_type() {
         DataType::Decimal128(..) => Ok(array
             .as_primitive::<Decimal128Type>()
             .iter()
-            .map(|v| v.map(|v| unscaled(v.to_be_bytes().to_vec())))
+            .map(|v| v.map(|v| unscaled(&v.to_be_bytes())))
             .collect()),
         DataType::Decimal256(..) => Ok(array
             .as_primitive::<Decimal256Type>()
             .iter()
-            .map(|v| v.map(|v| unscaled(v.to_be_bytes().to_vec())))
+            .map(|v| v.map(|v| unscaled(&v.to_be_bytes())))
             .collect()),
         _ => Ok(arrow_cast::cast(array, &DataType::Binary)
             .map_err(|e| format!("bytes read from a column of {}: {e}", array.data_type()))?

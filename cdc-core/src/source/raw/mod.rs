@@ -30,7 +30,7 @@ use regex::Regex;
 
 use super::{BatchLimits, RawRecord, Source};
 use crate::decode::avro::container::read_container;
-use crate::decode::avro::framed::{FramedSplitter, DEFAULT_SEPARATOR};
+use crate::decode::avro::framed::FramedSplitter;
 use crate::decode::SchemaRegistry;
 use crate::error::{Error, Result};
 
@@ -104,8 +104,6 @@ pub struct RawFileSource {
     progress: Arc<ReadProgress>,
     /// Splits `ByteArrayFormat` files into records.
     splitter: Arc<FramedSplitter>,
-    registry: Option<Arc<dyn SchemaRegistry>>,
-    separator: Vec<u8>,
 }
 
 /// How far a read of the files has come since the source was started, shared with whatever
@@ -196,8 +194,6 @@ impl RawFileSource {
             allow_gaps: false,
             progress: Arc::default(),
             splitter: Arc::default(),
-            registry: None,
-            separator: DEFAULT_SEPARATOR.to_vec(),
         };
         source.add_listed(listed, false)?;
         Ok(source)
@@ -299,21 +295,13 @@ impl RawFileSource {
     /// Where the writer schemas of framed Avro records in `ByteArrayFormat` files come from:
     /// each record is measured with its schema to find where it ends. Set before reading.
     pub fn set_schema_registry(&mut self, registry: Arc<dyn SchemaRegistry>) {
-        self.registry = Some(registry);
-        self.splitter = Arc::new(FramedSplitter::new(
-            self.registry.clone(),
-            self.separator.clone(),
-        ));
+        self.splitter = Arc::new(self.splitter.with_registry(registry));
     }
 
     /// The bytes after each record of a `ByteArrayFormat` file (the sink's
     /// `format.bytearray.separator`; a newline by default). Set before reading.
     pub fn set_byte_array_separator(&mut self, separator: &[u8]) {
-        self.separator = separator.to_vec();
-        self.splitter = Arc::new(FramedSplitter::new(
-            self.registry.clone(),
-            self.separator.clone(),
-        ));
+        self.splitter = Arc::new(self.splitter.with_separator(separator));
     }
 
     /// Topic-partitions found.
