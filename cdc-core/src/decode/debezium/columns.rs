@@ -213,7 +213,7 @@ impl ColumnBuilder {
         }
     }
 
-    fn push_i64(&mut self, v: i64) -> Result<(), CellError> {
+    pub(crate) fn push_i64(&mut self, v: i64) -> Result<(), CellError> {
         let out_of_range = || format!("{v} is out of range for {}", self.field.data_type());
         match &mut self.store {
             Store::I8(s) => s.push(i8::try_from(v).map_err(|_| out_of_range())?),
@@ -247,7 +247,7 @@ impl ColumnBuilder {
         Ok(())
     }
 
-    fn push_bool(&mut self, v: bool) -> Result<(), CellError> {
+    pub(crate) fn push_bool(&mut self, v: bool) -> Result<(), CellError> {
         match &mut self.store {
             Store::Bool(s) => s.push(v),
             _ => return Err(self.unexpected("a boolean")),
@@ -296,7 +296,11 @@ impl ColumnBuilder {
         self.push_decimal_unscaled(v)
     }
 
-    fn push_str(&mut self, s: &str, placeholder: &Placeholder) -> Result<Cell, CellError> {
+    pub(crate) fn push_str(
+        &mut self,
+        s: &str,
+        placeholder: &Placeholder,
+    ) -> Result<Cell, CellError> {
         match self.field.data_type() {
             DataType::Utf8 => {
                 if s == placeholder.text {

@@ -32,7 +32,7 @@ use super::avro_event::AvroPlan;
 use super::envelope::{
     raw_string, PayloadKind, RawObject, SourceBlock, TransactionBlock, UnwrapMeta,
 };
-use super::single_pass::{self, After, RowInput};
+use super::single_pass::{self, After, EnvelopeOrders, RowInput, RowTarget};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
 use crate::decode::avro::{self, SchemaRegistry};
 
@@ -56,6 +56,8 @@ pub struct DebeziumJsonDecoder {
     pub(super) stats: DecodeStats,
     /// Avro writer schemas by registry id, and where unknown ones come from.
     pub(super) avro: AvroSchemas,
+    /// The key orders the single pass learned from the envelopes before.
+    pub(super) envelope_orders: EnvelopeOrders,
 }
 
 /// The Avro writer schemas a decoder has seen, by id, and the registry for new ids.
@@ -85,6 +87,7 @@ impl DebeziumJsonDecoder {
             last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
             avro: AvroSchemas::default(),
+            envelope_orders: EnvelopeOrders::default(),
         }
     }
 
@@ -160,6 +163,7 @@ impl DebeziumJsonDecoder {
             last_op_was_delete: HashMap::default(),
             stats: DecodeStats::default(),
             avro: self.avro.clone(),
+            envelope_orders: self.envelope_orders.clone(),
         }
     }
 
@@ -540,16 +544,12 @@ impl DebeziumJsonDecoder {
         self.table_decoder(table, layout, record)?;
         let td = self.tables.get_mut(table).expect("table decoder exists");
         let rows = td.rows();
-        let (mut meta, mut current) = (UnwrapMeta::default(), None);
-        let row = RowSeed {
+        let row = RowTarget {
             td,
             placeholder: &self.placeholder,
             unknown: self.config.unknown_columns,
-            unwrapped: false,
-            meta: &mut meta,
-            current: &mut current,
         };
-        let parsed = single_pass::envelope(payload_text, row);
+        let parsed = single_pass::envelope(payload_text, row, &mut self.envelope_orders);
         let rollback = |dec: &mut Self| dec.tables.get_mut(table).expect("exists").rollback(rows);
         let parts = match parsed {
             Some(parts) if parts.is_envelope() => parts,

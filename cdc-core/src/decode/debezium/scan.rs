@@ -13,6 +13,34 @@
 /// Nesting deeper than this is left to serde_json (it has the same limit).
 const MAX_DEPTH: usize = 128;
 
+/// The bytes that end a string's plain run: `"`, `\` and the control characters.
+static ENDS_PLAIN_RUN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The keys of an object in the order the previous record of the same shape had them, each
+/// with what its reader made of it. A record laid out like the one before has each key
+/// compared as one run of bytes (`"name":`) instead of scanned and matched by name.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyOrder<T> {
+    /// `"name":` and what the name means to the reader.
+    keys: Vec<(Box<[u8]>, T)>,
+}
+
+impl<T> Default for KeyOrder<T> {
+    fn default() -> Self {
+        KeyOrder { keys: Vec::new() }
+    }
+}
+
 /// A cursor over JSON text.
 pub(crate) struct Scan<'a> {
     text: &'a str,
@@ -51,6 +79,14 @@ impl<'a> Scan<'a> {
         rest.starts_with(literal).then(|| self.pos += literal.len())
     }
 
+    /// `true` or `false`; `None` for anything else.
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b't' => self.eat_literal(b"true").map(|()| true),
+            _ => self.eat_literal(b"false").map(|()| false),
+        }
+    }
+
     /// Whether only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.ws();
@@ -66,10 +102,10 @@ impl<'a> Scan<'a> {
     /// a backslash or a control character (invalid in JSON strings); `None` at the end.
     #[inline]
     fn plain_run(&self) -> Option<usize> {
-        // A byte loop: Debezium's strings are mostly a few bytes, too short for memchr's setup.
+        // One table lookup a byte: Debezium's strings are mostly a few bytes, too short for
+        // memchr's setup.
         let rest = &self.bytes()[self.pos..];
-        rest.iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        rest.iter().position(|&b| ENDS_PLAIN_RUN[usize::from(b)])
     }
 
     /// A string without escapes: its text. `None` for anything else.
@@ -142,11 +178,44 @@ impl<'a> Scan<'a> {
     }
 
     /// An integer or `null`; `None` for anything else (a float, out of range).
-    pub(crate) fn optional_int<T: std::str::FromStr>(&mut self) -> Option<Option<T>> {
+    pub(crate) fn optional_int<T: TryFrom<i128>>(&mut self) -> Option<Option<T>> {
         if self.null() {
             return Some(None);
         }
-        self.number()?.parse().ok().map(Some)
+        self.int().map(Some)
+    }
+
+    /// An integer of JSON's grammar that fits `T`, read in one pass; `None` for anything else
+    /// (a float, out of range, not a number), with the cursor left where it was.
+    pub(crate) fn int<T: TryFrom<i128>>(&mut self) -> Option<T> {
+        self.ws();
+        let b = self.bytes();
+        let negative = b.get(self.pos) == Some(&b'-');
+        let mut at = self.pos + usize::from(negative);
+        let mut magnitude: u64 = 0;
+        let first = at;
+        while let Some(d) = b.get(at).filter(|d| d.is_ascii_digit()) {
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(u64::from(d - b'0'))?;
+            at += 1;
+        }
+        let digits = at - first;
+        let leading_zero = digits > 1 && b[first] == b'0';
+        let fraction = matches!(b.get(at), Some(b'.' | b'e' | b'E'));
+        // serde_json reads `-0` as a float: leave it to serde.
+        let negative_zero = negative && magnitude == 0;
+        if digits == 0 || leading_zero || fraction || negative_zero {
+            return None;
+        }
+        let signed = if negative {
+            -i128::from(magnitude)
+        } else {
+            i128::from(magnitude)
+        };
+        let v = T::try_from(signed).ok()?;
+        self.pos = at;
+        Some(v)
     }
 
     /// A string without escapes or `null`.
@@ -225,6 +294,53 @@ impl<'a> Scan<'a> {
         };
         self.eat(b':')?;
         Some(Some(key))
+    }
+
+    /// [`Self::next_key`] (without `any_key`) through `order`: the key the previous record had
+    /// at `index` is tried first; a key it did not predict is scanned, given its meaning by
+    /// `classify`, and replaces the rest of the order. The key's text and meaning.
+    pub(crate) fn next_key_in<T: Copy>(
+        &mut self,
+        order: &mut KeyOrder<T>,
+        index: &mut usize,
+        classify: impl FnOnce(&'a str) -> T,
+    ) -> Option<Option<(&'a str, T)>> {
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(None);
+        }
+        if *index > 0 {
+            self.eat(b',')?;
+        }
+        self.ws();
+        if let Some((quoted, meaning)) = order.keys.get(*index) {
+            if self.bytes()[self.pos..].starts_with(quoted) {
+                // `"name":` with a plain name: the same tokens next_key would read.
+                let key = &self.text[self.pos + 1..self.pos + quoted.len() - 2];
+                self.pos += quoted.len();
+                *index += 1;
+                return Some(Some((key, *meaning)));
+            }
+        }
+        let key = self.plain_string()?;
+        self.eat(b':')?;
+        let meaning = classify(key);
+        order.keys.truncate(*index);
+        order
+            .keys
+            .push((format!("\"{key}\":").into_bytes().into(), meaning));
+        *index += 1;
+        Some(Some((key, meaning)))
+    }
+
+    /// Where the cursor is, to come back to with [`Self::reset`].
+    pub(crate) fn mark(&self) -> usize {
+        self.pos
+    }
+
+    /// Back to a [`Self::mark`].
+    pub(crate) fn reset(&mut self, mark: usize) {
+        self.pos = mark;
     }
 }
 

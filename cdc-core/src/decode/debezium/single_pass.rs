@@ -11,10 +11,12 @@ use std::borrow::Cow;
 
 use serde::de::DeserializeSeed;
 
+use super::columns::{Cell, CellSeed, ColumnBuilder, Placeholder};
 use super::envelope::{SourceBlock, TransactionBlock};
-use super::scan::Scan;
-use super::table::RowSeed;
+use super::scan::{KeyOrder, Scan};
+use super::table::TableDecoder;
 use crate::decode::avro::schema::Node;
+use crate::decode::UnknownColumns;
 
 /// A row image still to decode: JSON text, or an Avro record value.
 #[derive(Debug, Clone, Copy)]
@@ -56,115 +58,235 @@ impl EnvelopeParts<'_> {
     }
 }
 
-/// Reads an envelope payload, decoding `after` through `row`; `None` when the pass gives up
+/// What the single pass does with a top-level key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TopKey {
+    After,
+    Before,
+    Source,
+    Op,
+    Transaction,
+    Other,
+}
+
+impl TopKey {
+    fn of(name: &str) -> Self {
+        match name {
+            "after" => TopKey::After,
+            "before" => TopKey::Before,
+            "source" => TopKey::Source,
+            "op" => TopKey::Op,
+            "transaction" => TopKey::Transaction,
+            _ => TopKey::Other,
+        }
+    }
+}
+
+/// The `source` fields [`SourceBlock`] holds, by their bit in the seen-set; the rest are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceKey {
+    Connector,
+    TsMs,
+    Db,
+    Schema,
+    Table,
+    Lsn,
+    Sequence,
+    TxId,
+    File,
+    Pos,
+    Row,
+    Gtid,
+    Other,
+}
+
+impl SourceKey {
+    fn of(name: &str) -> Self {
+        match name {
+            "connector" => SourceKey::Connector,
+            "ts_ms" => SourceKey::TsMs,
+            "db" => SourceKey::Db,
+            "schema" => SourceKey::Schema,
+            "table" => SourceKey::Table,
+            "lsn" => SourceKey::Lsn,
+            "sequence" => SourceKey::Sequence,
+            "txId" => SourceKey::TxId,
+            "file" => SourceKey::File,
+            "pos" => SourceKey::Pos,
+            "row" => SourceKey::Row,
+            "gtid" => SourceKey::Gtid,
+            _ => SourceKey::Other,
+        }
+    }
+}
+
+/// The key orders of the envelopes read before: Debezium writes every envelope of a
+/// connector with its keys in the same order, so the next one's keys are compared as bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EnvelopeOrders {
+    top: KeyOrder<TopKey>,
+    source: KeyOrder<SourceKey>,
+}
+
+/// Where an envelope's `after` row goes.
+pub(crate) struct RowTarget<'a> {
+    pub(crate) td: &'a mut TableDecoder,
+    pub(crate) placeholder: &'a Placeholder,
+    pub(crate) unknown: UnknownColumns,
+}
+
+/// Reads an envelope payload, decoding `after` into `row`; `None` when the pass gives up
 /// (the caller rolls back a row it may have decoded).
-pub(crate) fn envelope<'p>(text: &'p str, row: RowSeed<'_>) -> Option<EnvelopeParts<'p>> {
+pub(crate) fn envelope<'p>(
+    text: &'p str,
+    row: RowTarget<'_>,
+    orders: &mut EnvelopeOrders,
+) -> Option<EnvelopeParts<'p>> {
     let mut scan = Scan::new(text);
     let mut row = Some(row);
     let mut parts = EnvelopeParts::default();
-    let (mut first, mut transaction_seen) = (true, false);
+    let (mut index, mut transaction_seen) = (0, false);
     scan.open_object()?;
-    while let Some(key) = scan.next_key(&mut first, false)? {
+    while let Some((_, key)) = scan.next_key_in(&mut orders.top, &mut index, TopKey::of)? {
         match key {
-            "after" => {
+            TopKey::After => {
                 let row = row.take()?;
                 parts.after = Some(match scan.null() {
                     true => After::Missing,
-                    false => decode_row(scan.value()?, row).then_some(After::Decoded)?,
+                    false => scan_row(&mut scan, row).map(|()| After::Decoded)?,
                 });
             }
-            "before" if parts.before.is_none() => parts.before = Some(scan.value()?),
-            "source" if parts.source.is_none() => {
+            TopKey::Before if parts.before.is_none() => parts.before = Some(scan.value()?),
+            TopKey::Source if parts.source.is_none() => {
                 parts.source = Some(match scan.null() {
                     true => None,
-                    false => Some(source_block(&mut scan)?),
+                    false => Some(source_block(&mut scan, &mut orders.source)?),
                 });
             }
-            "op" if parts.op.is_none() => parts.op = Some(scan.plain_string()?),
-            "transaction" if !transaction_seen => {
+            TopKey::Op if parts.op.is_none() => parts.op = Some(scan.plain_string()?),
+            TopKey::Transaction if !transaction_seen => {
                 transaction_seen = true;
                 if !scan.null() {
                     parts.transaction = Some(serde_json::from_str(scan.value()?).ok()?);
                 }
             }
-            "before" | "source" | "op" | "transaction" => return None,
-            _ => _ = scan.value()?,
+            TopKey::Other => _ = scan.value()?,
+            // A repeated field: serde says so on the general path.
+            _ => return None,
         }
     }
     scan.at_end().then_some(parts)
 }
 
-/// Streams a row object into the builders; `false` when serde_json refuses it.
-fn decode_row(text: &str, row: RowSeed<'_>) -> bool {
-    let mut de = serde_json::Deserializer::from_str(text);
-    row.deserialize(&mut de).and_then(|()| de.end()).is_ok()
+/// Streams a row object into the table's builders: plain strings, integers, booleans and
+/// nulls straight from the scanner, any other value through the column's serde seed. `None`
+/// when a cell is refused or the row is not one the general path would take as it is (a
+/// repeated or unknown field); the general path then reports it.
+fn scan_row(scan: &mut Scan<'_>, row: RowTarget<'_>) -> Option<()> {
+    let RowTarget {
+        td,
+        placeholder,
+        unknown,
+    } = row;
+    let at = td.rows();
+    td.seen.iter_mut().for_each(|s| *s = false);
+    let mut index = 0;
+    scan.open_object()?;
+    while let Some((_, column)) = scan.next_key_in(&mut td.key_order, &mut index, |name| {
+        td.index.get(name).copied()
+    })? {
+        let Some(c) = column else {
+            (unknown == UnknownColumns::Ignore).then_some(())?;
+            scan.value()?;
+            continue;
+        };
+        if std::mem::replace(&mut td.seen[c], true) {
+            return None;
+        }
+        if scan_cell(scan, &mut td.builders[c], placeholder)? == Cell::Unavailable {
+            td.mark_unchanged(c, at);
+        }
+    }
+    // Columns the row did not carry keep the table's value.
+    for c in 0..td.builders.len() {
+        if !td.seen[c] {
+            td.builders[c].push_null();
+            td.mark_unchanged(c, at);
+        }
+    }
+    Some(())
+}
+
+/// One cell: a plain scalar appended as serde would hand it to the column, anything else
+/// (escapes, floats, `-0`, objects, arrays) through [`CellSeed`]. `None` when refused.
+fn scan_cell(
+    scan: &mut Scan<'_>,
+    column: &mut ColumnBuilder,
+    placeholder: &Placeholder,
+) -> Option<Cell> {
+    let mark = scan.mark();
+    let plain = match scan.peek()? {
+        b'n' => scan.null().then(|| {
+            column.push_null();
+            Ok(Cell::Value)
+        }),
+        b'"' => scan.plain_string().map(|s| column.push_str(s, placeholder)),
+        b't' | b'f' => scan
+            .bool()
+            .map(|v| column.push_bool(v).map(|()| Cell::Value)),
+        b'-' | b'0'..=b'9' => scan
+            .int::<i64>()
+            .map(|v| column.push_i64(v).map(|()| Cell::Value)),
+        _ => None,
+    };
+    if let Some(cell) = plain {
+        return cell.ok();
+    }
+    scan.reset(mark);
+    let mut de = serde_json::Deserializer::from_str(scan.value()?);
+    let cell = CellSeed {
+        column,
+        placeholder,
+    }
+    .deserialize(&mut de)
+    .ok()?;
+    de.end().ok()?;
+    Some(cell)
 }
 
 /// The `source` block's fields as [`SourceBlock`]'s `Deserialize` reads them (others skipped).
-fn source_block<'p>(scan: &mut Scan<'p>) -> Option<SourceBlock<'p>> {
+fn source_block<'p>(
+    scan: &mut Scan<'p>,
+    order: &mut KeyOrder<SourceKey>,
+) -> Option<SourceBlock<'p>> {
     let mut s = SourceBlock::default();
-    let (mut seen, mut first) = (0u16, true);
+    let (mut seen, mut index) = (0u16, 0);
     scan.open_object()?;
-    while let Some(key) = scan.next_key(&mut first, false)? {
-        let slot = match key {
-            "connector" => {
-                s.connector = text(scan)?;
-                0
-            }
-            "ts_ms" => {
-                s.ts_ms = scan.optional_int()?;
-                1
-            }
-            "db" => {
-                s.db = text(scan)?;
-                2
-            }
-            "schema" => {
-                s.schema = text(scan)?;
-                3
-            }
-            "table" => {
-                s.table = text(scan)?;
-                4
-            }
-            "lsn" => {
-                s.lsn = scan.optional_int()?;
-                5
-            }
-            "sequence" => {
-                s.sequence = nullable_raw(scan)?;
-                6
-            }
-            "txId" => {
-                s.tx_id = scan.optional_int()?;
-                7
-            }
-            "file" => {
-                s.file = text(scan)?;
-                8
-            }
-            "pos" => {
-                s.pos = scan.optional_int()?;
-                9
-            }
-            "row" => {
-                s.row = scan.optional_int()?;
-                10
-            }
-            "gtid" => {
-                s.gtid = text(scan)?;
-                11
-            }
-            _ => {
+    while let Some((_, key)) = scan.next_key_in(order, &mut index, SourceKey::of)? {
+        match key {
+            SourceKey::Connector => s.connector = text(scan)?,
+            SourceKey::TsMs => s.ts_ms = scan.optional_int()?,
+            SourceKey::Db => s.db = text(scan)?,
+            SourceKey::Schema => s.schema = text(scan)?,
+            SourceKey::Table => s.table = text(scan)?,
+            SourceKey::Lsn => s.lsn = scan.optional_int()?,
+            SourceKey::Sequence => s.sequence = nullable_raw(scan)?,
+            SourceKey::TxId => s.tx_id = scan.optional_int()?,
+            SourceKey::File => s.file = text(scan)?,
+            SourceKey::Pos => s.pos = scan.optional_int()?,
+            SourceKey::Row => s.row = scan.optional_int()?,
+            SourceKey::Gtid => s.gtid = text(scan)?,
+            SourceKey::Other => {
                 scan.value()?;
                 continue;
             }
-        };
+        }
         // serde refuses a repeated field: leave it to serde to say so.
-        if seen & (1 << slot) != 0 {
+        let bit = 1u16 << key as u16;
+        if seen & bit != 0 {
             return None;
         }
-        seen |= 1 << slot;
+        seen |= bit;
     }
     Some(s)
 }

@@ -15,6 +15,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::columns::{builders, Cell, CellSeed, ColumnBuilder, Placeholder};
 use super::envelope::UnwrapMeta;
+use super::scan::KeyOrder;
 use super::types::is_metadata_field;
 use crate::decode::UnknownColumns;
 use crate::error::{Error, Result};
@@ -121,6 +122,8 @@ pub(crate) struct TableDecoder {
     /// Per column, which rows are unchanged (allocated on first use).
     pub(crate) unchanged: Vec<Option<Vec<bool>>>,
     pub(crate) seen: Vec<bool>,
+    /// The row keys of the records before, as column indexes (the single pass).
+    pub(crate) key_order: KeyOrder<Option<usize>>,
 }
 
 impl TableDecoder {
@@ -150,6 +153,7 @@ impl TableDecoder {
             events: Vec::new(),
             unchanged: vec![None; n],
             seen: vec![false; n],
+            key_order: KeyOrder::default(),
         })
     }
 
