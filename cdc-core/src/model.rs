@@ -60,12 +60,21 @@ impl Op {
 /// A target table: `<namespace>.<name>` (Postgres schema or MySQL database, then table).
 ///
 /// Cheap to clone (shared names): the decoder hands one back with every event.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId {
     /// Postgres schema or MySQL database.
     pub namespace: Arc<str>,
     /// Table name.
     pub name: Arc<str>,
+}
+
+impl PartialEq for TableId {
+    /// Equal names; ids cloned from one another (the decoder's table maps, every event) are
+    /// known equal by their pointers without comparing the names.
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        same(&self.namespace, &other.namespace) && same(&self.name, &other.name)
+    }
 }
 
 impl TableId {

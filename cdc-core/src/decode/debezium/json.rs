@@ -32,7 +32,8 @@ use super::avro_event::AvroPlan;
 use super::envelope::{
     raw_string, PayloadKind, RawObject, SourceBlock, TransactionBlock, UnwrapMeta,
 };
-use super::single_pass::{self, After, EnvelopeOrders, RowInput, RowTarget};
+use super::keys::LastOpWasDelete;
+use super::single_pass::{self, After, EnvelopeOrders, EnvelopeParts, RowInput, RowTarget};
 use super::table::{fingerprint, RowLayout, RowSeed, SchemaCache, TableDecoder};
 use crate::decode::avro::{self, SchemaRegistry};
 
@@ -52,7 +53,7 @@ pub struct DebeziumJsonDecoder {
     pub(super) layouts: SchemaCache<RowLayout>,
     pub(super) key_schemas: SchemaCache<Vec<String>>,
     pub(super) hints: HashMap<TableId, TableHint>,
-    pub(super) last_op_was_delete: HashMap<(Arc<str>, i32), bool>,
+    pub(super) last_op_was_delete: LastOpWasDelete,
     pub(super) stats: DecodeStats,
     /// Avro writer schemas by registry id, and where unknown ones come from.
     pub(super) avro: AvroSchemas,
@@ -84,7 +85,7 @@ impl DebeziumJsonDecoder {
             layouts: SchemaCache::default(),
             key_schemas: SchemaCache::default(),
             hints: HashMap::default(),
-            last_op_was_delete: HashMap::default(),
+            last_op_was_delete: LastOpWasDelete::default(),
             stats: DecodeStats::default(),
             avro: AvroSchemas::default(),
             envelope_orders: EnvelopeOrders::default(),
@@ -160,7 +161,7 @@ impl DebeziumJsonDecoder {
             layouts: self.layouts.clone(),
             key_schemas: self.key_schemas.clone(),
             hints: self.hints.clone(),
-            last_op_was_delete: HashMap::default(),
+            last_op_was_delete: LastOpWasDelete::default(),
             stats: DecodeStats::default(),
             avro: self.avro.clone(),
             envelope_orders: self.envelope_orders.clone(),
@@ -466,7 +467,7 @@ impl DebeziumJsonDecoder {
         tx: Option<&str>,
     ) {
         self.last_op_was_delete
-            .insert((record.topic.clone(), record.partition), op == Op::Delete);
+            .set(&record.topic, record.partition, op == Op::Delete);
         let td = self.tables.get_mut(table).expect("table decoder exists");
         let tx_id = match (tx, td.events.last().and_then(|e| e.tx_id.clone())) {
             (Some(t), Some(prev)) if &*prev == t => Some(prev),
@@ -549,15 +550,14 @@ impl DebeziumJsonDecoder {
             placeholder: &self.placeholder,
             unknown: self.config.unknown_columns,
         };
-        let parsed = single_pass::envelope(payload_text, row, &mut self.envelope_orders);
+        let mut parts = EnvelopeParts::default();
+        let parsed =
+            single_pass::envelope(payload_text, row, &mut self.envelope_orders, &mut parts);
         let rollback = |dec: &mut Self| dec.tables.get_mut(table).expect("exists").rollback(rows);
-        let parts = match parsed {
-            Some(parts) if parts.is_envelope() => parts,
-            _ => {
-                rollback(self);
-                return Ok(None);
-            }
-        };
+        if parsed.is_none() || !parts.is_envelope() {
+            rollback(self);
+            return Ok(None);
+        }
         let op_text = parts.op.unwrap_or_default();
         let op = Self::envelope_op(record, op_text);
         let keeps_after = matches!(op, Ok(Some(Op::Create | Op::Update | Op::Read)));
@@ -573,13 +573,20 @@ impl DebeziumJsonDecoder {
             before: parts.before.filter(|b| *b != "null").map(RowInput::Json),
             after,
         };
-        let source = parts.source.flatten().unwrap_or_default();
+        let no_source;
+        let source = match &parts.source {
+            Some(Some(block)) => block,
+            _ => {
+                no_source = SourceBlock::default();
+                &no_source
+            }
+        };
         self.push_envelope(
             table,
             record,
             (op, op_text),
             images,
-            &source,
+            source,
             parts.transaction,
         )
         .map(Some)

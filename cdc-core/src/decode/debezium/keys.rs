@@ -1,6 +1,7 @@
 //! Record keys: the key columns they name, keys as row images (deletes without a `before`
 //! image, tombstones) in JSON or Avro, and tombstones turned into deletes.
 
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::Fields;
@@ -86,16 +87,12 @@ impl DebeziumJsonDecoder {
         table: Option<&TableId>,
         record: &RawRecord,
     ) -> Result<Decoded> {
-        let redundant = self
-            .last_op_was_delete
-            .get(&(record.topic.clone(), record.partition))
-            .copied()
-            .unwrap_or(false);
+        let redundant = self.last_op_was_delete.get(&record.topic, record.partition);
         let key_row = self.key_row(record)?;
         let (Some(table), Some(key_row)) = (table, key_row) else {
             if redundant {
                 self.last_op_was_delete
-                    .insert((record.topic.clone(), record.partition), false);
+                    .set(&record.topic, record.partition, false);
                 self.stats.redundant_tombstones += 1;
                 return Ok(Decoded::RedundantTombstone);
             }
@@ -175,6 +172,39 @@ impl KeyRow<'_> {
         match self {
             KeyRow::Json(text) => RowInput::Json(text),
             KeyRow::Avro(plan, body) => RowInput::Avro(plan.root(), body),
+        }
+    }
+}
+
+/// Per topic partition, whether its last event was a delete (its tombstone is then redundant).
+/// Keyed by the topic's text so that setting it for every event neither clones nor builds a key.
+#[derive(Debug, Default)]
+pub(super) struct LastOpWasDelete(HashMap<Arc<str>, HashMap<i32, bool>>);
+
+impl LastOpWasDelete {
+    pub(super) fn get(&self, topic: &str, partition: i32) -> bool {
+        self.0
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    pub(super) fn set(&mut self, topic: &Arc<str>, partition: i32, delete: bool) {
+        match self.0.get_mut(&**topic) {
+            Some(partitions) => _ = partitions.insert(partition, delete),
+            None => {
+                _ = self
+                    .0
+                    .insert(topic.clone(), [(partition, delete)].into_iter().collect())
+            }
+        }
+    }
+
+    /// Takes over `later`'s partitions (it decoded the records after this one's).
+    pub(super) fn extend(&mut self, later: LastOpWasDelete) {
+        for (topic, partitions) in later.0 {
+            self.0.entry(topic).or_default().extend(partitions);
         }
     }
 }

@@ -135,19 +135,20 @@ pub(crate) struct RowTarget<'a> {
     pub(crate) unknown: UnknownColumns,
 }
 
-/// Reads an envelope payload, decoding `after` into `row`; `None` when the pass gives up
-/// (the caller rolls back a row it may have decoded).
+/// Reads an envelope payload into `parts` (the caller's, so that the `source` block is
+/// filled in place rather than moved around), decoding `after` into `row`; `None` when the
+/// pass gives up (the caller rolls back a row it may have decoded).
 pub(crate) fn envelope<'p>(
     text: &'p str,
     row: RowTarget<'_>,
     orders: &mut EnvelopeOrders,
-) -> Option<EnvelopeParts<'p>> {
+    parts: &mut EnvelopeParts<'p>,
+) -> Option<()> {
     let mut scan = Scan::new(text);
     let mut row = Some(row);
-    let mut parts = EnvelopeParts::default();
     let (mut index, mut transaction_seen) = (0, false);
     scan.open_object()?;
-    while let Some((_, key)) = scan.next_key_in(&mut orders.top, &mut index, TopKey::of)? {
+    while let Some(key) = scan.next_key_in(&mut orders.top, &mut index, TopKey::of)? {
         match key {
             TopKey::After => {
                 let row = row.take()?;
@@ -158,10 +159,14 @@ pub(crate) fn envelope<'p>(
             }
             TopKey::Before if parts.before.is_none() => parts.before = Some(scan.value()?),
             TopKey::Source if parts.source.is_none() => {
-                parts.source = Some(match scan.null() {
-                    true => None,
-                    false => Some(source_block(&mut scan, &mut orders.source)?),
-                });
+                let block = parts.source.insert(None);
+                if !scan.null() {
+                    source_block(
+                        &mut scan,
+                        &mut orders.source,
+                        block.insert(Default::default()),
+                    )?;
+                }
             }
             TopKey::Op if parts.op.is_none() => parts.op = Some(scan.plain_string()?),
             TopKey::Transaction if !transaction_seen => {
@@ -170,12 +175,12 @@ pub(crate) fn envelope<'p>(
                     parts.transaction = Some(serde_json::from_str(scan.value()?).ok()?);
                 }
             }
-            TopKey::Other => _ = scan.value()?,
+            TopKey::Other => scan.skip_value_in(&mut orders.top, index)?,
             // A repeated field: serde says so on the general path.
             _ => return None,
         }
     }
-    scan.at_end().then_some(parts)
+    scan.at_end().then_some(())
 }
 
 /// Streams a row object into the table's builders: plain strings, integers, booleans and
@@ -192,7 +197,7 @@ fn scan_row(scan: &mut Scan<'_>, row: RowTarget<'_>) -> Option<()> {
     td.seen.iter_mut().for_each(|s| *s = false);
     let mut index = 0;
     scan.open_object()?;
-    while let Some((_, column)) = scan.next_key_in(&mut td.key_order, &mut index, |name| {
+    while let Some(column) = scan.next_key_in(&mut td.key_order, &mut index, |name| {
         td.index.get(name).copied()
     })? {
         let Some(c) = column else {
@@ -254,15 +259,16 @@ fn scan_cell(
     Some(cell)
 }
 
-/// The `source` block's fields as [`SourceBlock`]'s `Deserialize` reads them (others skipped).
+/// The `source` block's fields as [`SourceBlock`]'s `Deserialize` reads them (others skipped),
+/// into `s`.
 fn source_block<'p>(
     scan: &mut Scan<'p>,
     order: &mut KeyOrder<SourceKey>,
-) -> Option<SourceBlock<'p>> {
-    let mut s = SourceBlock::default();
+    s: &mut SourceBlock<'p>,
+) -> Option<()> {
     let (mut seen, mut index) = (0u16, 0);
     scan.open_object()?;
-    while let Some((_, key)) = scan.next_key_in(order, &mut index, SourceKey::of)? {
+    while let Some(key) = scan.next_key_in(order, &mut index, SourceKey::of)? {
         match key {
             SourceKey::Connector => s.connector = text(scan)?,
             SourceKey::TsMs => s.ts_ms = scan.optional_int()?,
@@ -277,7 +283,7 @@ fn source_block<'p>(
             SourceKey::Row => s.row = scan.optional_int()?,
             SourceKey::Gtid => s.gtid = text(scan)?,
             SourceKey::Other => {
-                scan.value()?;
+                scan.skip_value_in(order, index)?;
                 continue;
             }
         }
@@ -288,7 +294,7 @@ fn source_block<'p>(
         }
         seen |= bit;
     }
-    Some(s)
+    Some(())
 }
 
 fn text<'p>(scan: &mut Scan<'p>) -> Option<Option<Cow<'p, str>>> {
