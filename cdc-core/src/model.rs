@@ -60,7 +60,7 @@ impl Op {
 /// A target table: `<namespace>.<name>` (Postgres schema or MySQL database, then table).
 ///
 /// Cheap to clone (shared names): the decoder hands one back with every event.
-#[derive(Debug, Clone, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId {
     /// Postgres schema or MySQL database.
     pub namespace: Arc<str>,
@@ -74,6 +74,14 @@ impl PartialEq for TableId {
     fn eq(&self, other: &Self) -> bool {
         let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
         same(&self.namespace, &other.namespace) && same(&self.name, &other.name)
+    }
+}
+
+impl std::hash::Hash for TableId {
+    /// The names, as [`PartialEq`] compares them.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.name.hash(state);
     }
 }
 

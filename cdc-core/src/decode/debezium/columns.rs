@@ -331,13 +331,7 @@ impl ColumnBuilder {
                 let v = if self.decimal_text {
                     numeric::parse_decimal_text(s, self.decimal_scale())?
                 } else {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(s)
-                        .map_err(|e| {
-                            format!("decimal: invalid base64 `{}`: {e}", truncate_for_error(s))
-                        })?;
-                    numeric::twos_complement_to_i256(&bytes)
-                        .ok_or_else(|| "decimal wider than 256 bits".to_string())?
+                    decimal_from_base64(s)?
                 };
                 self.push_decimal_unscaled(v)?;
             }
@@ -554,6 +548,27 @@ fn prim<T: ArrowPrimitiveType>(
     dt: &DataType,
 ) -> ArrayRef {
     Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls).with_data_type(dt.clone()))
+}
+
+/// The unscaled value of a decimal the JsonConverter wrote as base64 bytes; decoded on the
+/// stack when it fits (every decimal of up to 256 bits does), not into a new `Vec` per cell.
+fn decimal_from_base64(s: &str) -> Result<i256, CellError> {
+    use base64::DecodeSliceError;
+    let invalid = |e: base64::DecodeError| {
+        format!("decimal: invalid base64 `{}`: {e}", truncate_for_error(s))
+    };
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut stack = [0u8; 48];
+    let heap;
+    let bytes = match engine.decode_slice(s, &mut stack) {
+        Ok(n) => &stack[..n],
+        Err(DecodeSliceError::DecodeError(e)) => return Err(invalid(e)),
+        Err(DecodeSliceError::OutputSliceTooSmall) => {
+            heap = engine.decode(s).map_err(invalid)?;
+            &heap[..]
+        }
+    };
+    numeric::twos_complement_to_i256(bytes).ok_or_else(|| "decimal wider than 256 bits".to_string())
 }
 
 fn truncate_for_error(s: &str) -> &str {

@@ -40,8 +40,10 @@ struct OrderedKey<T> {
     quoted: Box<[u8]>,
     /// What the name means to the reader.
     meaning: T,
-    /// The text of the value the reader last skipped under this key.
+    /// The text of the value the reader last skipped under this key, while it repeats.
     skipped: Vec<u8>,
+    /// The value changed between records (a timestamp): skipped without comparing.
+    varies: bool,
 }
 
 impl<T> Default for KeyOrder<T> {
@@ -369,6 +371,7 @@ impl<'a> Scan<'a> {
             quoted: format!("\"{key}\":").into_bytes().into(),
             meaning,
             skipped: Vec::new(),
+            varies: false,
         });
         *index += 1;
         Some(Some(meaning))
@@ -378,7 +381,11 @@ impl<'a> Scan<'a> {
     /// comparison when it is the value the previous record had there: Debezium repeats most
     /// skipped values (the connector's version and name, nulls).
     pub(crate) fn skip_value_in<T>(&mut self, order: &mut KeyOrder<T>, index: usize) -> Option<()> {
-        let last = &mut order.keys.get_mut(index.checked_sub(1)?)?.skipped;
+        let key = order.keys.get_mut(index.checked_sub(1)?)?;
+        if key.varies {
+            return self.value().map(drop);
+        }
+        let last = &mut key.skipped;
         let rest = &self.bytes()[self.pos..];
         // A whole value followed by what ends one: the same value, whatever came before it.
         if !last.is_empty()
@@ -389,8 +396,11 @@ impl<'a> Scan<'a> {
             return Some(());
         }
         let text = self.value()?;
+        key.varies = !last.is_empty();
         last.clear();
-        last.extend_from_slice(text.as_bytes());
+        if !key.varies {
+            last.extend_from_slice(text.as_bytes());
+        }
         Some(())
     }
 
