@@ -126,13 +126,13 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::timeline::{TableProperties, Timeline};
     use object_store::path::Path;
     use std::collections::BTreeMap;
 
-    fn version(id: &str, instant: &str) -> FileVersion {
+    pub(crate) fn version(id: &str, instant: &str) -> FileVersion {
         FileVersion {
             location: Path::from(format!("{id}_{instant}.parquet")),
             path: format!("{id}_{instant}.parquet"),
@@ -158,6 +158,14 @@ mod tests {
             "b".to_string(),
             vec![version("b", &t(1)), version("b", &t(5))],
         );
+        table_state(&names, versions)
+    }
+
+    /// A table whose `.hoodie/` holds `names`, with base-file `versions`.
+    pub(crate) fn table_state(
+        names: &[String],
+        versions: BTreeMap<String, Vec<FileVersion>>,
+    ) -> TableState {
         TableState {
             props: TableProperties {
                 name: "t".into(),

@@ -74,7 +74,9 @@ impl TableAt {
             logical: s.merged,
             checkpoint: s.checkpoint,
         });
-        self.clean(&mut state).await;
+        let earliest_retained = self.clean(&mut state).await;
+        self.archive_old(&mut state, earliest_retained.as_deref())
+            .await;
         let committed = Committed {
             version: instant,
             rows_written: s.rows_written,
@@ -86,17 +88,15 @@ impl TableAt {
     /// Deletes base files no query as of the last `commits_retained` file-changing commits
     /// (or started within `retain_hours`) can read (Hudi's KEEP_LATEST_COMMITS policy).
     /// Failures are logged, never returned: the commit is done, the state still knows every
-    /// version not deleted, and the next clean tries again.
-    async fn clean(&self, state: &mut TableState) {
+    /// version not deleted, and the next clean tries again. The oldest commit kept readable.
+    async fn clean(&self, state: &mut TableState) -> Option<String> {
         let cfg = &self.config;
-        let Some(earliest) = crate::clean::earliest_retained(
+        let earliest = crate::clean::earliest_retained(
             state,
             cfg.commits_retained,
             cfg.retain_hours,
             chrono::Utc::now(),
-        ) else {
-            return;
-        };
+        )?;
         let doomed = crate::clean::doomed(state, &earliest);
         let store = self.store.clone();
         let result = crate::clean::delete_versions(state, doomed, |v| {
@@ -106,6 +106,23 @@ impl TableAt {
         .await;
         if let Err(e) = result {
             tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
+        }
+        Some(earliest)
+    }
+
+    /// Archives the oldest instants once the active timeline is long enough (see
+    /// [`crate::archive`]). Like cleaning, a failure is logged and retried after the next
+    /// commit.
+    async fn archive_old(&self, state: &mut TableState, earliest_retained: Option<&str>) {
+        let cfg = &self.config;
+        let instants = crate::archive::to_archive(
+            state,
+            cfg.archive_min_commits,
+            cfg.archive_max_commits,
+            earliest_retained,
+        );
+        if let Err(e) = self.archive(state, &instants).await {
+            tracing::warn!(table = %self.table, error = %e, "archiving the timeline failed; retried after the next commit");
         }
     }
 }

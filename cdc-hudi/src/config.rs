@@ -28,6 +28,13 @@ pub struct HudiSinkConfig {
     /// snapshot of the latest commit at that time), so a long query does not lose its files
     /// (like `hoodie.cleaner.hours.retained`). `None`: only `commits_retained` counts.
     pub retain_hours: Option<u64>,
+    /// Timeline archival: once more than this many completed writes are in the active
+    /// timeline, the oldest instants move to `.hoodie/archived/` (`hoodie.keep.max.commits`).
+    /// 0 never archives.
+    pub archive_max_commits: usize,
+    /// Archival leaves this many completed writes in the active timeline
+    /// (`hoodie.keep.min.commits`), and never passes the oldest commit cleaning keeps readable.
+    pub archive_min_commits: usize,
     /// Attempts of one change set when another writer commits to the same table meanwhile
     /// (each retry starts over on the new table state).
     pub max_commit_attempts: usize,
@@ -60,6 +67,8 @@ impl Default for HudiSinkConfig {
             record_size_estimate: 1024,
             commits_retained: 10,
             retain_hours: None,
+            archive_max_commits: 30,
+            archive_min_commits: 20,
             max_commit_attempts: 10,
             writer_id: "cdc-lake".into(),
             heartbeat_interval_ms: 60_000,
@@ -79,6 +88,13 @@ impl HudiSinkConfig {
             return Err(format!(
                 "small_file_limit ({}) must not exceed max_file_size ({})",
                 self.small_file_limit, self.max_file_size
+            ));
+        }
+        let archives = self.archive_max_commits > 0;
+        if archives && !(1..self.archive_max_commits).contains(&self.archive_min_commits) {
+            return Err(format!(
+                "archive_min_commits ({}) must be at least 1 and less than archive_max_commits ({})",
+                self.archive_min_commits, self.archive_max_commits
             ));
         }
         if self.max_commit_attempts == 0 {
@@ -156,6 +172,11 @@ mod tests {
             ),
             ("pipeline-2", 5000, Some(24))
         );
+        let bad = HudiSinkConfig {
+            archive_min_commits: 30,
+            ..HudiSinkConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("archive_min_commits"));
         let parsed: Result<HudiSinkConfig, _> = serde_json::from_str(r#"{"max_file_sise": 1}"#);
         assert!(parsed.is_err());
     }

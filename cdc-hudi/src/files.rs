@@ -272,8 +272,15 @@ impl TableStore {
             .try_collect()
             .await
             .map_err(self.err("listing", dir))?;
+        // The listing is recursive: only the files directly in `dir` (not `archived/`).
+        let parent = self.path(dir);
         Ok(objects
             .iter()
+            .filter(|o| {
+                o.location
+                    .prefix_match(&parent)
+                    .is_some_and(|mut rest| rest.nth(1).is_none())
+            })
             .filter_map(|o| o.location.filename().map(str::to_string))
             .collect())
     }

@@ -48,12 +48,16 @@
 //!   provider for concurrent writes).
 //! - Base files carry the record-key range but no bloom filter, so a Spark/Java Hudi writer
 //!   joining the table must use the SIMPLE or GLOBAL_SIMPLE index (readers need neither).
-//! - No metadata table, no archival of the timeline (three small files per commit stay in
-//!   `.hoodie/`), and cleaning deletes old versions without writing `clean` instants.
+//! - No metadata table, and cleaning deletes old versions without writing `clean` instants.
+//! - The timeline is archived ([`HudiSinkConfig::archive_max_commits`]) as hudi-rs reads an
+//!   archive (one file per instant under `.hoodie/archived/`), not as the Avro log files of
+//!   Hudi's Java archiver: snapshot and time-travel reads inside the retention are
+//!   unaffected, but Spark's incremental queries cannot start before the active timeline.
 //! - Column names must be valid Avro names (the table schema is Avro).
 
 #![warn(missing_docs)]
 
+mod archive;
 mod base_file;
 mod clean;
 mod commit;
@@ -76,6 +80,7 @@ mod timeline;
 mod warehouse;
 mod write;
 
+pub use archive::ARCHIVE_DIR;
 pub use config::HudiSinkConfig;
 pub use driver::HudiDriver;
 pub use error::{HudiSinkError, Result};

@@ -150,6 +150,7 @@ impl TableAt {
             .map_err(|m| self.layout_err(format!("{PROPERTIES_FILE}: {m}")))?;
         let names = self.store.list_names(HOODIE_DIR).await?;
         let mut timeline = Timeline::from_names(names.iter().map(String::as_str));
+        let start = crate::archive::timeline_start(&timeline);
         let mut data = self.store.list_data_files().await?;
 
         // Writes that never completed (a crashed writer, or one still at work): set aside with
@@ -195,7 +196,8 @@ impl TableAt {
             let Some(b) = BaseFileName::parse(&f.name) else {
                 continue;
             };
-            if !timeline.is_completed_write(&b.instant) {
+            let archived = start.as_deref().is_some_and(|s| b.instant.as_str() < s);
+            if !archived && !timeline.is_completed_write(&b.instant) {
                 continue;
             }
             versions

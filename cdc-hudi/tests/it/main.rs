@@ -1,8 +1,9 @@
 //! Integration tests of the Hudi sink: every fixture through the raw-file source into Hudi,
 //! read back by hudi-rs and by the Python `hudi` package (snapshot, time travel, incremental);
 //! replay; crash recovery; another writer; schema evolution; the file layout, partitions,
-//! cleaning and truncate; equality with the reference sink after every batch; S3.
+//! cleaning, timeline archival and truncate; equality with the reference sink after every batch; S3.
 
+mod archive;
 #[cfg(feature = "azure")]
 mod azure;
 mod common;
