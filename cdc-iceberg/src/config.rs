@@ -55,6 +55,14 @@ pub struct IcebergSinkConfig {
     pub table_properties: HashMap<String, String>,
     /// Attempts of one change set when other writers commit first.
     pub max_commit_attempts: usize,
+    /// Every this many commits the sink expires snapshots itself, as
+    /// [`crate::maintenance::expire_snapshots`] with the table's own Iceberg properties:
+    /// snapshots older than `history.expire.max-snapshot-age-ms` (default 5 days) beyond the
+    /// newest `history.expire.min-snapshots-to-keep` (default 1) go, with the files only they
+    /// reach. The metadata file every commit rewrites holds every snapshot, so this keeps a
+    /// long-running stream's commits as cheap as its first. 0: never (then run
+    /// `cdc-lake iceberg expire` on a schedule).
+    pub expire_snapshots_every: usize,
     /// Crash and concurrency tests: fail points and a hook before every catalog swap.
     #[doc(hidden)]
     #[serde(skip)]
@@ -160,6 +168,7 @@ impl Default for IcebergSinkConfig {
             write_mode: WriteMode::default(),
             table_properties: HashMap::new(),
             max_commit_attempts: 10,
+            expire_snapshots_every: 100,
             test_hooks: TestHooks::default(),
         }
     }

@@ -19,6 +19,11 @@ use crate::table::{FileCache, Loaded};
 use crate::warehouse::IcebergWarehouse;
 use crate::write::{stage, Snapshot};
 
+/// Iceberg's table property: the age past which snapshots expire.
+const MAX_SNAPSHOT_AGE_MS: &str = "history.expire.max-snapshot-age-ms";
+/// Iceberg's table property: snapshots kept whatever their age.
+const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";
+
 /// The Iceberg sink of one table.
 pub type IcebergSink = UpsertSink<IcebergDriver>;
 
@@ -32,6 +37,7 @@ impl IcebergWarehouse {
             control,
             cache: FileCache::default(),
             last_commit: None,
+            commits_since_expiry: 0,
         })
     }
 }
@@ -54,9 +60,49 @@ pub struct IcebergDriver {
     /// The metadata file of our last commit and its contents: when the catalog still points
     /// at it, the next load need not read and parse it again (it holds every snapshot).
     last_commit: Option<(String, TableMetadata)>,
+    /// Commits since the sink last expired snapshots.
+    commits_since_expiry: usize,
 }
 
 impl IcebergDriver {
+    /// Expires snapshots every [`expire_snapshots_every`](crate::IcebergSinkConfig::expire_snapshots_every)
+    /// commits, as the table's `history.expire.*` properties say. The commit is done: a
+    /// failure is logged and the next run tries again.
+    async fn expire_on_schedule(&mut self, properties: &std::collections::HashMap<String, String>) {
+        let every = self.warehouse.config().expire_snapshots_every;
+        self.commits_since_expiry += 1;
+        if every == 0 || self.commits_since_expiry < every {
+            return;
+        }
+        self.commits_since_expiry = 0;
+        let setting = |key: &str, default: i64| {
+            properties
+                .get(key)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        let max_age_ms = setting(MAX_SNAPSHOT_AGE_MS, 5 * 24 * 3_600_000);
+        let keep = setting(MIN_SNAPSHOTS_TO_KEEP, 1).max(1) as usize;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let expired = crate::maintenance::expire_snapshots(
+            &self.warehouse,
+            &self.table,
+            now_ms - max_age_ms,
+            keep,
+        )
+        .await;
+        match expired {
+            Ok(files) => {
+                tracing::info!(table = %self.table, files = files.len(), "expired snapshots")
+            }
+            Err(e) => {
+                tracing::warn!(table = %self.table, error = %e, "expiring snapshots failed; retried later")
+            }
+        }
+    }
+
     fn name(&self) -> String {
         self.table.to_string()
     }
@@ -160,7 +206,9 @@ impl UpsertDriver for IcebergDriver {
             .commit(&self.table, &s.loaded, &s.next)
             .await?;
         tracing::debug!(table = %self.table, metadata = committed.location, "iceberg commit");
+        let properties = committed.metadata.properties().clone();
         self.last_commit = Some((committed.location, committed.metadata));
+        self.expire_on_schedule(&properties).await;
         Ok(Committed {
             version: s.next.snapshot_id().unwrap_or_default().to_string(),
             rows_written: s.rows_written,

@@ -70,3 +70,48 @@ async fn compact_then_expire_keeps_rows_and_checkpoint() {
     assert!(orphan_files(&warehouse, table).await.unwrap().is_empty());
     assert_expected(&scenario, &warehouse, Readers::ALL).await;
 }
+
+/// The sink expires snapshots itself every `expire_snapshots_every` commits, as the table's
+/// `history.expire.*` properties say: the metadata stops growing with every commit, no data
+/// or manifest file is left that nothing references, and every reader still reads the
+/// source's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_expires_snapshots_on_its_own() {
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let config = IcebergSinkConfig {
+        expire_snapshots_every: 10,
+        table_properties: HashMap::from([
+            ("history.expire.max-snapshot-age-ms".into(), "0".into()),
+            ("history.expire.min-snapshots-to-keep".into(), "5".into()),
+        ]),
+        ..IcebergSinkConfig::default()
+    };
+    let warehouse = IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+    let stats = sync(&scenario, dir.path(), 3, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert!(stats.commits > 40, "{} commits", stats.commits);
+    let table = &scenario.tables[0].0;
+    let metadata = current_metadata(&warehouse, table).await;
+    let kept = metadata.snapshots().count();
+    // The newest five, plus at most the commits since the last run.
+    assert!(
+        (5..15).contains(&kept),
+        "{kept} snapshots after {} commits",
+        stats.commits
+    );
+    // Only metadata files past the metadata log's length are left (as Java's writers leave
+    // them unless `write.metadata.delete-after-commit.enabled`): no data, delete or manifest
+    // file of an expired snapshot.
+    let orphans = orphan_files(&warehouse, table).await.unwrap();
+    assert!(
+        orphans.iter().all(|p| p.ends_with(".metadata.json")),
+        "{orphans:#?}"
+    );
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    let again = sync(&scenario, dir.path(), 3, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_eq!(again.commits, 0, "the checkpoint survives expiry");
+}

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! commit_latency <warehouse dir> <format: delta|iceberg|hudi> <mark>... [--window N]
-//!                [--delta-property KEY=VALUE]...
+//!                [--delta-property KEY=VALUE]... [--iceberg-property KEY=VALUE]...
 //! ```
 //! The events are the throughput benchmark's backlog (`cdc_core::testing::backlog`): a snapshot
 //! of 1 000 rows in the first batch, then one change per commit (70 % updates, 20 % inserts,
@@ -25,17 +25,23 @@ const SNAPSHOT_ROWS: u64 = 1_000;
 fn open(
     format: &str,
     dir: &str,
-    delta_properties: HashMap<String, String>,
+    table_properties: HashMap<String, String>,
 ) -> Result<Box<dyn Warehouse>, Box<dyn std::error::Error>> {
     Ok(match format {
         "delta" => {
             let config = cdc_delta::DeltaSinkConfig {
-                table_properties: delta_properties,
+                table_properties,
                 ..Default::default()
             };
             Box::new(cdc_delta::DeltaWarehouse::new(dir, config)?)
         }
-        "iceberg" => Box::new(cdc_iceberg::IcebergWarehouse::new(dir, Default::default())?),
+        "iceberg" => {
+            let config = cdc_iceberg::IcebergSinkConfig {
+                table_properties,
+                ..Default::default()
+            };
+            Box::new(cdc_iceberg::IcebergWarehouse::new(dir, config)?)
+        }
         "hudi" => Box::new(cdc_hudi::HudiWarehouse::new(dir, Default::default())?),
         other => return Err(format!("unknown format `{other}`").into()),
     })
@@ -56,9 +62,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(i) => args.get(i + 1).ok_or(usage)?.parse()?,
         None => 20,
     };
-    let delta_properties = args
+    let property_flag = format!("--{format}-property");
+    let table_properties = args
         .windows(2)
-        .filter(|w| w[0] == "--delta-property")
+        .filter(|w| w[0] == property_flag)
         .filter_map(|w| w[1].split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -84,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         table_hints: HashMap::from([(table, hint)]),
         ..Default::default()
     };
-    let warehouse = open(format, dir, delta_properties)?;
+    let warehouse = open(format, dir, table_properties)?;
     let mut pipeline = Pipeline::new(config, warehouse.as_ref())?;
     let (snapshot, changes) = records.split_at(SNAPSHOT_ROWS as usize);
     pipeline.process_batch(snapshot).await?;
