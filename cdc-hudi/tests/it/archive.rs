@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema};
 use cdc_core::fold::ChangeSet;
-use cdc_core::model::{Checkpoint, TableId, UnchangedMask};
+use cdc_core::model::TableId;
 use cdc_core::sink::{CommitOutcome, TableSink};
+use cdc_core::testing::keyed_change;
 use cdc_hudi::{CommitMetadata, HudiSinkConfig, HudiWarehouse, Timeline};
 
 use crate::common::{read_with_hudi_rs, read_with_python, Query};
@@ -30,45 +31,21 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// `ids` set to `v` (a change set at source offset `offset`).
-fn upsert(table: &TableId, ids: Vec<i64>, v: &str, offset: i64) -> ChangeSet {
+fn upsert(table: &TableId, ids: Vec<i32>, v: &str, offset: i64) -> ChangeSet {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
-        Field::new("v", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, true),
     ]));
-    let n = ids.len();
-    let upserts = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int64Array::from(ids)),
-            Arc::new(StringArray::from(vec![v; n])),
-        ],
-    )
-    .unwrap();
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance("t", 0, offset);
-    ChangeSet {
-        table: table.clone(),
-        schema,
-        key_columns: Arc::from(vec!["id".to_string()]),
-        truncate: false,
-        upsert_unchanged: UnchangedMask::none(2),
-        ignore_table_values: BooleanArray::from(vec![false; n]),
-        deletes: upserts.project(&[0]).unwrap().slice(0, 0),
-        upserts,
-        checkpoint,
-        first_offsets: Default::default(),
-        events: n,
-        max_source_ts_ms: None,
-    }
+    keyed_change(table, &schema, &ids, v, true, ("t", offset))
 }
 
-/// `id` → `v` of the rows a reader returned; fails on a repeated key.
+/// `id` → `name` of the rows a reader returned; fails on a repeated key.
 fn values(rows: &RecordBatch) -> HashMap<i64, String> {
     let ids = rows
         .column_by_name("id")
         .unwrap()
         .as_primitive::<Int64Type>();
-    let vs = rows.column_by_name("v").unwrap().as_string::<i32>();
+    let vs = rows.column_by_name("name").unwrap().as_string::<i32>();
     let mut out = HashMap::new();
     for i in 0..rows.num_rows() {
         let repeated = out.insert(ids.value(i), vs.value(i).to_string());
