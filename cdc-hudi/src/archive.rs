@@ -7,7 +7,8 @@
 //! Readers take a base file whose instant is older than the first write instant left in the
 //! active timeline as committed (Hudi's "before the timeline starts", hudi-rs's archival
 //! boundary), so archival never passes:
-//! - a pending instant (a crashed write's files would look committed);
+//! - a pending instant, ours or another writer's (`.hoodie/` is listed again first): a
+//!   crashed write's files would look committed;
 //! - the oldest commit the cleaner keeps readable (time travel inside the retention needs it);
 //! - a `replacecommit` whose replaced file groups still have base files (readers learn that
 //!   they are replaced only from its metadata).
@@ -75,7 +76,22 @@ impl TableAt {
     /// is copied before its files leave `.hoodie/`, the completed file last, so a crash leaves
     /// it completed in the active timeline (and archived again next time), never pending.
     pub(crate) async fn archive(&self, state: &mut TableState, instants: &[Instant]) -> Result<()> {
+        // Another writer's pending instant is in no state of ours: look at `.hoodie/` as it is
+        // now. An instant begun after this listing is newer than every instant archived here.
+        let names = self.store.list_names(HOODIE_DIR).await?;
+        let now = Timeline::from_names(names.iter().map(String::as_str));
+        let pending = now
+            .instants
+            .iter()
+            .filter(|i| i.state != State::Completed)
+            .map(|i| i.time.as_str())
+            .min();
+        let instants = instants
+            .iter()
+            .take_while(|i| pending.is_none_or(|p| i.time.as_str() < p));
+        let mut archived = 0;
         for i in instants {
+            archived += 1;
             let completed = i.file_name();
             let active = files::join(HOODIE_DIR, &completed);
             if let Some(body) = self.store.get(&active).await? {
@@ -92,8 +108,8 @@ impl TableAt {
                 .instants
                 .retain(|t| !(t.time == i.time && t.action == i.action));
         }
-        if !instants.is_empty() {
-            tracing::info!(table = %self.table, instants = instants.len(), "archived timeline instants");
+        if archived > 0 {
+            tracing::info!(table = %self.table, instants = archived, "archived timeline instants");
         }
         Ok(())
     }

@@ -74,9 +74,10 @@ impl TableAt {
             logical: s.merged,
             checkpoint: s.checkpoint,
         });
-        let earliest_retained = self.clean(&mut state).await;
-        self.archive_old(&mut state, earliest_retained.as_deref())
-            .await;
+        // Cleaning keeping everything (`None`) keeps every commit readable: no archival then.
+        if let Some(earliest_retained) = self.clean(&mut state).await {
+            self.archive_old(&mut state, &earliest_retained).await;
+        }
         let committed = Committed {
             version: instant,
             rows_written: s.rows_written,
@@ -113,14 +114,17 @@ impl TableAt {
     /// Archives the oldest instants once the active timeline is long enough (see
     /// [`crate::archive`]). Like cleaning, a failure is logged and retried after the next
     /// commit.
-    async fn archive_old(&self, state: &mut TableState, earliest_retained: Option<&str>) {
+    async fn archive_old(&self, state: &mut TableState, earliest_retained: &str) {
         let cfg = &self.config;
         let instants = crate::archive::to_archive(
             state,
             cfg.archive_min_commits,
             cfg.archive_max_commits,
-            earliest_retained,
+            Some(earliest_retained),
         );
+        if instants.is_empty() {
+            return;
+        }
         if let Err(e) = self.archive(state, &instants).await {
             tracing::warn!(table = %self.table, error = %e, "archiving the timeline failed; retried after the next commit");
         }

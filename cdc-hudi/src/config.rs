@@ -97,6 +97,13 @@ impl HudiSinkConfig {
                 self.archive_min_commits, self.archive_max_commits
             ));
         }
+        if archives && self.commits_retained >= self.archive_min_commits {
+            return Err(format!(
+                "commits_retained ({}) must be less than archive_min_commits ({}): archival \
+                 never passes the commits cleaning keeps readable",
+                self.commits_retained, self.archive_min_commits
+            ));
+        }
         if self.max_commit_attempts == 0 {
             return Err("max_commit_attempts must be at least 1".into());
         }
@@ -177,6 +184,11 @@ mod tests {
             ..HudiSinkConfig::default()
         };
         assert!(bad.validate().unwrap_err().contains("archive_min_commits"));
+        let bad = HudiSinkConfig {
+            commits_retained: 20,
+            ..HudiSinkConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("commits_retained"));
         let parsed: Result<HudiSinkConfig, _> = serde_json::from_str(r#"{"max_file_sise": 1}"#);
         assert!(parsed.is_err());
     }

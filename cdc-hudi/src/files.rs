@@ -260,27 +260,29 @@ impl TableStore {
             .collect())
     }
 
-    /// The names of the files in `dir` (relative to the root) that sort after `after`.
+    /// The names of the files in `dir` (relative to the root) that sort after `after` and before
+    /// its first subdirectory (instant names sort before `archived/`).
     pub async fn list_names_after(&self, dir: &str, after: &str) -> Result<Vec<String>> {
         if let Some(local) = &self.local_dir {
             return self.read_dir_after(local.join(dir), dir, after).await;
         }
         let offset = self.path(&join(dir, after));
+        let parent = self.path(dir);
+        let direct = |o: &object_store::ObjectMeta| {
+            let rest = o.location.prefix_match(&parent);
+            rest.is_some_and(|mut rest| rest.nth(1).is_none())
+        };
+        // The listing is recursive and sorted: it stops at the first name in a subdirectory
+        // instead of paging through the archive.
         let objects: Vec<object_store::ObjectMeta> = self
             .store
-            .list_with_offset(Some(&self.path(dir)), &offset)
+            .list_with_offset(Some(&parent), &offset)
+            .try_take_while(|o| std::future::ready(Ok(direct(o))))
             .try_collect()
             .await
             .map_err(self.err("listing", dir))?;
-        // The listing is recursive: only the files directly in `dir` (not `archived/`).
-        let parent = self.path(dir);
         Ok(objects
             .iter()
-            .filter(|o| {
-                o.location
-                    .prefix_match(&parent)
-                    .is_some_and(|mut rest| rest.nth(1).is_none())
-            })
             .filter_map(|o| o.location.filename().map(str::to_string))
             .collect())
     }

@@ -21,6 +21,8 @@ use crate::write::{stage, Snapshot};
 
 /// Iceberg's table property: the age past which snapshots expire.
 const MAX_SNAPSHOT_AGE_MS: &str = "history.expire.max-snapshot-age-ms";
+/// Iceberg's table property: whether files may be deleted by expiry.
+const GC_ENABLED: &str = "gc.enabled";
 /// Iceberg's table property: snapshots kept whatever their age.
 const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";
 
@@ -75,13 +77,20 @@ impl IcebergDriver {
             return;
         }
         self.commits_since_expiry = 0;
+        // Iceberg's switch for deleting files: no expiry on a table that turned it off.
+        if properties
+            .get(GC_ENABLED)
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        {
+            return;
+        }
         let setting = |key: &str, default: i64| {
             properties
                 .get(key)
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(default)
         };
-        let max_age_ms = setting(MAX_SNAPSHOT_AGE_MS, 5 * 24 * 3_600_000);
+        let max_age_ms = setting(MAX_SNAPSHOT_AGE_MS, 5 * 24 * 3_600_000).max(0);
         let keep = setting(MIN_SNAPSHOTS_TO_KEEP, 1).max(1) as usize;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

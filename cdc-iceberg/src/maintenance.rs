@@ -110,7 +110,7 @@ pub async fn compact(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Op
 }
 
 /// Drops snapshots older than `older_than_ms` (epoch milliseconds) but the newest
-/// `retain_last` (at least the current one), and deletes the manifest lists, manifests, data
+/// `retain_last` (at least the current one) and those a branch or tag points at, and deletes the manifest lists, manifests, data
 /// and delete files that only they reached. Returns the deleted files.
 pub async fn expire_snapshots(
     warehouse: &IcebergWarehouse,
@@ -133,10 +133,12 @@ pub async fn expire_snapshots(
             // The newest snapshot carrying the source checkpoint, and every snapshot between it
             // and the current one (another engine's snapshots on top), stay: the checkpoint is
             // found by walking parent links from the current snapshot.
-            let keep: HashSet<i64> = checkpoint_ancestry(&name, metadata)?
+            let mut keep: HashSet<i64> = checkpoint_ancestry(&name, metadata)?
                 .iter()
                 .map(|s| s.snapshot_id())
                 .collect();
+            // Tags and branch heads stay: removing their snapshot would drop the ref.
+            keep.extend(ref_heads(metadata));
             let drop: Vec<i64> = snapshots
                 .iter()
                 .enumerate()
@@ -179,6 +181,17 @@ pub async fn expire_snapshots(
             .map_err(iceberg_err(&name, format!("deleting {path}")))?;
     }
     Ok(removed)
+}
+
+/// The snapshots refs (branches, tags) point at. iceberg-rust keeps the refs to itself; the
+/// spec's JSON has them.
+fn ref_heads(metadata: &TableMetadata) -> Vec<i64> {
+    let json = serde_json::to_value(metadata).unwrap_or_default();
+    let refs = json.get("refs").and_then(|r| r.as_object());
+    refs.into_iter()
+        .flatten()
+        .filter_map(|(_, r)| r.get("snapshot-id")?.as_i64())
+        .collect()
 }
 
 /// Files reached from the snapshots of `metadata` (manifest lists, manifests, data and delete

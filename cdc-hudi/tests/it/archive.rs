@@ -167,3 +167,50 @@ async fn archived_instants_leave_the_active_timeline_and_stay_committed() {
     );
     assert_eq!(values(&read_with_python(&location, &Query::Snapshot)), want);
 }
+
+/// Another writer's instant that is still pending (begun long ago, in no state this writer
+/// holds) stops archival: its files must not look committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archival_stops_at_another_writers_pending_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HudiSinkConfig {
+        commits_retained: 1,
+        archive_max_commits: 4,
+        archive_min_commits: 2,
+        ..HudiSinkConfig::default()
+    };
+    let warehouse = HudiWarehouse::new(dir.path().to_str().unwrap(), config).unwrap();
+    let table = TableId::new("public", "slow");
+    let mut sink = warehouse.sink(&table);
+    let mut versions = Vec::new();
+    for n in 0..3 {
+        // Room between the instants for the other writer's.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let CommitOutcome::Committed { version, .. } = sink
+            .apply(&upsert(&table, vec![n], "a", i64::from(n)))
+            .await
+            .unwrap()
+        else {
+            panic!("commit {n}")
+        };
+        versions.push(version);
+    }
+    // The other writer's instant sorts right after the second commit.
+    let theirs = (versions[1].parse::<u64>().unwrap() + 1).to_string();
+    assert!(theirs > versions[1] && theirs < versions[2], "{theirs}");
+    let hoodie = Path::new(&warehouse.table_location(&table)).join(".hoodie");
+    std::fs::write(hoodie.join(format!("{theirs}.commit.requested")), b"").unwrap();
+    for n in 3..15 {
+        sink.apply(&upsert(&table, vec![n], "a", i64::from(n)))
+            .await
+            .unwrap();
+    }
+    let archived = names(&hoodie.join("archived"));
+    assert!(!archived.is_empty(), "nothing archived");
+    assert!(
+        archived.iter().all(|name| name.as_str() < theirs.as_str()),
+        "archived past the pending instant {theirs}: {archived:?}"
+    );
+    let active = Timeline::from_names(names(&hoodie).iter().map(String::as_str));
+    assert!(active.is_completed_write(&versions[2]));
+}
