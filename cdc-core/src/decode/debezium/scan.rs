@@ -341,30 +341,21 @@ impl<'a> Scan<'a> {
         index: &mut usize,
         classify: impl FnOnce(&'a str) -> T,
     ) -> Option<Option<T>> {
-        // The separator right there, as Debezium writes it (no whitespace); else after any.
-        let next = match self.bytes().get(self.pos) {
-            Some(&b) if b == b',' || b == b'}' => b,
-            _ => self.peek()?,
-        };
-        match next {
-            b'}' => {
-                self.pos += 1;
-                return Some(None);
-            }
-            b',' if *index > 0 => self.pos += 1,
-            _ if *index == 0 => {}
-            _ => return None,
-        }
         if let Some(known) = order.keys.get(*index) {
-            // `"name":` with a plain name: the same tokens next_key would read.
-            if starts_with_short(&self.bytes()[self.pos..], &known.quoted) {
-                self.pos += known.quoted.len();
+            // The separator and `"name":` right there, as Debezium writes them (no
+            // whitespace): the same tokens next_key would read.
+            let separator = usize::from(*index > 0);
+            let at = self.pos + separator;
+            let comma = separator == 0 || self.bytes().get(self.pos) == Some(&b',');
+            if comma && starts_with_short(self.bytes().get(at..)?, &known.quoted) {
+                self.pos = at + known.quoted.len();
                 *index += 1;
                 return Some(Some(known.meaning));
             }
         }
-        let key = self.plain_string()?;
-        self.eat(b':')?;
+        let Some(key) = self.next_key(&mut (*index == 0), false)? else {
+            return Some(None);
+        };
         let meaning = classify(key);
         order.keys.truncate(*index);
         order.keys.push(OrderedKey {

@@ -193,8 +193,7 @@ fn scan_row(scan: &mut Scan<'_>, row: RowTarget<'_>) -> Option<()> {
         placeholder,
         unknown,
     } = row;
-    let at = td.rows();
-    td.seen.iter_mut().for_each(|s| *s = false);
+    let at = td.begin_row();
     let mut index = 0;
     scan.open_object()?;
     while let Some(column) = scan.next_key_in(&mut td.key_order, &mut index, |name| {
@@ -212,13 +211,7 @@ fn scan_row(scan: &mut Scan<'_>, row: RowTarget<'_>) -> Option<()> {
             td.mark_unchanged(c, at);
         }
     }
-    // Columns the row did not carry keep the table's value.
-    for c in 0..td.builders.len() {
-        if !td.seen[c] {
-            td.builders[c].push_null();
-            td.mark_unchanged(c, at);
-        }
-    }
+    td.end_row(at);
     Some(())
 }
 

@@ -167,6 +167,22 @@ impl TableDecoder {
         mask.push(true);
     }
 
+    /// Starts a row: no column seen yet. Its index.
+    pub(crate) fn begin_row(&mut self) -> usize {
+        self.seen.iter_mut().for_each(|s| *s = false);
+        self.rows()
+    }
+
+    /// Ends row `row`: columns it did not carry keep the table's value.
+    pub(crate) fn end_row(&mut self, row: usize) {
+        for i in 0..self.builders.len() {
+            if !self.seen[i] {
+                self.builders[i].push_null();
+                self.mark_unchanged(i, row);
+            }
+        }
+    }
+
     pub(crate) fn rollback(&mut self, rows: usize) {
         for b in &mut self.builders {
             b.truncate(rows);
@@ -256,8 +272,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         let td = self.td;
-        let row = td.rows();
-        td.seen.iter_mut().for_each(|s| *s = false);
+        let row = td.begin_row();
         let mut next_guess = 0usize;
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             // Fields nearly always arrive in schema order: try the next column first.
@@ -305,13 +320,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 }
             }
         }
-        // Columns the row did not carry keep the table's value.
-        for i in 0..td.builders.len() {
-            if !td.seen[i] {
-                td.builders[i].push_null();
-                td.mark_unchanged(i, row);
-            }
-        }
+        td.end_row(row);
         Ok(())
     }
 }
