@@ -62,6 +62,10 @@ pub struct ChangeSet {
     pub events: usize,
     /// Latest `source.ts_ms` among the events, for lag reporting.
     pub max_source_ts_ms: Option<i64>,
+    /// An SCD type 2 table's events, still to be merged with the versions the table holds
+    /// (inside the commit attempt, see [`crate::shape::history`]); the set's rows are empty
+    /// until then.
+    pub history: Option<Arc<crate::shape::history::PendingHistory>>,
 }
 
 impl ChangeSet {
@@ -82,7 +86,10 @@ impl ChangeSet {
 
     /// True when applying it changes no row (it may still advance the checkpoint).
     pub fn is_noop(&self) -> bool {
-        !self.truncate && self.upserts.num_rows() == 0 && self.deletes.num_rows() == 0
+        !self.truncate
+            && self.upserts.num_rows() == 0
+            && self.deletes.num_rows() == 0
+            && self.history.is_none()
     }
 
     /// Indices of the key columns in [`ChangeSet::schema`].
@@ -191,7 +198,7 @@ pub fn folded_schema(
 }
 
 /// The key of the change set: the events', else the table's.
-fn fold_key_columns(
+pub(crate) fn fold_key_columns(
     table: &TableId,
     batches: &[ChangeBatch],
     known_keys: Option<&[String]>,
@@ -210,15 +217,15 @@ fn fold_key_columns(
 }
 
 /// Every event of the batches in one schema (the table's merged with every batch's).
-struct Conformed {
-    schema: SchemaRef,
-    rows: RecordBatch,
-    unchanged: UnchangedMask,
-    events: Vec<EventMeta>,
+pub(crate) struct Conformed {
+    pub(crate) schema: SchemaRef,
+    pub(crate) rows: RecordBatch,
+    pub(crate) unchanged: UnchangedMask,
+    pub(crate) events: Vec<EventMeta>,
 }
 
 impl Conformed {
-    fn new(
+    pub(crate) fn new(
         table: &TableId,
         table_schema: Option<&Schema>,
         batches: Vec<ChangeBatch>,
@@ -360,6 +367,7 @@ impl<'k> Walk<'k> {
             first_offsets: self.first_offsets,
             events: all.events.len(),
             max_source_ts_ms: self.max_ts,
+            history: None,
         })
     }
 }
@@ -553,6 +561,7 @@ mod tests {
                     },
                     source_ts_ms: None,
                     tx_id: None,
+                    tombstone_of_delete: false,
                 })
                 .collect(),
             unchanged: UnchangedMask::new(vec![None, unchanged.map(BooleanArray::from)]),

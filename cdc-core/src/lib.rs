@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod render;
 pub mod schema;
 pub mod secrets;
+pub mod shape;
 pub mod sink;
 pub mod source;
 pub mod storage;

@@ -372,6 +372,12 @@ pub struct EventMeta {
     pub source_ts_ms: Option<i64>,
     /// Transaction id (Debezium `transaction.id`, else the database's own id).
     pub tx_id: Option<Arc<str>>,
+    /// A Kafka tombstone (a record without a value) right after a delete of its partition:
+    /// Debezium's second record of a delete, which says nothing the delete did not. (A
+    /// tombstone after anything else is a delete of its own, without a source position or
+    /// time.)
+    #[serde(default)]
+    pub tombstone_of_delete: bool,
 }
 
 /// Decoded events of one table sharing one schema, column by column.

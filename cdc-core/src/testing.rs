@@ -31,6 +31,7 @@ pub mod conformance;
 mod glue;
 mod raw;
 mod servers;
+pub mod shapes;
 mod sync;
 pub mod type_matrix;
 
@@ -49,7 +50,7 @@ pub use servers::{
 };
 pub use stepwise::assert_equal_to_reference_after_every_batch;
 pub use sync::{
-    assert_replay_commits_nothing, schemaless_hints, sync_fixture, sync_scenario,
+    assert_replay_commits_nothing, schemaless_hints, sync_fixture, sync_scenario, sync_shaped,
     FIXTURE_BATCH_EVENTS,
 };
 

@@ -21,8 +21,9 @@ use object_store::ObjectStore;
 
 use crate::decode::{DebeziumJsonDecoder, Decoded, Decoder, DecoderConfig, Routed, TableHint};
 use crate::error::{Error, Result};
-use crate::fold::{fold, folded_schema, ChangeSet};
+use crate::fold::{folded_schema, ChangeSet};
 use crate::model::{ChangeBatch, Checkpoint, FirstOffsets, TableId};
+use crate::shape::{fold_shaped, ShapeConfig};
 use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
 use crate::source::{RawRecord, Source};
@@ -47,6 +48,9 @@ pub struct PipelineConfig {
     pub dead_letter: Option<String>,
     /// Schemas and keys given by the user (they win over what the table says).
     pub table_hints: HashMap<TableId, TableHint>,
+    /// Tables that are not mirrors of their source, or order their events by a column (see
+    /// [`crate::shape`]).
+    pub shapes: HashMap<TableId, ShapeConfig>,
     /// How often a streaming source is asked for topic-partitions created since the start
     /// (matching topics created while it runs are read from then on).
     pub partition_refresh: Duration,
@@ -63,6 +67,7 @@ impl Default for PipelineConfig {
             decoder: DecoderConfig::default(),
             dead_letter: None,
             table_hints: HashMap::new(),
+            shapes: HashMap::new(),
             partition_refresh: Duration::from_secs(30),
             stop_after_batches: None,
         }
@@ -208,7 +213,7 @@ impl<'w> Pipeline<'w> {
             return Ok(());
         }
         let mut sink = self.warehouse.open(table).await?;
-        let schema = sink.schema().await?;
+        let schema = sink.schema().await?.map(|s| self.source_view(table, &s));
         let checkpoint = sink.committed_checkpoint().await?.unwrap_or_default();
         self.teach_decoder(table, schema.as_ref())?;
         self.tables.insert(
@@ -564,6 +569,15 @@ impl<'w> Pipeline<'w> {
         table
     }
 
+    /// What the decoder and the fold expect of `table`'s source rows when the table holds
+    /// `holds` (the table without the columns its shape adds).
+    fn source_view(&self, table: &TableId, holds: &TableSchema) -> TableSchema {
+        match self.config.shapes.get(table) {
+            Some(shape) => crate::shape::source_view(shape.shape, holds),
+            None => holds.clone(),
+        }
+    }
+
     /// Tells the decoder `table`'s schema and key (what the table holds, the user's winning),
     /// for records that carry none.
     fn teach_decoder(&mut self, table: &TableId, holds: Option<&TableSchema>) -> Result<()> {
@@ -696,22 +710,20 @@ impl<'w> Pipeline<'w> {
         for (table, batches) in by_table {
             self.open_table(&table).await?;
             let state = &self.tables[&table];
-            let known_keys = state.schema.as_ref().map(|s| s.key_columns.clone());
-            let mut changes = fold(
-                &table,
-                state.schema.as_ref().map(|s| s.schema.as_ref()),
-                known_keys.as_deref(),
-                batches,
-            )?;
+            let shape = self.config.shapes.get(&table).cloned().unwrap_or_default();
+            let mut changes = fold_shaped(&table, &shape, state.schema.as_ref(), batches)?;
             if let Some((positions, first)) = consumed.remove(&table) {
                 changes.checkpoint.merge(&positions);
                 changes.first_offsets.merge(&first);
             }
             // Later schemaless records of this table decode with what the table will have.
-            let will_have = TableSchema {
-                schema: changes.schema.clone(),
-                key_columns: changes.key_columns.to_vec(),
-            };
+            let will_have = self.source_view(
+                &table,
+                &TableSchema {
+                    schema: changes.schema.clone(),
+                    key_columns: changes.key_columns.to_vec(),
+                },
+            );
             self.teach_decoder(&table, Some(&will_have))?;
             folded.push(changes);
         }
@@ -760,10 +772,13 @@ impl<'w> Pipeline<'w> {
             self.stats.last_source_ts_ms =
                 self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);
             state.checkpoint.merge(&changes.checkpoint);
-            state.schema = Some(TableSchema {
+            let holds = TableSchema {
                 schema: changes.schema.clone(),
                 key_columns: changes.key_columns.to_vec(),
-            });
+            };
+            let view = self.source_view(&table, &holds);
+            let state = self.tables.get_mut(&table).expect("opened");
+            state.schema = Some(view);
         }
         Ok(())
     }

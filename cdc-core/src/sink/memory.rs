@@ -58,6 +58,23 @@ impl MemTable {
         } else {
             evolve_batch(table, &self.rows, &merged)?
         };
+        let resolved_history;
+        let changes = match &changes.history {
+            None => changes,
+            Some(history) => {
+                let lookup = history.lookup_set(changes, &merged)?;
+                let keys = ChangedKeys::new(&lookup, &lookup.schema, history.source_key())?;
+                let every_row = history.ends_every_version();
+                let held: Vec<bool> = (keys.find(&existing)?.iter())
+                    .map(|t| every_row || t.is_some())
+                    .collect();
+                let versions =
+                    arrow_select::filter::filter_record_batch(&existing, &BooleanArray::from(held))
+                        .map_err(|e| Error::arrow(format!("versions in {table}"), e))?;
+                resolved_history = history.resolve(changes, &versions)?;
+                &resolved_history
+            }
+        };
         let keys = ChangedKeys::new(changes, &merged, &self.key_columns)?;
         let mut keep = vec![true; existing.num_rows()];
         let mut old_row = vec![None; keys.upserts.num_rows()];

@@ -100,6 +100,7 @@ impl Accounts {
             checkpoint,
             first_offsets: Default::default(),
             max_source_ts_ms: None,
+            history: None,
         }
     }
 }

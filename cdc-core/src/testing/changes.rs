@@ -61,6 +61,7 @@ pub fn keyed_change(
         first_offsets: Default::default(),
         events: rows,
         max_source_ts_ms: None,
+        history: None,
     }
 }
 

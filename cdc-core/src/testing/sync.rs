@@ -15,6 +15,39 @@ pub async fn sync_scenario(
     hints: std::collections::HashMap<TableId, crate::decode::TableHint>,
     warehouse: &dyn crate::sink::Warehouse,
 ) -> crate::Result<crate::pipeline::PipelineStats> {
+    let config = crate::pipeline::PipelineConfig {
+        table_hints: hints,
+        ..crate::pipeline::PipelineConfig::default()
+    };
+    sync_layout(scenario, dir, batch_events, config, warehouse).await
+}
+
+/// Syncs every event of the scenario into `warehouse` as [`sync_fixture`] does, every table
+/// of it in `shape`.
+pub async fn sync_shaped(
+    scenario: &Scenario,
+    dir: &Path,
+    shape: crate::shape::ShapeConfig,
+    warehouse: &dyn crate::sink::Warehouse,
+) -> crate::Result<crate::pipeline::PipelineStats> {
+    let config = crate::pipeline::PipelineConfig {
+        table_hints: schemaless_hints(scenario).await,
+        shapes: (scenario.tables.iter())
+            .map(|(t, _)| (t.clone(), shape.clone()))
+            .collect(),
+        ..crate::pipeline::PipelineConfig::default()
+    };
+    sync_layout(scenario, dir, FIXTURE_BATCH_EVENTS, config, warehouse).await
+}
+
+/// Syncs the scenario's S3-sink layout (written under `dir/topics` once) with `config`.
+async fn sync_layout(
+    scenario: &Scenario,
+    dir: &Path,
+    batch_events: usize,
+    mut config: crate::pipeline::PipelineConfig,
+    warehouse: &dyn crate::sink::Warehouse,
+) -> crate::Result<crate::pipeline::PipelineStats> {
     let topics = dir.join("topics");
     if !topics.exists() {
         scenario.write_s3_layout(&topics, 25, true);
@@ -23,10 +56,6 @@ pub async fn sync_scenario(
         .to_str()
         .ok_or_else(|| crate::Error::Config(format!("{} is not UTF-8", topics.display())))?;
     let mut source = crate::source::raw::RawFileSource::open(topics).await?;
-    let mut config = crate::pipeline::PipelineConfig {
-        table_hints: hints,
-        ..crate::pipeline::PipelineConfig::default()
-    };
     config.limits.max_events = batch_events;
     crate::pipeline::Pipeline::new(config, warehouse)?
         .run_to_end(&mut source, |_| {})

@@ -13,3 +13,4 @@ mod read_ahead;
 mod restart;
 #[cfg(feature = "s3")]
 mod s3;
+mod shapes;

@@ -62,6 +62,7 @@ fn change(upserts: &[(i64, &str, Option<&str>)], deletes: &[i64], offset: i64) -
         checkpoint,
         first_offsets: Default::default(),
         max_source_ts_ms: None,
+        history: None,
     }
 }
 

@@ -71,6 +71,7 @@ async fn time_travel_and_incremental(scenario: &Scenario, warehouse: &HudiWareho
             first_offsets: Default::default(),
             events: 2,
             max_source_ts_ms: None,
+            history: None,
         };
         let CommitOutcome::Committed { version: last, .. } = sink.apply(&set).await.unwrap() else {
             panic!("not committed");

@@ -316,6 +316,7 @@ async fn an_update_rewrites_only_its_file_group() {
             first_offsets: Default::default(),
             events: n,
             max_source_ts_ms: None,
+            history: None,
         }
     };
     let mut sink = warehouse.sink(&table);

@@ -141,6 +141,7 @@ fn change_set(
         first_offsets: Default::default(),
         events: upserts.len() + deletes.len(),
         max_source_ts_ms: None,
+        history: None,
     }
 }
 

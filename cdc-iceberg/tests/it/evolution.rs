@@ -40,6 +40,7 @@ fn change(schema: SchemaRef, columns: Vec<ArrayRef>, offset: i64) -> ChangeSet {
         first_offsets: Default::default(),
         events: n,
         max_source_ts_ms: None,
+        history: None,
     }
 }
 

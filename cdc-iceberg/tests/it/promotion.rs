@@ -49,6 +49,7 @@ fn change(
         first_offsets: Default::default(),
         events: n,
         max_source_ts_ms: None,
+        history: None,
     }
 }
 

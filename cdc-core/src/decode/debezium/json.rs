@@ -483,6 +483,7 @@ impl DebeziumJsonDecoder {
                 db,
             },
             source_ts_ms: ts,
+            tombstone_of_delete: false,
             tx_id,
         });
         self.stats.rows += 1;

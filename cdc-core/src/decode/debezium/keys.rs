@@ -124,6 +124,13 @@ impl DebeziumJsonDecoder {
         let mut meta = UnwrapMeta::default();
         self.decode_row(&table, record, key_row.input(), false, &mut meta)?;
         self.push_event(&table, record, Op::Delete, DbPosition::Unknown, None, None);
+        if let Some(e) = self
+            .tables
+            .get_mut(&table)
+            .and_then(|t| t.events.last_mut())
+        {
+            e.tombstone_of_delete = redundant;
+        }
         self.stats.tombstones += 1;
         Ok(Decoded::Tombstone(table))
     }

@@ -6,6 +6,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 
@@ -122,6 +123,20 @@ pub trait UpsertDriver: Send {
     /// is still at the version it was staged on; else a conflict error, its files undone.
     async fn commit(&mut self, staged: Self::Staged) -> Result<Committed, Self::Error>;
 
+    /// Every live row of `state` whose key (the first columns of the table's key, `keys`' own
+    /// key) is one of `keys`' upserts, or with `every_row` every live row, in `keys`' schema:
+    /// what a shape that derives its change set from the rows a table holds reads (see
+    /// [`crate::shape::history`]). Formats answer with [`super::lookup_rows`] over the files
+    /// [`UpsertDriver::stage`] would read (every file for `every_row`).
+    async fn lookup(
+        &mut self,
+        _state: &Self::State,
+        _keys: Arc<ChangedKeys>,
+        _every_row: bool,
+    ) -> Result<RecordBatch, Self::Error> {
+        Err(Error::sink(self.table(), "this format cannot look up a table's rows").into())
+    }
+
     /// Whether `error` means another writer committed first (the attempt is redone).
     fn is_conflict(error: &Self::Error) -> bool;
 
@@ -171,6 +186,18 @@ async fn attempt_once<D: UpsertDriver>(
     let merged: SchemaRef = match &view.schema {
         Some(current) => Arc::new(merge_schemas(&table, current, &changes.schema)?),
         None => changes.schema.clone(),
+    };
+    let resolved;
+    let changes = match &changes.history {
+        None => changes,
+        Some(history) => {
+            let lookup = history.lookup_set(changes, &merged)?;
+            let keys = ChangedKeys::new(&lookup, &lookup.schema, history.source_key())?;
+            let every_row = history.ends_every_version();
+            let versions = driver.lookup(&state, Arc::new(keys), every_row).await?;
+            resolved = history.resolve(changes, &versions)?;
+            &resolved
+        }
     };
     let keys = Arc::new(ChangedKeys::new(changes, &merged, &view.key_columns)?);
     let mut checkpoint = view.checkpoint;

@@ -168,6 +168,7 @@ impl ChangedKeys {
             first_offsets: Default::default(),
             events: 0,
             max_source_ts_ms: None,
+            history: None,
         };
         ChangedKeys::new(&changes, schema, key_columns)
     }

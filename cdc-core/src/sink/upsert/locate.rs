@@ -124,6 +124,35 @@ where
     OrderedTasks::new(&table, tasks, parallelism())
 }
 
+/// The live rows of `candidates` whose keys are `keys`' upserts (all of them, however many
+/// each key has), or with `every_row` every live row (the candidates then being every file), in
+/// `keys`' schema: nothing is removed or rewritten.
+pub async fn lookup_rows<R: FileReader>(
+    reader: Arc<R>,
+    keys: Arc<ChangedKeys>,
+    candidates: Vec<(R::File, FilePlan)>,
+    every_row: bool,
+) -> Result<RecordBatch, R::Error> {
+    let schema = keys.schema();
+    let table = keys.table().clone();
+    let removal = match every_row {
+        true => RowRemoval::Rewrite,
+        false => RowRemoval::Mark,
+    };
+    let mut found = locate(reader, keys, candidates, removal);
+    let mut parts = Vec::new();
+    while let Some(file) = found.next().await {
+        let Some(f) = file? else { continue };
+        parts.push(f.old);
+        if let Some(kept) = f.kept.filter(|k| k.num_rows() > 0) {
+            let logical = from_storage_columns(&kept, &schema)?;
+            parts.push(evolve_batch(&table, &logical, &schema)?);
+        }
+    }
+    Ok(arrow_select::concat::concat_batches(&schema, &parts)
+        .map_err(|e| Error::arrow(format!("collecting looked-up rows of {table}"), e))?)
+}
+
 /// The touched live rows of one file.
 struct Touched {
     rows: Vec<(u32, Touch)>,

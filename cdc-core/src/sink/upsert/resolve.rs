@@ -166,6 +166,7 @@ mod tests {
             first_offsets: Default::default(),
             events: 4,
             max_source_ts_ms: None,
+            history: None,
         };
         let keys = ChangedKeys::new(&changes, &schema, &["id".to_string()]).unwrap();
         // One file holds the old rows of upserts 3, 0 and 2 (in that order).
