@@ -6,10 +6,15 @@
 //! file index by its own actions, so a commit costs what the batch costs, not what the table's
 //! history costs.
 
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
-use cdc_core::sink::upsert::{Attempt, CommitControl, Committed, TableView, UpsertDriver};
+use cdc_core::sink::upsert::{
+    Attempt, ChangedKeys, CommitControl, Committed, TableView, UpsertDriver,
+};
 use deltalake::DeltaTable;
 
 use crate::error::{DeltaSinkError, Result};
@@ -92,6 +97,15 @@ impl UpsertDriver for DeltaDriver {
 
     async fn stage(&mut self, attempt: Attempt<'_, Loaded>) -> Result<Staged> {
         self.at.stage_files(attempt).await
+    }
+
+    async fn lookup(
+        &mut self,
+        state: &Loaded,
+        keys: Arc<ChangedKeys>,
+        every_row: bool,
+    ) -> Result<RecordBatch> {
+        self.at.lookup(state, keys, every_row).await
     }
 
     async fn commit(&mut self, staged: Staged) -> Result<Committed> {

@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use cdc_core::schema::evolution_rewrites_rows;
 use cdc_core::sink::upsert::{
-    carry_over, locate, Attempt, ChangedKeys, Located, OldRows, RowRemoval,
+    carry_over, locate, lookup_rows, Attempt, ChangedKeys, Located, OldRows, RowRemoval,
 };
 use deltalake::kernel::{Action, Add, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
@@ -106,9 +106,6 @@ impl TableLocation {
         writer: &mut DeltaWriter,
     ) -> Result<Touched> {
         let table = &state.table;
-        let snapshot = table
-            .snapshot()
-            .map_err(self.delta_err("reading the snapshot"))?;
         let removal = match self.config.deletion_vectors && allows_deletion_vectors(table) {
             true if !rewrite_all => RowRemoval::MarkUpTo(self.config.deletion_vector_max_fraction),
             _ => RowRemoval::Rewrite,
@@ -124,13 +121,7 @@ impl TableLocation {
             return Ok(touched);
         }
         let candidates = candidates(&state.files, &keys.ranges(), removal, rewrite_all);
-        let reader = Arc::new(DeltaFiles {
-            table: self.table.clone(),
-            store: table.object_store(),
-            table_root: self.url.clone(),
-            stored: stored.clone(),
-            partition_columns: snapshot.metadata().partition_columns().to_vec(),
-        });
+        let reader = Arc::new(self.files_reader(table, stored.clone())?);
         let mut located = locate(reader, keys.clone(), candidates, removal);
         let mut marked = Vec::new();
         while let Some(found) = located.next().await {
@@ -157,6 +148,38 @@ impl TableLocation {
             .write_deletion_vectors(&table.object_store(), marked)
             .await?;
         Ok(touched)
+    }
+
+    /// The live rows of `state` that `keys` asks for (every live row with `every_row`), for
+    /// `UpsertDriver::lookup`.
+    pub(crate) async fn lookup(
+        &self,
+        state: &Loaded,
+        keys: Arc<ChangedKeys>,
+        every_row: bool,
+    ) -> Result<RecordBatch> {
+        let removal = match every_row {
+            true => RowRemoval::Rewrite,
+            false => RowRemoval::Mark,
+        };
+        let candidates = candidates(&state.files, &keys.ranges(), removal, every_row);
+        let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&keys.schema()));
+        let reader = Arc::new(self.files_reader(&state.table, stored)?);
+        lookup_rows(reader, keys, candidates, every_row).await
+    }
+
+    /// The reader of `table`'s data files, in the stored schema `stored`.
+    fn files_reader(&self, table: &DeltaTable, stored: SchemaRef) -> Result<DeltaFiles> {
+        let snapshot = table
+            .snapshot()
+            .map_err(self.delta_err("reading the snapshot"))?;
+        Ok(DeltaFiles {
+            table: self.table.clone(),
+            store: table.object_store(),
+            table_root: self.url.clone(),
+            stored,
+            partition_columns: snapshot.metadata().partition_columns().to_vec(),
+        })
     }
 
     /// The writer of the attempt's data files (rolling over at the target file size, with

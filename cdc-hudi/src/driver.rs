@@ -1,10 +1,15 @@
 //! The Hudi format's driver of cdc-core's upsert engine: what loading, staging and committing
 //! one change set mean for a Hudi copy-on-write table.
 
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
-use cdc_core::sink::upsert::{Attempt, CommitControl, Committed, TableView, UpsertDriver};
+use cdc_core::sink::upsert::{
+    Attempt, ChangedKeys, CommitControl, Committed, TableView, UpsertDriver,
+};
 
 use crate::error::{HudiSinkError, Result};
 use crate::table::{FileGroup, TableAt, TableState};
@@ -89,6 +94,15 @@ impl UpsertDriver for HudiDriver {
 
     async fn stage(&mut self, attempt: Attempt<'_, TableState>) -> Result<Staged> {
         self.at.stage(attempt).await
+    }
+
+    async fn lookup(
+        &mut self,
+        state: &TableState,
+        keys: Arc<ChangedKeys>,
+        every_row: bool,
+    ) -> Result<RecordBatch> {
+        self.at.lookup(state, keys, every_row).await
     }
 
     async fn commit(&mut self, staged: Staged) -> Result<Committed> {

@@ -12,8 +12,8 @@ use arrow_schema::SchemaRef;
 use cdc_core::model::Checkpoint;
 use cdc_core::schema::evolution_rewrites_rows;
 use cdc_core::sink::upsert::{
-    locate_then, parallelism, resolve, Attempt, ChangedKeys, FilePlan, Located, OrderedTasks,
-    RowRemoval,
+    locate_then, lookup_rows, parallelism, resolve, Attempt, ChangedKeys, FilePlan, KeyRanges,
+    Located, OrderedTasks, RowRemoval,
 };
 use cdc_core::storage::to_storage;
 
@@ -102,6 +102,22 @@ impl TableAt {
             rows_written: a.keys.upserts.num_rows() as u64,
             rows_deleted,
         })
+    }
+
+    /// The live rows of `state` that `keys` asks for (every live row with `every_row`), for
+    /// `UpsertDriver::lookup`. Every file group is probed: the looked-up key is a prefix of
+    /// the table's record key, which record-key ranges do not bound.
+    pub(crate) async fn lookup(
+        &self,
+        state: &TableState,
+        keys: Arc<ChangedKeys>,
+        every_row: bool,
+    ) -> Result<RecordBatch> {
+        let groups = candidates(state, &KeyRanges::default(), false, every_row);
+        let reader = Arc::new(HudiFiles {
+            store: self.store.clone(),
+        });
+        lookup_rows(reader, keys, groups, every_row).await
     }
 
     /// What the base-file tasks of an attempt share, and the commit's Avro schema.

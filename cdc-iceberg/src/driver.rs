@@ -2,11 +2,14 @@
 //! a table through the catalog, creating it, staging a snapshot ([`crate::write`]) and
 //! committing it through the catalog.
 
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{
-    Attempt, CommitControl, Committed, TableView, UpsertDriver, UpsertSink,
+    Attempt, ChangedKeys, CommitControl, Committed, TableView, UpsertDriver, UpsertSink,
 };
 use cdc_core::sink::{TableSink, Warehouse};
 use iceberg::spec::{FormatVersion, SortOrder, TableMetadata, TableMetadataBuilder};
@@ -207,6 +210,16 @@ impl UpsertDriver for IcebergDriver {
         let io = self.warehouse.file_io().clone();
         let mode = self.warehouse.config().write_mode;
         stage(&self.table, &io, mode, attempt, &mut self.cache).await
+    }
+
+    async fn lookup(
+        &mut self,
+        state: &Loaded,
+        keys: Arc<ChangedKeys>,
+        every_row: bool,
+    ) -> Result<RecordBatch> {
+        let io = self.warehouse.file_io().clone();
+        crate::write::lookup(&self.table, &io, state, keys, every_row, &mut self.cache).await
     }
 
     async fn commit(&mut self, s: Snapshot) -> Result<Committed> {

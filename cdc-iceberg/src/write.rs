@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
-use cdc_core::sink::upsert::{locate, Attempt, ChangedKeys, OldRows, RowRemoval};
+use cdc_core::sink::upsert::{locate, lookup_rows, Attempt, ChangedKeys, OldRows, RowRemoval};
 use iceberg::io::FileIO;
 use iceberg::spec::Struct;
 
@@ -100,6 +100,31 @@ pub(crate) async fn locate_rows(
         }
     }
     Ok(found)
+}
+
+/// The live rows of `loaded` that `keys` asks for (every live row with `every_row`), for
+/// `UpsertDriver::lookup`.
+pub(crate) async fn lookup(
+    table: &TableId,
+    io: &FileIO,
+    loaded: &Loaded,
+    keys: Arc<ChangedKeys>,
+    every_row: bool,
+    cache: &mut FileCache,
+) -> Result<RecordBatch> {
+    let removal = match every_row {
+        true => RowRemoval::Rewrite,
+        false => RowRemoval::Mark,
+    };
+    let key = &keys.key_columns()[0];
+    let files = candidates(loaded, key, &keys.ranges(), removal, every_row);
+    if files.is_empty() {
+        return Ok(RecordBatch::new_empty(keys.schema()));
+    }
+    let wanted: Vec<&LiveFile> = files.iter().map(|(f, _)| f).collect();
+    let merged = keys.schema();
+    let reader = IcebergFiles::new(table, io, loaded, &wanted, &merged, cache).await?;
+    lookup_rows(Arc::new(reader), keys, files, every_row).await
 }
 
 /// The schema change of an attempt (`None` when the schema stays) and whether it rewrites the

@@ -13,4 +13,5 @@ mod glue;
 mod maintenance;
 #[cfg(feature = "s3")]
 mod s3;
+mod shapes;
 mod stepwise;

@@ -16,4 +16,5 @@ mod glue;
 mod layout;
 #[cfg(feature = "s3")]
 mod s3;
+mod shapes;
 mod stepwise;

@@ -23,4 +23,5 @@ mod remote;
 mod rest;
 #[cfg(feature = "s3")]
 mod s3;
+mod shapes;
 mod stepwise;
