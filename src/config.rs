@@ -22,6 +22,10 @@
 //! format = "iceberg"
 //! warehouse = "s3://bucket/iceberg"
 //! settings = { catalog_path = "/var/lib/cdc-lake/catalog.db" }
+//!
+//! [[tables]]                          # a table that keeps every version
+//! name = "public.customers"
+//! shape = "scd2"                      # mirror, soft_delete, scd2, change_log
 //! ```
 
 use std::collections::BTreeMap;
@@ -124,6 +128,10 @@ pub struct TableConfig {
     pub schema_file: Option<PathBuf>,
     /// `--key TABLE=COLUMNS`.
     pub key: Option<Vec<String>>,
+    /// `--shape TABLE=SHAPE`.
+    pub shape: Option<String>,
+    /// `--order-by TABLE=ORDER`.
+    pub order_by: Option<String>,
 }
 
 impl TableConfig {
@@ -236,6 +244,11 @@ impl ServiceConfig {
                 let pair = format!("{}={}", t.name, key.join(","));
                 flag_values(&mut command, "key", Some(&pair));
             }
+            for (flag, value) in [("shape", &t.shape), ("order-by", &t.order_by)] {
+                if let Some(v) = value {
+                    flag_values(&mut command, flag, Some(&format!("{}={v}", t.name)));
+                }
+            }
         }
         let limits = [
             (
@@ -304,13 +317,15 @@ mod tests {
             [[tables]]
             name = "public.t"
             key = ["a", "b"]
+            shape = "scd2"
+            order_by = "source_ts"
             "#,
         )
         .unwrap();
         let expected = "cdc-lake stream --brokers b:9092 --topics db\\..* \
              --kafka-property security.protocol=SSL --max-wait-ms 250 --topic-refresh-ms 500 \
              --format delta --warehouse s3://lake --route x_(\\w+)=raw.$1 --key public.t=a,b \
-             --metrics-addr 127.0.0.1:9898 --allow-gaps";
+             --shape public.t=scd2 --order-by public.t=source_ts --metrics-addr 127.0.0.1:9898 --allow-gaps";
         assert_eq!(config.to_args().join(" "), expected);
     }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use cdc_core::decode::{TableHint, UnknownColumns};
 use cdc_core::model::TableId;
 use cdc_core::pipeline::{Pipeline, PipelineConfig, Progress, TableRouter};
+use cdc_core::shape::ShapeConfig;
 use cdc_core::source::raw::RawFileSource;
 use cdc_lake::{open_warehouse_with, Format};
 use clap::{Parser, Subcommand};
@@ -168,6 +169,16 @@ struct SyncArgs {
     /// Primary key of a table whose events carry no key: `SCHEMA.TABLE=col1,col2`.
     #[arg(long = "key", value_name = "TABLE=COLUMNS")]
     keys: Vec<String>,
+    /// What a table keeps of its source: `SCHEMA.TABLE=SHAPE`, SHAPE one of `mirror` (the
+    /// default), `soft_delete` (deleted rows stay, flagged), `scd2` (one row per version,
+    /// valid from/to) or `change_log` (every event). Repeatable.
+    #[arg(long = "shape", value_name = "TABLE=SHAPE")]
+    shapes: Vec<String>,
+    /// The order of a table's events when its Kafka order is not the source's (scd2 tables):
+    /// `SCHEMA.TABLE=source_ts` or `SCHEMA.TABLE=column:NAME` (integers, dates, timestamps);
+    /// ties go by the database position. Repeatable.
+    #[arg(long = "order-by", value_name = "TABLE=ORDER")]
+    order_by: Vec<String>,
     /// Write undecodable records here (local path or URL) instead of stopping.
     #[arg(long)]
     dead_letter: Option<String>,
@@ -282,10 +293,23 @@ fn build_config(args: &SyncArgs) -> Result<PipelineConfig, Box<dyn std::error::E
         hints.entry(TableId::parse(table)?).or_default().key_columns =
             Some(cols.split(',').map(|c| c.trim().to_string()).collect());
     }
+    let mut shapes: HashMap<TableId, ShapeConfig> = HashMap::new();
+    for s in &args.shapes {
+        let (table, shape) = split_pair(s, "--shape")?;
+        shapes.entry(TableId::parse(table)?).or_default().shape = shape.parse()?;
+    }
+    for o in &args.order_by {
+        let (table, order) = split_pair(o, "--order-by")?;
+        shapes.entry(TableId::parse(table)?).or_default().order_by = order.parse()?;
+    }
+    for (table, shape) in &shapes {
+        shape.check(table)?;
+    }
     let mut config = PipelineConfig {
         router: TableRouter::with_rules(&routes)?,
         dead_letter: args.dead_letter.clone(),
         table_hints: hints,
+        shapes,
         ..PipelineConfig::default()
     };
     if args.ignore_unknown_columns {

@@ -567,3 +567,50 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// `--shape` makes a table an SCD type 2 history (read back by DuckDB's delta extension, it is
+/// the history the raw events say); an ordering other than capture order needs that shape.
+#[test]
+fn sync_keeps_a_history_when_asked() {
+    use cdc_core::shape::TableShape;
+    let (scenario, _dir, topics, wh) = layout("crud", 50, true);
+    let sync = |extra: &[&str]| {
+        let base = ["sync", "--format", "delta", "--source", s(&topics)];
+        cdc_lake(&[&base[..], &["--warehouse", s(&wh)], extra].concat())
+    };
+    let mismatched = sync(&[
+        "--shape",
+        "public.customers=soft_delete",
+        "--order-by",
+        "public.customers=source_ts",
+    ]);
+    assert!(!mismatched.status.success());
+    let err = String::from_utf8_lossy(&mismatched.stderr);
+    assert!(err.contains("needs the scd2 shape"), "{err}");
+    let out = sync(&[
+        "--shape",
+        "public.customers=scd2",
+        "--max-batch-events",
+        "60",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cdc-delta/tests/readers/duckdb_delta.py"
+    );
+    for (table, _) in &scenario.tables {
+        let location = wh.join(&*table.namespace).join(&*table.name);
+        let rows = cdc_core::testing::rows_from_python_reader(Path::new(script), &[s(&location)]);
+        cdc_core::testing::shapes::assert_shape_rows(
+            &scenario,
+            TableShape::Scd2,
+            table,
+            &rows,
+            true,
+        );
+    }
+}

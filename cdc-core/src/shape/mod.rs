@@ -154,6 +154,20 @@ pub struct ShapeConfig {
     pub order_by: OrderBy,
 }
 
+impl ShapeConfig {
+    /// An error when the settings do not go together: only a history keeps the sequence an
+    /// order other than capture order needs (a mirror would let a late, older change
+    /// overwrite a newer row of an earlier batch).
+    pub fn check(&self, table: &TableId) -> Result<()> {
+        match (&self.order_by, self.shape) {
+            (OrderBy::Capture, _) | (_, TableShape::Scd2) => Ok(()),
+            _ => Err(Error::Config(format!(
+                "{table}: ordering by anything but capture order needs the scd2 shape"
+            ))),
+        }
+    }
+}
+
 /// Folds `batches` of `table` into the change set of its shape, for a table whose source view
 /// (see [`source_view`]) is `holds`.
 pub fn fold_shaped(
@@ -164,12 +178,7 @@ pub fn fold_shaped(
 ) -> Result<ChangeSet> {
     let schema = holds.map(|h| h.schema.as_ref());
     let keys = holds.map(|h| h.key_columns.as_slice());
-    if config.order_by != OrderBy::Capture && config.shape != TableShape::Scd2 {
-        return Err(Error::Config(format!(
-            "{table}: an ordering other than capture order needs the scd2 shape, whose versions \
-             keep their sequence"
-        )));
-    }
+    config.check(table)?;
     match config.shape {
         TableShape::Mirror => fold(table, schema, keys, batches),
         TableShape::SoftDelete => {
