@@ -12,3 +12,5 @@ pub mod formats {}
 pub mod operations {}
 #[doc = include_str!("../dependencies.md")]
 pub mod dependencies {}
+#[doc = include_str!("../shapes.md")]
+pub mod shapes {}
