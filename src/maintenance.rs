@@ -154,12 +154,30 @@ pub enum DeltaCommand {
         #[arg(long)]
         retention_hours: Option<u64>,
     },
+    /// Pack small files into files of the target size and rewrite files whose deletion
+    /// vectors hide many rows, in one OPTIMIZE commit that keeps the checkpoint (a concurrent
+    /// sync loses nothing; the replaced files stay for time travel until vacuum).
+    Optimize {
+        #[command(flatten)]
+        at: Tables,
+        /// Files smaller than this (MiB) are packed; default: a quarter of the target size.
+        #[arg(long)]
+        small_file_mib: Option<u64>,
+        /// Files whose deletion vectors hide more than this fraction of rows are rewritten.
+        #[arg(long, default_value_t = 0.1)]
+        max_deleted_fraction: f64,
+        /// Read at most this much (MiB) in one run.
+        #[arg(long, default_value_t = 1024)]
+        max_mib: u64,
+    },
 }
 
 #[cfg(feature = "delta")]
 pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Error>> {
     use cdc_delta::maintenance::{orphan_files, remove_orphan_files, vacuum};
-    let (DeltaCommand::RemoveOrphans { at, .. } | DeltaCommand::Vacuum { at, .. }) = &command;
+    let (DeltaCommand::RemoveOrphans { at, .. }
+    | DeltaCommand::Vacuum { at, .. }
+    | DeltaCommand::Optimize { at, .. }) = &command;
     let settings = read_settings(at.sink_config.as_deref(), None)?;
     let config = cdc_lake::sink_config(cdc_lake::Format::Delta, settings.as_deref())?;
     let warehouse = cdc_delta::DeltaWarehouse::new(&at.warehouse, config)?;
@@ -176,6 +194,30 @@ pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Erro
                     done.files.len(),
                     done.log_entries
                 );
+                continue;
+            }
+            DeltaCommand::Optimize {
+                small_file_mib,
+                max_deleted_fraction,
+                max_mib,
+                ..
+            } => {
+                let mut options = cdc_delta::optimize::OptimizeOptions::for_target(
+                    warehouse.config().target_file_size,
+                );
+                if let Some(mib) = small_file_mib {
+                    options.small_file_size = mib << 20;
+                }
+                options.max_deleted_fraction = *max_deleted_fraction;
+                options.max_bytes = max_mib << 20;
+                let done = cdc_delta::optimize::optimize(&warehouse, &table, &options).await?;
+                match done.version {
+                    Some(v) => println!(
+                        "{table}: optimized {} rows from {} files into {} in version {v}",
+                        done.rows, done.files.0, done.files.1
+                    ),
+                    None => println!("{table}: nothing to optimize"),
+                }
                 continue;
             }
             DeltaCommand::RemoveOrphans {

@@ -183,6 +183,20 @@ fn sync_into_delta_from_the_command_line() {
     let vacuumed = vacuum(&["--retention-hours", "0"]);
     assert!(!vacuumed.contains("vacuumed 0 files"), "{vacuumed}");
     assert!(String::from_utf8_lossy(&cdc_lake(&args).stdout).contains("in 0 commits"));
+    // Each commit rewrote the table's one small file: nothing to pack.
+    let optimized = delta_optimize(&wh, "public.documents");
+    assert!(optimized.contains("nothing to optimize"), "{optimized}");
+}
+
+/// `cdc-lake delta optimize` on one table: its output.
+fn delta_optimize(wh: &Path, table: &str) -> String {
+    let out = cdc_lake(&["delta", "optimize", "--warehouse", s(wh), "--table", table]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[cfg(feature = "kafka")]

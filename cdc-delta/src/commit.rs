@@ -36,6 +36,24 @@ impl TableLocation {
     ///
     /// Returns the table as the commit left it, for the next attempt.
     pub(crate) async fn commit_staged(&self, s: Staged) -> Result<(Committed, Loaded)> {
+        self.commit_as(s, merge()).await
+    }
+
+    /// Commits what [`crate::optimize`] staged: an `OPTIMIZE` that keeps the checkpoint.
+    pub(crate) async fn commit_optimized(
+        &self,
+        s: Staged,
+        options: &crate::optimize::OptimizeOptions,
+    ) -> Result<(Committed, Loaded)> {
+        let operation = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: i64::try_from(options.small_file_size.saturating_mul(4))
+                .unwrap_or(i64::MAX),
+        };
+        self.commit_as(s, operation).await
+    }
+
+    async fn commit_as(&self, s: Staged, operation: DeltaOperation) -> Result<(Committed, Loaded)> {
         let Staged {
             mut state,
             actions,
@@ -58,7 +76,7 @@ impl TableLocation {
             CHECKPOINT_COMMIT_INFO.to_string(),
             serde_json::Value::String(checkpoint.to_json()),
         )]);
-        let data = CommitData::new(actions, merge(), metadata, txns);
+        let data = CommitData::new(actions, operation, metadata, txns);
         let snapshot = state
             .table
             .snapshot()

@@ -32,6 +32,16 @@ pub struct DeltaSinkConfig {
     /// dropped). Reads pay for deletion vectors until the file is rewritten, so this bounds
     /// how much dead data a file carries per change set.
     pub deletion_vector_max_fraction: f64,
+    /// The sink runs [`crate::optimize`] after every this many of its commits (0: never):
+    /// small files packed, files with many deleted rows rewritten, at most
+    /// `optimize_max_bytes` read per run.
+    pub optimize_every: u64,
+    /// What one scheduled optimize reads at most (bytes), so a commit is held up briefly.
+    pub optimize_max_bytes: u64,
+    /// The sink runs [`crate::maintenance::vacuum`] (the table's
+    /// `delta.deletedFileRetentionDuration`, a week by default) after every this many of its
+    /// commits (0: never).
+    pub vacuum_every: u64,
     /// Register tables in the AWS Glue Data Catalog (feature `glue`) so Athena reads them
     /// natively (`table_type=DELTA`); columns follow schema changes.
     pub glue: Option<cdc_core::glue::GlueConfig>,
@@ -54,6 +64,9 @@ impl Default for DeltaSinkConfig {
             max_commit_attempts: 10,
             deletion_vectors: true,
             deletion_vector_max_fraction: 0.2,
+            optimize_every: 100,
+            optimize_max_bytes: 256 << 20,
+            vacuum_every: 1000,
             glue: None,
             storage_options: HashMap::new(),
             test_hooks: TestHooks::default(),
@@ -73,6 +86,9 @@ impl fmt::Debug for DeltaSinkConfig {
                 "deletion_vector_max_fraction",
                 &self.deletion_vector_max_fraction,
             )
+            .field("optimize_every", &self.optimize_every)
+            .field("optimize_max_bytes", &self.optimize_max_bytes)
+            .field("vacuum_every", &self.vacuum_every)
             .field("glue", &self.glue)
             .field(
                 "storage_options (keys only)",

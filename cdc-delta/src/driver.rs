@@ -18,6 +18,7 @@ use cdc_core::sink::upsert::{
 use deltalake::DeltaTable;
 
 use crate::error::{DeltaSinkError, Result};
+use crate::optimize::OptimizeOptions;
 use crate::table::{Loaded, TableLocation};
 use crate::write::Staged;
 
@@ -28,6 +29,9 @@ pub struct DeltaDriver {
     control: CommitControl,
     /// The table as of our last load or commit; `None` after an error.
     cached: Option<Loaded>,
+    /// Commits since the last scheduled optimize and vacuum.
+    since_optimize: u64,
+    since_vacuum: u64,
 }
 
 impl DeltaDriver {
@@ -36,6 +40,40 @@ impl DeltaDriver {
             at,
             control,
             cached: None,
+            since_optimize: 0,
+            since_vacuum: 0,
+        }
+    }
+
+    /// Optimize and vacuum after every `optimize_every` / `vacuum_every` commits of this sink.
+    /// The commit before stands whatever they do: a failure is a warning, and the next run
+    /// goes on from where the table is.
+    async fn maintain_on_schedule(&mut self) {
+        let config = self.at.config.clone();
+        self.since_optimize += 1;
+        self.since_vacuum += 1;
+        let table = &self.at.table;
+        if config.optimize_every > 0 && self.since_optimize >= config.optimize_every {
+            self.since_optimize = 0;
+            let mut options = OptimizeOptions::for_target(config.target_file_size);
+            options.max_bytes = config.optimize_max_bytes;
+            match self.at.optimize(&options).await {
+                Ok(done) if done.version.is_some() => {
+                    // Our own commit moved the table past the version we hold.
+                    self.cached = None;
+                    tracing::info!(%table, files = ?done.files, rows = done.rows, "optimized");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%table, error = %e, "optimize failed; retried later"),
+            }
+        }
+        if config.vacuum_every > 0 && self.since_vacuum >= config.vacuum_every {
+            self.since_vacuum = 0;
+            match crate::maintenance::vacuum_at(&self.at, None, std::time::SystemTime::now()).await
+            {
+                Ok(v) => tracing::info!(%table, files = v.files.len(), "vacuumed"),
+                Err(e) => tracing::warn!(%table, error = %e, "vacuum failed; retried later"),
+            }
         }
     }
 
@@ -119,6 +157,7 @@ impl UpsertDriver for DeltaDriver {
         self.cached = Some(loaded);
         #[cfg(feature = "glue")]
         registered?;
+        self.maintain_on_schedule().await;
         Ok(committed)
     }
 

@@ -34,6 +34,7 @@ mod files;
 mod glue;
 mod locate;
 pub mod maintenance;
+pub mod optimize;
 pub mod schema;
 mod table;
 mod warehouse;

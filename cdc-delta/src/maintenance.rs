@@ -29,6 +29,7 @@ use object_store::ObjectStoreExt;
 use url::Url;
 
 use crate::error::{DeltaSinkError, Result};
+use crate::table::TableLocation;
 use crate::warehouse::DeltaWarehouse;
 
 /// The log's directory under the table's root.
@@ -225,9 +226,22 @@ pub async fn vacuum(
     retention: Option<Duration>,
     now: SystemTime,
 ) -> Result<Vacuumed> {
+    vacuum_at(&warehouse.location(table), retention, now).await
+}
+
+/// [`vacuum`] of the table at `at`.
+pub(crate) async fn vacuum_at(
+    at: &TableLocation,
+    retention: Option<Duration>,
+    now: SystemTime,
+) -> Result<Vacuumed> {
     use deltalake::table::config::TablePropertiesExt;
-    let delta = load(warehouse, table).await?;
-    let root = warehouse.table_url(table);
+    let table = &at.table;
+    let delta = at
+        .load()
+        .await?
+        .ok_or_else(|| layout(table, format!("no Delta table at {}", at.location())))?;
+    let root = at.url.clone();
     let snapshot = delta.snapshot().map_err(|e| delta_error(table, &root, e))?;
     let retention =
         retention.unwrap_or_else(|| snapshot.table_config().deleted_file_retention_duration());

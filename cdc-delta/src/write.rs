@@ -169,7 +169,7 @@ impl TableLocation {
     }
 
     /// The reader of `table`'s data files, in the stored schema `stored`.
-    fn files_reader(&self, table: &DeltaTable, stored: SchemaRef) -> Result<DeltaFiles> {
+    pub(crate) fn files_reader(&self, table: &DeltaTable, stored: SchemaRef) -> Result<DeltaFiles> {
         let snapshot = table
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
@@ -184,7 +184,11 @@ impl TableLocation {
 
     /// The writer of the attempt's data files (rolling over at the target file size, with
     /// statistics of the columns the table keeps them for).
-    fn data_writer(&self, table: &DeltaTable, stored: &SchemaRef) -> Result<DeltaWriter> {
+    pub(crate) fn data_writer(
+        &self,
+        table: &DeltaTable,
+        stored: &SchemaRef,
+    ) -> Result<DeltaWriter> {
         let snapshot = table
             .snapshot()
             .map_err(self.delta_err("reading the snapshot"))?;
@@ -197,7 +201,8 @@ impl TableLocation {
             table.object_store(),
             WriterConfig::new(
                 stored.clone(),
-                self.config.partition_columns.clone(),
+                // The table's own (the sink's settings only choose them for a new table).
+                snapshot.metadata().partition_columns().to_vec(),
                 None,
                 NonZeroU64::new(self.config.target_file_size),
                 None,

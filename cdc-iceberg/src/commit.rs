@@ -62,8 +62,10 @@ pub(crate) struct Staged {
     pub deletes: Vec<DataFile>,
     /// Every live file is removed (truncate, full rewrite).
     pub remove_all: bool,
-    /// Data files removed (copy-on-write rewrites of touched files).
+    /// Data files removed (copy-on-write rewrites of touched files, compaction).
     pub removed: Vec<LiveFile>,
+    /// Delete files removed (compaction: every data file they name is gone).
+    pub removed_deletes: Vec<LiveFile>,
     /// The evolved schema, when it changed.
     pub schema: Option<IcebergSchema>,
     /// Table properties to set.
@@ -278,7 +280,12 @@ fn summary(loaded: &Loaded, staged: &Staged, operation: Operation) -> Summary {
         if staged.remove_all {
             old(c)
         } else {
-            Tally::of(staged.removed.iter().map(|f| &f.entry.data_file), c)
+            Tally::of(
+                (staged.removed.iter())
+                    .chain(&staged.removed_deletes)
+                    .map(|f| &f.entry.data_file),
+                c,
+            )
         }
     };
     let mut p = HashMap::new();
@@ -410,17 +417,28 @@ pub(crate) async fn write_snapshot(
             // Every commit adds two manifests; readers and the next commit read them all.
             // Fold the live entries into one data and one delete manifest (this also drops
             // the entries of removed files, which go into a manifest of DELETED entries).
-            let removed: HashSet<&str> = staged.removed.iter().map(|f| f.path()).collect();
+            let removed: HashSet<&str> = (staged.removed.iter())
+                .chain(&staged.removed_deletes)
+                .map(|f| f.path())
+                .collect();
             if !staged.removed.is_empty() {
                 let gone: Vec<&LiveFile> = staged.removed.iter().collect();
                 manifests.push(out.removed(&gone, ManifestContentType::Data).await?);
+            }
+            if !staged.removed_deletes.is_empty() {
+                let gone: Vec<&LiveFile> = staged.removed_deletes.iter().collect();
+                manifests.push(out.removed(&gone, ManifestContentType::Deletes).await?);
             }
             let data: Vec<&LiveFile> = loaded
                 .data_files
                 .iter()
                 .filter(|f| !removed.contains(f.path()))
                 .collect();
-            let deletes: Vec<&LiveFile> = loaded.delete_files.iter().collect();
+            let deletes: Vec<&LiveFile> = loaded
+                .delete_files
+                .iter()
+                .filter(|f| !removed.contains(f.path()))
+                .collect();
             if !data.is_empty() {
                 manifests.push(out.existing(&data, ManifestContentType::Data).await?);
             }

@@ -63,6 +63,12 @@ pub struct IcebergSinkConfig {
     /// long-running stream's commits as cheap as its first. 0: never (then run
     /// `cdc-lake iceberg expire` on a schedule).
     pub expire_snapshots_every: usize,
+    /// The sink runs [`crate::compact::compact_files`] every this many commits (0: never):
+    /// small data files packed, files with many position deletes rewritten without them,
+    /// their delete files dropped, at most `compact_max_bytes` read per run.
+    pub compact_every: usize,
+    /// What one scheduled compaction reads at most (bytes), so a commit is held up briefly.
+    pub compact_max_bytes: u64,
     /// Crash and concurrency tests: fail points and a hook before every catalog swap.
     #[doc(hidden)]
     #[serde(skip)]
@@ -169,6 +175,8 @@ impl Default for IcebergSinkConfig {
             table_properties: HashMap::new(),
             max_commit_attempts: 10,
             expire_snapshots_every: 100,
+            compact_every: 50,
+            compact_max_bytes: 256 << 20,
             test_hooks: TestHooks::default(),
         }
     }

@@ -43,6 +43,7 @@ impl IcebergWarehouse {
             cache: FileCache::default(),
             last_commit: None,
             commits_since_expiry: 0,
+            commits_since_compaction: 0,
         })
     }
 }
@@ -67,9 +68,36 @@ pub struct IcebergDriver {
     last_commit: Option<(String, TableMetadata)>,
     /// Commits since the sink last expired snapshots.
     commits_since_expiry: usize,
+    /// Commits since the sink last compacted.
+    commits_since_compaction: usize,
 }
 
 impl IcebergDriver {
+    /// Compacts every [`compact_every`](crate::IcebergSinkConfig::compact_every) commits (at
+    /// most `compact_max_bytes` read). The commit is done: a failure is logged and the next
+    /// run tries again.
+    async fn compact_on_schedule(&mut self) {
+        let config = self.warehouse.config();
+        let every = config.compact_every;
+        self.commits_since_compaction += 1;
+        if every == 0 || self.commits_since_compaction < every {
+            return;
+        }
+        self.commits_since_compaction = 0;
+        let options = crate::compact::CompactOptions {
+            max_bytes: config.compact_max_bytes,
+            ..Default::default()
+        };
+        let table = &self.table;
+        match crate::compact::compact_files(&self.warehouse, table, &options).await {
+            Ok(Some(c)) => {
+                tracing::info!(%table, files = ?c.data_files, deletes = c.delete_files, "compacted")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%table, error = %e, "compaction failed; retried later"),
+        }
+    }
+
     /// Expires snapshots every [`expire_snapshots_every`](crate::IcebergSinkConfig::expire_snapshots_every)
     /// commits, as the table's `history.expire.*` properties say. The commit is done: a
     /// failure is logged and the next run tries again.
@@ -230,6 +258,7 @@ impl UpsertDriver for IcebergDriver {
         tracing::debug!(table = %self.table, metadata = committed.location, "iceberg commit");
         let properties = committed.metadata.properties().clone();
         self.last_commit = Some((committed.location, committed.metadata));
+        self.compact_on_schedule().await;
         self.expire_on_schedule(&properties).await;
         Ok(Committed {
             version: s.next.snapshot_id().unwrap_or_default().to_string(),

@@ -42,6 +42,7 @@
 
 pub mod catalog;
 mod commit;
+pub mod compact;
 mod config;
 mod discard;
 mod driver;

@@ -232,6 +232,8 @@ pub(crate) struct IcebergFiles {
     /// Positions earlier position deletes removed, per data file.
     pub deleted: HashMap<String, Vec<i64>>,
     pub equality: Option<EqualityIndex>,
+    /// The logical schema files are read into.
+    pub merged: SchemaRef,
 }
 
 impl IcebergFiles {
@@ -250,6 +252,7 @@ impl IcebergFiles {
             equality: EqualityIndex::load(table, io, loaded, merged).await?,
             io: io.clone(),
             name,
+            merged: merged.clone(),
         })
     }
 }
@@ -277,7 +280,22 @@ impl FileReader for IcebergFiles {
             .filter_map(|&p| u64::try_from(p).ok())
             .collect();
         if let Some(eq) = &self.equality {
-            gone.extend(eq.deleted(keys, file.seq())?);
+            let missing: Vec<String> = (eq.key_schema.fields().iter())
+                .map(|f| f.name().clone())
+                .filter(|k| keys.column_by_name(k).is_none())
+                .collect();
+            if missing.is_empty() {
+                gone.extend(eq.deleted(keys, file.seq())?);
+            } else {
+                // Looked up by a prefix of the table's key (a history's versions): the
+                // equality deletes name whole keys, so the file's whole key is read.
+                let columns: Vec<String> = (eq.key_schema.fields().iter())
+                    .map(|f| f.name().clone())
+                    .collect();
+                let rows = self.read(file, Some(&columns), None).await?;
+                let logical = from_storage_columns(&rows, &self.merged)?;
+                gone.extend(eq.deleted(&logical, file.seq())?);
+            }
         }
         gone.sort_unstable();
         gone.dedup();

@@ -47,7 +47,7 @@ pub struct Compacted {
     pub rows: u64,
 }
 
-async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Loaded>> {
+pub(crate) async fn load(warehouse: &IcebergWarehouse, table: &TableId) -> Result<Option<Loaded>> {
     let Some(pointer) = warehouse.pointer(table).await? else {
         return Ok(None);
     };

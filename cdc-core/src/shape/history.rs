@@ -13,10 +13,14 @@
 //! - cells the source did not send (unchanged TOAST values) take the previous version's;
 //! - the change set writes the new versions and the old versions whose end moved.
 //!
-//! The table keeps deletes only as the end of a version, so a delete that ends no version
-//! (its key had none) is not remembered. A delete whose image lacks the ordering column (tables
-//! ordered by a column) ends the key's latest version at the time it arrives. A truncate ends
-//! every key's version at its point (its lookup reads the whole table).
+//! A delete that ends no version (its key's earlier changes may come later) is kept as a
+//! marker row (see [`PendingHistory::resolve`]). A delete without an ordering value (its image
+//! lacks the ordering column, or a tombstone of its own) ends the key's latest version at the
+//! time it arrives, and nothing when the key has none. A truncate ends every key's version at
+//! its point (its lookup reads the whole table).
+//!
+//! Limit: a version's unsent cells are filled when it is written, from the version before it
+//! then; a version that arrives later and lands before it does not change them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -328,10 +332,17 @@ impl PendingHistory {
         let seq = match &self.seqs[i] {
             Some(s) => s.clone(),
             // A delete (or truncate) without an ordering value: right after the key's latest
-            // point.
+            // point when it arrives, marked with its own position so that the same change sent
+            // again is known; with no point yet it ends nothing and is dropped.
             None => {
-                let latest = points.iter().map(|p| p.seq.as_str()).max().unwrap_or("");
-                format!("{latest}~{}", sequence(e, None))
+                let own = format!("~{}", sequence(e, None));
+                if points.iter().any(|p| p.seq.ends_with(&own)) {
+                    return;
+                }
+                match points.iter().map(|p| p.seq.as_str()).max() {
+                    Some(latest) => format!("{latest}{own}"),
+                    None => return,
+                }
             }
         };
         if points.iter().any(|p| p.seq == seq) {
@@ -361,7 +372,8 @@ impl PendingHistory {
             let to_ts = next.and_then(|n| n.ts);
             let ends_version = matches!(last, Last::Version(_));
             match &p.kind {
-                PointKind::Delete(Some(i)) if !ends_version => {
+                // Ends nothing yet: a marker, unless a delete came just before.
+                PointKind::Delete(Some(i)) if matches!(last, Last::Nothing) => {
                     out.push(vec![(1, *i); n_source], p, Some(p.seq.clone()), p.ts);
                     last = Last::Ended;
                 }
@@ -569,5 +581,154 @@ impl Output {
             &RecordBatchOptions::new().with_row_count(Some(self.picks.len())),
         )
         .map_err(|e| Error::arrow(format!("versions of {table}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::model::SourcePosition;
+    use crate::sink::MemTable;
+
+    /// One event: op, key, ordering value, Kafka partition and offset, LSN.
+    type Ev = (Op, i64, Option<i64>, i32, i64, u64);
+
+    fn batch(events: &[Ev]) -> ChangeBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.1))),
+                Arc::new(Int64Array::from_iter(events.iter().map(|e| e.2))),
+            ],
+        )
+        .unwrap();
+        let meta = events
+            .iter()
+            .map(|&(op, _, _, partition, offset, lsn)| EventMeta {
+                op,
+                position: SourcePosition {
+                    topic: Arc::from("db.public.t"),
+                    partition,
+                    offset,
+                    db: DbPosition::Postgres {
+                        lsn,
+                        last_commit_lsn: Some(lsn),
+                        tx_id: None,
+                    },
+                },
+                source_ts_ms: Some(lsn as i64),
+                tx_id: None,
+                tombstone_of_delete: false,
+            })
+            .collect();
+        ChangeBatch {
+            table: TableId::new("public", "t"),
+            key_columns: Arc::from(vec!["id".to_string()]),
+            rows,
+            events: meta,
+            unchanged: UnchangedMask::none(2),
+        }
+    }
+
+    /// Applies each batch as one commit of an SCD type 2 table ordered by column `v`; the
+    /// versions as (v, valid from µs, valid to µs, current), by valid-from sequence.
+    fn history(batches: &[&[Ev]]) -> Vec<(Option<i64>, i64, Option<i64>, bool)> {
+        let order = OrderBy::Column("v".into());
+        let table = TableId::new("public", "t");
+        let mut mem: Option<MemTable> = None;
+        for b in batches {
+            let holds = mem.as_ref().map(|m| {
+                super::super::source_view(
+                    TableShape::Scd2,
+                    &TableSchema {
+                        schema: m.schema.clone(),
+                        key_columns: m.key_columns.clone(),
+                    },
+                )
+            });
+            let set = pending(&table, holds.as_ref(), vec![batch(b)], &order).unwrap();
+            let m = mem.get_or_insert_with(|| MemTable::create(&set));
+            m.apply(&set).unwrap();
+        }
+        let rows = mem.unwrap().sorted_rows().unwrap();
+        let col = |n: &str| rows.column_by_name(n).unwrap().clone();
+        let v = col("v");
+        let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
+        let ends = HeldEnds::read(&table, &rows).unwrap();
+        let seq = col(super::super::VALID_FROM_SEQ);
+        let _ = seq.as_any().downcast_ref::<StringArray>().unwrap();
+        (0..rows.num_rows())
+            .map(|i| {
+                (
+                    v.is_valid(i).then(|| v.value(i)),
+                    ends.from_ts.value(i),
+                    ends.to_ts.is_valid(i).then(|| ends.to_ts.value(i)),
+                    ends.current.value(i),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_delete_without_an_ordering_value_ends_the_latest_version_once() {
+        let first: &[Ev] = &[
+            (Op::Create, 1, Some(1), 0, 0, 10),
+            (Op::Delete, 1, None, 0, 1, 20),
+            (Op::Create, 1, Some(2), 0, 2, 30),
+        ];
+        let once = history(&[first]);
+        assert_eq!(
+            once,
+            vec![
+                (Some(1), 10_000, Some(20_000), false),
+                (Some(2), 30_000, None, true),
+            ]
+        );
+        // The delete sent again after the re-insert is committed changes nothing.
+        let again: &[Ev] = &[(Op::Delete, 1, None, 0, 7, 20)];
+        assert_eq!(history(&[first, again]), once);
+    }
+
+    #[test]
+    fn a_delete_that_comes_before_every_version_of_its_key_ends_nothing() {
+        // Partition 1 (the delete and v2) is read before partition 0 (v1).
+        let later: &[Ev] = &[
+            (Op::Delete, 1, None, 1, 0, 20),
+            (Op::Create, 1, Some(2), 1, 1, 30),
+        ];
+        let earlier: &[Ev] = &[(Op::Create, 1, Some(1), 0, 0, 10)];
+        assert_eq!(
+            history(&[later, earlier]),
+            vec![
+                (Some(1), 10_000, Some(30_000), false),
+                (Some(2), 30_000, None, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_version_lands_between_the_versions_around_it() {
+        let a: &[Ev] = &[
+            (Op::Create, 1, Some(1), 0, 0, 10),
+            (Op::Update, 1, Some(3), 0, 1, 30),
+        ];
+        let b: &[Ev] = &[(Op::Update, 1, Some(2), 1, 0, 20)];
+        assert_eq!(
+            history(&[a, b]),
+            vec![
+                (Some(1), 10_000, Some(20_000), false),
+                (Some(2), 20_000, Some(30_000), false),
+                (Some(3), 30_000, None, true),
+            ]
+        );
     }
 }

@@ -35,9 +35,16 @@ pub fn soft_delete(batch: ChangeBatch) -> Result<ChangeBatch> {
     let rows = with_columns(&batch.rows, fields, vec![deleted, at, position], false)?;
     let schema = rows.schema();
     let mut masks = Vec::with_capacity(schema.fields().len());
-    // A tombstone (Debezium's second record of a delete) has no time or position: the
-    // delete's stay.
-    let tombstones: Vec<bool> = batch.events.iter().map(|e| e.tombstone_of_delete).collect();
+    // A tombstone (Debezium's second record of a delete, or one whose delete came before a
+    // restart) has no time or position: the delete's stay.
+    let tombstones: Vec<bool> = (batch.events.iter())
+        .map(|e| {
+            e.tombstone_of_delete
+                || (e.op == Op::Delete
+                    && e.source_ts_ms.is_none()
+                    && e.position.db == crate::model::DbPosition::Unknown)
+        })
+        .collect();
     let first_added = schema.fields().len() - added;
     for (c, field) in schema.fields().iter().enumerate() {
         let mask = match c {

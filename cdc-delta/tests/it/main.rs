@@ -11,6 +11,7 @@ mod fixtures;
 #[cfg(all(feature = "glue", feature = "s3"))]
 mod glue;
 mod maintenance;
+mod optimize;
 #[cfg(feature = "s3")]
 mod s3;
 mod shapes;

@@ -115,3 +115,111 @@ async fn the_sink_expires_snapshots_on_its_own() {
         .unwrap();
     assert_eq!(again.commits, 0, "the checkpoint survives expiry");
 }
+
+/// Live data and delete files of the table's current snapshot.
+async fn live_files(warehouse: &IcebergWarehouse, table: &cdc_core::model::TableId) -> (u64, u64) {
+    let metadata = current_metadata(warehouse, table).await;
+    let summary = &metadata
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .additional_properties;
+    let count = |k: &str| summary[k].parse::<u64>().unwrap();
+    (count("total-data-files"), count("total-delete-files"))
+}
+
+/// Incremental compaction rewrites only the files worth it: with a byte limit, some small
+/// files are packed and the delete files that name only them go, while the other files and
+/// their deletes stay and still apply; without one, every small file is packed and no delete
+/// file is left. Every reader reads the source's rows after each run, and a replay commits
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_rewrites_only_the_files_worth_it() {
+    use cdc_iceberg::compact::{compact_files, CompactOptions};
+    let scenario = Scenario::load("crud");
+    let dir = tempfile::tempdir().unwrap();
+    let config = IcebergSinkConfig {
+        compact_every: 0,
+        ..IcebergSinkConfig::default()
+    };
+    let warehouse = IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+    sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    let table = &scenario.tables[0].0;
+    let (data, deletes) = live_files(&warehouse, table).await;
+    assert!(
+        data > 10 && deletes > 5,
+        "{data} data, {deletes} delete files"
+    );
+    let some = CompactOptions {
+        max_bytes: 20_000,
+        ..CompactOptions::default()
+    };
+    let first = compact_files(&warehouse, table, &some)
+        .await
+        .unwrap()
+        .unwrap();
+    let (data_after, deletes_after) = live_files(&warehouse, table).await;
+    assert!(
+        first.data_files.0 >= 2 && data_after > first.data_files.1 as u64,
+        "{first:?}"
+    );
+    assert_eq!(
+        data_after,
+        data - first.data_files.0 as u64 + first.data_files.1 as u64
+    );
+    assert_eq!(deletes_after, deletes - first.delete_files as u64);
+    assert!(
+        deletes_after > 0,
+        "some deletes still apply to files not rewritten"
+    );
+    let metadata = current_metadata(&warehouse, table).await;
+    let current = metadata.current_snapshot().unwrap();
+    assert_eq!(current.summary().operation, Operation::Replace);
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+
+    compact_files(&warehouse, table, &CompactOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live_files(&warehouse, table).await, (1, 0));
+    assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    assert_eq!(
+        compact_files(&warehouse, table, &CompactOptions::default())
+            .await
+            .unwrap(),
+        None
+    );
+    let again = sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+        .await
+        .unwrap();
+    assert_eq!(again.commits, 0);
+}
+
+/// With `compact_every` the sink compacts on its own: far fewer live files than without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_compacts_on_its_own() {
+    let scenario = Scenario::load("crud");
+    let table = &scenario.tables[0].0;
+    let mut counts = Vec::new();
+    for every in [0, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = IcebergSinkConfig {
+            compact_every: every,
+            ..IcebergSinkConfig::default()
+        };
+        let warehouse =
+            IcebergWarehouse::new(dir.path().join("wh").to_str().unwrap(), config).unwrap();
+        sync(&scenario, dir.path(), 5, HashMap::new(), &warehouse)
+            .await
+            .unwrap();
+        let (data, deletes) = live_files(&warehouse, table).await;
+        counts.push(data + deletes);
+        assert_expected(&scenario, &warehouse, Readers::ALL).await;
+    }
+    assert!(
+        counts[1] * 3 < counts[0],
+        "files without / with: {counts:?}"
+    );
+}
