@@ -18,9 +18,23 @@ fn hours_ago(hours: u64) -> SystemTime {
 #[cfg(feature = "iceberg")]
 #[derive(Debug, Subcommand)]
 pub enum IcebergCommand {
-    /// Rewrite the live rows of each table into clean data files (position and equality
-    /// deletes applied and dropped) in one snapshot.
-    Compact(IcebergTables),
+    /// Rewrite the data files worth it — small ones packed, ones with many position deletes
+    /// without them — in one snapshot that keeps the checkpoint; the delete files that name
+    /// only rewritten files go. `--full` rewrites every live row (tables with equality deletes
+    /// always are).
+    Compact {
+        #[command(flatten)]
+        tables: IcebergTables,
+        /// Rewrite every data file, dropping every delete file.
+        #[arg(long)]
+        full: bool,
+        /// Data files smaller than this (MiB) are packed.
+        #[arg(long, default_value_t = 32)]
+        small_file_mib: u64,
+        /// Read at most this much (MiB) in one run.
+        #[arg(long, default_value_t = 1024)]
+        max_mib: u64,
+    },
     /// Drop snapshots older than `--older-than-hours` except the newest `--retain-last`, and
     /// delete the files only they reached.
     ExpireSnapshots {
@@ -74,7 +88,7 @@ pub struct IcebergTables {
 pub async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::Error>> {
     use cdc_iceberg::maintenance;
     let hours = hours_ago;
-    let (IcebergCommand::Compact(t)
+    let (IcebergCommand::Compact { tables: t, .. }
     | IcebergCommand::ExpireSnapshots { tables: t, .. }
     | IcebergCommand::RemoveOrphans { tables: t, .. }) = &command;
     let settings = read_settings(t.at.sink_config.as_deref(), t.catalog)?;
@@ -94,7 +108,12 @@ pub async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::
             .into());
         }
         match &command {
-            IcebergCommand::Compact(_) => match maintenance::compact(&warehouse, &table).await? {
+            IcebergCommand::Compact {
+                full,
+                small_file_mib,
+                max_mib,
+                ..
+            } => match compact(&warehouse, &table, *full, *small_file_mib, *max_mib).await? {
                 Some(c) => println!(
                     "{table}: compacted {} rows from {} data files (+{} delete files) into {} in snapshot {}",
                     c.rows, c.data_files.0, c.delete_files, c.data_files.1, c.snapshot_id
@@ -124,6 +143,26 @@ pub async fn iceberg(command: IcebergCommand) -> Result<(), Box<dyn std::error::
         }
     }
     Ok(())
+}
+
+/// `iceberg compact`: the whole table, or only the files worth it.
+#[cfg(feature = "iceberg")]
+async fn compact(
+    warehouse: &cdc_iceberg::IcebergWarehouse,
+    table: &TableId,
+    full: bool,
+    small_file_mib: u64,
+    max_mib: u64,
+) -> cdc_iceberg::Result<Option<cdc_iceberg::maintenance::Compacted>> {
+    if full {
+        return cdc_iceberg::maintenance::compact(warehouse, table).await;
+    }
+    let options = cdc_iceberg::compact::CompactOptions {
+        small_file_size: small_file_mib << 20,
+        max_bytes: max_mib << 20,
+        ..Default::default()
+    };
+    cdc_iceberg::compact::compact_files(warehouse, table, &options).await
 }
 
 #[cfg(feature = "delta")]
