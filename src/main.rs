@@ -96,10 +96,15 @@ enum Command {
     #[cfg(feature = "iceberg")]
     #[command(subcommand)]
     Iceberg(maintenance::IcebergCommand),
-    /// Delta table maintenance: orphan-file removal, vacuum.
+    /// Delta table maintenance: optimize, orphan-file removal, vacuum.
     #[cfg(feature = "delta")]
     #[command(subcommand)]
     Delta(maintenance::DeltaCommand),
+    /// Hudi table maintenance: small-file clustering (cleaning and archival run with every
+    /// commit).
+    #[cfg(feature = "hudi")]
+    #[command(subcommand)]
+    Hudi(maintenance::HudiCommand),
 }
 
 #[cfg(feature = "kafka")]
@@ -728,6 +733,8 @@ fn main() -> ExitCode {
         Command::Iceberg(command) => runtime.block_on(maintenance::iceberg(command)),
         #[cfg(feature = "delta")]
         Command::Delta(command) => runtime.block_on(maintenance::delta(command)),
+        #[cfg(feature = "hudi")]
+        Command::Hudi(command) => runtime.block_on(maintenance::hudi(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,3 +278,51 @@ pub async fn delta(command: DeltaCommand) -> Result<(), Box<dyn std::error::Erro
     }
     Ok(())
 }
+
+#[cfg(feature = "hudi")]
+#[derive(Debug, Subcommand)]
+pub enum HudiCommand {
+    /// Rewrite the small file groups of each partition (at least two) into new ones, in one
+    /// replacecommit (operation CLUSTER) that keeps the checkpoint; the replaced groups stay
+    /// readable by time travel until the cleaner retires them.
+    Cluster {
+        #[command(flatten)]
+        at: Tables,
+        /// File groups smaller than this (MiB) are small.
+        #[arg(long, default_value_t = 32)]
+        small_file_mib: u64,
+        /// Read at most this much (MiB) in one run.
+        #[arg(long, default_value_t = 1024)]
+        max_mib: u64,
+    },
+}
+
+#[cfg(feature = "hudi")]
+pub async fn hudi(command: HudiCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let HudiCommand::Cluster {
+        at,
+        small_file_mib,
+        max_mib,
+    } = command;
+    let settings = read_settings(at.sink_config.as_deref(), None)?;
+    let config = cdc_lake::sink_config(cdc_lake::Format::Hudi, settings.as_deref())?;
+    let warehouse = cdc_hudi::HudiWarehouse::new(&at.warehouse, config)?;
+    let options = cdc_hudi::cluster::ClusterOptions {
+        small_file_size: small_file_mib << 20,
+        max_bytes: max_mib << 20,
+    };
+    for name in &at.tables {
+        let table = TableId::parse(name)?;
+        if warehouse.sink(&table).file_groups().await?.is_empty() {
+            return Err(format!("no Hudi table {table} in `{}`", at.warehouse).into());
+        }
+        match cdc_hudi::cluster::cluster(&warehouse, &table, &options).await? {
+            Some(c) => println!(
+                "{table}: clustered {} rows from {} file groups into {} at instant {}",
+                c.rows, c.groups.0, c.groups.1, c.instant
+            ),
+            None => println!("{table}: nothing to cluster"),
+        }
+    }
+    Ok(())
+}

@@ -628,3 +628,46 @@ fn sync_keeps_a_history_when_asked() {
         );
     }
 }
+
+/// `cdc-lake hudi cluster` packs the small file groups a sync left (here every commit's inserts
+/// start a group: `small_file_limit` 0), and the table then resumes with nothing to do.
+#[test]
+fn hudi_cluster_from_the_command_line() {
+    let (_scenario, dir, topics, wh) = layout("crud", 25, false);
+    let settings = dir.path().join("hudi.json");
+    std::fs::write(&settings, r#"{"small_file_limit": 0, "cluster_every": 0}"#).unwrap();
+    let sync = [
+        "sync",
+        "--format",
+        "hudi",
+        "--source",
+        s(&topics),
+        "--warehouse",
+        s(&wh),
+        "--sink-config",
+        s(&settings),
+        "--max-batch-events",
+        "40",
+    ];
+    let out = cdc_lake(&sync);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster = || {
+        let at = ["--warehouse", s(&wh), "--sink-config", s(&settings)];
+        let out =
+            cdc_lake(&[&["hudi", "cluster", "--table", "public.customers"][..], &at].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = cluster();
+    assert!(first.contains("public.customers: clustered"), "{first}");
+    assert!(cluster().contains("nothing to cluster"));
+    assert!(String::from_utf8_lossy(&cdc_lake(&sync).stdout).contains("in 0 commits"));
+}

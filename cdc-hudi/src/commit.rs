@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use cdc_core::sink::upsert::Committed;
 
+use crate::clean_instant::CleanPlan;
 use crate::error::{HudiSinkError, Result};
+use crate::instant::Pending;
 use crate::lock::CommitLock;
 use crate::table::{
     FileGroup, FileVersion, Latest, TableAt, TableState, ARROW_SCHEMA_KEY, AVRO_SCHEMA_KEY,
     CHECKPOINT_KEY,
 };
-use crate::timeline::{CommitMetadata, Instant, State, WriteStat};
+use crate::timeline::{CommitMetadata, Instant, State, WriteStat, CLEAN};
 use crate::write::Staged;
 
 impl TableAt {
@@ -42,7 +44,7 @@ impl TableAt {
         }
         let replaced = match s.truncate {
             true => replaced_ids(&s.live),
-            false => BTreeMap::new(),
+            false => replaced_ids(&s.clustered),
         };
         let meta = commit_metadata(&s, &replaced);
         let completed = s.pending.complete(&self.store, &meta).await;
@@ -87,9 +89,10 @@ impl TableAt {
     }
 
     /// Deletes base files no query as of the last `commits_retained` file-changing commits
-    /// (or started within `retain_hours`) can read (Hudi's KEEP_LATEST_COMMITS policy).
-    /// Failures are logged, never returned: the commit is done, the state still knows every
-    /// version not deleted, and the next clean tries again. The oldest commit kept readable.
+    /// (or started within `retain_hours`) can read (Hudi's KEEP_LATEST_COMMITS policy), as a
+    /// `clean` instant. Failures are logged, never returned: the commit is done, the state
+    /// still knows every version not deleted, and the next clean tries again. The oldest
+    /// commit kept readable.
     async fn clean(&self, state: &mut TableState) -> Option<String> {
         let cfg = &self.config;
         let earliest = crate::clean::earliest_retained(
@@ -99,16 +102,67 @@ impl TableAt {
             chrono::Utc::now(),
         )?;
         let doomed = crate::clean::doomed(state, &earliest);
+        if doomed.is_empty() {
+            return Some(earliest);
+        }
+        if let Err(e) = self.clean_instant(state, doomed, &earliest).await {
+            tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
+        }
+        Some(earliest)
+    }
+
+    /// One `clean` instant: the plan in flight, the files deleted, the metadata completing it
+    /// (see [`crate::clean_instant`]). A failed delete undoes the instant (the files already
+    /// gone are out of the state; the next clean plans the rest).
+    async fn clean_instant(
+        &self,
+        state: &mut TableState,
+        doomed: Vec<(String, usize)>,
+        earliest: &str,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let root = self.location.trim_end_matches('/');
+        let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, cut) in &doomed {
+            for v in state.versions.get(id).into_iter().flatten().take(*cut) {
+                let partition = v.path.rsplit_once('/').map_or("", |(p, _)| p);
+                let full = format!("{root}/{}", v.path);
+                files.entry(partition.to_string()).or_default().push(full);
+            }
+        }
+        let last = state.timeline.completed_writes().next_back();
+        let plan = CleanPlan {
+            instant: crate::timeline::next_instant_time(
+                state.timeline.last_time(),
+                chrono::Utc::now(),
+            ),
+            earliest_retained: earliest.to_string(),
+            last_completed: last.map(|i| i.time.clone()).unwrap_or_default(),
+            files,
+        };
+        let body = bytes::Bytes::from(plan.plan_bytes());
+        let pending =
+            Pending::start_with(&self.store, &plan.instant, CLEAN, &self.config, body).await?;
         let store = self.store.clone();
-        let result = crate::clean::delete_versions(state, doomed, |v| {
+        let deleted = crate::clean::delete_versions(state, doomed, |v| {
             let store = store.clone();
             async move { store.delete_at(&v.location, &v.path).await }
         })
         .await;
-        if let Err(e) = result {
-            tracing::warn!(table = %self.table, error = %e, "cleaning failed; retried after the next commit");
+        if let Err(e) = deleted {
+            pending.undo(&self.store, &[]).await?;
+            return Err(e);
         }
-        Some(earliest)
+        let all: Vec<String> = plan.files.values().flatten().cloned().collect();
+        let took = started.elapsed().as_millis() as i64;
+        let meta = bytes::Bytes::from(plan.metadata_bytes(&all, took));
+        pending.complete_with(&self.store, meta).await?;
+        state.timeline.instants.push(Instant {
+            time: plan.instant,
+            action: CLEAN.to_string(),
+            state: State::Completed,
+        });
+        Ok(())
     }
 
     /// Archives the oldest instants once the active timeline is long enough (see
@@ -143,7 +197,8 @@ fn commit_metadata(s: &Staged, replaced: &BTreeMap<String, Vec<String>>) -> Comm
     }
     CommitMetadata {
         partition_to_write_stats: stats,
-        partition_to_replace_file_ids: s.truncate.then(|| replaced.clone()),
+        partition_to_replace_file_ids: (s.truncate || !replaced.is_empty())
+            .then(|| replaced.clone()),
         compacted: false,
         extra_metadata: BTreeMap::from([
             (AVRO_SCHEMA_KEY.to_string(), s.avro.clone()),
@@ -153,14 +208,15 @@ fn commit_metadata(s: &Staged, replaced: &BTreeMap<String, Vec<String>>) -> Comm
                 serde_json::to_string(s.merged.as_ref()).expect("schemas serialise"),
             ),
         ]),
-        operation_type: match s.truncate {
-            true => "INSERT_OVERWRITE_TABLE".into(),
-            false => "UPSERT".into(),
+        operation_type: match (s.truncate, s.clustered.is_empty()) {
+            (true, _) => "INSERT_OVERWRITE_TABLE".into(),
+            (false, false) => "CLUSTER".into(),
+            (false, true) => "UPSERT".into(),
         },
     }
 }
 
-/// The file ids a truncate replaces, by partition.
+/// The file ids of `live` (what a truncate or a clustering replaces), by partition.
 fn replaced_ids(live: &[FileGroup]) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for g in live {

@@ -24,6 +24,9 @@ pub struct HudiSinkConfig {
     /// Cleaning: base-file versions needed by the last this many commits are kept, older ones
     /// are deleted after each commit (`hoodie.cleaner.commits.retained`). 0 keeps everything.
     pub commits_retained: usize,
+    /// The sink clusters small file groups ([`crate::cluster`]) after every this many of its
+    /// commits (0: never).
+    pub cluster_every: usize,
     /// Cleaning also keeps the versions a query started this many hours ago can read (the
     /// snapshot of the latest commit at that time), so a long query does not lose its files
     /// (like `hoodie.cleaner.hours.retained`). `None`: only `commits_retained` counts.
@@ -66,6 +69,7 @@ impl Default for HudiSinkConfig {
             small_file_limit: 100 << 20,
             record_size_estimate: 1024,
             commits_retained: 10,
+            cluster_every: 100,
             retain_hours: None,
             archive_max_commits: 30,
             archive_min_commits: 20,

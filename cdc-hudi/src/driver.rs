@@ -22,6 +22,8 @@ pub struct HudiDriver {
     /// Cached between commits; dropped after any error so the next call reloads.
     state: Option<TableState>,
     control: CommitControl,
+    /// Commits since the sink last clustered.
+    since_clustering: usize,
 }
 
 impl HudiDriver {
@@ -30,6 +32,30 @@ impl HudiDriver {
             at,
             state: None,
             control,
+            since_clustering: 0,
+        }
+    }
+
+    /// Clusters small file groups every [`cluster_every`](crate::HudiSinkConfig::cluster_every)
+    /// commits. The commit before stands: a failure is logged and the next run tries again.
+    async fn cluster_on_schedule(&mut self) {
+        let every = self.at.config.cluster_every;
+        self.since_clustering += 1;
+        if every == 0 || self.since_clustering < every {
+            return;
+        }
+        self.since_clustering = 0;
+        let retry = self.control.retry().clone();
+        let options = crate::cluster::ClusterOptions::default();
+        let table = self.at.table.clone();
+        match self.at.cluster(&retry, &options).await {
+            Ok(Some(c)) => {
+                // Our own instant moved the table past the state we hold.
+                self.state = None;
+                tracing::info!(%table, groups = ?c.groups, rows = c.rows, "clustered");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%table, error = %e, "clustering failed; retried later"),
         }
     }
 
@@ -114,6 +140,7 @@ impl UpsertDriver for HudiDriver {
         self.state = Some(state);
         #[cfg(feature = "glue")]
         registered?;
+        self.cluster_on_schedule().await;
         Ok(committed)
     }
 

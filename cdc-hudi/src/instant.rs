@@ -34,6 +34,17 @@ impl Pending {
         action: &'static str,
         config: &HudiSinkConfig,
     ) -> Result<Pending> {
+        Self::start_with(store, instant, action, config, Bytes::new()).await
+    }
+
+    /// [`Pending::start`] with `plan` in the requested and inflight files (a clean's plan).
+    pub async fn start_with(
+        store: &TableStore,
+        instant: &str,
+        action: &'static str,
+        config: &HudiSinkConfig,
+        plan: Bytes,
+    ) -> Result<Pending> {
         let interval = std::time::Duration::from_millis(config.heartbeat_interval_ms);
         let taken = || HudiSinkError::Conflict {
             table: store.table.to_string(),
@@ -46,7 +57,7 @@ impl Pending {
         for s in [State::Requested, State::Inflight] {
             let name = timeline::file_name(instant, action, s);
             if !store
-                .create(&files::join(HOODIE_DIR, &name), Bytes::new())
+                .create(&files::join(HOODIE_DIR, &name), plan.clone())
                 .await?
             {
                 // Ours is the heartbeat, not the instant: a crashed writer's files.
@@ -121,9 +132,14 @@ impl Pending {
     /// Completes the instant with `meta`.
     pub async fn complete(self, store: &TableStore, meta: &CommitMetadata) -> Result<()> {
         let body = serde_json::to_vec_pretty(meta).expect("metadata serialises");
+        self.complete_with(store, Bytes::from(body)).await
+    }
+
+    /// Completes the instant with `body` as its completed file.
+    pub async fn complete_with(self, store: &TableStore, body: Bytes) -> Result<()> {
         let completed = timeline::file_name(&self.instant, self.action, State::Completed);
         store
-            .create_once(&files::join(HOODIE_DIR, &completed), Bytes::from(body))
+            .create_once(&files::join(HOODIE_DIR, &completed), body)
             .await?;
         if let Err(e) = self.heartbeat.stop().await {
             // It expires on its own.

@@ -60,6 +60,8 @@
 mod archive;
 mod base_file;
 mod clean;
+mod clean_instant;
+pub mod cluster;
 mod commit;
 mod config;
 mod driver;

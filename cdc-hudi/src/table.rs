@@ -163,9 +163,9 @@ impl TableAt {
             data = rest;
             unfinished.push((p, theirs));
         }
-        timeline
-            .instants
-            .retain(|i| !(i.is_write() && i.state != State::Completed));
+        timeline.instants.retain(|i| {
+            !((i.is_write() || i.action == crate::timeline::CLEAN) && i.state != State::Completed)
+        });
 
         let latest = match timeline.completed_writes().next_back() {
             Some(i) => Some(self.latest_of(i, &self.read_commit(i).await?)?),

@@ -18,6 +18,8 @@ use serde_json::Value;
 pub const COMMIT: &str = "commit";
 /// `replacecommit`: a write that replaces whole file groups (our truncate).
 pub const REPLACE_COMMIT: &str = "replacecommit";
+/// The cleaner's action.
+pub const CLEAN: &str = "clean";
 
 /// The state of an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,11 +122,11 @@ impl Timeline {
             .filter(|i| i.is_write() && i.state == State::Completed)
     }
 
-    /// Writes that never completed (a crashed writer's).
+    /// Writes and cleans that never completed (a crashed writer's, or one at work).
     pub fn pending_writes(&self) -> impl Iterator<Item = &Instant> {
         self.instants
             .iter()
-            .filter(|i| i.is_write() && i.state != State::Completed)
+            .filter(|i| (i.is_write() || i.action == CLEAN) && i.state != State::Completed)
     }
 
     /// The latest instant time of any action.

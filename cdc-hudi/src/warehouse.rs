@@ -60,13 +60,29 @@ impl HudiWarehouse {
 
     /// The sink of one table (concrete type, for tests and tools).
     pub fn sink(&self, table: &TableId) -> HudiSink {
+        UpsertSink::new(HudiDriver::new(
+            self.table_at(table),
+            CommitControl::new(self.retry_policy(), self.config.test_hooks.clone()),
+        ))
+    }
+
+    /// How the warehouse's writers retry a conflict: a writer in flight takes a while, so
+    /// they wait longer between attempts than for a lost compare-and-swap.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.config.max_commit_attempts)
+            .with_backoff(Duration::from_millis(50), Duration::from_secs(1))
+            .counting_in(self.conflicts.clone())
+    }
+
+    /// Where one table is and how it is written.
+    pub(crate) fn table_at(&self, table: &TableId) -> TableAt {
         let rel = format!("{}/{}", table.namespace, table.name);
         let root = if self.prefix.as_ref().is_empty() {
             Path::from(rel)
         } else {
             Path::from(format!("{}/{rel}", self.prefix.as_ref()))
         };
-        let at = TableAt {
+        TableAt {
             table: table.clone(),
             store: TableStore {
                 table: table.to_string(),
@@ -78,16 +94,7 @@ impl HudiWarehouse {
             location: self.table_location(table),
             #[cfg(feature = "glue")]
             glue: self.glue.clone(),
-        };
-        // A writer in flight takes a while: wait longer between attempts than for a lost
-        // compare-and-swap.
-        let retry = RetryPolicy::new(self.config.max_commit_attempts)
-            .with_backoff(Duration::from_millis(50), Duration::from_secs(1))
-            .counting_in(self.conflicts.clone());
-        UpsertSink::new(HudiDriver::new(
-            at,
-            CommitControl::new(retry, self.config.test_hooks.clone()),
-        ))
+        }
     }
 
     /// The directory of `table` when the warehouse is on the local file system.

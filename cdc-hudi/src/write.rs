@@ -39,6 +39,8 @@ pub struct Staged {
     pub(crate) avro: String,
     pub(crate) checkpoint: Checkpoint,
     pub(crate) truncate: bool,
+    /// Clustering: the file groups the written ones replace.
+    pub(crate) clustered: Vec<FileGroup>,
     pub(crate) rows_written: u64,
     pub(crate) rows_deleted: u64,
 }
@@ -99,6 +101,7 @@ impl TableAt {
             avro,
             checkpoint: a.checkpoint,
             truncate,
+            clustered: Vec::new(),
             rows_written: a.keys.upserts.num_rows() as u64,
             rows_deleted,
         })
@@ -121,7 +124,7 @@ impl TableAt {
     }
 
     /// What the base-file tasks of an attempt share, and the commit's Avro schema.
-    fn context(
+    pub(crate) fn context(
         &self,
         state: &TableState,
         merged: &SchemaRef,

@@ -6,6 +6,8 @@
 mod archive;
 #[cfg(feature = "azure")]
 mod azure;
+mod clean;
+mod cluster;
 mod common;
 mod concurrency;
 mod crash;
