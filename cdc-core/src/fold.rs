@@ -225,6 +225,23 @@ pub(crate) struct Conformed {
 }
 
 impl Conformed {
+    /// An error locating event `row` when one of its key columns `keys` is null.
+    pub(crate) fn check_key(&self, keys: &[usize], row: usize) -> Result<()> {
+        let Some(&k) = keys.iter().find(|&&k| self.rows.column(k).is_null(row)) else {
+            return Ok(());
+        };
+        let p = &self.events[row].position;
+        Err(Error::Decode {
+            location: crate::error::RecordLocation {
+                topic: p.topic.to_string(),
+                partition: p.partition,
+                offset: p.offset,
+            },
+            field: Some(self.schema.field(k).name().clone()),
+            message: "primary-key column is null".into(),
+        })
+    }
+
     pub(crate) fn new(
         table: &TableId,
         table_schema: Option<&Schema>,
@@ -299,17 +316,7 @@ impl<'k> Walk<'k> {
             self.truncate = true;
             return Ok(());
         }
-        if let Some(&k) = keys.iter().find(|&&k| all.rows.column(k).is_null(row)) {
-            return Err(Error::Decode {
-                location: crate::error::RecordLocation {
-                    topic: p.topic.to_string(),
-                    partition: p.partition,
-                    offset: p.offset,
-                },
-                field: Some(all.schema.field(k).name().clone()),
-                message: "primary-key column is null".into(),
-            });
-        }
+        all.check_key(keys, row)?;
         let deleted = meta.op == Op::Delete;
         let next_index = self.states.len();
         match self.states.entry(key) {

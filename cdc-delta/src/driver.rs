@@ -21,6 +21,7 @@ use crate::error::{DeltaSinkError, Result};
 use crate::optimize::OptimizeOptions;
 use crate::table::{Loaded, TableLocation};
 use crate::write::Staged;
+use cdc_core::sink::maintenance::Every;
 
 /// The Delta format's driver of the upsert engine (see the crate docs).
 #[derive(Debug)]
@@ -29,19 +30,19 @@ pub struct DeltaDriver {
     control: CommitControl,
     /// The table as of our last load or commit; `None` after an error.
     cached: Option<Loaded>,
-    /// Commits since the last scheduled optimize and vacuum.
-    since_optimize: u64,
-    since_vacuum: u64,
+    /// The sink's own optimize and vacuum.
+    optimize: Every,
+    vacuum: Every,
 }
 
 impl DeltaDriver {
     pub(crate) fn new(at: TableLocation, control: CommitControl) -> Self {
         DeltaDriver {
+            optimize: Every::new(at.config.optimize_every),
+            vacuum: Every::new(at.config.vacuum_every),
             at,
             control,
             cached: None,
-            since_optimize: 0,
-            since_vacuum: 0,
         }
     }
 
@@ -50,11 +51,8 @@ impl DeltaDriver {
     /// goes on from where the table is.
     async fn maintain_on_schedule(&mut self) {
         let config = self.at.config.clone();
-        self.since_optimize += 1;
-        self.since_vacuum += 1;
         let table = &self.at.table;
-        if config.optimize_every > 0 && self.since_optimize >= config.optimize_every {
-            self.since_optimize = 0;
+        if self.optimize.due() {
             let mut options = OptimizeOptions::for_target(config.target_file_size);
             options.max_bytes = config.optimize_max_bytes;
             match self.at.optimize(&options).await {
@@ -67,8 +65,7 @@ impl DeltaDriver {
                 Err(e) => tracing::warn!(%table, error = %e, "optimize failed; retried later"),
             }
         }
-        if config.vacuum_every > 0 && self.since_vacuum >= config.vacuum_every {
-            self.since_vacuum = 0;
+        if self.vacuum.due() {
             match crate::maintenance::vacuum_at(&self.at, None, std::time::SystemTime::now()).await
             {
                 Ok(v) => tracing::info!(%table, files = v.files.len(), "vacuumed"),

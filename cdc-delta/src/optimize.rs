@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
+use cdc_core::sink::maintenance::{files_to_rewrite, FileToRewrite};
 use cdc_core::sink::upsert::{carry_over, locate, ChangedKeys, FilePlan, RetryPolicy, RowRemoval};
 use deltalake::kernel::Action;
 
@@ -22,30 +23,8 @@ use crate::table::{Loaded, TableLocation};
 use crate::warehouse::DeltaWarehouse;
 use crate::write::Staged;
 
-/// Which files [`optimize`] rewrites.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OptimizeOptions {
-    /// A file smaller than this is small; small files are packed together (at least two).
-    pub small_file_size: u64,
-    /// A file whose deletion vector hides more than this fraction of its rows is rewritten
-    /// without them.
-    pub max_deleted_fraction: f64,
-    /// At most this many bytes of files are read in one run (bounds how long a run inside a
-    /// stream takes; the next run goes on).
-    pub max_bytes: u64,
-}
-
-impl OptimizeOptions {
-    /// Files under a quarter of `target_file_size` are small; deletion vectors hiding over
-    /// 10 % of a file's rows are dropped; up to 1 GiB is read per run.
-    pub fn for_target(target_file_size: u64) -> Self {
-        OptimizeOptions {
-            small_file_size: target_file_size / 4,
-            max_deleted_fraction: 0.1,
-            max_bytes: 1 << 30,
-        }
-    }
-}
+/// Which files [`optimize`] rewrites (shared with Iceberg's compaction).
+pub use cdc_core::sink::maintenance::RewriteLimits as OptimizeOptions;
 
 /// What [`optimize`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,42 +127,18 @@ impl TableLocation {
     }
 }
 
-/// The files worth rewriting: every file with many deleted rows, and the small files when
-/// there are at least two, in path order, up to `options.max_bytes`.
+/// The files worth rewriting (see [`files_to_rewrite`]).
 fn choose<'a>(
     files: impl Iterator<Item = &'a LiveFile>,
     options: &OptimizeOptions,
 ) -> Vec<LiveFile> {
-    let mut small = Vec::new();
-    let mut dead = Vec::new();
-    for f in files {
-        let deleted = f
+    let files = files.map(|f| FileToRewrite {
+        file: f.clone(),
+        bytes: f.size(),
+        rows: f.num_records,
+        deleted_rows: f
             .deletion_vector()
-            .map_or(0, |dv| dv.cardinality.max(0) as u64);
-        let many_deleted = f
-            .num_records
-            .is_some_and(|n| deleted as f64 > options.max_deleted_fraction * n as f64);
-        if many_deleted {
-            dead.push(f.clone());
-        } else if f.size() < options.small_file_size {
-            small.push(f.clone());
-        }
-    }
-    if small.len() < 2 {
-        small.clear();
-    }
-    let mut chosen = Vec::new();
-    let mut bytes = 0;
-    for f in dead.into_iter().chain(small) {
-        if bytes > 0 && bytes + f.size() > options.max_bytes {
-            break;
-        }
-        bytes += f.size();
-        chosen.push(f);
-    }
-    // A lone small file left by the byte limit is not worth a commit.
-    if chosen.len() == 1 && chosen[0].deletion_vector().is_none() {
-        chosen.clear();
-    }
-    chosen
+            .map_or(0, |dv| dv.cardinality.max(0) as u64),
+    });
+    files_to_rewrite(files, options)
 }

@@ -7,6 +7,7 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
+use cdc_core::sink::maintenance::Every;
 use cdc_core::sink::upsert::{
     Attempt, ChangedKeys, CommitControl, Committed, TableView, UpsertDriver,
 };
@@ -22,29 +23,26 @@ pub struct HudiDriver {
     /// Cached between commits; dropped after any error so the next call reloads.
     state: Option<TableState>,
     control: CommitControl,
-    /// Commits since the sink last clustered.
-    since_clustering: usize,
+    /// The sink's own clustering.
+    clustering: Every,
 }
 
 impl HudiDriver {
     pub(crate) fn new(at: TableAt, control: CommitControl) -> Self {
         HudiDriver {
+            clustering: Every::new(at.config.cluster_every as u64),
             at,
             state: None,
             control,
-            since_clustering: 0,
         }
     }
 
     /// Clusters small file groups every [`cluster_every`](crate::HudiSinkConfig::cluster_every)
     /// commits. The commit before stands: a failure is logged and the next run tries again.
     async fn cluster_on_schedule(&mut self) {
-        let every = self.at.config.cluster_every;
-        self.since_clustering += 1;
-        if every == 0 || self.since_clustering < every {
+        if !self.clustering.due() {
             return;
         }
-        self.since_clustering = 0;
         let retry = self.control.retry().clone();
         let options = crate::cluster::ClusterOptions::default();
         let table = self.at.table.clone();

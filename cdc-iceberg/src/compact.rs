@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cdc_core::model::TableId;
+use cdc_core::sink::maintenance::{files_to_rewrite, FileToRewrite};
 use cdc_core::sink::upsert::{locate, ChangedKeys, FilePlan, RowRemoval};
 use iceberg::io::FileIO;
 use iceberg::spec::DataContentType;
@@ -23,28 +24,8 @@ use crate::rewrite::RollingWriter;
 use crate::table::{FileCache, LiveFile, Loaded};
 use crate::warehouse::IcebergWarehouse;
 
-/// Which data files [`compact_files`] rewrites.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompactOptions {
-    /// A data file smaller than this is small; small files are packed (at least two).
-    pub small_file_size: u64,
-    /// A data file whose position deletes hide more than this fraction of its rows is
-    /// rewritten without them.
-    pub max_deleted_fraction: f64,
-    /// At most this many bytes of data files are read in one run.
-    pub max_bytes: u64,
-}
-
-impl Default for CompactOptions {
-    /// Files under 32 MiB are small; deletes hiding over 10 % of a file's rows; 1 GiB a run.
-    fn default() -> Self {
-        CompactOptions {
-            small_file_size: 32 << 20,
-            max_deleted_fraction: 0.1,
-            max_bytes: 1 << 30,
-        }
-    }
-}
+/// Which data files [`compact_files`] rewrites (shared with Delta's optimize).
+pub use cdc_core::sink::maintenance::RewriteLimits as CompactOptions;
 
 /// Rewrites the data files of `table` worth rewriting (see the module docs) in one `replace`
 /// snapshot; `None` when none is.
@@ -180,37 +161,13 @@ impl PositionDeletes {
     }
 }
 
-/// The data files worth rewriting: those whose deletes hide many rows, and the small ones when
-/// there are at least two, up to `options.max_bytes`.
+/// The data files worth rewriting (see [`files_to_rewrite`]).
 fn choose(loaded: &Loaded, deletes: &PositionDeletes, options: &CompactOptions) -> Vec<LiveFile> {
-    let mut dead = Vec::new();
-    let mut small = Vec::new();
-    for f in &loaded.data_files {
-        let data = &f.entry.data_file;
-        let deleted = deletes.per_file.get(f.path()).copied().unwrap_or(0);
-        let rows = data.record_count();
-        if rows > 0 && deleted as f64 > options.max_deleted_fraction * rows as f64 {
-            dead.push(f.clone());
-        } else if data.file_size_in_bytes() < options.small_file_size {
-            small.push(f.clone());
-        }
-    }
-    if small.len() < 2 {
-        small.clear();
-    }
-    let mut chosen = Vec::new();
-    let mut bytes = 0;
-    for f in dead.into_iter().chain(small) {
-        let size = f.entry.data_file.file_size_in_bytes();
-        if bytes > 0 && bytes + size > options.max_bytes {
-            break;
-        }
-        bytes += size;
-        chosen.push(f);
-    }
-    let deleted = |f: &LiveFile| deletes.per_file.contains_key(f.path());
-    if chosen.len() == 1 && !deleted(&chosen[0]) {
-        chosen.clear();
-    }
-    chosen
+    let files = loaded.data_files.iter().map(|f| FileToRewrite {
+        file: f.clone(),
+        bytes: f.entry.data_file.file_size_in_bytes(),
+        rows: Some(f.entry.data_file.record_count()),
+        deleted_rows: deletes.per_file.get(f.path()).copied().unwrap_or(0),
+    });
+    files_to_rewrite(files, options)
 }

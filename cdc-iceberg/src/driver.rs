@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::TableId;
+use cdc_core::sink::maintenance::Every;
 use cdc_core::sink::upsert::{
     Attempt, ChangedKeys, CommitControl, Committed, TableView, UpsertDriver, UpsertSink,
 };
@@ -42,8 +43,8 @@ impl IcebergWarehouse {
             control,
             cache: FileCache::default(),
             last_commit: None,
-            commits_since_expiry: 0,
-            commits_since_compaction: 0,
+            expiry: Every::new(self.config().expire_snapshots_every as u64),
+            compaction: Every::new(self.config().compact_every as u64),
         })
     }
 }
@@ -66,10 +67,9 @@ pub struct IcebergDriver {
     /// The metadata file of our last commit and its contents: when the catalog still points
     /// at it, the next load need not read and parse it again (it holds every snapshot).
     last_commit: Option<(String, TableMetadata)>,
-    /// Commits since the sink last expired snapshots.
-    commits_since_expiry: usize,
-    /// Commits since the sink last compacted.
-    commits_since_compaction: usize,
+    /// The sink's own snapshot expiry and compaction.
+    expiry: Every,
+    compaction: Every,
 }
 
 impl IcebergDriver {
@@ -77,13 +77,10 @@ impl IcebergDriver {
     /// most `compact_max_bytes` read). The commit is done: a failure is logged and the next
     /// run tries again.
     async fn compact_on_schedule(&mut self) {
-        let config = self.warehouse.config();
-        let every = config.compact_every;
-        self.commits_since_compaction += 1;
-        if every == 0 || self.commits_since_compaction < every {
+        if !self.compaction.due() {
             return;
         }
-        self.commits_since_compaction = 0;
+        let config = self.warehouse.config();
         let options = crate::compact::CompactOptions {
             max_bytes: config.compact_max_bytes,
             ..Default::default()
@@ -102,12 +99,9 @@ impl IcebergDriver {
     /// commits, as the table's `history.expire.*` properties say. The commit is done: a
     /// failure is logged and the next run tries again.
     async fn expire_on_schedule(&mut self, properties: &std::collections::HashMap<String, String>) {
-        let every = self.warehouse.config().expire_snapshots_every;
-        self.commits_since_expiry += 1;
-        if every == 0 || self.commits_since_expiry < every {
+        if !self.expiry.due() {
             return;
         }
-        self.commits_since_expiry = 0;
         // Iceberg's switch for deleting files: no expiry on a table that turned it off.
         if properties
             .get(GC_ENABLED)

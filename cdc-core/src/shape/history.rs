@@ -76,17 +76,8 @@ pub fn pending(
     let key_idx = crate::fold::key_indices(table, &all.schema, &source_key)?;
     for (i, (e, v)) in all.events.iter().zip(&values).enumerate() {
         let p = &e.position;
-        let null_key = key_idx.iter().find(|&&k| all.rows.column(k).is_null(i));
-        if let (Some(&k), false) = (null_key, e.op == Op::Truncate) {
-            return Err(Error::Decode {
-                location: crate::error::RecordLocation {
-                    topic: p.topic.to_string(),
-                    partition: p.partition,
-                    offset: p.offset,
-                },
-                field: Some(all.schema.field(k).name().clone()),
-                message: "primary-key column is null".into(),
-            });
+        if e.op != Op::Truncate {
+            all.check_key(&key_idx, i)?;
         }
         checkpoint.advance(&p.topic, p.partition, p.offset);
         first_offsets.note(&p.topic, p.partition, p.offset);
@@ -179,6 +170,17 @@ impl PendingHistory {
     /// The source's key columns (a prefix of the table's key).
     pub fn source_key(&self) -> &[String] {
         &self.source_key
+    }
+
+    /// The batch's keys, indexed to find the versions the table holds of them (the located
+    /// old rows of [`PendingHistory::lookup_set`]).
+    pub fn lookup_keys(
+        &self,
+        changes: &ChangeSet,
+        merged: &SchemaRef,
+    ) -> Result<crate::sink::upsert::ChangedKeys> {
+        let lookup = self.lookup_set(changes, merged)?;
+        crate::sink::upsert::ChangedKeys::new(&lookup, &lookup.schema, &self.source_key)
     }
 
     /// A change set that upserts every key of the batch with all other cells unchanged, in

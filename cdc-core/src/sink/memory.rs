@@ -62,8 +62,7 @@ impl MemTable {
         let changes = match &changes.history {
             None => changes,
             Some(history) => {
-                let lookup = history.lookup_set(changes, &merged)?;
-                let keys = ChangedKeys::new(&lookup, &lookup.schema, history.source_key())?;
+                let keys = history.lookup_keys(changes, &merged)?;
                 let every_row = history.ends_every_version();
                 let held: Vec<bool> = (keys.find(&existing)?.iter())
                     .map(|t| every_row || t.is_some())

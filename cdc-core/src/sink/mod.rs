@@ -35,6 +35,7 @@ use crate::fold::ChangeSet;
 use crate::model::{Checkpoint, TableId};
 
 mod jsonl;
+pub mod maintenance;
 mod memory;
 mod routed;
 pub mod upsert;

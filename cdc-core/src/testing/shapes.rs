@@ -459,3 +459,84 @@ pub fn delivered_as(base: &Scenario, dir: &std::path::Path, delivery: Delivery) 
         tables: base.tables.clone(),
     }
 }
+
+/// Every shape of scenario `name`, each synced into a fresh warehouse `open` makes in its own
+/// directory, every table read back by `read` and checked as [`assert_shape_rows`] says (`raw`:
+/// as the reader returns it); syncing again commits nothing.
+pub async fn check_every_shape<W: crate::sink::Warehouse>(
+    name: &str,
+    open: impl Fn(&std::path::Path) -> W,
+    read: impl Fn(&W, &TableId) -> RecordBatch,
+    raw: bool,
+) {
+    let scenario = Scenario::load(name);
+    for shape in SHAPES {
+        let dir = Scratch::new("shape");
+        let warehouse = open(dir.path());
+        let config = crate::shape::ShapeConfig {
+            shape,
+            ..Default::default()
+        };
+        let stats = super::sync_shaped(&scenario, dir.path(), config.clone(), &warehouse)
+            .await
+            .unwrap_or_else(|e| panic!("{name} as {shape}: {e}"));
+        assert!(stats.commits > 0, "{name} as {shape}: nothing committed");
+        for (table, _) in &scenario.tables {
+            assert_shape_rows(&scenario, shape, table, &read(&warehouse, table), raw);
+        }
+        let again = super::sync_shaped(&scenario, dir.path(), config, &warehouse)
+            .await
+            .unwrap_or_else(|e| panic!("{name} as {shape}, again: {e}"));
+        assert_eq!(again.commits, 0, "{name} as {shape}: the replay committed");
+    }
+}
+
+/// The `crud` fixture delivered as `delivery` into an SCD type 2 table of a warehouse `open`
+/// makes, read back by `read`: the history its events delivered once, in order, make.
+pub async fn check_history_delivered_as<W: crate::sink::Warehouse>(
+    base: &str,
+    delivery: Delivery,
+    open: impl Fn(&std::path::Path) -> W,
+    read: impl Fn(&W, &TableId) -> RecordBatch,
+    raw: bool,
+) {
+    let scenarios = Scratch::new("delivered");
+    let base = Scenario::load(base);
+    let delivered = delivered_as(&base, scenarios.path(), delivery);
+    let dir = Scratch::new("history");
+    let warehouse = open(dir.path());
+    let config = crate::shape::ShapeConfig {
+        shape: TableShape::Scd2,
+        ..Default::default()
+    };
+    super::sync_shaped(&delivered, dir.path(), config, &warehouse)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", delivered.name));
+    for (table, _) in &base.tables {
+        let rows = read(&warehouse, table);
+        assert_history_rows(&delivered, &base, TableShape::Scd2, table, &rows, raw);
+    }
+}
+
+/// A directory of its own under the system's temp directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Self {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cdc-lake-{label}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -191,8 +191,7 @@ async fn attempt_once<D: UpsertDriver>(
     let changes = match &changes.history {
         None => changes,
         Some(history) => {
-            let lookup = history.lookup_set(changes, &merged)?;
-            let keys = ChangedKeys::new(&lookup, &lookup.schema, history.source_key())?;
+            let keys = history.lookup_keys(changes, &merged)?;
             let every_row = history.ends_every_version();
             let versions = driver.lookup(&state, Arc::new(keys), every_row).await?;
             resolved = history.resolve(changes, &versions)?;
