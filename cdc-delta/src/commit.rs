@@ -40,15 +40,10 @@ impl TableLocation {
     }
 
     /// Commits what [`crate::optimize`] staged: an `OPTIMIZE` that keeps the checkpoint.
-    pub(crate) async fn commit_optimized(
-        &self,
-        s: Staged,
-        options: &crate::optimize::OptimizeOptions,
-    ) -> Result<(Committed, Loaded)> {
+    pub(crate) async fn commit_optimized(&self, s: Staged) -> Result<(Committed, Loaded)> {
         let operation = DeltaOperation::Optimize {
             predicate: None,
-            target_size: i64::try_from(options.small_file_size.saturating_mul(4))
-                .unwrap_or(i64::MAX),
+            target_size: i64::try_from(self.config.target_file_size).unwrap_or(i64::MAX),
         };
         self.commit_as(s, operation).await
     }

@@ -76,13 +76,12 @@ impl TableLocation {
             &state.logical,
             &state.key_columns,
         )?);
-        let plan = FilePlan {
-            probe: false,
-            rewrite_anyway: true,
-        };
         let reader = Arc::new(self.files_reader(&state.table, stored.clone())?);
         let mut writer = self.data_writer(&state.table, &stored)?;
-        let candidates = chosen.iter().map(|f| (f.clone(), plan)).collect();
+        let candidates = chosen
+            .iter()
+            .map(|f| (f.clone(), FilePlan::REWRITE))
+            .collect();
         let mut located = locate(reader, keys.clone(), candidates, RowRemoval::Rewrite);
         let mut actions = Vec::new();
         let mut rows = 0;
@@ -118,7 +117,7 @@ impl TableLocation {
             rows_written: rows,
             rows_deleted: 0,
         };
-        let (committed, _) = self.commit_optimized(staged, options).await?;
+        let (committed, _) = self.commit_optimized(staged).await?;
         Ok(Optimized {
             version: committed.version.parse().ok(),
             files: (removed, added),

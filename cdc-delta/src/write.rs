@@ -9,7 +9,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use cdc_core::schema::evolution_rewrites_rows;
 use cdc_core::sink::upsert::{
-    carry_over, locate, lookup_rows, Attempt, ChangedKeys, Located, OldRows, RowRemoval,
+    carry_over, locate, lookup_removal, lookup_rows, Attempt, ChangedKeys, Located, OldRows,
+    RowRemoval,
 };
 use deltalake::kernel::{Action, Add, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
@@ -158,10 +159,7 @@ impl TableLocation {
         keys: Arc<ChangedKeys>,
         every_row: bool,
     ) -> Result<RecordBatch> {
-        let removal = match every_row {
-            true => RowRemoval::Rewrite,
-            false => RowRemoval::Mark,
-        };
+        let removal = lookup_removal(every_row);
         let candidates = candidates(&state.files, &keys.ranges(), removal, every_row);
         let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&keys.schema()));
         let reader = Arc::new(self.files_reader(&state.table, stored)?);

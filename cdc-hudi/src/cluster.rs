@@ -77,9 +77,8 @@ impl TableAt {
         retry: &RetryPolicy,
         options: &ClusterOptions,
     ) -> Result<Option<Clustered>> {
-        let conflict = |e: &HudiSinkError| matches!(e, HudiSinkError::Conflict { .. });
         retry
-            .run(&self.table, conflict, || async {
+            .run(&self.table, HudiSinkError::is_conflict, || async {
                 let Some(state) = self.read_state().await? else {
                     return Ok(None);
                 };
@@ -148,10 +147,6 @@ impl TableAt {
         keys: &Arc<ChangedKeys>,
         chosen: &[FileGroup],
     ) -> Result<Vec<(WriteStat, FileGroup)>> {
-        let plan = FilePlan {
-            probe: false,
-            rewrite_anyway: true,
-        };
         let candidates = (chosen.iter().enumerate())
             .map(|(idx, g)| {
                 (
@@ -159,7 +154,7 @@ impl TableAt {
                         idx,
                         group: g.clone(),
                     },
-                    plan,
+                    FilePlan::REWRITE,
                 )
             })
             .collect();

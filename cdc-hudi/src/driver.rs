@@ -143,7 +143,7 @@ impl UpsertDriver for HudiDriver {
     }
 
     fn is_conflict(error: &HudiSinkError) -> bool {
-        matches!(error, HudiSinkError::Conflict { .. })
+        error.is_conflict()
     }
 
     fn reset(&mut self) {

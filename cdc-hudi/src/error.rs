@@ -75,6 +75,11 @@ pub enum HudiSinkError {
 }
 
 impl HudiSinkError {
+    /// Whether another writer got in the way (the write or clustering is redone).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, HudiSinkError::Conflict { .. })
+    }
+
     fn table(&self) -> Option<&str> {
         match self {
             HudiSinkError::Store { table, .. }

@@ -114,11 +114,10 @@ async fn rewrite(
     let keys = Arc::new(ChangedKeys::none(table, &merged, &loaded.key_columns)?);
     let wanted: Vec<&LiveFile> = files.iter().collect();
     let reader = IcebergFiles::new(table, io, loaded, &wanted, &merged, cache).await?;
-    let plan = FilePlan {
-        probe: false,
-        rewrite_anyway: true,
-    };
-    let candidates = files.iter().map(|f| (f.clone(), plan)).collect();
+    let candidates = files
+        .iter()
+        .map(|f| (f.clone(), FilePlan::REWRITE))
+        .collect();
     let mut located = locate(Arc::new(reader), keys, candidates, RowRemoval::Rewrite);
     let mut rows = 0;
     while let Some(found) = located.next().await {

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use crate::catalog::SqlCatalog;
 use crate::commit::NextMetadata;
 use crate::config::IcebergSinkConfig;
-use crate::error::{IcebergSinkError, Result};
+use crate::error::{iceberg_err, IcebergSinkError, Result};
 use crate::rest::RestCatalog;
 use crate::storage;
 use crate::table::{Loaded, Pointer};
@@ -183,6 +183,31 @@ impl IcebergWarehouse {
     /// The table's current metadata file, `None` when the catalog has no such table.
     pub async fn metadata_location(&self, table: &TableId) -> Result<Option<String>> {
         Ok(self.pointer(table).await?.map(|p| p.location))
+    }
+
+    /// `table` as iceberg-rust opens it for reading (its scans), at the metadata the catalog
+    /// points at now; `None` when there is no table.
+    pub async fn read_only_table(&self, table: &TableId) -> Result<Option<iceberg::table::Table>> {
+        let Some(location) = self.metadata_location(table).await? else {
+            return Ok(None);
+        };
+        let metadata = iceberg::spec::TableMetadata::read_from(self.file_io(), &location)
+            .await
+            .map_err(iceberg_err(table, format!("reading {location}")))?;
+        let ident = iceberg::TableIdent::new(
+            iceberg::NamespaceIdent::new(table.namespace.to_string()),
+            table.name.to_string(),
+        );
+        let opened = iceberg::table::Table::builder()
+            .metadata(metadata)
+            .metadata_location(location)
+            .identifier(ident)
+            .file_io(self.file_io().clone())
+            .runtime(iceberg::Runtime::current())
+            .readonly(true)
+            .build()
+            .map_err(iceberg_err(table, "opening the table to read"))?;
+        Ok(Some(opened))
     }
 
     /// Where the catalog points for `table`.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
-use cdc_core::sink::upsert::{locate, lookup_rows, Attempt, ChangedKeys, OldRows, RowRemoval};
+use cdc_core::sink::upsert::{
+    locate, lookup_removal, lookup_rows, Attempt, ChangedKeys, OldRows, RowRemoval,
+};
 use iceberg::io::FileIO;
 use iceberg::spec::Struct;
 
@@ -112,10 +114,7 @@ pub(crate) async fn lookup(
     every_row: bool,
     cache: &mut FileCache,
 ) -> Result<RecordBatch> {
-    let removal = match every_row {
-        true => RowRemoval::Rewrite,
-        false => RowRemoval::Mark,
-    };
+    let removal = lookup_removal(every_row);
     let key = &keys.key_columns()[0];
     let files = candidates(loaded, key, &keys.ranges(), removal, every_row);
     if files.is_empty() {

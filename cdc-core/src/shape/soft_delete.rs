@@ -16,11 +16,10 @@ use crate::model::{ChangeBatch, Op, UnchangedMask};
 pub fn soft_delete(batch: ChangeBatch) -> Result<ChangeBatch> {
     let n = batch.len();
     let is_delete: Vec<bool> = batch.events.iter().map(|e| e.op == Op::Delete).collect();
-    let when = |i: usize| is_delete[i];
     let deleted: ArrayRef = Arc::new(BooleanArray::from(is_delete.clone()));
     let at: ArrayRef = Arc::new(
         TimestampMicrosecondArray::from_iter((0..n).map(|i| {
-            when(i)
+            is_delete[i]
                 .then(|| micros(batch.events[i].source_ts_ms))
                 .flatten()
         }))
@@ -28,7 +27,7 @@ pub fn soft_delete(batch: ChangeBatch) -> Result<ChangeBatch> {
     );
     let position: ArrayRef =
         Arc::new(StringArray::from_iter((0..n).map(|i| {
-            when(i).then(|| position_text(&batch.events[i].position))
+            is_delete[i].then(|| position_text(&batch.events[i].position))
         })));
     let fields = shape_columns(TableShape::SoftDelete);
     let added = fields.len();

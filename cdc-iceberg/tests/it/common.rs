@@ -16,7 +16,6 @@ use cdc_iceberg::schema::stored_arrow_schema;
 use cdc_iceberg::IcebergWarehouse;
 use futures::TryStreamExt;
 use iceberg::spec::{FormatVersion, ManifestFile, ManifestList, TableMetadata};
-use iceberg::{NamespaceIdent, TableIdent};
 
 pub use cdc_core::testing::sync_scenario as sync;
 
@@ -79,23 +78,7 @@ pub async fn current_manifests(
 /// logical types.
 pub async fn read_with_iceberg_rust(warehouse: &IcebergWarehouse, table: &TableId) -> RecordBatch {
     let (logical, _) = logical_schema(warehouse, table).await;
-    let location = metadata_location(warehouse, table).await;
-    let metadata = TableMetadata::read_from(warehouse.file_io(), &location)
-        .await
-        .unwrap();
-    let ident = TableIdent::new(
-        NamespaceIdent::new(table.namespace.to_string()),
-        table.name.to_string(),
-    );
-    let t = iceberg::table::Table::builder()
-        .metadata(metadata)
-        .metadata_location(location)
-        .identifier(ident)
-        .file_io(warehouse.file_io().clone())
-        .runtime(iceberg::Runtime::current())
-        .readonly(true)
-        .build()
-        .unwrap();
+    let t = warehouse.read_only_table(table).await.unwrap().unwrap();
     let stream = t
         .scan()
         .select_all()

@@ -6,8 +6,6 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use cdc_iceberg::{IcebergSinkConfig, IcebergWarehouse, WriteMode};
 use futures::TryStreamExt;
-use iceberg::spec::TableMetadata;
-use iceberg::{NamespaceIdent, TableIdent};
 
 use super::{table_id, BoxError};
 
@@ -26,19 +24,7 @@ pub fn warehouse(dir: &str, cow: bool) -> Result<IcebergWarehouse, BoxError> {
 
 async fn table(dir: &str) -> Result<(IcebergWarehouse, iceberg::table::Table), BoxError> {
     let wh = warehouse(dir, false)?;
-    let location = wh.metadata_location(&table_id()).await?.ok_or("no table")?;
-    let metadata = TableMetadata::read_from(wh.file_io(), &location).await?;
-    let table = iceberg::table::Table::builder()
-        .metadata(metadata)
-        .metadata_location(location)
-        .identifier(TableIdent::new(
-            NamespaceIdent::new("bench".into()),
-            "accounts".into(),
-        ))
-        .file_io(wh.file_io().clone())
-        .runtime(iceberg::Runtime::current())
-        .readonly(true)
-        .build()?;
+    let table = wh.read_only_table(&table_id()).await?.ok_or("no table")?;
     Ok((wh, table))
 }
 

@@ -146,24 +146,10 @@ impl Lake {
 
     async fn iceberg_table(&self) -> Result<iceberg::table::Table, Error> {
         let warehouse = cdc_iceberg::IcebergWarehouse::new(&self.dir, iceberg_config())?;
-        let location = warehouse
-            .metadata_location(&self.table)
+        Ok(warehouse
+            .read_only_table(&self.table)
             .await?
-            .ok_or("no table")?;
-        let metadata =
-            iceberg::spec::TableMetadata::read_from(warehouse.file_io(), &location).await?;
-        let ident = iceberg::TableIdent::new(
-            iceberg::NamespaceIdent::new(self.table.namespace.to_string()),
-            self.table.name.to_string(),
-        );
-        Ok(iceberg::table::Table::builder()
-            .metadata(metadata)
-            .metadata_location(location)
-            .identifier(ident)
-            .file_io(warehouse.file_io().clone())
-            .runtime(iceberg::Runtime::current())
-            .readonly(true)
-            .build()?)
+            .ok_or("no table")?)
     }
 
     /// The format's maintenance, once.

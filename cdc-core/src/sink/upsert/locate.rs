@@ -135,11 +135,7 @@ pub async fn lookup_rows<R: FileReader>(
 ) -> Result<RecordBatch, R::Error> {
     let schema = keys.schema();
     let table = keys.table().clone();
-    let removal = match every_row {
-        true => RowRemoval::Rewrite,
-        false => RowRemoval::Mark,
-    };
-    let mut found = locate(reader, keys, candidates, removal);
+    let mut found = locate(reader, keys, candidates, lookup_removal(every_row));
     let mut parts = Vec::new();
     while let Some(file) = found.next().await {
         let Some(f) = file? else { continue };
@@ -151,6 +147,16 @@ pub async fn lookup_rows<R: FileReader>(
     }
     Ok(arrow_select::concat::concat_batches(&schema, &parts)
         .map_err(|e| Error::arrow(format!("collecting looked-up rows of {table}"), e))?)
+}
+
+/// How [`lookup_rows`] reads a candidate: marked (only the rows asked for), or with
+/// `every_row` whole (the rows kept are every other live row). Formats plan their candidates
+/// with it.
+pub fn lookup_removal(every_row: bool) -> RowRemoval {
+    match every_row {
+        true => RowRemoval::Rewrite,
+        false => RowRemoval::Mark,
+    }
 }
 
 /// The touched live rows of one file.

@@ -30,7 +30,9 @@ mod tasks;
 pub use engine::{apply, Attempt, CommitControl, Committed, TableView, UpsertDriver, UpsertSink};
 pub use hooks::{BeforeCommitHook, FailPoint, TestHooks};
 pub use keys::{int_keys, ChangedKeys, Touch};
-pub use locate::{carry_over, locate, locate_then, lookup_rows, FileReader, Located};
+pub use locate::{
+    carry_over, locate, locate_then, lookup_removal, lookup_rows, FileReader, Located,
+};
 pub use prune::{
     FilePlan, KeyBounds, KeyRanges, RowRemoval, SortedInts, SortedStrings, PROBE_AT_MOST_KEYS,
 };

@@ -50,6 +50,14 @@ pub struct FilePlan {
     pub rewrite_anyway: bool,
 }
 
+impl FilePlan {
+    /// Read whole and rewrite, whatever keys it holds (a schema change, compaction).
+    pub const REWRITE: FilePlan = FilePlan {
+        probe: false,
+        rewrite_anyway: true,
+    };
+}
+
 /// Integers sorted once, counted by range many times (changed keys against file key bounds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SortedInts(Vec<i64>);
@@ -134,10 +142,7 @@ impl KeyRanges {
         rewrite_all: bool,
     ) -> Option<FilePlan> {
         if rewrite_all {
-            return Some(FilePlan {
-                probe: false,
-                rewrite_anyway: true,
-            });
+            return Some(FilePlan::REWRITE);
         }
         let in_range = self.count_in(bounds);
         if in_range == Some(0) {
