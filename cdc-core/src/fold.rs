@@ -168,8 +168,19 @@ pub fn fold(
     let keys = key_indices(table, &all.schema, &key_columns)?;
     let converter = key_converter(table, &all.schema, &keys)?;
     let key_rows = encode_keys(table, &converter, &all.rows, &keys)?;
-    let mut walk = Walk::default();
-    for row in capture_order(&all.events) {
+    let CaptureOrder {
+        order,
+        checkpoint,
+        first_offsets,
+    } = CaptureOrder::of(&all.events);
+    let mut walk = Walk {
+        states: HashMap::with_capacity_and_hasher(all.events.len(), Default::default()),
+        checkpoint,
+        first_offsets,
+        truncate: false,
+        max_ts: None,
+    };
+    for row in order {
         walk.event(&all, &keys, key_rows.row(row).data(), row)?;
     }
     walk.into_change_set(table, all, key_columns, &keys)
@@ -294,9 +305,8 @@ impl Conformed {
 }
 
 /// The state of every key after the events walked so far, in capture order.
-#[derive(Default)]
 struct Walk<'k> {
-    states: HashMap<&'k [u8], KeyState>,
+    states: foldhash::HashMap<&'k [u8], KeyState>,
     checkpoint: Checkpoint,
     first_offsets: FirstOffsets,
     truncate: bool,
@@ -307,9 +317,6 @@ impl<'k> Walk<'k> {
     /// Takes event `row` (of key `key`) into account.
     fn event(&mut self, all: &Conformed, keys: &[usize], key: &'k [u8], row: usize) -> Result<()> {
         let meta = &all.events[row];
-        let p = &meta.position;
-        self.checkpoint.advance(&p.topic, p.partition, p.offset);
-        self.first_offsets.note(&p.topic, p.partition, p.offset);
         self.max_ts = self.max_ts.max(meta.source_ts_ms);
         if meta.op == Op::Truncate {
             self.states.clear();
@@ -477,20 +484,71 @@ fn concat_masks(n_cols: usize, masks: &[(UnchangedMask, usize)]) -> Result<Uncha
 /// database's commit order (then Kafka coordinates). A merge rather than a sort, because the two
 /// orders need not agree and only the per-partition one is authoritative.
 pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
-    let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
+    CaptureOrder::of(events).order
+}
+
+/// The events of a batch in capture order, with the positions they cover.
+pub(crate) struct CaptureOrder {
+    /// Row indices in capture order (see [`capture_order`]).
+    pub(crate) order: Vec<usize>,
+    /// Every partition's next offset after the events.
+    pub(crate) checkpoint: Checkpoint,
+    /// Every partition's first offset among the events.
+    pub(crate) first_offsets: FirstOffsets,
+}
+
+impl CaptureOrder {
+    pub(crate) fn of(events: &[EventMeta]) -> Self {
+        let mut queues = partition_queues(events);
+        let (mut checkpoint, mut first_offsets) = (Checkpoint::default(), FirstOffsets::default());
+        for q in &queues {
+            let (first, last) = (&events[q[0]].position, &events[q[q.len() - 1]].position);
+            checkpoint.advance(&first.topic, first.partition, last.offset);
+            first_offsets.note(&first.topic, first.partition, first.offset);
+        }
+        let order = match queues.len() {
+            0 => Vec::new(),
+            1 => queues.pop().expect("one queue"),
+            _ => merge_queues(events, &queues),
+        };
+        CaptureOrder {
+            order,
+            checkpoint,
+            first_offsets,
+        }
+    }
+}
+
+/// The row indices of each topic-partition, in offset order. Events come in runs of one
+/// partition, so the last partition is tried before the map.
+fn partition_queues(events: &[EventMeta]) -> Vec<Vec<usize>> {
+    let mut index: foldhash::HashMap<(&str, i32), usize> = Default::default();
+    let mut queues: Vec<Vec<usize>> = Vec::new();
+    let mut last: Option<(&str, i32, usize)> = None;
     for (i, e) in events.iter().enumerate() {
-        partitions
-            .entry((&*e.position.topic, e.position.partition))
-            .or_default()
-            .push(i);
+        let tp = (&*e.position.topic, e.position.partition);
+        let q = match last {
+            Some((t, p, q)) if p == tp.1 && t == tp.0 => q,
+            _ => *index.entry(tp).or_insert_with(|| {
+                queues.push(Vec::new());
+                queues.len() - 1
+            }),
+        };
+        last = Some((tp.0, tp.1, q));
+        queues[q].push(i);
     }
-    let mut queues: Vec<Vec<usize>> = partitions.into_values().collect();
     for q in &mut queues {
-        q.sort_by_key(|&i| events[i].position.offset);
+        if !q.is_sorted_by_key(|&i| events[i].position.offset) {
+            q.sort_by_key(|&i| events[i].position.offset);
+        }
     }
-    if queues.len() == 1 {
-        return queues.pop().expect("one queue");
-    }
+    queues
+}
+
+/// The partitions' queues merged by [`SourcePosition::cmp_capture_order`].
+///
+/// [`SourcePosition::cmp_capture_order`]: crate::model::SourcePosition::cmp_capture_order
+fn merge_queues(events: &[EventMeta], queues: &[Vec<usize>]) -> Vec<usize> {
     let mut heads = vec![0usize; queues.len()];
     let mut out = Vec::with_capacity(events.len());
     loop {

@@ -286,7 +286,8 @@ impl<'w> Pipeline<'w> {
             let mut decoded = match ahead.take() {
                 Some(decoded) => decoded,
                 None => {
-                    let Some(batch) = self.next_batch(source, &self.config.limits).await? else {
+                    let step = self.read_step(source);
+                    let Some(batch) = self.next_batch(source, &step).await? else {
                         self.readiness.set_caught_up(true);
                         break;
                     };
@@ -353,7 +354,7 @@ impl<'w> Pipeline<'w> {
         while decoded.routed.records.len() < max_events && !stop.load(Ordering::Relaxed) {
             let limits = BatchLimits {
                 max_events: max_events - decoded.routed.records.len(),
-                ..self.config.limits
+                ..self.read_step(source)
             };
             let Some(batch) = self.next_batch(source, &limits).await? else {
                 return Ok(true);
@@ -397,7 +398,8 @@ impl<'w> Pipeline<'w> {
         folded: Vec<ChangeSet>,
         source: &mut dyn Source,
     ) -> Result<Option<DecodedBatch>> {
-        let next = match self.next_batch(source, &self.config.limits).await? {
+        let step = self.read_step(source);
+        let next = match self.next_batch(source, &step).await? {
             Some(batch) if !batch.is_empty() => Some(self.route_batch(batch).await?),
             _ => None,
         };
@@ -535,6 +537,20 @@ impl<'w> Pipeline<'w> {
             }
         }
         behind
+    }
+
+    /// How much of `source` one read takes. A bounded source is read in steps of a quarter of
+    /// the batch's bytes: the first files decode while the next are still read (the batch
+    /// still commits `max_events` at a time, see [`Pipeline::decode_more`]).
+    fn read_step(&self, source: &dyn Source) -> BatchLimits {
+        let limits = self.config.limits;
+        if !source.is_bounded() {
+            return limits;
+        }
+        BatchLimits {
+            max_bytes: (limits.max_bytes / READ_STEPS).max(1),
+            ..limits
+        }
     }
 
     /// The source's next batch; its errors name the table their topic routes to.
@@ -799,6 +815,9 @@ struct RoutedBatch {
     tables: Vec<Option<Arc<TableId>>>,
     records: Vec<RawRecord>,
 }
+
+/// Reads a batch of a bounded source takes (see [`Pipeline::read_step`]).
+const READ_STEPS: usize = 4;
 
 /// A routed batch decoded: an outcome per record and the tables' change batches.
 struct DecodedBatch {

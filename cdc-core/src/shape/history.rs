@@ -34,11 +34,9 @@ use arrow_schema::{Schema, SchemaRef};
 use super::{micros, order_values, sequence, shape_columns, shape_key, OrderBy, TableShape};
 use crate::error::{Error, Result};
 use crate::fold::{
-    capture_order, encode_keys, fold_key_columns, key_converter, ChangeSet, Conformed,
+    capture_order, encode_keys, fold_key_columns, key_converter, CaptureOrder, ChangeSet, Conformed,
 };
-use crate::model::{
-    ChangeBatch, Checkpoint, DbPosition, EventMeta, FirstOffsets, Op, TableId, UnchangedMask,
-};
+use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, TableId, UnchangedMask};
 use crate::schema::{cast_column, default_column, evolve_batch};
 use crate::sink::TableSchema;
 
@@ -71,16 +69,17 @@ pub fn pending(
     let name = table.to_string();
     let values = order_values(order_by, &name, &all.rows, &all.events)?;
     let mut seqs = Vec::with_capacity(all.events.len());
-    let (mut checkpoint, mut first_offsets) = (Checkpoint::default(), FirstOffsets::default());
+    let CaptureOrder {
+        checkpoint,
+        first_offsets,
+        ..
+    } = CaptureOrder::of(&all.events);
     let mut max_ts = None;
     let key_idx = crate::fold::key_indices(table, &all.schema, &source_key)?;
     for (i, (e, v)) in all.events.iter().zip(&values).enumerate() {
-        let p = &e.position;
         if e.op != Op::Truncate {
             all.check_key(&key_idx, i)?;
         }
-        checkpoint.advance(&p.topic, p.partition, p.offset);
-        first_offsets.note(&p.topic, p.partition, p.offset);
         max_ts = max_ts.max(e.source_ts_ms);
         // A delete without a database position (a tombstone of its own) cannot be placed by
         // the sequence of the events that have one: it ends what is current when it arrives.
