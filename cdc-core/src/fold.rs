@@ -26,6 +26,7 @@ use arrow_schema::{Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 use crate::model::{ChangeBatch, Checkpoint, EventMeta, FirstOffsets, Op, TableId, UnchangedMask};
+use crate::parallel::{map_pieces, PARALLEL_ROWS};
 use crate::schema::{conform_batch_dropping, merge_schemas};
 use crate::sink::TableSchema;
 
@@ -292,8 +293,7 @@ impl Conformed {
             masks.push((mask, b.events.len()));
             events.extend(b.events);
         }
-        let all = arrow_select::concat::concat_batches(&schema, &rows)
-            .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))?;
+        let all = concat_batches(table, &schema, &rows)?;
         let unchanged = concat_masks(schema.fields().len(), &masks)?;
         Ok(Conformed {
             schema,
@@ -418,16 +418,15 @@ fn final_images(
     upserts: &[&KeyState],
 ) -> Result<(RecordBatch, UnchangedMask)> {
     let n_cols = all.schema.fields().len();
-    let mut columns = Vec::with_capacity(n_cols);
-    let mut out_masks = Vec::with_capacity(n_cols);
-    for c in 0..n_cols {
+    let parallel = upserts.len() >= PARALLEL_ROWS;
+    let taken = map_pieces(n_cols, parallel, |c| -> Result<_> {
         let idx = UInt32Array::from_iter_values(
             upserts
                 .iter()
                 .map(|s| s.sources.as_ref().map_or(s.row as u32, |src| src[c])),
         );
-        columns.push(take(table, all.rows.column(c), &idx)?);
-        out_masks.push(match all.unchanged.column(c) {
+        let column = take(table, all.rows.column(c), &idx)?;
+        let mask = match all.unchanged.column(c) {
             Some(m) => Some(
                 take(table, &(Arc::new(m.clone()) as ArrayRef), &idx)?
                     .as_any()
@@ -436,8 +435,10 @@ fn final_images(
                     .clone(),
             ),
             None => None,
-        });
-    }
+        };
+        Ok((column, mask))
+    });
+    let (columns, out_masks): (Vec<_>, Vec<_>) = taken.into_iter().collect::<Result<_>>()?;
     let batch = RecordBatch::try_new_with_options(
         all.schema.clone(),
         columns,
@@ -445,6 +446,31 @@ fn final_images(
     )
     .map_err(|e| Error::arrow(format!("building upserts of {table}"), e))?;
     Ok((batch, UnchangedMask::new(out_masks)))
+}
+
+/// `batches` (all of `schema`) as one, their columns copied on every core.
+fn concat_batches(
+    table: &TableId,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<RecordBatch> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let columns = match batches {
+        [one] => one.columns().to_vec(),
+        _ => map_pieces(schema.fields().len(), rows >= PARALLEL_ROWS, |c| {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow_select::concat::concat(&parts)
+        })
+        .into_iter()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))?,
+    };
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| Error::arrow(format!("concatenating changes of {table}"), e))
 }
 
 fn take(table: &TableId, array: &ArrayRef, idx: &UInt32Array) -> Result<ArrayRef> {

@@ -21,6 +21,7 @@ pub mod fold;
 pub mod glue;
 pub mod metrics;
 pub mod model;
+pub mod parallel;
 pub mod pipeline;
 pub mod render;
 pub mod schema;

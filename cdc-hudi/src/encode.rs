@@ -5,10 +5,10 @@
 //! so each is encoded by whichever thread is free, largest first, and the chunks are laid out in
 //! schema order: the file is the same as `ArrowWriter` writes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
+use cdc_core::parallel::map_pieces;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
 use parquet::arrow::ArrowWriter;
 
@@ -101,29 +101,14 @@ fn encode_columns(
     let fields: Vec<usize> = jobs.iter().map(|j| j.field).collect();
     let jobs: Vec<Mutex<Option<ColumnJob>>> =
         jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-    let done: Vec<Mutex<Option<Encoded>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len());
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(job) = jobs.get(i).and_then(|j| j.lock().expect("job").take()) else {
-            return;
-        };
-        *done[i].lock().expect("result") = Some(encode_column(slices, job));
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    let done = map_pieces(jobs.len(), true, |i| {
+        let job = jobs[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+        encode_column(slices, job.expect("each job runs once"))
     });
     // Back to schema order.
     let mut by_field: Vec<(usize, Vec<ArrowColumnChunk>)> = Vec::with_capacity(fields.len());
-    for (field, result) in fields.into_iter().zip(done) {
-        let chunks = result.into_inner().expect("result");
-        by_field.push((field, chunks.ok_or("a column was not encoded")??));
+    for (field, chunks) in fields.into_iter().zip(done) {
+        by_field.push((field, chunks?));
     }
     by_field.sort_by_key(|(field, _)| *field);
     Ok(by_field.into_iter().flat_map(|(_, c)| c).collect())

@@ -351,6 +351,9 @@ impl<'w> Pipeline<'w> {
         let max_events = self.config.limits.max_events;
         let mut will_have: HashMap<TableId, TableSchema> = HashMap::new();
         self.teach_from(&decoded.batches, &mut will_have)?;
+        // Room for the whole batch up front: growing the per-record vectors step by step
+        // copies them again and again (only touched pages cost memory).
+        decoded.reserve(max_events.saturating_sub(decoded.routed.records.len()));
         while decoded.routed.records.len() < max_events && !stop.load(Ordering::Relaxed) {
             let limits = BatchLimits {
                 max_events: max_events - decoded.routed.records.len(),
@@ -827,6 +830,13 @@ struct DecodedBatch {
 }
 
 impl DecodedBatch {
+    /// Room for `more` records.
+    fn reserve(&mut self, more: usize) {
+        self.routed.tables.reserve(more);
+        self.routed.records.reserve(more);
+        self.outcomes.reserve(more);
+    }
+
     /// Appends `later`, decoded after this batch.
     fn extend(&mut self, later: DecodedBatch) {
         self.routed.tables.extend(later.routed.tables);

@@ -1,0 +1,72 @@
+//! Independent pieces of CPU work (columns of a batch, mostly) spread over the cores.
+//!
+//! A batch's columns are copied, taken or encoded one after another by Arrow and Parquet; on a
+//! 2-core machine that leaves one core idle for the longest serial steps of a commit (the fold's
+//! concatenation and final images, a file's encoding). Columns are independent, so each goes to
+//! whichever thread is free; the calling thread works too, and results come back in order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Runs `work(i)` for every `i` in `0..n`, on up to one thread per core (the caller's among
+/// them), each index taken by whichever thread is free next, in index order (put the largest
+/// pieces first); returns the results in index order. With `parallel` false, or one piece, or
+/// one core, everything runs on the calling thread.
+pub fn map_pieces<T: Send>(n: usize, parallel: bool, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = match parallel {
+        true => crate::sink::upsert::parallelism().min(n),
+        false => 1,
+    };
+    if threads <= 1 {
+        return (0..n).map(work).collect();
+    }
+    let done: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            return;
+        }
+        let out = work(i);
+        *done[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    done.into_iter()
+        .map(|d| {
+            (d.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .expect("every piece ran: a panic in one would have propagated")
+        })
+        .collect()
+}
+
+/// Rows from which spreading a batch's columns over the cores pays for the threads.
+pub const PARALLEL_ROWS: usize = 16_384;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_index_order_whichever_thread_ran_them() {
+        for parallel in [false, true] {
+            let out = map_pieces(100, parallel, |i| {
+                // Uneven work, so threads finish out of order.
+                std::thread::sleep(std::time::Duration::from_micros((i % 7) as u64 * 50));
+                i * 2
+            });
+            assert_eq!(out, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+        }
+        assert!(map_pieces(0, true, |i| i).is_empty());
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_panic_in_a_piece_reaches_the_caller() {
+        map_pieces(8, true, |i| assert!(i != 3, "piece 3"));
+    }
+}
