@@ -34,7 +34,7 @@ use arrow_schema::{Schema, SchemaRef};
 use super::{micros, order_values, sequence, shape_columns, shape_key, OrderBy, TableShape};
 use crate::error::{Error, Result};
 use crate::fold::{
-    capture_order, encode_keys, fold_key_columns, key_converter, CaptureOrder, ChangeSet, Conformed,
+    encode_keys, fold_key_columns, key_converter, CaptureOrder, ChangeSet, Conformed,
 };
 use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, TableId, UnchangedMask};
 use crate::schema::{cast_column, default_column, evolve_batch};
@@ -50,6 +50,8 @@ pub struct PendingHistory {
     events: Vec<EventMeta>,
     /// Per event: its sequence (`None`: a delete without an ordering value).
     seqs: Vec<Option<String>>,
+    /// Event indices in capture order.
+    order: Vec<usize>,
 }
 
 /// The change set of `batches` for an SCD type 2 table that holds `holds` (its source view, see
@@ -70,9 +72,9 @@ pub fn pending(
     let values = order_values(order_by, &name, &all.rows, &all.events)?;
     let mut seqs = Vec::with_capacity(all.events.len());
     let CaptureOrder {
+        order,
         checkpoint,
         first_offsets,
-        ..
     } = CaptureOrder::of(&all.events);
     let mut max_ts = None;
     let key_idx = crate::fold::key_indices(table, &all.schema, &source_key)?;
@@ -112,6 +114,7 @@ pub fn pending(
         unchanged: all.unchanged,
         events: all.events,
         seqs,
+        order,
     };
     Ok(ChangeSet {
         table: table.clone(),
@@ -285,7 +288,7 @@ impl PendingHistory {
         for points in timelines.values_mut() {
             add_held_deletes(points, &ends);
         }
-        for i in capture_order(&self.events) {
+        for &i in &self.order {
             match self.events[i].op {
                 // Every key the table or the batch has so far.
                 Op::Truncate => timelines.values_mut().for_each(|t| self.add_event(t, i)),
