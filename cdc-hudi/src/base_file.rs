@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{carry_over, ChangedKeys};
@@ -48,7 +49,7 @@ pub(crate) struct Output {
     /// Rows carried over (base-file schema).
     pub kept: Option<RecordBatch>,
     /// Updated and inserted rows (stored data columns) and their record keys.
-    pub new_rows: Option<(RecordBatch, Vec<String>)>,
+    pub new_rows: Option<(RecordBatch, StringArray)>,
     pub num_updates: usize,
     pub num_inserts: usize,
     pub deleted: u64,
@@ -96,11 +97,42 @@ impl Output {
     }
 }
 
-/// Rows `rows` of `batch`.
+/// Rows `rows` of `batch` (a slice, no copy, when they are consecutive).
 pub(crate) fn take(batch: &RecordBatch, rows: &[usize]) -> cdc_core::Result<RecordBatch> {
-    let indices = UInt32Array::from(rows.iter().map(|&r| r as u32).collect::<Vec<_>>());
-    arrow_select::take::take_record_batch(batch, &indices)
+    if let Some((offset, len)) = consecutive(rows) {
+        return Ok(batch.slice(offset, len));
+    }
+    arrow_select::take::take_record_batch(batch, &indices(rows))
         .map_err(|e| cdc_core::Error::arrow("taking rows", e))
+}
+
+/// Rows `rows` of `batch` and of its record keys `keys`.
+pub(crate) fn take_keyed(
+    batch: &RecordBatch,
+    keys: &StringArray,
+    rows: &[usize],
+) -> cdc_core::Result<(RecordBatch, StringArray)> {
+    let taken = match consecutive(rows) {
+        Some((offset, len)) => keys.slice(offset, len),
+        None => arrow_select::take::take(keys, &indices(rows), None)
+            .map_err(|e| cdc_core::Error::arrow("taking record keys", e))?
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8 keys")
+            .clone(),
+    };
+    Ok((take(batch, rows)?, taken))
+}
+
+fn indices(rows: &[usize]) -> UInt32Array {
+    UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32))
+}
+
+/// The first row and count of `rows` when they are consecutive and ascending.
+fn consecutive(rows: &[usize]) -> Option<(usize, usize)> {
+    let first = *rows.first()?;
+    let ascending = rows.windows(2).all(|w| w[1] == w[0] + 1);
+    ascending.then_some((first, rows.len()))
 }
 
 /// Rows of a base file (as read, its schema possibly older) in the instant's base-file schema:
@@ -161,11 +193,10 @@ pub(crate) async fn write_output(
     }
     if let Some((data, keys)) = &o.new_rows {
         let m = data.num_rows();
-        let seqno: Vec<String> = (0..m).map(|r| format!("{instant}_{idx}_{r}")).collect();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![instant.as_str(); m])),
-            Arc::new(StringArray::from(seqno)),
-            Arc::new(StringArray::from_iter_values(keys)),
+            Arc::new(sequence_numbers(instant, idx, m)),
+            Arc::new(keys.clone()),
             Arc::new(StringArray::from(vec![o.partition.as_str(); m])),
             Arc::new(StringArray::from(vec![name.as_str(); m])),
         ];
@@ -221,6 +252,18 @@ pub(crate) async fn write_output(
         int_range,
     };
     Ok((stat, group))
+}
+
+/// `_hoodie_commit_seqno` of `rows` new rows: `<instant>_<file index>_<row>`.
+fn sequence_numbers(instant: &str, idx: usize, rows: usize) -> StringArray {
+    use std::fmt::Write;
+    let prefix = format!("{instant}_{idx}_");
+    let mut seqno = StringBuilder::with_capacity(rows, rows * (prefix.len() + 7));
+    for r in 0..rows {
+        let _ = write!(seqno, "{prefix}{r}");
+        seqno.append_value("");
+    }
+    seqno.finish()
 }
 
 /// The least and greatest record key of a base file's rows.

@@ -2,15 +2,15 @@
 //! changed) fill the small file groups of their partition first, smallest first, then new file
 //! groups of at most `max_file_size`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, StringArray};
 
-use crate::base_file::{carry_meta, take, Ctx, Output};
+use crate::base_file::{carry_meta, take_keyed, Ctx, Output};
 use crate::config::HudiSinkConfig;
 use crate::error::{HudiSinkError, Result};
-use crate::index::{partition_paths, record_keys};
+use crate::index::{record_keys, rows_by_partition};
 use crate::locate::HudiFiles;
 use crate::table::FileGroup;
 use cdc_core::sink::upsert::FileReader;
@@ -18,8 +18,9 @@ use cdc_core::sink::upsert::FileReader;
 /// The rows to insert (stored data columns) with their record keys and partition paths.
 pub(crate) struct Inserts {
     rows: RecordBatch,
-    keys: Vec<String>,
-    by_partition: BTreeMap<String, Vec<usize>>,
+    keys: StringArray,
+    /// Partition paths in order, with their rows.
+    by_partition: Vec<(String, Vec<usize>)>,
 }
 
 impl Inserts {
@@ -30,12 +31,8 @@ impl Inserts {
         };
         let keys =
             record_keys(&rows, &ctx.key_columns, ctx.partition_fields.len()).map_err(layout)?;
-        let parts =
-            partition_paths(&rows, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
-        let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, p) in parts.into_iter().enumerate() {
-            by_partition.entry(p).or_default().push(i);
-        }
+        let by_partition =
+            rows_by_partition(&rows, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
         Ok(Inserts {
             rows,
             keys,
@@ -57,8 +54,7 @@ impl Inserts {
             .min(rest.len())
             .max(usize::from(at_least_one && !rest.is_empty()));
         if n > 0 {
-            let keys = rest[..n].iter().map(|&i| self.keys[i].clone()).collect();
-            o.new_rows = Some((take(&self.rows, &rest[..n])?, keys));
+            o.new_rows = Some(take_keyed(&self.rows, &self.keys, &rest[..n])?);
             o.num_inserts = n;
         }
         *rest = &rest[n..];

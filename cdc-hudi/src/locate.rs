@@ -67,12 +67,13 @@ fn changed_record_keys(keys: &ChangedKeys, state: &TableState) -> Result<Vec<Str
     let stored: SchemaRef = Arc::new(stored_schema(&batch.schema()));
     let stored_keys = to_storage(&batch, &stored)?;
     let props = &state.props;
-    record_keys(
+    let keys = record_keys(
         &stored_keys,
         &props.key_columns,
         props.partition_fields.len(),
     )
-    .map_err(layout)
+    .map_err(layout)?;
+    Ok(keys.iter().flatten().map(str::to_string).collect())
 }
 
 /// The file groups to read, numbered from 0 in the order they are given to `locate`.

@@ -17,9 +17,9 @@ use cdc_core::sink::upsert::{
 };
 use cdc_core::storage::to_storage;
 
-use crate::base_file::{carry_meta, take, write_output, Ctx, Output};
+use crate::base_file::{carry_meta, take, take_keyed, write_output, Ctx, Output};
 use crate::error::{HudiSinkError, Result};
-use crate::index::{partition_paths, record_keys};
+use crate::index::{record_keys, rows_by_partition};
 use crate::inserts::{route, Inserts};
 use crate::instant::{write_partition_metadata, Pending};
 use crate::locate::{candidates, int_key, key_ranges, Candidate, HudiFiles};
@@ -213,13 +213,18 @@ async fn rewrite_group(ctx: Arc<Ctx>, f: Located<Candidate>) -> Result<Rewritten
         let keys =
             record_keys(&mine, &ctx.key_columns, ctx.partition_fields.len()).map_err(layout)?;
         let parts =
-            partition_paths(&mine, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
-        let (stay, away): (Vec<usize>, Vec<usize>) =
-            (0..mine.num_rows()).partition(|&i| parts[i] == group.partition);
+            rows_by_partition(&mine, &ctx.partition_fields, ctx.hive_style).map_err(layout)?;
+        let (mut stay, mut away) = (Vec::new(), Vec::new());
+        for (partition, rows) in parts {
+            match partition == group.partition {
+                true => stay = rows,
+                false => away.extend(rows),
+            }
+        }
+        away.sort_unstable();
         out.num_updates = stay.len();
         if !stay.is_empty() {
-            let stay_keys = stay.iter().map(|&i| keys[i].clone()).collect();
-            out.new_rows = Some((take(&mine, &stay)?, stay_keys));
+            out.new_rows = Some(take_keyed(&mine, &keys, &stay)?);
         }
         if !away.is_empty() {
             moved = Some(take(&mine, &away)?);
