@@ -8,6 +8,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use arrow_array::{BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_select::filter::FilterBuilder;
+
 /// Runs `work(i)` for every `i` in `0..n`, on up to one thread per core (the caller's among
 /// them), each index taken by whichever thread is free next, in index order (put the largest
 /// pieces first); returns the results in index order. With `parallel` false, or one piece, or
@@ -47,6 +50,28 @@ pub fn map_pieces<T: Send>(n: usize, parallel: bool, work: impl Fn(usize) -> T +
 /// Rows from which spreading a batch's columns over the cores pays for the threads.
 pub const PARALLEL_ROWS: usize = 16_384;
 
+/// The rows of `batch` where `keep` is true, its columns filtered on every core when it has
+/// [`PARALLEL_ROWS`] rows or more.
+pub fn filter_batch(
+    batch: &RecordBatch,
+    keep: &BooleanArray,
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let mut predicate = FilterBuilder::new(keep);
+    if batch.num_columns() > 1 {
+        predicate = predicate.optimize();
+    }
+    let predicate = predicate.build();
+    let parallel = batch.num_rows() >= PARALLEL_ROWS;
+    let columns = map_pieces(batch.num_columns(), parallel, |c| {
+        predicate.filter(batch.column(c))
+    });
+    RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns.into_iter().collect::<Result<Vec<_>, _>>()?,
+        &RecordBatchOptions::new().with_row_count(Some(predicate.count())),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +87,30 @@ mod tests {
             assert_eq!(out, (0..100).map(|i| i * 2).collect::<Vec<_>>());
         }
         assert!(map_pieces(0, true, |i| i).is_empty());
+    }
+
+    #[test]
+    fn a_batch_filtered_on_every_core_keeps_the_rows_asked_for() {
+        use arrow_array::{Array, Int64Array, StringArray};
+        use std::sync::Arc;
+        for n in [10, PARALLEL_ROWS + 3] {
+            let ids = Int64Array::from_iter_values(0..n as i64);
+            let names = StringArray::from_iter((0..n).map(|i| (i % 4 != 0).then(|| i.to_string())));
+            let batch = RecordBatch::try_from_iter([
+                ("id", Arc::new(ids) as arrow_array::ArrayRef),
+                ("name", Arc::new(names)),
+            ])
+            .unwrap();
+            let keep = BooleanArray::from_iter((0..n).map(|i| Some(i % 3 == 1)));
+            let kept = filter_batch(&batch, &keep).unwrap();
+            assert_eq!(
+                kept,
+                arrow_select::filter::filter_record_batch(&batch, &keep).unwrap()
+            );
+            assert_eq!(kept.num_rows(), (n + 1) / 3);
+            let nulls = (0..n).filter(|i| i % 3 == 1 && i % 4 == 0).count();
+            assert_eq!(kept.column(1).null_count(), nulls);
+        }
     }
 
     #[test]

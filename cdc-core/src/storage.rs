@@ -27,7 +27,12 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUni
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "parquet")]
+mod parquet_read;
 pub mod time_text;
+
+#[cfg(feature = "parquet")]
+pub use parquet_read::{parquet_projection, read_parquet};
 
 /// Field metadata: the Arrow type a stored column had before it was mapped to a storage type.
 pub const META_ARROW_TYPE: &str = "cdc.arrow.type";
@@ -343,75 +348,6 @@ pub fn from_storage_columns(batch: &RecordBatch, logical: &SchemaRef) -> Result<
         .project(&indices)
         .map_err(|e| Error::arrow("projecting stored columns", e))?;
     from_storage(&projected, &Arc::new(Schema::new(fields)))
-}
-
-/// Reads a Parquet file through `reader`: all columns or only the top-level `columns` it has
-/// (see [`parquet_projection`]), all rows or only those at the ascending positions `rows`;
-/// only the column chunks (and pages) asked for are fetched. The error is the Parquet or
-/// Arrow message, for the format to wrap with the table and the file.
-#[cfg(feature = "parquet")]
-pub async fn read_parquet<R>(
-    reader: R,
-    columns: Option<&[String]>,
-    rows: Option<&[u32]>,
-) -> std::result::Result<RecordBatch, String>
-where
-    R: parquet::arrow::async_reader::AsyncFileReader + Send + Unpin + 'static,
-{
-    use futures::TryStreamExt;
-    use parquet::arrow::arrow_reader::RowSelection;
-    let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mask, out_schema) =
-        parquet_projection(builder.parquet_schema(), builder.schema(), columns);
-    // A batch per row group (or for all rows asked for): the batches are concatenated below,
-    // and smaller ones would only be copied once more.
-    let largest_group = (builder.metadata().row_groups().iter())
-        .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
-        .max()
-        .unwrap_or(0);
-    let batch_size = rows.map_or(largest_group, |r| r.len().min(largest_group));
-    let mut builder = builder
-        .with_projection(mask)
-        .with_batch_size(batch_size.max(1024));
-    if let Some(rows) = rows {
-        let total = usize::try_from(builder.metadata().file_metadata().num_rows())
-            .map_err(|e| e.to_string())?;
-        builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
-            rows.iter().map(|&i| i as usize..i as usize + 1),
-            total,
-        ));
-    }
-    let stream = builder.build().map_err(|e| e.to_string())?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| e.to_string())?;
-    let schema = batches.first().map_or(out_schema, |b| b.schema());
-    arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| e.to_string())
-}
-
-/// The projection of a Parquet file onto the top-level columns of `columns` that the file has
-/// (every column for `None`), and the Arrow schema of what it reads (in file order). Columns a
-/// file lacks (it was written under an older schema) are left to the caller.
-#[cfg(feature = "parquet")]
-pub fn parquet_projection(
-    parquet: &parquet::schema::types::SchemaDescriptor,
-    file: &SchemaRef,
-    columns: Option<&[String]>,
-) -> (parquet::arrow::ProjectionMask, SchemaRef) {
-    let Some(columns) = columns else {
-        return (parquet::arrow::ProjectionMask::all(), file.clone());
-    };
-    let mut indices: Vec<usize> = columns
-        .iter()
-        .filter_map(|c| file.index_of(c).ok())
-        .collect();
-    indices.sort_unstable();
-    indices.dedup();
-    let fields: Vec<FieldRef> = indices.iter().map(|&i| file.fields()[i].clone()).collect();
-    (
-        parquet::arrow::ProjectionMask::roots(parquet, indices),
-        Arc::new(Schema::new(fields)),
-    )
 }
 
 #[cfg(test)]

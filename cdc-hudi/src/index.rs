@@ -172,7 +172,10 @@ pub fn rows_by_partition(
         return Ok(all.into_iter().collect());
     }
     let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, path) in partition_paths(batch, fields, hive_style)?.into_iter().enumerate() {
+    for (i, path) in partition_paths(batch, fields, hive_style)?
+        .into_iter()
+        .enumerate()
+    {
         groups.entry(path).or_default().push(i);
     }
     let mut groups: Vec<(String, Vec<usize>)> = groups.into_iter().collect();

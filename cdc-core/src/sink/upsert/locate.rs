@@ -293,7 +293,7 @@ fn kept_rows(all: &RecordBatch, deleted_before: &[u64], found: &Touched) -> Resu
             *k = false;
         }
     }
-    arrow_select::filter::filter_record_batch(all, &BooleanArray::from(keep))
+    crate::parallel::filter_batch(all, &BooleanArray::from(keep))
         .map_err(|e| Error::arrow("keeping the rows of a rewritten file", e))
 }
 
