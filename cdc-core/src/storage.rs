@@ -287,6 +287,13 @@ fn cast_array(
         return Ok(col.clone());
     }
     match (col.data_type(), to) {
+        (Timestamp(_, None), Timestamp(unit, Some(tz))) if matches!(&**tz, "UTC" | "+00:00") => {
+            // A wall-clock time read as UTC is the same number; Arrow's cast would find that
+            // out value by value through the time zone rules.
+            let naive = arrow_cast::cast(col, &Timestamp(*unit, None))?;
+            let data = naive.into_data().into_builder().data_type(to.clone());
+            Ok(arrow_array::make_array(data.build()?))
+        }
         (Time32(_) | Time64(_), Utf8) => time_text::times_to_text(col),
         (Utf8, Time32(_) | Time64(_)) => time_text::text_to_times(col, to),
         (Time32(_), Int64) => arrow_cast::cast(&arrow_cast::cast(col, &Int32)?, &Int64),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
@@ -186,7 +187,7 @@ pub(crate) async fn write_output(
     if let Some(kept) = &o.kept {
         let file_col = file_schema.index_of(FILE_NAME).expect("meta column");
         let mut columns = kept.columns().to_vec();
-        columns[file_col] = Arc::new(StringArray::from(vec![name.as_str(); kept.num_rows()]));
+        columns[file_col] = Arc::new(repeated(&name, kept.num_rows()));
         parts.push(
             RecordBatch::try_new(file_schema.clone(), columns).map_err(|e| err(e.to_string()))?,
         );
@@ -194,11 +195,11 @@ pub(crate) async fn write_output(
     if let Some((data, keys)) = &o.new_rows {
         let m = data.num_rows();
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(vec![instant.as_str(); m])),
+            Arc::new(repeated(instant, m)),
             Arc::new(sequence_numbers(instant, idx, m)),
             Arc::new(keys.clone()),
-            Arc::new(StringArray::from(vec![o.partition.as_str(); m])),
-            Arc::new(StringArray::from(vec![name.as_str(); m])),
+            Arc::new(repeated(&o.partition, m)),
+            Arc::new(repeated(&name, m)),
         ];
         columns.extend(data.columns().iter().cloned());
         parts.push(
@@ -252,6 +253,13 @@ pub(crate) async fn write_output(
         int_range,
     };
     Ok((stat, group))
+}
+
+/// `value` in each of `rows` rows (a meta column of one value per file).
+fn repeated(value: &str, rows: usize) -> StringArray {
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(value.len(), rows));
+    let values = Buffer::from(value.as_bytes().repeat(rows));
+    StringArray::new(offsets, values, None)
 }
 
 /// `_hoodie_commit_seqno` of `rows` new rows: `<instant>_<file index>_<row>`.
@@ -313,5 +321,31 @@ fn write_stat(o: &Output, path: &str, rows: u64, size: u64, millis: i64) -> Writ
             total_create_time: if o.existing.is_some() { 0 } else { millis },
         }),
         ..WriteStat::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_columns_of_one_value_and_sequence_numbers() {
+        let files = repeated("f-1.parquet", 3);
+        assert_eq!(files, StringArray::from(vec!["f-1.parquet"; 3]));
+        assert_eq!(repeated("", 2), StringArray::from(vec![""; 2]));
+        assert_eq!(repeated("x", 0).len(), 0);
+        let seqno = sequence_numbers("20261205", 4, 3);
+        assert_eq!(
+            seqno,
+            StringArray::from(vec!["20261205_4_0", "20261205_4_1", "20261205_4_2"])
+        );
+        let batch = RecordBatch::try_from_iter([("k", Arc::new(seqno.clone()) as ArrayRef)]).unwrap();
+        let keys = StringArray::from(vec!["a", "b", "c"]);
+        let (rows, taken) = take_keyed(&batch, &keys, &[1, 2]).unwrap();
+        assert_eq!(taken, StringArray::from(vec!["b", "c"]));
+        assert_eq!(rows.column(0).as_ref(), &seqno.slice(1, 2) as &dyn Array);
+        let (rows, taken) = take_keyed(&batch, &keys, &[2, 0]).unwrap();
+        assert_eq!(taken, StringArray::from(vec!["c", "a"]));
+        assert_eq!(rows.num_rows(), 2);
     }
 }
