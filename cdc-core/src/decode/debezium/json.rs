@@ -317,8 +317,8 @@ impl DebeziumJsonDecoder {
         schema_text: &str,
         envelope: bool,
     ) -> Result<Arc<RowLayout>> {
-        let table_name = table.to_string();
         self.layouts.get_or_try(schema_text, || {
+            let table_name = table.to_string();
             let schema: ConnectSchema =
                 serde_json::from_str(schema_text).map_err(|e| Error::UnsupportedSchema {
                     table: table_name.clone(),
