@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
-use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::SchemaRef;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{carry_over, ChangedKeys};
@@ -339,7 +339,8 @@ mod tests {
             seqno,
             StringArray::from(vec!["20261205_4_0", "20261205_4_1", "20261205_4_2"])
         );
-        let batch = RecordBatch::try_from_iter([("k", Arc::new(seqno.clone()) as ArrayRef)]).unwrap();
+        let batch =
+            RecordBatch::try_from_iter([("k", Arc::new(seqno.clone()) as ArrayRef)]).unwrap();
         let keys = StringArray::from(vec!["a", "b", "c"]);
         let (rows, taken) = take_keyed(&batch, &keys, &[1, 2]).unwrap();
         assert_eq!(taken, StringArray::from(vec!["b", "c"]));
