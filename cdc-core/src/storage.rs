@@ -289,7 +289,8 @@ fn cast_array(
     match (col.data_type(), to) {
         (Timestamp(_, None), Timestamp(unit, Some(tz))) if matches!(&**tz, "UTC" | "+00:00") => {
             // A wall-clock time read as UTC is the same number; Arrow's cast would find that
-            // out value by value through the time zone rules.
+            // out value by value through the time zone rules (and null the values beyond
+            // chrono's range, year ±262 143, which are kept here).
             let naive = arrow_cast::cast(col, &Timestamp(*unit, None))?;
             let data = naive.into_data().into_builder().data_type(to.clone());
             Ok(arrow_array::make_array(data.build()?))

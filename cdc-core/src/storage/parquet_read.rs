@@ -35,11 +35,15 @@ where
     let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::default())
         .await
         .map_err(|e| e.to_string())?;
-    let roots = projected_roots(metadata.schema(), columns);
     let total_rows = metadata.metadata().file_metadata().num_rows();
     let large = usize::try_from(total_rows).unwrap_or(0) >= PARALLEL_ROWS;
-    if rows.is_none() && roots.len() > 1 && large {
-        return read_columns_in_parallel(reader, &metadata, &roots).await;
+    // Only a whole file: the column chunks are fetched as one span, which for a projection
+    // would take in the columns between those asked for.
+    if rows.is_none() && columns.is_none() && large && metadata.schema().fields().len() > 1 {
+        let roots: Vec<usize> = (0..metadata.schema().fields().len()).collect();
+        if let Some(span) = chunk_span(&metadata, &roots) {
+            return read_columns_in_parallel(reader, &metadata, &roots, span).await;
+        }
     }
     let (mask, out_schema) =
         parquet_projection(metadata.parquet_schema(), metadata.schema(), columns);
@@ -71,16 +75,23 @@ fn batch_size(groups: &[parquet::file::metadata::RowGroupMetaData], rows: Option
     size.max(1024)
 }
 
-/// Reads the top-level columns `roots` of every row: their column chunks fetched in one
-/// request, then each column decoded by whichever core is free.
+/// The byte span (start, end) holding every column chunk of the top-level columns `roots`;
+/// `None` when they have no column chunk.
+fn chunk_span(metadata: &ArrowReaderMetadata, roots: &[usize]) -> Option<(u64, u64)> {
+    let groups = metadata.metadata().row_groups();
+    let chunks = chunk_ranges(metadata.parquet_schema(), groups, roots);
+    chunks.reduce(|(s, e), (a, b)| (s.min(a), e.max(b)))
+}
+
+/// Reads the top-level columns `roots` of every row: their column chunks (`span`) fetched in
+/// one request, then each column decoded by whichever core is free.
 async fn read_columns_in_parallel<R: AsyncFileReader>(
     mut reader: R,
     metadata: &ArrowReaderMetadata,
     roots: &[usize],
+    (start, end): (u64, u64),
 ) -> Result<RecordBatch, String> {
     let parquet = metadata.parquet_schema();
-    let chunks = chunk_ranges(parquet, metadata.metadata().row_groups(), roots);
-    let (start, end) = chunks.fold((u64::MAX, 0), |(s, e), (a, b)| (s.min(a), e.max(b)));
     let bytes = reader
         .get_bytes(start..end.max(start))
         .await
@@ -170,20 +181,6 @@ impl ChunkReader for Fetched {
     }
 }
 
-/// The top-level columns of `file` that `columns` names (all for `None`), ascending.
-fn projected_roots(file: &SchemaRef, columns: Option<&[String]>) -> Vec<usize> {
-    let Some(columns) = columns else {
-        return (0..file.fields().len()).collect();
-    };
-    let mut indices: Vec<usize> = columns
-        .iter()
-        .filter_map(|c| file.index_of(c).ok())
-        .collect();
-    indices.sort_unstable();
-    indices.dedup();
-    indices
-}
-
 /// The projection of a Parquet file onto the top-level columns of `columns` that the file has
 /// (every column for `None`), and the Arrow schema of what it reads (in file order). Columns a
 /// file lacks (it was written under an older schema) are left to the caller.
@@ -192,10 +189,15 @@ pub fn parquet_projection(
     file: &SchemaRef,
     columns: Option<&[String]>,
 ) -> (ProjectionMask, SchemaRef) {
-    if columns.is_none() {
+    let Some(columns) = columns else {
         return (ProjectionMask::all(), file.clone());
-    }
-    let indices = projected_roots(file, columns);
+    };
+    let mut indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| file.index_of(c).ok())
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
     let fields: Vec<FieldRef> = indices.iter().map(|&i| file.fields()[i].clone()).collect();
     (
         ProjectionMask::roots(parquet, indices),
@@ -251,7 +253,7 @@ mod tests {
             read(&bytes, Some(&some), None).await,
             written.project(&[0, 2]).unwrap()
         );
-        // The serial paths: one column, or positions.
+        // The streaming paths: a projection, or positions.
         let one = ["name".to_string()];
         assert_eq!(
             read(&bytes, Some(&one), None).await,
