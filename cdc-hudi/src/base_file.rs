@@ -113,16 +113,16 @@ pub(crate) fn take_keyed(
     keys: &StringArray,
     rows: &[usize],
 ) -> cdc_core::Result<(RecordBatch, StringArray)> {
-    let taken = match consecutive(rows) {
-        Some((offset, len)) => keys.slice(offset, len),
-        None => arrow_select::take::take(keys, &indices(rows), None)
-            .map_err(|e| cdc_core::Error::arrow("taking record keys", e))?
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("utf8 keys")
-            .clone(),
-    };
-    Ok((take(batch, rows)?, taken))
+    if let Some((offset, len)) = consecutive(rows) {
+        return Ok((batch.slice(offset, len), keys.slice(offset, len)));
+    }
+    let indices = indices(rows);
+    let taken_rows = arrow_select::take::take_record_batch(batch, &indices)
+        .map_err(|e| cdc_core::Error::arrow("taking rows", e))?;
+    let taken_keys = arrow_select::take::take(keys, &indices, None)
+        .map_err(|e| cdc_core::Error::arrow("taking record keys", e))?;
+    let taken_keys = taken_keys.as_any().downcast_ref::<StringArray>();
+    Ok((taken_rows, taken_keys.expect("utf8 keys").clone()))
 }
 
 fn indices(rows: &[usize]) -> UInt32Array {
