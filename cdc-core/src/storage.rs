@@ -32,7 +32,7 @@ mod parquet_read;
 pub mod time_text;
 
 #[cfg(feature = "parquet")]
-pub use parquet_read::{parquet_projection, read_parquet};
+pub use parquet_read::{parquet_projection, read_parquet, read_parquet_file, FETCH_WHOLE_AT_MOST};
 
 /// Field metadata: the Arrow type a stored column had before it was mapped to a storage type.
 pub const META_ARROW_TYPE: &str = "cdc.arrow.type";

@@ -10,7 +10,7 @@ use arrow_schema::{Schema, SchemaRef};
 use async_trait::async_trait;
 use cdc_core::model::TableId;
 use cdc_core::sink::upsert::{FilePlan, FileReader, KeyBounds, KeyRanges, RowRemoval};
-use cdc_core::storage::read_parquet;
+use cdc_core::storage::read_parquet_file;
 use deltalake::logstore::ObjectStoreRef;
 use object_store::path::Path;
 use parquet::arrow::async_reader::ParquetObjectReader;
@@ -71,7 +71,7 @@ impl FileReader for DeltaFiles {
         let object_path = Path::parse(file.path()).map_err(|e| read_err(e.to_string()))?;
         let reader =
             ParquetObjectReader::new(self.store.clone(), object_path).with_file_size(file.size());
-        let batch = read_parquet(reader, columns, rows)
+        let batch = read_parquet_file(reader, file.size(), columns, rows)
             .await
             .map_err(read_err)?;
         self.add_partition_columns(batch, &file.add.partition_values, columns)
@@ -90,6 +90,10 @@ impl FileReader for DeltaFiles {
                 message: e.to_string(),
             })?;
         Ok(gone.iter().collect())
+    }
+
+    fn file_name<'a>(&self, file: &'a LiveFile) -> Option<&'a str> {
+        Some(file.path())
     }
 }
 

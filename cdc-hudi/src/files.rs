@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use bytes::Bytes;
-use cdc_core::storage::read_parquet;
+use cdc_core::storage::read_parquet_file;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -411,7 +411,7 @@ impl TableStore {
     ) -> Result<RecordBatch> {
         let reader =
             ParquetObjectReader::new(self.store.clone(), location.clone()).with_file_size(size);
-        read_parquet(reader, columns, rows)
+        read_parquet_file(reader, size, columns, rows)
             .await
             .map_err(|message| HudiSinkError::BaseFile {
                 table: self.table.clone(),

@@ -122,4 +122,9 @@ impl FileReader for HudiFiles {
             .read_base_file(&g.location(), &g.path(), g.size, columns, rows)
             .await
     }
+
+    /// The base file's name: its file id (a UUID) and instant make it unique in the table.
+    fn file_name<'a>(&self, file: &'a Candidate) -> Option<&'a str> {
+        Some(&file.group.file_name)
+    }
 }

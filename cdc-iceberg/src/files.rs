@@ -32,14 +32,19 @@ pub const DELETE_POS_ID: i32 = 2147483545;
 pub(crate) async fn read_parquet(
     table: &str,
     io: &FileIO,
-    path: &str,
+    file: &DataFile,
     columns: Option<&[String]>,
     rows: Option<&[u32]>,
 ) -> Result<RecordBatch> {
+    let path = file.file_path();
     let input = io.new_input(path).map_err(file_err(&table, path))?;
-    let meta = input.metadata().await.map_err(file_err(&table, path))?;
+    // The size the manifest records (the spec requires it): no HEAD request per read.
+    let meta = iceberg::io::FileMetadata {
+        size: file.file_size_in_bytes(),
+    };
     let reader = input.reader().await.map_err(file_err(&table, path))?;
-    cdc_core::storage::read_parquet(ArrowFileReader::new(meta, reader), columns, rows)
+    let size = meta.size;
+    cdc_core::storage::read_parquet_file(ArrowFileReader::new(meta, reader), size, columns, rows)
         .await
         .map_err(file_err(&table, path))
 }
@@ -342,7 +347,7 @@ pub(crate) async fn read_position_deletes(
     file: &DataFile,
 ) -> Result<HashMap<String, Vec<i64>>> {
     let cols = ["file_path".to_string(), "pos".to_string()];
-    let batch = read_parquet(table, io, file.file_path(), Some(&cols), None).await?;
+    let batch = read_parquet(table, io, file, Some(&cols), None).await?;
     let bad = || IcebergSinkError::File {
         table: table.to_string(),
         path: file.file_path().to_string(),

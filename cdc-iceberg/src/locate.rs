@@ -152,7 +152,7 @@ impl EqualityIndex {
                     ),
                 });
             }
-            let rows = read_parquet(&name, io, file.path(), Some(&columns), None).await?;
+            let rows = read_parquet(&name, io, &file.entry.data_file, Some(&columns), None).await?;
             let encoded = index.encode(&from_storage_columns(&rows, merged)?)?;
             for row in encoded.iter() {
                 let seq = index
@@ -268,7 +268,7 @@ impl FileReader for IcebergFiles {
         columns: Option<&[String]>,
         rows: Option<&[u32]>,
     ) -> Result<RecordBatch> {
-        read_parquet(&self.name, &self.io, file.path(), columns, rows).await
+        read_parquet(&self.name, &self.io, &file.entry.data_file, columns, rows).await
     }
 
     async fn deleted(&self, file: &LiveFile, keys: &RecordBatch) -> Result<Vec<u64>> {
@@ -300,5 +300,9 @@ impl FileReader for IcebergFiles {
         gone.sort_unstable();
         gone.dedup();
         Ok(gone)
+    }
+
+    fn file_name<'a>(&self, file: &'a LiveFile) -> Option<&'a str> {
+        Some(file.path())
     }
 }

@@ -20,6 +20,29 @@ use parquet::schema::types::SchemaDescriptor;
 
 use crate::parallel::{map_pieces, PARALLEL_ROWS};
 
+/// Files up to this size are fetched whole in one request: reading the footer, then its
+/// metadata, then the column chunks would take three (on S3, three round trips per file a
+/// commit probes).
+pub const FETCH_WHOLE_AT_MOST: u64 = 1 << 20;
+
+/// [`read_parquet`] of a file of `size` bytes: one of at most [`FETCH_WHOLE_AT_MOST`] is
+/// fetched in one request and read from memory.
+pub async fn read_parquet_file<R>(
+    mut reader: R,
+    size: u64,
+    columns: Option<&[String]>,
+    rows: Option<&[u32]>,
+) -> Result<RecordBatch, String>
+where
+    R: AsyncFileReader + Send + Unpin + 'static,
+{
+    if size > FETCH_WHOLE_AT_MOST {
+        return read_parquet(reader, columns, rows).await;
+    }
+    let bytes = reader.get_bytes(0..size).await.map_err(|e| e.to_string())?;
+    read_parquet(std::io::Cursor::new(bytes), columns, rows).await
+}
+
 /// Reads a Parquet file through `reader`: all columns or only the top-level `columns` it has
 /// (see [`parquet_projection`]), all rows or only those at the ascending positions `rows`;
 /// only the column chunks (and pages) asked for are fetched. The error is the Parquet or
@@ -213,6 +236,7 @@ mod tests {
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
     use std::io::Cursor;
+    use std::sync::atomic::Ordering;
 
     /// `n` rows (above `PARALLEL_ROWS`, so read whole they are read in parallel) in row
     /// groups of 7 000, with nulls and a nested column.
@@ -241,6 +265,67 @@ mod tests {
         read_parquet(Cursor::new(bytes.to_vec()), columns, rows)
             .await
             .unwrap()
+    }
+
+    /// A reader counting the requests a store would get.
+    struct Counting {
+        file: Cursor<Vec<u8>>,
+        requests: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Counting {
+        fn new(bytes: Vec<u8>) -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
+            let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let file = Cursor::new(bytes);
+            let counted = requests.clone();
+            (Counting { file, requests }, counted)
+        }
+
+        fn count(&self) {
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl AsyncFileReader for Counting {
+        fn get_bytes(
+            &mut self,
+            range: std::ops::Range<u64>,
+        ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
+            self.count();
+            self.file.get_bytes(range)
+        }
+
+        fn get_metadata<'a>(
+            &'a mut self,
+            options: Option<&'a ArrowReaderOptions>,
+        ) -> futures::future::BoxFuture<
+            'a,
+            parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
+        > {
+            self.count();
+            self.file.get_metadata(options)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_file_is_fetched_in_one_request() {
+        let (_, bytes) = file(3_000);
+        let size = bytes.len() as u64;
+        assert!(size <= FETCH_WHOLE_AT_MOST);
+        let id = ["id".to_string()];
+        let expected = read(&bytes, Some(&id), Some(&[1, 5])).await;
+        let (counting, requests) = Counting::new(bytes.clone());
+        let got = read_parquet_file(counting, size, Some(&id), Some(&[1, 5]))
+            .await
+            .unwrap();
+        assert_eq!((got, requests.load(Ordering::SeqCst)), (expected, 1));
+        // A file past the limit: the footer first, then only the column chunks asked for.
+        let (counting, requests) = Counting::new(bytes);
+        read_parquet_file(counting, FETCH_WHOLE_AT_MOST + 1, Some(&id), None)
+            .await
+            .unwrap();
+        assert!(requests.load(Ordering::SeqCst) > 1, "{requests:?}");
     }
 
     #[tokio::test]

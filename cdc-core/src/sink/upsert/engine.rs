@@ -10,6 +10,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 
+use super::file_keys::FileKeyCache;
 use super::hooks::{FailPoint, HookState, TestHooks};
 use super::keys::ChangedKeys;
 use super::retry::RetryPolicy;
@@ -65,11 +66,13 @@ pub struct Committed {
     pub rows_deleted: u64,
 }
 
-/// The per-sink state of the template: retry policy and test hooks.
+/// The per-sink state of the template: retry policy, test hooks, and what the process knows
+/// of the keys in the table's files.
 #[derive(Debug, Clone)]
 pub struct CommitControl {
     retry: RetryPolicy,
     hooks: HookState,
+    file_keys: Arc<FileKeyCache>,
 }
 
 impl CommitControl {
@@ -78,12 +81,18 @@ impl CommitControl {
         CommitControl {
             retry,
             hooks: HookState::new(hooks),
+            file_keys: Arc::new(FileKeyCache::new()),
         }
     }
 
     /// The retry policy.
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// What the process knows of the keys in the table's files.
+    pub fn file_keys(&self) -> &Arc<FileKeyCache> {
+        &self.file_keys
     }
 }
 
@@ -198,7 +207,9 @@ async fn attempt_once<D: UpsertDriver>(
             &resolved
         }
     };
-    let keys = Arc::new(ChangedKeys::new(changes, &merged, &view.key_columns)?);
+    let file_keys = driver.control().file_keys.clone();
+    let keys =
+        Arc::new(ChangedKeys::new(changes, &merged, &view.key_columns)?.with_file_keys(file_keys));
     let mut checkpoint = view.checkpoint;
     checkpoint.merge(&changes.checkpoint);
     let attempt = Attempt {

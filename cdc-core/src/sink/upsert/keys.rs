@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use arrow_row::RowConverter;
 use arrow_schema::{DataType, FieldRef, Schema, SchemaRef};
 
+use super::file_keys::{encoded_fingerprint, int_fingerprint, FileKeyCache};
 use super::prune::{KeyRanges, SortedInts, SortedStrings};
 use crate::error::{Error, Result};
 use crate::fold::{key_converter, key_indices, ChangeSet};
@@ -92,6 +93,10 @@ pub struct ChangedKeys {
     pub deletes: Vec<ArrayRef>,
     /// Per upsert: it has unchanged cells that take the table's current value.
     needs_old_row: Vec<bool>,
+    /// What the process knows of the keys in the table's files.
+    file_keys: Option<Arc<FileKeyCache>>,
+    /// The changed keys' fingerprints, ascending (taken when first asked for).
+    fingerprints: OnceLock<Arc<[u32]>>,
 }
 
 impl ChangedKeys {
@@ -143,7 +148,50 @@ impl ChangedKeys {
             ignore_table_values: ignore,
             deletes,
             needs_old_row,
+            file_keys: None,
+            fingerprints: OnceLock::new(),
         })
+    }
+
+    /// These keys, locating them with what `cache` knows of the keys in the table's files
+    /// (and teaching it what files are read).
+    pub fn with_file_keys(mut self, cache: Arc<FileKeyCache>) -> Self {
+        self.file_keys = Some(cache);
+        self
+    }
+
+    /// What the process knows of the keys in the table's files, if it is used.
+    pub fn file_keys(&self) -> Option<&FileKeyCache> {
+        self.file_keys.as_deref()
+    }
+
+    /// The changed keys' fingerprints (see [`FileKeyCache`]), ascending.
+    pub fn fingerprints(&self) -> Arc<[u32]> {
+        self.fingerprints
+            .get_or_init(|| {
+                let mut prints: Vec<u32> = match &self.index {
+                    KeyIndex::Int(map) => map.keys().map(|&k| int_fingerprint(k)).collect(),
+                    KeyIndex::Encoded(map) => map.keys().map(|k| encoded_fingerprint(k)).collect(),
+                };
+                prints.sort_unstable();
+                prints.dedup();
+                prints.into()
+            })
+            .clone()
+    }
+
+    /// The fingerprints of the keys of `rows` (which must hold the key columns, by name),
+    /// ascending and distinct; a null integer key, which no change matches, has none.
+    pub fn fingerprints_of(&self, rows: &RecordBatch) -> Result<Vec<u32>> {
+        let mut prints: Vec<u32> = match self.key_values(rows)? {
+            KeyValues::Ints(ints) => ints.iter().flatten().map(int_fingerprint).collect(),
+            KeyValues::Encoded(rows) => {
+                rows.iter().map(|r| encoded_fingerprint(r.data())).collect()
+            }
+        };
+        prints.sort_unstable();
+        prints.dedup();
+        Ok(prints)
     }
 
     /// No changed keys, for a table of `schema` keyed by `key_columns`: what a rewrite of the
@@ -282,6 +330,23 @@ impl ChangedKeys {
         if self.is_empty() || rows.num_rows() == 0 {
             return Ok(vec![None; rows.num_rows()]);
         }
+        match (&self.index, self.key_values(rows)?) {
+            (KeyIndex::Int(map), KeyValues::Ints(ints)) => Ok(ints
+                .iter()
+                .map(|k| k.and_then(|k| map.get(&k).copied()))
+                .collect()),
+            (KeyIndex::Encoded(map), KeyValues::Encoded(encoded)) => {
+                Ok(encoded.iter().map(|r| map.get(r.data()).copied()).collect())
+            }
+            _ => Err(Error::sink(
+                &self.table,
+                "key values taken unlike the key index",
+            )),
+        }
+    }
+
+    /// The key values of `rows` as the index holds keys.
+    fn key_values(&self, rows: &RecordBatch) -> Result<KeyValues> {
         let cols = self
             .key_fields
             .iter()
@@ -296,25 +361,28 @@ impl ChangedKeys {
             })
             .collect::<Result<Vec<_>>>()?;
         match &self.index {
-            KeyIndex::Int(map) => {
+            KeyIndex::Int(_) => {
                 let ints = int_keys(&cols[0]).ok_or_else(|| Error::MissingKey {
                     table: self.table.to_string(),
                     message: "integer key column changed type".into(),
                 })?;
-                Ok(ints
-                    .iter()
-                    .map(|k| k.and_then(|k| map.get(&k).copied()))
-                    .collect())
+                Ok(KeyValues::Ints(ints))
             }
-            KeyIndex::Encoded(map) => {
+            KeyIndex::Encoded(_) => {
                 let encoded = self
                     .converter
                     .convert_columns(&cols)
                     .map_err(|e| Error::arrow(format!("encoding keys of {}", self.table), e))?;
-                Ok(encoded.iter().map(|r| map.get(r.data()).copied()).collect())
+                Ok(KeyValues::Encoded(encoded))
             }
         }
     }
+}
+
+/// A batch's key values: `i64`s for an integer key, else Arrow's row encoding.
+enum KeyValues {
+    Ints(Int64Array),
+    Encoded(arrow_row::Rows),
 }
 
 /// The index of the upserted and deleted keys: by `i64` for one integer key column, else by

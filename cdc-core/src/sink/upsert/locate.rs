@@ -45,6 +45,12 @@ pub trait FileReader: Send + Sync + 'static {
     ) -> Result<Vec<u64>, Self::Error> {
         Ok(Vec::new())
     }
+
+    /// A name of `file` no other file of the table ever has (its path), by which the process
+    /// remembers the keys it holds ([`FileKeyCache`](super::FileKeyCache)); `None` remembers nothing.
+    fn file_name<'a>(&self, _file: &'a Self::File) -> Option<&'a str> {
+        None
+    }
 }
 
 /// What a change set does to one data file that holds changed keys.
@@ -187,6 +193,14 @@ async fn locate_file<R: FileReader>(
     plan: FilePlan,
 ) -> Result<Option<Located<R::File>>, R::Error> {
     let (keys, reader) = (&shared.keys, &shared.reader);
+    let remembered = keys
+        .file_keys()
+        .zip(reader.file_name(&file).map(str::to_string));
+    if let Some((cache, name)) = remembered.as_ref().filter(|_| !plan.rewrite_anyway) {
+        if cache.may_hold(keys.key_fields(), name, || keys.fingerprints()) == Some(false) {
+            return Ok(None);
+        }
+    }
     let mut whole = None;
     let key_rows = if plan.probe {
         reader.read(&file, Some(keys.key_columns()), None).await?
@@ -197,6 +211,15 @@ async fn locate_file<R: FileReader>(
     };
     // Only the key columns are converted: a file read whole is carried over as it is.
     let logical_keys = from_storage_columns(&key_columns(&key_rows, keys)?, &shared.merged)?;
+    if let Some((cache, name)) = &remembered {
+        if cache.fingerprints(keys.key_fields(), name).is_none() {
+            cache.remember(
+                keys.key_fields(),
+                name,
+                keys.fingerprints_of(&logical_keys)?,
+            );
+        }
+    }
     let deleted_before = reader.deleted(&file, &logical_keys).await?;
     let found = touched(keys.find(&logical_keys)?, &deleted_before);
     if found.rows.is_empty() && !plan.rewrite_anyway {
@@ -252,6 +275,10 @@ async fn locate_file<R: FileReader>(
         Some(all) => Some(kept_rows(&all, &deleted_before, &found)?),
         None => None,
     };
+    if let Some((cache, name)) = remembered.filter(|_| kept.is_some()) {
+        // Rewritten: the file leaves the table.
+        cache.forget(&name);
+    }
     Ok(Some(Located {
         file,
         rows,
@@ -326,4 +353,158 @@ pub fn carry_over(
     }
     let logical = evolve_batch(table, &from_storage_columns(rows, merged)?, merged)?;
     to_storage(&logical, stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::fold::ChangeSet;
+    use crate::model::UnchangedMask;
+    use crate::sink::upsert::FileKeyCache;
+
+    /// Files held in memory, counting reads.
+    struct Files {
+        rows: HashMap<String, RecordBatch>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl FileReader for Files {
+        type File = String;
+        type Error = Error;
+
+        async fn read(
+            &self,
+            file: &String,
+            columns: Option<&[String]>,
+            rows: Option<&[u32]>,
+        ) -> Result<RecordBatch> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let all = &self.rows[file];
+            let all = match columns {
+                Some(names) => {
+                    let indices: Vec<usize> = names
+                        .iter()
+                        .map(|n| all.schema().index_of(n).unwrap())
+                        .collect();
+                    all.project(&indices).unwrap()
+                }
+                None => all.clone(),
+            };
+            match rows {
+                Some(rows) => take_rows(&all, rows.iter().copied()),
+                None => Ok(all),
+            }
+        }
+
+        fn file_name<'a>(&self, file: &'a String) -> Option<&'a str> {
+            Some(file)
+        }
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]))
+    }
+
+    fn rows(ids: &[i64]) -> RecordBatch {
+        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Upserts of `ids` keyed by `key`, locating with `cache`.
+    fn upserting(ids: &[i64], key: &str, cache: &Arc<FileKeyCache>) -> Arc<ChangedKeys> {
+        let schema = schema();
+        let key_field = schema.field_with_name(key).unwrap().clone();
+        let changes = ChangeSet {
+            table: TableId::new("public", "t"),
+            schema: schema.clone(),
+            key_columns: Arc::from(vec![key.to_string()]),
+            truncate: false,
+            upserts: rows(ids),
+            upsert_unchanged: UnchangedMask::none(2),
+            ignore_table_values: BooleanArray::from(vec![false; ids.len()]),
+            deletes: RecordBatch::new_empty(Arc::new(Schema::new(vec![key_field]))),
+            checkpoint: Default::default(),
+            first_offsets: Default::default(),
+            events: ids.len(),
+            max_source_ts_ms: None,
+            history: None,
+        };
+        let keys = ChangedKeys::new(&changes, &schema, &[key.to_string()]).unwrap();
+        Arc::new(keys.with_file_keys(cache.clone()))
+    }
+
+    /// Which of the files `a`, `b`, `c` hold a key of `keys`, and how many reads it took.
+    async fn found(
+        files: &Arc<Files>,
+        keys: Arc<ChangedKeys>,
+        removal: RowRemoval,
+    ) -> (Vec<bool>, usize) {
+        files.reads.store(0, Ordering::SeqCst);
+        let probe = FilePlan {
+            probe: true,
+            rewrite_anyway: false,
+        };
+        let candidates = ["a", "b", "c"].map(|f| (f.to_string(), probe)).to_vec();
+        let mut located = locate(files.clone(), keys, candidates, removal);
+        let mut holds = Vec::new();
+        while let Some(file) = located.next().await {
+            holds.push(file.unwrap().is_some());
+        }
+        (holds, files.reads.load(Ordering::SeqCst))
+    }
+
+    /// A file's keys are read once: later change sets skip the files none of their keys is
+    /// in without reading them, and still find every file that holds one; a rewritten file is
+    /// forgotten. With an integer key and with an encoded (string) one.
+    #[tokio::test]
+    async fn files_known_to_hold_no_changed_key_are_not_read_again() {
+        for key in ["id", "name"] {
+            let files = Arc::new(Files {
+                rows: HashMap::from([
+                    ("a".to_string(), rows(&[1, 2, 3])),
+                    ("b".to_string(), rows(&[10, 20, 30])),
+                    ("c".to_string(), rows(&[2, 20])),
+                ]),
+                reads: AtomicUsize::new(0),
+            });
+            let cache = Arc::new(FileKeyCache::new());
+            let (holds, reads) =
+                found(&files, upserting(&[2], key, &cache), RowRemoval::Mark).await;
+            assert_eq!(holds, [true, false, true], "{key}");
+            assert!(reads >= 3, "{key}: every file read first ({reads})");
+
+            let (holds, reads) =
+                found(&files, upserting(&[20], key, &cache), RowRemoval::Mark).await;
+            assert_eq!(holds, [false, true, true], "{key}");
+            assert_eq!(reads, 2, "{key}: only b and c read again");
+
+            let (holds, reads) =
+                found(&files, upserting(&[7], key, &cache), RowRemoval::Mark).await;
+            assert_eq!((holds, reads), (vec![false; 3], 0), "{key}");
+
+            // Rewritten (copy-on-write): `a` leaves the table and is forgotten.
+            let (holds, _) = found(&files, upserting(&[3], key, &cache), RowRemoval::Rewrite).await;
+            assert_eq!(holds, [true, false, false], "{key}");
+            let key_fields = upserting(&[], key, &cache).key_fields().to_vec();
+            assert!(cache.fingerprints(&key_fields, "a").is_none(), "{key}");
+            assert!(cache.fingerprints(&key_fields, "b").is_some(), "{key}");
+        }
+    }
 }

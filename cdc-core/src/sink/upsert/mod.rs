@@ -19,6 +19,7 @@
 //! memory.
 
 mod engine;
+mod file_keys;
 mod hooks;
 mod keys;
 mod locate;
@@ -28,6 +29,7 @@ mod retry;
 mod tasks;
 
 pub use engine::{apply, Attempt, CommitControl, Committed, TableView, UpsertDriver, UpsertSink};
+pub use file_keys::{FileKeyCache, PROCESS_BUDGET};
 pub use hooks::{BeforeCommitHook, FailPoint, TestHooks};
 pub use keys::{int_keys, ChangedKeys, Touch};
 pub use locate::{
