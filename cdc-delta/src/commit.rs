@@ -154,7 +154,8 @@ impl TableLocation {
         }
     }
 
-    /// A log checkpoint every `delta.checkpointInterval` commits and expired-log cleanup
+    /// A log checkpoint every `delta.checkpointInterval` commits (see
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`]) and expired-log cleanup
     /// every [`CLEANUP_EVERY`]. Both only make later loads cheaper, so a failure is a warning,
     /// not a failed commit. A checkpoint loads the table at `version` (as writing it needs
     /// every file anyway), which also brings the kept delta-rs table up to date.
@@ -163,8 +164,15 @@ impl TableLocation {
             return;
         };
         let config = snapshot.table_config();
+        let set = snapshot
+            .metadata()
+            .configuration()
+            .contains_key(CHECKPOINT_INTERVAL);
         let (interval, cleanup) = (
-            config.checkpoint_interval().get(),
+            match set {
+                true => config.checkpoint_interval().get(),
+                false => DEFAULT_CHECKPOINT_INTERVAL,
+            },
             config.enable_expired_log_cleanup(),
         );
         let retention = config.log_retention_duration().as_millis() as i64;
@@ -188,6 +196,14 @@ impl TableLocation {
         }
     }
 }
+
+/// The table property that sets how many commits go between log checkpoints.
+const CHECKPOINT_INTERVAL: &str = "delta.checkpointInterval";
+
+/// Commits between log checkpoints of a table that does not set [`CHECKPOINT_INTERVAL`]:
+/// Delta's own default (Spark's). delta-rs defaults to 100, which leaves a restarted stream
+/// reading up to 99 commit files (on S3, a request each) before its first commit.
+pub(crate) const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
 
 /// The operation cdc-lake's commits record.
 fn merge() -> DeltaOperation {

@@ -267,3 +267,27 @@ async fn vacuum_cleans_the_log_past_its_retention() {
     assert_expected(&scenario, &warehouse, true).await;
     assert_replay_commits_nothing(&scenario, dir.path(), &warehouse).await;
 }
+
+/// A table that does not set `delta.checkpointInterval` gets a log checkpoint every tenth
+/// commit (Delta's default), not delta-rs's hundredth: a restarted writer reads at most nine
+/// commit files after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_every_tenth_commit_by_default() {
+    let (scenario, _dir, warehouse) = synced_crud(DeltaSinkConfig::default()).await;
+    let table = &scenario.tables[0].0;
+    let log = (warehouse.table_url(table).to_file_path().unwrap()).join("_delta_log");
+    let names: Vec<String> = (std::fs::read_dir(&log).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let last: u64 = (names.iter())
+        .filter_map(|n| n.strip_suffix(".json")?.parse().ok())
+        .max()
+        .unwrap();
+    assert!(last >= 9, "too few commits for a checkpoint: {last}");
+    let checkpoints: Vec<&String> = (names.iter())
+        .filter(|n| n.ends_with(".checkpoint.parquet"))
+        .collect();
+    let expected = (9..=last).step_by(10).count();
+    assert_eq!(checkpoints.len(), expected, "{names:?}");
+    assert!(names.contains(&"00000000000000000009.checkpoint.parquet".to_string()));
+}

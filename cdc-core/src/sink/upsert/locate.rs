@@ -112,6 +112,7 @@ where
     Fut: std::future::Future<Output = Result<T, R::Error>> + Send + 'static,
 {
     let table = keys.table().clone();
+    let limit = file_tasks(&candidates, removal);
     let shared = Arc::new(Shared {
         merged: keys.schema(),
         reader,
@@ -127,7 +128,24 @@ where
             }
         }
     });
-    OrderedTasks::new(&table, tasks, parallelism())
+    OrderedTasks::new(&table, tasks, limit)
+}
+
+/// File tasks run at once when every file is probed and its touched rows marked (a file
+/// read whole is then a small one): the reads wait on the store, not on a core, and on S3
+/// each is a round trip.
+pub const PROBES_AT_ONCE: usize = 16;
+
+/// How many file tasks of `candidates` run at once: [`PROBES_AT_ONCE`] when each reads only
+/// key columns (or a small file) and nothing is rewritten; else one per core, which bounds
+/// the whole files held in memory.
+fn file_tasks<F>(candidates: &[(F, FilePlan)], removal: RowRemoval) -> usize {
+    let marked = !matches!(removal, RowRemoval::Rewrite);
+    let probes = candidates.iter().all(|(_, p)| p.probe && !p.rewrite_anyway);
+    match marked && probes {
+        true => PROBES_AT_ONCE.max(parallelism()),
+        false => parallelism(),
+    }
 }
 
 /// The live rows of `candidates` whose keys are `keys`' upserts (all of them, however many
@@ -506,5 +524,30 @@ mod tests {
             assert!(cache.fingerprints(&key_fields, "a").is_none(), "{key}");
             assert!(cache.fingerprints(&key_fields, "b").is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn probes_of_files_marked_run_many_at_once_and_rewrites_one_per_core() {
+        let probe = FilePlan {
+            probe: true,
+            rewrite_anyway: false,
+        };
+        let whole = FilePlan {
+            probe: false,
+            rewrite_anyway: false,
+        };
+        let up_to = RowRemoval::MarkUpTo(0.2);
+        let many = PROBES_AT_ONCE.max(parallelism());
+        assert_eq!(file_tasks(&[((), probe); 3], up_to), many);
+        assert_eq!(file_tasks(&[((), probe); 3], RowRemoval::Mark), many);
+        assert_eq!(
+            file_tasks(&[((), probe), ((), whole)], up_to),
+            parallelism()
+        );
+        assert_eq!(
+            file_tasks(&[((), probe)], RowRemoval::Rewrite),
+            parallelism()
+        );
+        assert_eq!(file_tasks(&[((), FilePlan::REWRITE)], up_to), parallelism());
     }
 }
