@@ -19,6 +19,8 @@
 //! read ours, which only matters for incremental queries that start before the active
 //! timeline (docs/operations.md).
 
+use futures::StreamExt;
+
 use crate::error::Result;
 use crate::files::{self, HOODIE_DIR};
 use crate::table::{TableAt, TableState};
@@ -72,9 +74,11 @@ fn replaced_groups_have_files(state: &TableState, instant: &str) -> bool {
 }
 
 impl TableAt {
-    /// Moves `instants` (oldest first) to the archive and out of `state`'s timeline. Each one
-    /// is copied before its files leave `.hoodie/`, the completed file last, so a crash leaves
-    /// it completed in the active timeline (and archived again next time), never pending.
+    /// Moves `instants` (oldest first) to the archive and out of `state`'s timeline. Every one
+    /// is copied before any file leaves `.hoodie/`, then their requested and inflight files go,
+    /// then their completed files, oldest first: a crash leaves an instant completed in the
+    /// active timeline (and archived again next time), never pending, and the active timeline
+    /// without gaps. Copies and pending files go many at once (each is a round trip on S3).
     pub(crate) async fn archive(&self, state: &mut TableState, instants: &[Instant]) -> Result<()> {
         // Another writer's pending instant is in no state of ours: look at `.hoodie/` as it is
         // now. An instant begun after this listing is newer than every instant archived here.
@@ -86,33 +90,57 @@ impl TableAt {
             .filter(|i| i.state != State::Completed)
             .map(|i| i.time.as_str())
             .min();
-        let instants = instants
+        let instants: Vec<&Instant> = instants
             .iter()
-            .take_while(|i| pending.is_none_or(|p| i.time.as_str() < p));
-        let mut archived = 0;
-        for i in instants {
-            archived += 1;
-            let completed = i.file_name();
-            let active = files::join(HOODIE_DIR, &completed);
-            if let Some(body) = self.store.get(&active).await? {
-                let archived = files::join(ARCHIVE_DIR, &completed);
-                self.store.put(&archived, body, false).await?;
+            .take_while(|i| pending.is_none_or(|p| i.time.as_str() < p))
+            .collect();
+        let mut copies = Vec::with_capacity(instants.len());
+        let mut pending_files = Vec::with_capacity(2 * instants.len());
+        for i in &instants {
+            let (store, completed) = (self.store.clone(), i.file_name());
+            copies.push(async move {
+                if let Some(body) = store.get(&files::join(HOODIE_DIR, &completed)).await? {
+                    store
+                        .put(&files::join(ARCHIVE_DIR, &completed), body, false)
+                        .await?;
+                }
+                Ok(())
+            });
+            for s in [State::Requested, State::Inflight] {
+                let store = self.store.clone();
+                let name = files::join(HOODIE_DIR, &timeline::file_name(&i.time, &i.action, s));
+                pending_files.push(async move { store.delete(&name).await });
             }
-            for pending in [State::Requested, State::Inflight] {
-                let name = timeline::file_name(&i.time, &i.action, pending);
-                self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
-            }
-            self.store.delete(&active).await?;
+        }
+        all_at_once(copies).await?;
+        all_at_once(pending_files).await?;
+        for i in &instants {
+            self.store
+                .delete(&files::join(HOODIE_DIR, &i.file_name()))
+                .await?;
             state
                 .timeline
                 .instants
                 .retain(|t| !(t.time == i.time && t.action == i.action));
         }
+        let archived = instants.len();
         if archived > 0 {
             tracing::info!(table = %self.table, instants = archived, "archived timeline instants");
         }
         Ok(())
     }
+}
+
+/// Runs `requests` up to 16 at once; the first error, once all have finished.
+async fn all_at_once<F>(requests: Vec<F>) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    let done: Vec<Result<()>> = futures::stream::iter(requests)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    done.into_iter().collect()
 }
 
 /// The first write instant of the active timeline in any state: base files of older instants

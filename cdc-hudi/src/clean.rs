@@ -8,7 +8,20 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::table::{FileVersion, TableState};
-use crate::timeline::parse_instant_time;
+use crate::timeline::{parse_instant_time, State, CLEAN};
+
+/// Whether cleaning is due: `every` (at least 1) writes completed after the last completed
+/// clean of the active timeline (after its start when it holds none).
+pub(crate) fn clean_due(state: &TableState, every: usize) -> bool {
+    let instants = &state.timeline.instants;
+    let last_clean = (instants.iter().rev())
+        .find(|i| i.action == CLEAN && i.state == State::Completed)
+        .map(|i| i.time.as_str());
+    let since = (state.timeline.completed_writes().rev())
+        .take_while(|i| last_clean.is_none_or(|c| i.time.as_str() > c))
+        .count();
+    since >= every.max(1)
+}
 
 /// The oldest instant whose snapshot must stay readable, or `None` to keep everything.
 ///
@@ -182,6 +195,28 @@ pub(crate) mod tests {
             replaced: BTreeMap::new(),
             unfinished: Vec::new(),
         }
+    }
+
+    #[test]
+    fn cleaning_is_due_every_so_many_writes_after_the_last_clean() {
+        let t = |m: u32| format!("2026010100{m:02}00000");
+        let commits = |range: std::ops::RangeInclusive<u32>| {
+            range
+                .map(|m| format!("{}.commit", t(m)))
+                .collect::<Vec<_>>()
+        };
+        let no_clean = table_state(&commits(1..=4), BTreeMap::new());
+        assert!(clean_due(&no_clean, 4));
+        assert!(!clean_due(&no_clean, 5));
+        assert!(clean_due(&no_clean, 0), "0 counts as 1");
+        // A clean after 2 (and one still in flight after 3): 3 and 4 follow it.
+        let mut names = commits(1..=4);
+        names.push("20260101000230000.clean".to_string());
+        names.push("20260101000330000.clean.inflight".to_string());
+        let cleaned = table_state(&names, BTreeMap::new());
+        assert!(clean_due(&cleaned, 2));
+        assert!(!clean_due(&cleaned, 3));
+        assert!(clean_due(&cleaned, 1));
     }
 
     #[test]

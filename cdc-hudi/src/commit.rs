@@ -95,6 +95,9 @@ impl TableAt {
     /// commit kept readable.
     async fn clean(&self, state: &mut TableState) -> Option<String> {
         let cfg = &self.config;
+        if !crate::clean::clean_due(state, cfg.clean_every) {
+            return None;
+        }
         let earliest = crate::clean::earliest_retained(
             state,
             cfg.commits_retained,

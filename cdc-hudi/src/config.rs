@@ -24,6 +24,11 @@ pub struct HudiSinkConfig {
     /// Cleaning: base-file versions needed by the last this many commits are kept, older ones
     /// are deleted after each commit (`hoodie.cleaner.commits.retained`). 0 keeps everything.
     pub commits_retained: usize,
+    /// Cleaning (and then archival) runs once this many writes completed since the last
+    /// clean (`hoodie.clean.max.commits`; 1: after every commit). A clean is an instant of
+    /// its own, a few sequential requests that a stream committing every second would pay on
+    /// each commit; versions wait at most this many commits longer to be deleted.
+    pub clean_every: usize,
     /// The sink clusters small file groups ([`crate::cluster`]) after every this many of its
     /// commits (0: never).
     pub cluster_every: usize,
@@ -69,6 +74,7 @@ impl Default for HudiSinkConfig {
             small_file_limit: 100 << 20,
             record_size_estimate: 1024,
             commits_retained: 10,
+            clean_every: 5,
             cluster_every: 100,
             retain_hours: None,
             archive_max_commits: 30,

@@ -81,35 +81,25 @@ impl Pending {
         state: &TableState,
         written: &[FileGroup],
     ) -> Result<Option<String>> {
+        // The three looks go out at once (each is a round trip on S3).
         let inflight = timeline::file_name(&self.instant, self.action, State::Inflight);
-        if !store.exists(&files::join(HOODIE_DIR, &inflight)).await? {
-            return Ok(Some("another writer rolled this instant back".into()));
-        }
-        let checks: Vec<_> = written
-            .iter()
-            .map(|g| {
-                let (store, location, path) = (store.clone(), g.location(), g.path());
-                async move {
-                    let there = store.exists_at(&location, &path).await?;
-                    Ok::<_, HudiSinkError>((!there).then_some(path))
-                }
-            })
-            .collect();
-        let missing: Vec<Result<Option<String>>> = futures::stream::iter(checks)
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        for m in missing {
-            if let Some(path) = m? {
-                return Ok(Some(format!(
-                    "base file {path} of this instant vanished (another writer rolled it back)"
-                )));
-            }
-        }
+        let inflight = files::join(HOODIE_DIR, &inflight);
         // Instant files sort by time: list only those after the last one we saw.
         let after = format!("{}.~", state.timeline.last_time().unwrap_or("0"));
-        let names = store.list_names_after(HOODIE_DIR, &after).await?;
-        let newer = Timeline::from_names(names.iter().map(String::as_str));
+        let (there, missing, names) = futures::join!(
+            store.exists(&inflight),
+            missing_files(store, written),
+            store.list_names_after(HOODIE_DIR, &after)
+        );
+        if !there? {
+            return Ok(Some("another writer rolled this instant back".into()));
+        }
+        if let Some(path) = missing? {
+            return Ok(Some(format!(
+                "base file {path} of this instant vanished (another writer rolled it back)"
+            )));
+        }
+        let newer = Timeline::from_names(names?.iter().map(String::as_str));
         let other = newer
             .completed_writes()
             .find(|i| i.time != self.instant && !state.timeline.is_completed_write(&i.time))
@@ -147,6 +137,30 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// The first of `written`'s base files that is not in the store (looked at 16 at once).
+async fn missing_files(store: &TableStore, written: &[FileGroup]) -> Result<Option<String>> {
+    let checks: Vec<_> = written
+        .iter()
+        .map(|g| {
+            let (store, location, path) = (store.clone(), g.location(), g.path());
+            async move {
+                let there = store.exists_at(&location, &path).await?;
+                Ok::<_, HudiSinkError>((!there).then_some(path))
+            }
+        })
+        .collect();
+    let missing: Vec<Result<Option<String>>> = futures::stream::iter(checks)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for m in missing {
+        if let Some(path) = m? {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
 }
 
 /// Partition metadata of new partitions (Spark discovers partitions by it). A non-partitioned

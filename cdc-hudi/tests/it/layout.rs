@@ -208,8 +208,10 @@ async fn cleaning_keeps_the_versions_of_the_last_commits() {
     let scenario = Scenario::load("crud");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("wh");
+    // Cleaning after every commit, so that the last one cleaned.
     let config = HudiSinkConfig {
         commits_retained: 2,
+        clean_every: 1,
         ..HudiSinkConfig::default()
     };
     let warehouse = HudiWarehouse::new(root.to_str().unwrap(), config).unwrap();
