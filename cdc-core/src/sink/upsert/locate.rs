@@ -11,6 +11,7 @@ use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 
+use super::file_keys::FileKeyCache;
 use super::keys::{ChangedKeys, Touch};
 use super::prune::{FilePlan, RowRemoval};
 use super::tasks::{parallelism, OrderedTasks};
@@ -229,18 +230,10 @@ async fn locate_file<R: FileReader>(
     };
     // Only the key columns are converted: a file read whole is carried over as it is.
     let logical_keys = from_storage_columns(&key_columns(&key_rows, keys)?, &shared.merged)?;
-    if let Some((cache, name)) = &remembered {
-        if cache.fingerprints(keys.key_fields(), name).is_none() {
-            cache.remember(
-                keys.key_fields(),
-                name,
-                keys.fingerprints_of(&logical_keys)?,
-            );
-        }
-    }
     let deleted_before = reader.deleted(&file, &logical_keys).await?;
     let found = touched(keys.find(&logical_keys)?, &deleted_before);
     if found.rows.is_empty() && !plan.rewrite_anyway {
+        remember_keys(remembered.as_ref(), keys, &logical_keys)?;
         return Ok(None);
     }
     let rows = key_rows.num_rows() as u64;
@@ -293,9 +286,12 @@ async fn locate_file<R: FileReader>(
         Some(all) => Some(kept_rows(&all, &deleted_before, &found)?),
         None => None,
     };
-    if let Some((cache, name)) = remembered.filter(|_| kept.is_some()) {
+    match (&remembered, &kept) {
         // Rewritten: the file leaves the table.
-        cache.forget(&name);
+        (Some((cache, name)), Some(_)) => cache.forget(name),
+        // Marked: it stays, with the same keys.
+        (_, None) => remember_keys(remembered.as_ref(), keys, &logical_keys)?,
+        (None, Some(_)) => {}
     }
     Ok(Some(Located {
         file,
@@ -308,6 +304,21 @@ async fn locate_file<R: FileReader>(
         old_upserts: needing.iter().map(|(_, j)| *j).collect(),
         kept,
     }))
+}
+
+/// Remembers the fingerprints of the keys a file that stays in the table holds (every
+/// physical row's, `logical_keys`), unless they are known.
+fn remember_keys(
+    remembered: Option<&(&FileKeyCache, String)>,
+    keys: &ChangedKeys,
+    logical_keys: &RecordBatch,
+) -> Result<()> {
+    if let Some((cache, name)) = remembered {
+        if cache.fingerprints(keys.key_fields(), name).is_none() {
+            cache.remember(keys.key_fields(), name, keys.fingerprints_of(logical_keys)?);
+        }
+    }
+    Ok(())
 }
 
 /// The key columns of `rows` (a whole file or a projection of it).
