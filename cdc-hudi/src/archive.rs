@@ -19,8 +19,6 @@
 //! read ours, which only matters for incremental queries that start before the active
 //! timeline (docs/operations.md).
 
-use futures::StreamExt;
-
 use crate::error::Result;
 use crate::files::{self, HOODIE_DIR};
 use crate::table::{TableAt, TableState};
@@ -112,8 +110,8 @@ impl TableAt {
                 pending_files.push(async move { store.delete(&name).await });
             }
         }
-        all_at_once(copies).await?;
-        all_at_once(pending_files).await?;
+        files::all_at_once(copies).await?;
+        files::all_at_once(pending_files).await?;
         for i in &instants {
             self.store
                 .delete(&files::join(HOODIE_DIR, &i.file_name()))
@@ -129,18 +127,6 @@ impl TableAt {
         }
         Ok(())
     }
-}
-
-/// Runs `requests` up to 16 at once; the first error, once all have finished.
-async fn all_at_once<F>(requests: Vec<F>) -> Result<()>
-where
-    F: std::future::Future<Output = Result<()>>,
-{
-    let done: Vec<Result<()>> = futures::stream::iter(requests)
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    done.into_iter().collect()
 }
 
 /// The first write instant of the active timeline in any state: base files of older instants

@@ -77,6 +77,17 @@ impl BaseFileName {
 }
 
 /// `dir/name`, or `name` for the table root (`""`).
+/// Runs store `requests` up to 16 at once (each is a round trip on S3); their results in order,
+/// or the first error once all have finished.
+pub(crate) async fn all_at_once<T, F>(requests: Vec<F>) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    use futures::StreamExt;
+    let done: Vec<Result<T>> = futures::stream::iter(requests).buffered(16).collect().await;
+    done.into_iter().collect()
+}
+
 pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()

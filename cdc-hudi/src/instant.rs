@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
 use crate::config::HudiSinkConfig;
 use crate::error::{HudiSinkError, Result};
@@ -139,7 +138,7 @@ impl Pending {
     }
 }
 
-/// The first of `written`'s base files that is not in the store (looked at 16 at once).
+/// The first of `written`'s base files that is not in the store.
 async fn missing_files(store: &TableStore, written: &[FileGroup]) -> Result<Option<String>> {
     let checks: Vec<_> = written
         .iter()
@@ -151,16 +150,11 @@ async fn missing_files(store: &TableStore, written: &[FileGroup]) -> Result<Opti
             }
         })
         .collect();
-    let missing: Vec<Result<Option<String>>> = futures::stream::iter(checks)
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for m in missing {
-        if let Some(path) = m? {
-            return Ok(Some(path));
-        }
-    }
-    Ok(None)
+    Ok(files::all_at_once(checks)
+        .await?
+        .into_iter()
+        .flatten()
+        .next())
 }
 
 /// Partition metadata of new partitions (Spark discovers partitions by it). A non-partitioned

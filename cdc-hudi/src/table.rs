@@ -299,11 +299,7 @@ impl TableAt {
                     async move { store.delete_at(&f.location, &shown).await }
                 })
                 .collect();
-            let deleted: Vec<Result<()>> = futures::stream::iter(deletes)
-                .buffer_unordered(16)
-                .collect()
-                .await;
-            deleted.into_iter().collect::<Result<Vec<()>>>()?;
+            files::all_at_once(deletes).await?;
             for state in [State::Inflight, State::Requested] {
                 let name = timeline::file_name(&instant.time, &instant.action, state);
                 self.store.delete(&files::join(HOODIE_DIR, &name)).await?;

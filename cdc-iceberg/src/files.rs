@@ -39,11 +39,9 @@ pub(crate) async fn read_parquet(
     let path = file.file_path();
     let input = io.new_input(path).map_err(file_err(&table, path))?;
     // The size the manifest records (the spec requires it): no HEAD request per read.
-    let meta = iceberg::io::FileMetadata {
-        size: file.file_size_in_bytes(),
-    };
+    let size = file.file_size_in_bytes();
+    let meta = iceberg::io::FileMetadata { size };
     let reader = input.reader().await.map_err(file_err(&table, path))?;
-    let size = meta.size;
     cdc_core::storage::read_parquet_file(ArrowFileReader::new(meta, reader), size, columns, rows)
         .await
         .map_err(file_err(&table, path))

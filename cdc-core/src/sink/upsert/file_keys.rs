@@ -42,6 +42,13 @@ pub(crate) fn encoded_fingerprint(bytes: &[u8]) -> u32 {
     (v ^ (v >> 32)) as u32
 }
 
+/// `prints` ascending and distinct, as the cache and the changed keys hold them.
+pub(crate) fn ascending(mut prints: Vec<u32>) -> Vec<u32> {
+    prints.sort_unstable();
+    prints.dedup();
+    prints
+}
+
 /// Whether two ascending lists share a value (each value of the shorter searched in the
 /// longer).
 fn intersects(a: &[u32], b: &[u32]) -> bool {
@@ -171,10 +178,7 @@ mod tests {
     }
 
     fn prints(keys: &[i64]) -> Vec<u32> {
-        let mut v: Vec<u32> = keys.iter().map(|&k| int_fingerprint(k)).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        ascending(keys.iter().map(|&k| int_fingerprint(k)).collect())
     }
 
     #[test]

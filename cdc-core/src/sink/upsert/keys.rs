@@ -10,7 +10,7 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use arrow_row::RowConverter;
 use arrow_schema::{DataType, FieldRef, Schema, SchemaRef};
 
-use super::file_keys::{encoded_fingerprint, int_fingerprint, FileKeyCache};
+use super::file_keys::{ascending, encoded_fingerprint, int_fingerprint, FileKeyCache};
 use super::prune::{KeyRanges, SortedInts, SortedStrings};
 use crate::error::{Error, Result};
 use crate::fold::{key_converter, key_indices, ChangeSet};
@@ -169,13 +169,11 @@ impl ChangedKeys {
     pub fn fingerprints(&self) -> Arc<[u32]> {
         self.fingerprints
             .get_or_init(|| {
-                let mut prints: Vec<u32> = match &self.index {
+                let prints = match &self.index {
                     KeyIndex::Int(map) => map.keys().map(|&k| int_fingerprint(k)).collect(),
                     KeyIndex::Encoded(map) => map.keys().map(|k| encoded_fingerprint(k)).collect(),
                 };
-                prints.sort_unstable();
-                prints.dedup();
-                prints.into()
+                ascending(prints).into()
             })
             .clone()
     }
@@ -183,15 +181,12 @@ impl ChangedKeys {
     /// The fingerprints of the keys of `rows` (which must hold the key columns, by name),
     /// ascending and distinct; a null integer key, which no change matches, has none.
     pub fn fingerprints_of(&self, rows: &RecordBatch) -> Result<Vec<u32>> {
-        let mut prints: Vec<u32> = match self.key_values(rows)? {
+        Ok(ascending(match self.key_values(rows)? {
             KeyValues::Ints(ints) => ints.iter().flatten().map(int_fingerprint).collect(),
             KeyValues::Encoded(rows) => {
                 rows.iter().map(|r| encoded_fingerprint(r.data())).collect()
             }
-        };
-        prints.sort_unstable();
-        prints.dedup();
-        Ok(prints)
+        }))
     }
 
     /// No changed keys, for a table of `schema` keyed by `key_columns`: what a rewrite of the
