@@ -47,9 +47,7 @@ impl TableAt {
             false => replaced_ids(&s.clustered),
         };
         let meta = commit_metadata(&s, &replaced);
-        let completed = s.pending.complete(&self.store, &meta).await;
-        lock.release().await;
-        completed?;
+        s.pending.complete(&self.store, &meta, lock).await?;
         let mut state = s.state;
         state.timeline.instants.push(Instant {
             time: instant.clone(),
@@ -159,7 +157,7 @@ impl TableAt {
         let all: Vec<String> = plan.files.values().flatten().cloned().collect();
         let took = started.elapsed().as_millis() as i64;
         let meta = bytes::Bytes::from(plan.metadata_bytes(&all, took));
-        pending.complete_with(&self.store, meta).await?;
+        pending.complete_with(&self.store, meta, None).await?;
         state.timeline.instants.push(Instant {
             time: plan.instant,
             action: CLEAN.to_string(),

@@ -11,6 +11,7 @@ use crate::config::HudiSinkConfig;
 use crate::error::{HudiSinkError, Result};
 use crate::files::{self, TableStore, HOODIE_DIR};
 use crate::heartbeat::Heartbeat;
+use crate::lock::CommitLock;
 use crate::table::{FileGroup, TableState};
 use crate::timeline::{self, CommitMetadata, State, TableProperties, Timeline, WriteStat};
 
@@ -53,16 +54,20 @@ impl Pending {
         let heartbeat = Heartbeat::start(store, instant, &config.writer_id, interval)
             .await?
             .ok_or_else(taken)?;
-        for s in [State::Requested, State::Inflight] {
-            let name = timeline::file_name(instant, action, s);
-            if !store
-                .create(&files::join(HOODIE_DIR, &name), plan.clone())
-                .await?
-            {
-                // Ours is the heartbeat, not the instant: a crashed writer's files.
-                heartbeat.stop().await?;
-                return Err(taken());
-            }
+        // Both at once (a round trip each on S3): the heartbeat already claims the instant
+        // time, and a timeline holding an instant's inflight file without its requested one
+        // reads as that instant pending, as with both.
+        let create = |s: State| {
+            let name = files::join(HOODIE_DIR, &timeline::file_name(instant, action, s));
+            let plan = plan.clone();
+            async move { store.create(&name, plan).await }
+        };
+        let (requested, inflight) =
+            futures::join!(create(State::Requested), create(State::Inflight));
+        if !(requested? && inflight?) {
+            // Ours is the heartbeat, not the instant: a crashed writer's files.
+            heartbeat.stop().await?;
+            return Err(taken());
         }
         Ok(Pending {
             instant: instant.to_string(),
@@ -118,23 +123,47 @@ impl Pending {
         self.heartbeat.stop().await
     }
 
-    /// Completes the instant with `meta`.
-    pub async fn complete(self, store: &TableStore, meta: &CommitMetadata) -> Result<()> {
+    /// Completes the instant with `meta`, then gives up `lock`.
+    pub async fn complete(
+        self,
+        store: &TableStore,
+        meta: &CommitMetadata,
+        lock: CommitLock,
+    ) -> Result<()> {
         let body = serde_json::to_vec_pretty(meta).expect("metadata serialises");
-        self.complete_with(store, Bytes::from(body)).await
+        self.complete_with(store, Bytes::from(body), Some(lock))
+            .await
     }
 
-    /// Completes the instant with `body` as its completed file.
-    pub async fn complete_with(self, store: &TableStore, body: Bytes) -> Result<()> {
+    /// Completes the instant with `body` as its completed file, then deletes the heartbeat
+    /// and gives up `lock` (if any) at once: each is a round trip on S3, and neither waits on
+    /// the other once the instant is complete.
+    pub async fn complete_with(
+        self,
+        store: &TableStore,
+        body: Bytes,
+        lock: Option<CommitLock>,
+    ) -> Result<()> {
         let completed = timeline::file_name(&self.instant, self.action, State::Completed);
-        store
+        let created = store
             .create_once(&files::join(HOODIE_DIR, &completed), body)
-            .await?;
-        if let Err(e) = self.heartbeat.stop().await {
-            // It expires on its own.
-            tracing::warn!(table = %store.table, error = %e, "deleting a heartbeat failed");
-        }
-        Ok(())
+            .await;
+        let stop = async {
+            // Not completed: the heartbeat stays (the instant is still ours to retry or undo).
+            if created.is_ok() {
+                if let Err(e) = self.heartbeat.stop().await {
+                    // It expires on its own.
+                    tracing::warn!(table = %store.table, error = %e, "deleting a heartbeat failed");
+                }
+            }
+        };
+        let release = async {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+        };
+        futures::join!(stop, release);
+        created
     }
 }
 
@@ -168,7 +197,8 @@ pub(crate) async fn write_partition_metadata(
     live: &[FileGroup],
 ) -> Result<()> {
     if props.partition_fields.is_empty() {
-        if !store.exists(files::PARTITION_METADATA).await? {
+        // A table with live file groups had it written before its first commit completed.
+        if live.is_empty() && !store.exists(files::PARTITION_METADATA).await? {
             let text = format!("#partition metadata\ncommitTime={instant}\npartitionDepth=0\n");
             store
                 .put(files::PARTITION_METADATA, Bytes::from(text), false)

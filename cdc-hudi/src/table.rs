@@ -264,7 +264,7 @@ impl TableAt {
     }
 
     /// Rolls back the writes a crashed writer left unfinished: their base files first, then
-    /// their instant files, newest state first, so a crash in between leaves them pending.
+    /// their instant files, so a crash in between leaves them pending.
     /// Only instants of our own writer id or with an expired (or no) heartbeat are rolled
     /// back; another writer's live instant is a [`HudiSinkError::Conflict`].
     pub(crate) async fn roll_back_unfinished(&self, state: &mut TableState) -> Result<()> {
@@ -283,7 +283,8 @@ impl TableAt {
                     ),
                 });
             }
-            // Completed meanwhile? Its writer deletes the heartbeat only after completing it.
+            // Completed meanwhile? Its writer deletes the heartbeat only after completing it,
+            // so this look must come after the heartbeat's.
             let completed = timeline::file_name(&instant.time, &instant.action, State::Completed);
             if self
                 .store
@@ -300,11 +301,22 @@ impl TableAt {
                 })
                 .collect();
             files::all_at_once(deletes).await?;
-            for state in [State::Inflight, State::Requested] {
-                let name = timeline::file_name(&instant.time, &instant.action, state);
-                self.store.delete(&files::join(HOODIE_DIR, &name)).await?;
-            }
-            self.store.delete(&heartbeat::path(&instant.time)).await?;
+            // The instant files and the heartbeat at once: whichever a crash leaves still reads
+            // as a pending instant (without a live heartbeat), rolled back again next time.
+            let names = [State::Inflight, State::Requested].map(|s| {
+                files::join(
+                    HOODIE_DIR,
+                    &timeline::file_name(&instant.time, &instant.action, s),
+                )
+            });
+            let names = names.into_iter().chain([heartbeat::path(&instant.time)]);
+            let deletes: Vec<_> = names
+                .map(|name| {
+                    let store = self.store.clone();
+                    async move { store.delete(&name).await }
+                })
+                .collect();
+            files::all_at_once(deletes).await?;
             tracing::info!(table = %self.table, instant = %instant.time, files = base_files.len(), "rolled back an unfinished instant");
         }
         Ok(())
