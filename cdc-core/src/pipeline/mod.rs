@@ -24,12 +24,13 @@ use crate::error::{Error, Result};
 use crate::fold::{folded_schema, ChangeSet};
 use crate::model::{ChangeBatch, Checkpoint, FirstOffsets, TableId};
 use crate::shape::{fold_shaped, ShapeConfig};
-use crate::sink::{CommitOutcome, TableSchema, TableSink, Warehouse};
+use crate::sink::{TableSchema, TableSink, Warehouse};
 use crate::source::raw::object_store_from_url;
 use crate::source::{RawRecord, Source};
 
 mod dead_letter;
 mod router;
+mod tables;
 
 pub use router::TableRouter;
 
@@ -206,25 +207,6 @@ impl<'w> Pipeline<'w> {
     /// Whether this pipeline is assigned and caught up, as it runs (for `/ready`).
     pub fn readiness(&self) -> Arc<crate::metrics::Readiness> {
         self.readiness.clone()
-    }
-
-    async fn open_table(&mut self, table: &TableId) -> Result<()> {
-        if self.tables.contains_key(table) {
-            return Ok(());
-        }
-        let mut sink = self.warehouse.open(table).await?;
-        let schema = sink.schema().await?.map(|s| self.source_view(table, &s));
-        let checkpoint = sink.committed_checkpoint().await?.unwrap_or_default();
-        self.teach_decoder(table, schema.as_ref())?;
-        self.tables.insert(
-            table.clone(),
-            TableState {
-                sink,
-                schema,
-                checkpoint,
-            },
-        );
-        Ok(())
     }
 
     /// Reads `source` to its end, committing batch by batch. `progress` is called after each.
@@ -432,15 +414,16 @@ impl<'w> Pipeline<'w> {
         &mut self,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<((String, i32), Option<i64>)>> {
+        let tables: Vec<TableId> = (partitions.iter())
+            .filter_map(|(topic, _)| self.config.router.route(topic))
+            .collect();
+        self.open_tables(tables).await?;
         let mut positions = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             let next = match self.config.router.route(&topic) {
-                Some(table) => {
-                    self.open_table(&table).await?;
-                    self.tables[&table]
-                        .checkpoint
-                        .next_offset(&topic, partition)
-                }
+                Some(table) => self.tables[&table]
+                    .checkpoint
+                    .next_offset(&topic, partition),
                 None => None,
             };
             positions.push(((topic, partition), next));
@@ -726,9 +709,9 @@ impl<'w> Pipeline<'w> {
         for b in batches {
             by_table.entry(b.table.clone()).or_default().push(b);
         }
+        self.open_tables(by_table.keys().cloned()).await?;
         let mut folded = Vec::with_capacity(by_table.len());
         for (table, batches) in by_table {
-            self.open_table(&table).await?;
             let state = &self.tables[&table];
             let shape = self.config.shapes.get(&table).cloned().unwrap_or_default();
             let mut changes = fold_shaped(&table, &shape, state.schema.as_ref(), batches)?;
@@ -748,59 +731,6 @@ impl<'w> Pipeline<'w> {
             folded.push(changes);
         }
         Ok(folded)
-    }
-
-    /// Commits each table's change set and records what it did.
-    async fn apply_folded(&mut self, folded: Vec<ChangeSet>) -> Result<()> {
-        for changes in folded {
-            let table = changes.table.clone();
-            let state = self.tables.get_mut(&table).expect("opened");
-            let started = Instant::now();
-            let outcome = match state.sink.apply(&changes).await {
-                Err(e @ Error::StaleBatch { .. }) => {
-                    tracing::warn!(error = %e, "batch dropped; reading its partitions again from the table");
-                    self.overtaken.push(changes.checkpoint.clone());
-                    self.tables.remove(&table);
-                    continue;
-                }
-                outcome => outcome?,
-            };
-            let mut record = crate::metrics::CommitRecord {
-                table: &table,
-                committed: false,
-                events: changes.events as u64,
-                rows_upserted: 0,
-                rows_deleted: 0,
-                took: started.elapsed(),
-                max_source_ts_ms: changes.max_source_ts_ms,
-            };
-            if let CommitOutcome::Committed {
-                version,
-                rows_written,
-                rows_deleted,
-            } = &outcome
-            {
-                (record.committed, record.rows_upserted, record.rows_deleted) =
-                    (true, *rows_written, *rows_deleted);
-                self.stats.commits += 1;
-                self.stats.events_applied += changes.events as u64;
-                self.stats.rows_upserted += rows_written;
-                self.stats.rows_deleted += rows_deleted;
-                self.last_commits.insert(table.clone(), version.clone());
-            }
-            record.record();
-            self.stats.last_source_ts_ms =
-                self.stats.last_source_ts_ms.max(changes.max_source_ts_ms);
-            state.checkpoint.merge(&changes.checkpoint);
-            let holds = TableSchema {
-                schema: changes.schema.clone(),
-                key_columns: changes.key_columns.to_vec(),
-            };
-            let view = self.source_view(&table, &holds);
-            let state = self.tables.get_mut(&table).expect("opened");
-            state.schema = Some(view);
-        }
-        Ok(())
     }
 
     /// Totals so far.

@@ -14,3 +14,4 @@ mod restart;
 #[cfg(feature = "s3")]
 mod s3;
 mod shapes;
+mod tables_at_once;
