@@ -16,6 +16,7 @@ use object_store::path::Path;
 use crate::error::{HudiSinkError, Result};
 use crate::files::{self, BaseFileName, TableStore};
 use crate::index::int_key_range;
+use crate::instant::InFlight;
 use crate::schema::{FILE_NAME, META_COLUMNS, RECORD_KEY};
 use crate::table::FileGroup;
 use crate::timeline::{RuntimeStats, WriteStat};
@@ -39,6 +40,8 @@ pub(crate) struct Ctx {
     /// The key column when the key is a single integer column.
     pub int_key: Option<String>,
     pub instant: String,
+    /// Opens once `instant` is in flight.
+    pub in_flight: InFlight,
 }
 
 /// One base file this instant writes.
@@ -233,6 +236,7 @@ pub(crate) async fn write_output(
         footer.push((files::INT_KEY_RANGE.to_string(), format!("{a},{b}")));
     }
     footer.push((files::PARTITION_PATH_KEY.to_string(), o.partition.clone()));
+    ctx.in_flight.wait(&ctx.table.to_string(), instant).await?;
     let started = std::time::Instant::now();
     let size = ctx
         .store

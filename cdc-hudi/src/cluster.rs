@@ -22,7 +22,7 @@ use cdc_core::sink::upsert::{locate, ChangedKeys, FilePlan, RetryPolicy, RowRemo
 
 use crate::base_file::{carry_meta, write_output, Output};
 use crate::error::{HudiSinkError, Result};
-use crate::instant::Pending;
+use crate::instant::{InFlight, Pending};
 use crate::locate::{Candidate, HudiFiles};
 use crate::table::{FileGroup, TableAt, TableState};
 use crate::timeline::{WriteStat, REPLACE_COMMIT};
@@ -103,7 +103,7 @@ impl TableAt {
             &merged,
             &state.props.key_columns,
         )?);
-        let (ctx, avro) = self.context(&state, &merged, &keys)?;
+        let (ctx, avro) = self.context(&state, &merged, &keys, InFlight::open())?;
         let pending =
             Pending::start(&self.store, &ctx.instant, REPLACE_COMMIT, &self.config).await?;
         let written = match self.write_clusters(&ctx, &keys, &chosen).await {

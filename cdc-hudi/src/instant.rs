@@ -15,6 +15,40 @@ use crate::lock::CommitLock;
 use crate::table::{FileGroup, TableState};
 use crate::timeline::{self, CommitMetadata, State, TableProperties, Timeline, WriteStat};
 
+/// Opens once the instant is in flight: an instant's base files are written only then, since
+/// a rollback finds them through the instant (reads and merging need not wait for it).
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight(tokio::sync::watch::Receiver<Option<bool>>);
+
+/// Tells an [`InFlight`] whether the instant went in flight.
+pub(crate) type InFlightSender = tokio::sync::watch::Sender<Option<bool>>;
+
+impl InFlight {
+    /// A gate, and what opens (`true`) or fails (`false`) it.
+    pub fn new() -> (InFlightSender, InFlight) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        (tx, InFlight(rx))
+    }
+
+    /// A gate open from the start (the instant went in flight before any file was planned).
+    pub fn open() -> InFlight {
+        InFlight(tokio::sync::watch::channel(Some(true)).1)
+    }
+
+    /// Waits until the instant is in flight; an error when it did not go in flight.
+    pub async fn wait(&self, table: &str, instant: &str) -> Result<()> {
+        let mut rx = self.0.clone();
+        match rx.wait_for(Option::is_some).await.map(|s| *s) {
+            Ok(Some(true)) => Ok(()),
+            _ => Err(HudiSinkError::Conflict {
+                table: table.to_string(),
+                instant: instant.to_string(),
+                message: "the instant did not go in flight; its base files were not written".into(),
+            }),
+        }
+    }
+}
+
 /// An instant in flight.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -283,6 +317,29 @@ mod tests {
             matches!(other, Err(HudiSinkError::Store { .. })),
             "{other:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn base_files_wait_until_the_instant_is_in_flight() {
+        assert!(InFlight::open().wait("t", "1").await.is_ok());
+        let (tx, gate) = InFlight::new();
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.wait("t", "1").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        tx.send(Some(true)).unwrap();
+        assert!(waiting.await.unwrap().is_ok());
+        drop(tx);
+        assert!(gate.wait("t", "1").await.is_ok(), "stays open");
+
+        let (tx, gate) = InFlight::new();
+        tx.send(Some(false)).unwrap();
+        assert!(gate.wait("t", "1").await.is_err());
+        let (tx, gate) = InFlight::new();
+        drop(tx);
+        assert!(gate.wait("t", "1").await.is_err(), "never told");
     }
 
     #[tokio::test]

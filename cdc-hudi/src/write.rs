@@ -21,7 +21,7 @@ use crate::base_file::{carry_meta, take, take_keyed, write_output, Ctx, Output};
 use crate::error::{HudiSinkError, Result};
 use crate::index::{record_keys, rows_by_partition};
 use crate::inserts::{route, Inserts};
-use crate::instant::{write_partition_metadata, Pending};
+use crate::instant::{write_partition_metadata, InFlight, Pending};
 use crate::locate::{candidates, int_key, key_ranges, Candidate, HudiFiles};
 use crate::schema::{self as hschema};
 use crate::table::{FileGroup, TableAt, TableState};
@@ -66,31 +66,21 @@ impl TableAt {
             .current
             .as_ref()
             .is_some_and(|c| **c != *a.merged && evolution_rewrites_rows(c, &a.merged));
-        let (ctx, avro) = self.context(&state, &a.merged, &a.keys)?;
+        let (went_in_flight, in_flight) = InFlight::new();
+        let (ctx, avro) = self.context(&state, &a.merged, &a.keys, in_flight)?;
         let action = if truncate { REPLACE_COMMIT } else { COMMIT };
-        let pending = Pending::start(&self.store, &ctx.instant, action, &self.config).await?;
         let live: Vec<FileGroup> = state.groups.values().cloned().collect();
-        let ranges = key_ranges(&a.keys, &state, ctx.int_key.is_some())?;
-        let groups = match truncate || (a.keys.is_empty() && !rewrite_all) {
-            true => Vec::new(),
-            false => candidates(&state, &ranges, ctx.int_key.is_some(), rewrite_all),
+        // The instant goes in flight (two round trips on S3) while the touched file groups
+        // are read and merged; their new base files wait for it.
+        let start = async {
+            let started = Pending::start(&self.store, &ctx.instant, action, &self.config).await;
+            let _ = went_in_flight.send(Some(started.is_ok()));
+            started
         };
-        let first_new = groups.len();
-        let (mut written, found, moved, rows_deleted) = rewrite_groups(&ctx, groups).await?;
-        let fresh: Vec<usize> = (0..a.keys.upserts.num_rows())
-            .filter(|j| !found.contains(j))
-            .collect();
-        let inserts = Inserts::new(&ctx, new_rows(&ctx, &fresh, moved)?)?;
-        let rewritten: HashSet<String> = written.iter().map(|(_, g)| g.file_id.clone()).collect();
-        let outputs = route(&ctx, &self.config, &inserts, &live, &rewritten, truncate).await?;
-        let writes = outputs
-            .into_iter()
-            .enumerate()
-            .map(|(k, o)| write_output(ctx.clone(), first_new + k, o));
-        let mut tasks = OrderedTasks::new(&self.table, writes, parallelism());
-        while let Some(w) = tasks.next().await {
-            written.push(w?);
-        }
+        let files = self.write_files(&ctx, &state, &live, rewrite_all, truncate);
+        let (pending, written) = futures::join!(start, files);
+        let pending = pending?;
+        let (written, rows_deleted) = written?;
         write_partition_metadata(&self.store, &state.props, &ctx.instant, &written, &live).await?;
         Ok(Staged {
             state,
@@ -105,6 +95,42 @@ impl TableAt {
             rows_written: a.keys.upserts.num_rows() as u64,
             rows_deleted,
         })
+    }
+
+    /// The base files of one attempt: the file groups holding changed keys rewritten (every
+    /// group with `rewrite_all`), new keys routed to small or new groups; each written once the
+    /// instant is in flight. The files written and the rows deleted.
+    async fn write_files(
+        &self,
+        ctx: &Arc<Ctx>,
+        state: &TableState,
+        live: &[FileGroup],
+        rewrite_all: bool,
+        truncate: bool,
+    ) -> Result<(Vec<(WriteStat, FileGroup)>, u64)> {
+        let int_key = ctx.int_key.is_some();
+        let ranges = key_ranges(&ctx.keys, state, int_key)?;
+        let groups = match truncate || (ctx.keys.is_empty() && !rewrite_all) {
+            true => Vec::new(),
+            false => candidates(state, &ranges, int_key, rewrite_all),
+        };
+        let first_new = groups.len();
+        let (mut written, found, moved, rows_deleted) = rewrite_groups(ctx, groups).await?;
+        let fresh: Vec<usize> = (0..ctx.keys.upserts.num_rows())
+            .filter(|j| !found.contains(j))
+            .collect();
+        let inserts = Inserts::new(ctx, new_rows(ctx, &fresh, moved)?)?;
+        let rewritten: HashSet<String> = written.iter().map(|(_, g)| g.file_id.clone()).collect();
+        let outputs = route(ctx, &self.config, &inserts, live, &rewritten, truncate).await?;
+        let writes = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(k, o)| write_output(ctx.clone(), first_new + k, o));
+        let mut tasks = OrderedTasks::new(&self.table, writes, parallelism());
+        while let Some(w) = tasks.next().await {
+            written.push(w?);
+        }
+        Ok((written, rows_deleted))
     }
 
     /// The live rows of `state` that `keys` asks for (every live row with `every_row`), for
@@ -129,6 +155,7 @@ impl TableAt {
         state: &TableState,
         merged: &SchemaRef,
         keys: &Arc<ChangedKeys>,
+        in_flight: InFlight,
     ) -> Result<(Arc<Ctx>, String)> {
         let props = &state.props;
         let stored: SchemaRef = Arc::new(hschema::stored_schema(merged));
@@ -153,6 +180,7 @@ impl TableAt {
             avro_file,
             int_key: int_key.then(|| props.key_columns[0].clone()),
             instant: timeline::next_instant_time(state.timeline.last_time(), chrono::Utc::now()),
+            in_flight,
         };
         Ok((Arc::new(ctx), avro))
     }
