@@ -124,6 +124,17 @@ pub struct TableStore {
     pub local_dir: Option<std::path::PathBuf>,
 }
 
+/// An in-memory table store, for unit tests.
+#[cfg(test)]
+pub(crate) fn memory_store() -> TableStore {
+    TableStore {
+        table: "public.customers".into(),
+        store: Arc::new(object_store::memory::InMemory::new()),
+        root: "t".into(),
+        local_dir: None,
+    }
+}
+
 impl TableStore {
     /// The store path of a path relative to the table root. `rel` is taken as already encoded
     /// (partition paths are escaped like Hudi does): the object key is exactly `root/rel`, so

@@ -267,18 +267,8 @@ pub(crate) async fn write_partition_metadata(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    fn store() -> TableStore {
-        TableStore {
-            table: "public.customers".into(),
-            store: Arc::new(object_store::memory::InMemory::new()),
-            root: "t".into(),
-            local_dir: None,
-        }
-    }
+    use crate::files::memory_store as store;
 
     #[tokio::test]
     async fn a_second_writer_on_the_same_instant_time_is_a_conflict_and_takes_nothing() {

@@ -95,18 +95,8 @@ impl CommitLock {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    fn store() -> TableStore {
-        TableStore {
-            table: "public.customers".into(),
-            store: Arc::new(object_store::memory::InMemory::new()),
-            root: "t".into(),
-            local_dir: None,
-        }
-    }
+    use crate::files::memory_store as store;
 
     #[tokio::test]
     async fn a_lock_released_soon_is_deleted_and_one_broken_while_held_long_is_left_alone() {
