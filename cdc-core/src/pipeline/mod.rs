@@ -414,13 +414,13 @@ impl<'w> Pipeline<'w> {
         &mut self,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<((String, i32), Option<i64>)>> {
-        let tables: Vec<TableId> = (partitions.iter())
-            .filter_map(|(topic, _)| self.config.router.route(topic))
+        let routed: Vec<Option<TableId>> = (partitions.iter())
+            .map(|(topic, _)| self.config.router.route(topic))
             .collect();
-        self.open_tables(tables).await?;
+        self.open_tables(routed.iter().flatten().cloned()).await?;
         let mut positions = Vec::with_capacity(partitions.len());
-        for (topic, partition) in partitions {
-            let next = match self.config.router.route(&topic) {
+        for ((topic, partition), table) in partitions.into_iter().zip(routed) {
+            let next = match table {
                 Some(table) => self.tables[&table]
                     .checkpoint
                     .next_offset(&topic, partition),
