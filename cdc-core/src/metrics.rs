@@ -117,14 +117,14 @@ pub(crate) struct ReadCounts {
 }
 
 impl ReadCounts {
-    /// One record of `bytes` for `table`.
-    pub(crate) fn add(&mut self, table: &Option<Arc<TableId>>, bytes: usize) {
+    /// `events` records of `bytes` in all for `table`.
+    pub(crate) fn add_many(&mut self, table: &Option<Arc<TableId>>, events: u64, bytes: u64) {
         let entry = match self.by_table.get_mut(table) {
             Some(entry) => entry,
             None => self.by_table.entry(table.clone()).or_default(),
         };
-        entry.0 += 1;
-        entry.1 += bytes as u64;
+        entry.0 += events;
+        entry.1 += bytes;
     }
 
     /// Adds the counts to the counters.

@@ -22,6 +22,9 @@ type Opened = (TableId, Box<dyn TableSink>, Option<TableSchema>, Checkpoint);
 
 impl Pipeline<'_> {
     pub(super) async fn open_table(&mut self, table: &TableId) -> Result<()> {
+        if self.tables.contains_key(table) {
+            return Ok(());
+        }
         self.open_tables([table.clone()]).await
     }
 

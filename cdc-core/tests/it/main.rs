@@ -11,6 +11,7 @@ mod kafka;
 mod overtaken;
 mod read_ahead;
 mod restart;
+mod routing;
 #[cfg(feature = "s3")]
 mod s3;
 mod shapes;
