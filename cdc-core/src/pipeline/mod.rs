@@ -333,12 +333,9 @@ impl<'w> Pipeline<'w> {
         let max_events = self.config.limits.max_events;
         let mut will_have: HashMap<TableId, TableSchema> = HashMap::new();
         self.teach_from(&decoded.batches, &mut will_have)?;
-        // Room for the whole batch up front: growing the per-record vectors step by step
-        // copies them again and again (only touched pages cost memory).
-        decoded.reserve(max_events.saturating_sub(decoded.routed.records.len()));
-        while decoded.routed.records.len() < max_events && !stop.load(Ordering::Relaxed) {
+        while decoded.records < max_events && !stop.load(Ordering::Relaxed) {
             let limits = BatchLimits {
-                max_events: max_events - decoded.routed.records.len(),
+                max_events: max_events - decoded.records,
                 ..self.read_step(source)
             };
             let Some(batch) = self.next_batch(source, &limits).await? else {
@@ -633,39 +630,42 @@ impl<'w> Pipeline<'w> {
     /// already holds. Records come in runs of one topic-partition: each run is routed, and its
     /// table's checkpoint looked up, once (per record this was a tenth of a backlog's main
     /// thread).
-    async fn route_batch(&mut self, records: Vec<RawRecord>) -> Result<RoutedBatch> {
-        let mut routed = RoutedBatch {
-            tables: Vec::with_capacity(records.len()),
-            records: Vec::with_capacity(records.len()),
-        };
+    async fn route_batch(&mut self, mut records: Vec<RawRecord>) -> Result<RoutedBatch> {
+        let mut tables = Vec::with_capacity(records.len());
+        let mut kept = Vec::with_capacity(records.len());
         let mut counts = crate::metrics::ReadCounts::default();
         let mut run: Option<Run> = None;
-        for record in records {
-            self.stats.records_read += 1;
+        for record in &records {
             let current = match run.take() {
-                Some(r) if r.holds(&record) => r,
+                Some(r) if r.holds(record) => r,
                 ended => {
                     if let Some(r) = ended {
                         counts.add_many(&r.table, r.events, r.bytes);
                     }
-                    self.start_run(&record).await?
+                    self.start_run(record).await?
                 }
             };
             let run = run.insert(current);
             run.events += 1;
             run.bytes += record.size() as u64;
-            if run.next_offset.is_some_and(|next| record.offset < next) {
-                self.stats.records_already_committed += 1;
-                continue;
+            let done = run.next_offset.is_some_and(|next| record.offset < next);
+            kept.push(!done);
+            if !done {
+                tables.push(run.table.clone());
             }
-            routed.tables.push(run.table.clone());
-            routed.records.push(record);
         }
         if let Some(r) = run {
             counts.add_many(&r.table, r.events, r.bytes);
         }
         counts.record();
-        Ok(routed)
+        self.stats.records_read += records.len() as u64;
+        let already = records.len() - tables.len();
+        if already > 0 {
+            self.stats.records_already_committed += already as u64;
+            let mut kept = kept.into_iter();
+            records.retain(|_| kept.next().unwrap_or(false));
+        }
+        Ok(RoutedBatch { tables, records })
     }
 
     /// The run of records of `record`'s topic-partition: its table (opened) and where the
@@ -694,14 +694,13 @@ impl<'w> Pipeline<'w> {
     /// before the next batch is decoded.
     async fn fold_decoded(&mut self, decoded: DecodedBatch) -> Result<Vec<ChangeSet>> {
         let DecodedBatch {
-            routed,
-            outcomes,
+            without_row,
             batches,
+            ..
         } = decoded;
         // Positions consumed without producing a row (dead letters, redundant tombstones).
         let mut consumed: HashMap<TableId, (Checkpoint, FirstOffsets)> = HashMap::new();
-        let pairs = routed.tables.iter().zip(&routed.records);
-        for ((table, record), outcome) in pairs.zip(outcomes) {
+        for (table, record, outcome) in without_row {
             let consumed_without_row = match outcome {
                 Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => false,
                 Ok(_) => {
@@ -715,7 +714,7 @@ impl<'w> Pipeline<'w> {
                     let Some((store, prefix)) = &self.dead_letter else {
                         return Err(e);
                     };
-                    dead_letter::write_dead_letter(store.as_ref(), prefix, record, &e).await?;
+                    dead_letter::write_dead_letter(store.as_ref(), prefix, &record, &e).await?;
                     let shown = table.as_ref().map(|t| t.to_string()).unwrap_or_default();
                     tracing::warn!(
                         table = %shown,
@@ -731,7 +730,7 @@ impl<'w> Pipeline<'w> {
                 }
             };
             if let (true, Some(t)) = (consumed_without_row, table) {
-                let (positions, first) = consumed.entry(TableId::clone(t)).or_default();
+                let (positions, first) = consumed.entry(TableId::clone(&t)).or_default();
                 positions.advance(&record.topic, record.partition, record.offset);
                 first.note(&record.topic, record.partition, record.offset);
             }
@@ -802,49 +801,54 @@ struct RoutedBatch {
 /// Reads a batch of a bounded source takes (see [`Pipeline::read_step`]).
 const READ_STEPS: usize = 4;
 
-/// A routed batch decoded: an outcome per record and the tables' change batches.
+/// A routed batch decoded: the tables' change batches, and what folding still needs of the
+/// records that gave no row.
 struct DecodedBatch {
-    routed: RoutedBatch,
-    outcomes: Vec<Result<Decoded>>,
+    /// Records decoded, whatever their outcome.
+    records: usize,
+    /// The records that gave no row (control records, redundant tombstones, failures) with
+    /// their tables and outcomes, in order. Rows need nothing more of their records: they are
+    /// let go at once rather than carried (and copied as the batch grows) to the fold.
+    without_row: Vec<(Option<Arc<TableId>>, RawRecord, Result<Decoded>)>,
     batches: Vec<ChangeBatch>,
 }
 
 impl DecodedBatch {
-    /// Room for `more` records.
-    fn reserve(&mut self, more: usize) {
-        self.routed.tables.reserve(more);
-        self.routed.records.reserve(more);
-        self.outcomes.reserve(more);
-    }
-
     /// Appends `later`, decoded after this batch.
     fn extend(&mut self, later: DecodedBatch) {
-        self.routed.tables.extend(later.routed.tables);
-        self.routed.records.extend(later.routed.records);
-        self.outcomes.extend(later.outcomes);
+        self.records += later.records;
+        self.without_row.extend(later.without_row);
         self.batches.extend(later.batches);
     }
 }
 
 /// Decodes a routed batch and takes the decoder's change batches.
-fn decode_routed(decoder: &mut dyn Decoder, mut routed: RoutedBatch) -> Result<DecodedBatch> {
+fn decode_routed(decoder: &mut dyn Decoder, routed: RoutedBatch) -> Result<DecodedBatch> {
     let pairs: Vec<Routed> = (routed.tables.iter().map(Option::as_deref))
         .zip(&routed.records)
         .collect();
     let outcomes = decoder.decode_all(&pairs)?;
     drop(pairs);
-    // Only a record that failed still needs its bytes (for the dead-letter location); letting
-    // the others go releases the mapped input files while this batch waits for the commit.
-    for (record, outcome) in routed.records.iter_mut().zip(&outcomes) {
-        if outcome.is_ok() {
-            record.key = None;
-            record.value = None;
-        }
-    }
+    let records = routed.records.len();
+    // Only a record that gave no row is kept (a failed one with its bytes, for the dead-letter
+    // location); letting the others go releases the mapped input files while this batch waits
+    // for the commit.
+    let without_row = (routed.tables.into_iter())
+        .zip(routed.records)
+        .zip(outcomes)
+        .filter(|(_, outcome)| !matches!(outcome, Ok(Decoded::Row(..) | Decoded::Tombstone(_))))
+        .map(|((table, mut record), outcome)| {
+            if outcome.is_ok() {
+                record.key = None;
+                record.value = None;
+            }
+            (table, record, outcome)
+        })
+        .collect();
     let batches = decoder.finish()?;
     Ok(DecodedBatch {
-        routed,
-        outcomes,
+        records,
+        without_row,
         batches,
     })
 }
@@ -873,7 +877,7 @@ mod tests {
 
     #[cfg(feature = "test-util")]
     #[test]
-    fn a_decoded_batch_keeps_the_bytes_of_failed_records_only() {
+    fn a_decoded_batch_keeps_only_the_records_without_a_row() {
         use crate::decode::{DebeziumJsonDecoder, DecoderConfig};
         use crate::testing::backlog::{generate, BacklogSpec};
         let backlog = generate(&BacklogSpec {
@@ -891,11 +895,16 @@ mod tests {
         };
         let mut decoder = DebeziumJsonDecoder::new(DecoderConfig::default());
         let decoded = decode_routed(&mut decoder, routed).unwrap();
-        let held: Vec<bool> = (decoded.routed.records.iter())
-            .map(|r| r.value.is_some())
-            .collect();
-        assert_eq!(held, [false, true, false]);
-        assert!(decoded.outcomes[1].is_err());
-        assert_eq!(decoded.routed.records[2].offset, 2);
+        assert_eq!(decoded.records, 3);
+        let [(table, record, outcome)] = &decoded.without_row[..] else {
+            panic!("only the failed record is kept");
+        };
+        assert!(outcome.is_err());
+        assert_eq!(record.offset, 1);
+        assert!(
+            record.value.is_some(),
+            "its bytes, for the dead-letter location"
+        );
+        assert!(table.is_some());
     }
 }
