@@ -352,8 +352,13 @@ impl<'k> Walk<'k> {
         key_columns: Arc<[String]>,
         keys: &[usize],
     ) -> Result<ChangeSet> {
-        let mut finals: Vec<&KeyState> = self.states.values().collect();
-        finals.sort_by_key(|s| s.first_seen);
+        // In order of first appearance: `first_seen` numbers the keys 0..n, so each state goes
+        // straight to its place (a sort of a million states was a quarter of the fold).
+        let mut placed: Vec<Option<&KeyState>> = vec![None; self.states.len()];
+        for s in self.states.values() {
+            placed[s.first_seen] = Some(s);
+        }
+        let finals: Vec<&KeyState> = placed.into_iter().flatten().collect();
         let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
         // After a truncate the table holds no key: nothing to delete.
         let delete_rows: Vec<u32> = finals
