@@ -77,7 +77,7 @@ impl TableLocation {
             &state.key_columns,
         )?);
         let reader = Arc::new(self.files_reader(&state.table, stored.clone())?);
-        let mut writer = self.data_writer(&state.table, &stored)?;
+        let mut writer = self.data_writer(&state.table, &stored, None)?;
         let candidates = chosen
             .iter()
             .map(|f| (f.clone(), FilePlan::REWRITE))

@@ -12,11 +12,15 @@ use cdc_core::sink::upsert::{
     carry_over, locate, lookup_removal, lookup_rows, Attempt, ChangedKeys, Located, OldRows,
     RowRemoval,
 };
+use cdc_core::storage::mostly_distinct_columns;
 use deltalake::kernel::{Action, Add, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use roaring::RoaringTreemap;
 
 use crate::error::{DeltaSinkError, Result};
@@ -56,7 +60,7 @@ impl TableLocation {
         let table = &state.table;
         let rewrite_all = evolved && evolution_rewrites_rows(&state.logical, &a.merged);
         let stored: SchemaRef = Arc::new(schema::stored_arrow_schema(&a.merged));
-        let mut writer = self.data_writer(table, &stored)?;
+        let mut writer = self.data_writer(table, &stored, Some(&a.keys.upserts))?;
         let touched = self
             .rewrite_touched(
                 &state,
@@ -181,11 +185,13 @@ impl TableLocation {
     }
 
     /// The writer of the attempt's data files (rolling over at the target file size, with
-    /// statistics of the columns the table keeps them for).
+    /// statistics of the columns the table keeps them for; the columns whose values in `sample`
+    /// are almost all distinct without a dictionary).
     pub(crate) fn data_writer(
         &self,
         table: &DeltaTable,
         stored: &SchemaRef,
+        sample: Option<&RecordBatch>,
     ) -> Result<DeltaWriter> {
         let snapshot = table
             .snapshot()
@@ -195,13 +201,20 @@ impl TableLocation {
             Some(cols) => cols.iter().map(|c| c.to_string()).collect(),
             None => stats_columns(stored),
         };
+        // delta-rs's own default properties, but for the dictionaries.
+        let mut props = WriterProperties::builder()
+            .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
+            .set_compression(Compression::SNAPPY);
+        for column in sample.map(mostly_distinct_columns).unwrap_or_default() {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
         Ok(DeltaWriter::new(
             table.object_store(),
             WriterConfig::new(
                 stored.clone(),
                 // The table's own (the sink's settings only choose them for a new table).
                 snapshot.metadata().partition_columns().to_vec(),
-                None,
+                Some(props.build()),
                 NonZeroU64::new(self.config.target_file_size),
                 None,
                 config.num_indexed_cols(),

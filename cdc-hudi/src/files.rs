@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use bytes::Bytes;
+use cdc_core::storage::mostly_distinct_columns;
 use cdc_core::storage::read_parquet_file;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -470,6 +471,10 @@ impl TableStore {
                     ColumnPath::from(column),
                     EnabledStatistics::None,
                 );
+            }
+            let largest = parts.iter().max_by_key(|p| p.num_rows());
+            for column in largest.map(mostly_distinct_columns).unwrap_or_default() {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
             }
             let props = props
                 .set_key_value_metadata(Some(
