@@ -83,3 +83,41 @@ pub fn assert_expected(scenario: &Scenario, warehouse: &MemoryWarehouse) {
         failures.join("\n")
     );
 }
+
+/// The same generated backlog (`snapshot_rows` + `changes` events of `public.customers`'s
+/// shape) on each table's topic `dbserver1.public.<name>`, and pipeline settings keying every
+/// table by `id`.
+pub fn backlog_on_tables(
+    tables: &[&str],
+    snapshot_rows: u64,
+    changes: u64,
+    seed: u64,
+) -> (Vec<Vec<cdc_core::source::RawRecord>>, PipelineConfig) {
+    use cdc_core::testing::backlog::{generate, BacklogSpec};
+    let backlog = generate(&BacklogSpec {
+        snapshot_rows,
+        changes,
+        seed,
+        with_schema: true,
+    });
+    let mut records = Vec::new();
+    let mut hints = HashMap::new();
+    for name in tables {
+        let topic: std::sync::Arc<str> = std::sync::Arc::from(format!("dbserver1.public.{name}"));
+        let mut of_topic = backlog.records();
+        for r in &mut of_topic {
+            r.topic = topic.clone();
+        }
+        records.push(of_topic);
+        let hint = TableHint {
+            schema: None,
+            key_columns: Some(vec!["id".to_string()]),
+        };
+        hints.insert(TableId::new("public", *name), hint);
+    }
+    let config = PipelineConfig {
+        table_hints: hints,
+        ..PipelineConfig::default()
+    };
+    (records, config)
+}

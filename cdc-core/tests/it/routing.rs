@@ -2,51 +2,18 @@
 //! routed once, and a table's committed records are left out by partition, whichever run they
 //! come in.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use cdc_core::decode::TableHint;
 use cdc_core::model::TableId;
-use cdc_core::pipeline::{Pipeline, PipelineConfig};
+use cdc_core::pipeline::Pipeline;
 use cdc_core::sink::MemoryWarehouse;
 use cdc_core::source::RawRecord;
-use cdc_core::testing::backlog::{generate, BacklogSpec};
+
+use crate::common::backlog_on_tables;
 
 const TABLES: [&str; 2] = ["customers_a", "customers_b"];
 
-/// The same 40 events on each table's topic, and the pipeline settings keyed by `id`.
-fn records_and_config() -> (Vec<Vec<RawRecord>>, PipelineConfig) {
-    let backlog = generate(&BacklogSpec {
-        snapshot_rows: 10,
-        changes: 30,
-        seed: 5,
-        with_schema: true,
-    });
-    let mut records = Vec::new();
-    let mut hints = HashMap::new();
-    for name in TABLES {
-        let topic: Arc<str> = Arc::from(format!("dbserver1.public.{name}"));
-        let mut of_topic = backlog.records();
-        for r in &mut of_topic {
-            r.topic = topic.clone();
-        }
-        records.push(of_topic);
-        let hint = TableHint {
-            schema: None,
-            key_columns: Some(vec!["id".to_string()]),
-        };
-        hints.insert(TableId::new("public", name), hint);
-    }
-    let config = PipelineConfig {
-        table_hints: hints,
-        ..PipelineConfig::default()
-    };
-    (records, config)
-}
-
 #[tokio::test]
 async fn committed_records_are_left_out_by_partition_across_runs() {
-    let (records, config) = records_and_config();
+    let (records, config) = backlog_on_tables(&TABLES, 10, 30, 5);
     let (a, b) = (&records[0], &records[1]);
     let warehouse = MemoryWarehouse::new();
     let mut first = Pipeline::new(config.clone(), &warehouse).unwrap();

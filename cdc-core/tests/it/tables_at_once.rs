@@ -2,19 +2,18 @@
 //! commit is a chain of round trips), and one table's failed commit neither stops the others
 //! nor goes unreported.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cdc_core::decode::TableHint;
 use cdc_core::fold::ChangeSet;
 use cdc_core::model::{Checkpoint, TableId};
 use cdc_core::pipeline::{Pipeline, PipelineConfig};
 use cdc_core::sink::{CommitOutcome, MemoryWarehouse, TableSchema, TableSink, Warehouse};
 use cdc_core::source::RawRecord;
-use cdc_core::testing::backlog::{generate, BacklogSpec};
 use cdc_core::{Error, Result};
+
+use crate::common::backlog_on_tables;
 
 const TABLES: [&str; 3] = ["customers_a", "customers_b", "customers_c"];
 
@@ -75,31 +74,8 @@ impl TableSink for GatheredSink {
 
 /// One backlog's events on each table's topic, and the pipeline settings keyed by `id`.
 fn records_and_config() -> (Vec<RawRecord>, PipelineConfig) {
-    let backlog = generate(&BacklogSpec {
-        snapshot_rows: 10,
-        changes: 30,
-        seed: 3,
-        with_schema: true,
-    });
-    let mut records = Vec::new();
-    let mut hints = HashMap::new();
-    for name in TABLES {
-        let topic: Arc<str> = Arc::from(format!("dbserver1.public.{name}"));
-        records.extend(backlog.records().into_iter().map(|mut r| {
-            r.topic = topic.clone();
-            r
-        }));
-        let hint = TableHint {
-            schema: None,
-            key_columns: Some(vec!["id".to_string()]),
-        };
-        hints.insert(TableId::new("public", name), hint);
-    }
-    let config = PipelineConfig {
-        table_hints: hints,
-        ..PipelineConfig::default()
-    };
-    (records, config)
+    let (records, config) = backlog_on_tables(&TABLES, 10, 30, 3);
+    (records.into_iter().flatten().collect(), config)
 }
 
 #[tokio::test]
