@@ -698,15 +698,12 @@ impl<'w> Pipeline<'w> {
             batches,
             ..
         } = decoded;
-        // Positions consumed without producing a row (dead letters, redundant tombstones).
+        // Positions consumed without producing a row (control records, redundant tombstones,
+        // dead letters): the checkpoint still moves past them.
         let mut consumed: HashMap<TableId, (Checkpoint, FirstOffsets)> = HashMap::new();
         for (table, record, outcome) in without_row {
-            let consumed_without_row = match outcome {
-                Ok(Decoded::Row(..) | Decoded::Tombstone(_)) => false,
-                Ok(_) => {
-                    self.stats.control_records += 1;
-                    true
-                }
+            match outcome {
+                Ok(_) => self.stats.control_records += 1,
                 // A schema the registry did not give is no fault of the record: stop, and
                 // read it again once the registry answers.
                 Err(e @ Error::SchemaUnavailable { .. }) => return Err(e),
@@ -726,10 +723,9 @@ impl<'w> Pipeline<'w> {
                     );
                     self.stats.dead_lettered += 1;
                     crate::metrics::dead_lettered(table.as_deref());
-                    true
                 }
-            };
-            if let (true, Some(t)) = (consumed_without_row, table) {
+            }
+            if let Some(t) = table {
                 let (positions, first) = consumed.entry(TableId::clone(&t)).or_default();
                 positions.advance(&record.topic, record.partition, record.offset);
                 first.note(&record.topic, record.partition, record.offset);
@@ -774,7 +770,6 @@ impl<'w> Pipeline<'w> {
     }
 }
 
-/// A batch's records that still need applying, with the table each routes to.
 /// Consecutive records of one topic-partition, as [`Pipeline::route_batch`] routes them.
 struct Run {
     topic: Arc<str>,
@@ -793,6 +788,7 @@ impl Run {
     }
 }
 
+/// A batch's records that still need applying, with the table each routes to.
 struct RoutedBatch {
     tables: Vec<Option<Arc<TableId>>>,
     records: Vec<RawRecord>,
