@@ -27,12 +27,14 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUni
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "parquet")]
 mod dictionary;
 #[cfg(feature = "parquet")]
 mod parquet_read;
 pub mod time_text;
 
-pub use dictionary::mostly_distinct_columns;
+#[cfg(feature = "parquet")]
+pub use dictionary::without_needless_dictionaries;
 
 #[cfg(feature = "parquet")]
 pub use parquet_read::{parquet_projection, read_parquet, read_parquet_file, FETCH_WHOLE_AT_MOST};

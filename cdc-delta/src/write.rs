@@ -12,7 +12,7 @@ use cdc_core::sink::upsert::{
     carry_over, locate, lookup_removal, lookup_rows, Attempt, ChangedKeys, Located, OldRows,
     RowRemoval,
 };
-use cdc_core::storage::mostly_distinct_columns;
+use cdc_core::storage::without_needless_dictionaries;
 use deltalake::kernel::{Action, Add, MetadataExt};
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
@@ -20,7 +20,6 @@ use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
 use roaring::RoaringTreemap;
 
 use crate::error::{DeltaSinkError, Result};
@@ -205,8 +204,8 @@ impl TableLocation {
         let mut props = WriterProperties::builder()
             .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
             .set_compression(Compression::SNAPPY);
-        for column in sample.map(mostly_distinct_columns).unwrap_or_default() {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        if let Some(sample) = sample {
+            props = without_needless_dictionaries(props, sample);
         }
         Ok(DeltaWriter::new(
             table.object_store(),

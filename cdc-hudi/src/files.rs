@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use bytes::Bytes;
-use cdc_core::storage::mostly_distinct_columns;
 use cdc_core::storage::read_parquet_file;
+use cdc_core::storage::without_needless_dictionaries;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -472,9 +472,8 @@ impl TableStore {
                     EnabledStatistics::None,
                 );
             }
-            let largest = parts.iter().max_by_key(|p| p.num_rows());
-            for column in largest.map(mostly_distinct_columns).unwrap_or_default() {
-                props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+            if let Some(largest) = parts.iter().max_by_key(|p| p.num_rows()) {
+                props = without_needless_dictionaries(props, largest);
             }
             let props = props
                 .set_key_value_metadata(Some(

@@ -16,7 +16,6 @@ use iceberg::spec::{
 };
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::file::properties::WriterProperties;
-use parquet::schema::types::ColumnPath;
 
 use crate::error::{file_err, iceberg_err, IcebergSinkError, Result};
 use crate::schema::{file_arrow_schema, stored_arrow_schema};
@@ -73,13 +72,10 @@ pub(crate) async fn write_parquet(
     // Untruncated statistics: iceberg-rust drops a row group's inexact (truncated) min/max
     // from the manifest bounds, which could leave a file's string upper bound below a key it
     // holds; exact statistics keep the bounds true for key pruning.
-    let mut props = WriterProperties::builder()
+    let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .set_statistics_truncate_length(None);
-    for column in cdc_core::storage::mostly_distinct_columns(batch) {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
-    }
-    let props = props.build();
+    let props = cdc_core::storage::without_needless_dictionaries(props, batch).build();
     let output = io
         .new_output(location)
         .map_err(file_err(&table, location))?;

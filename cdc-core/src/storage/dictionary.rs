@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
+use parquet::file::properties::WriterPropertiesBuilder;
+use parquet::schema::types::ColumnPath;
 
 /// Values sampled per column, spread over the batch.
 const SAMPLE: usize = 1024;
@@ -20,7 +22,7 @@ const DISTINCT_PERCENT: usize = 90;
 
 /// The top-level string and binary columns of `batch` whose sampled values are (almost) all
 /// distinct: write them without a dictionary.
-pub fn mostly_distinct_columns(batch: &RecordBatch) -> Vec<String> {
+fn mostly_distinct_columns(batch: &RecordBatch) -> Vec<String> {
     (batch.schema().fields().iter())
         .zip(batch.columns())
         .filter(|(_, column)| mostly_distinct(column.as_ref()))
@@ -28,8 +30,20 @@ pub fn mostly_distinct_columns(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
+/// `props` with no dictionary for the [`mostly_distinct_columns`] of `batch` (used by every
+/// format's data-file writer).
+pub fn without_needless_dictionaries(
+    mut props: WriterPropertiesBuilder,
+    batch: &RecordBatch,
+) -> WriterPropertiesBuilder {
+    for column in mostly_distinct_columns(batch) {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    props
+}
+
 fn mostly_distinct(column: &dyn Array) -> bool {
-    if bytes_at(column, 0).is_none() || column.len() < MIN_SAMPLE {
+    if column.len() < MIN_SAMPLE || bytes_at(column, 0).is_none() {
         return false;
     }
     let step = (column.len() / SAMPLE).max(1);
@@ -45,9 +59,6 @@ fn mostly_distinct(column: &dyn Array) -> bool {
 
 /// The bytes of value `i` of a string or binary column; `None` for other types.
 fn bytes_at(column: &dyn Array, i: usize) -> Option<&[u8]> {
-    if column.is_empty() {
-        return None;
-    }
     Some(match column.data_type() {
         DataType::Utf8 => column.as_string::<i32>().value(i).as_bytes(),
         DataType::LargeUtf8 => column.as_string::<i64>().value(i).as_bytes(),
