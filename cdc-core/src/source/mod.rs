@@ -39,6 +39,20 @@ impl RawRecord {
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Bytes::len) + self.value.as_ref().map_or(0, Bytes::len)
     }
+
+    /// The record's coordinates and schemas without its key and value (which keep their input
+    /// file mapped).
+    pub fn without_bytes(&self) -> RawRecord {
+        RawRecord {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            key: None,
+            value: None,
+            value_schema: self.value_schema.clone(),
+            key_schema: self.key_schema.clone(),
+        }
+    }
 }
 
 /// Where a batch ends.

@@ -41,7 +41,9 @@ impl DebeziumJsonDecoder {
                 let outcomes: Vec<_> = second.iter().map(|(t, r)| fork.decode(*t, r)).collect();
                 (outcomes, fork)
             });
-            let outcomes: Vec<_> = first.iter().map(|(t, r)| self.decode(*t, r)).collect();
+            // Room for the fork's outcomes too: appending them would copy these.
+            let mut outcomes = Vec::with_capacity(records.len());
+            outcomes.extend(first.iter().map(|(t, r)| self.decode(*t, r)));
             (outcomes, later.join())
         });
         let (later, fork) = later.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
