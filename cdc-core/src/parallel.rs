@@ -6,7 +6,8 @@
 //! whichever thread is free; the calling thread works too, and results come back in order.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Mutex, OnceLock};
 
 use arrow_array::{BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow_select::filter::FilterBuilder;
@@ -47,14 +48,25 @@ pub fn map_pieces<T: Send>(n: usize, parallel: bool, work: impl Fn(usize) -> T +
         .collect()
 }
 
-/// Drops `value` on a thread of its own, off the caller's path: for what takes long to free
-/// (a batch's mapped input files are unmapped when their last record goes, ~1.5 ms a file; a
-/// fold's per-event metadata). Without a thread to spare it is dropped here.
+/// Drops `value` on a thread kept for it, off the caller's path: for what takes long to free
+/// (a fold's per-event metadata, each holding shared strings). One value is dropped at a time
+/// and none waits: a caller waits for the previous drop instead, so what is held for dropping
+/// stays bounded. Without a thread to spare it is dropped here.
 pub fn drop_aside<T: Send + 'static>(value: T) {
-    // A failed spawn drops the closure, and `value` with it, on this thread.
-    let _ = std::thread::Builder::new()
-        .name("cdc-lake-drop".into())
-        .spawn(move || drop(value));
+    type Aside = Box<dyn Send>;
+    static DROPPER: OnceLock<Option<SyncSender<Aside>>> = OnceLock::new();
+    let dropper = DROPPER.get_or_init(|| {
+        // A rendezvous channel: `send` returns once the thread has taken the value.
+        let (send, receive) = std::sync::mpsc::sync_channel::<Aside>(0);
+        let spawned = std::thread::Builder::new()
+            .name("cdc-lake-drop".into())
+            .spawn(move || receive.into_iter().for_each(drop));
+        spawned.ok().map(|_| send)
+    });
+    if let Some(dropper) = dropper {
+        // Sent, or given back (and dropped here) when the thread is gone.
+        let _ = dropper.send(Box::new(value));
+    }
 }
 
 /// Rows from which spreading a batch's columns over the cores pays for the threads.
@@ -85,6 +97,31 @@ pub fn filter_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reports the thread it is dropped on.
+    struct Dropped(std::sync::mpsc::Sender<std::thread::ThreadId>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn values_dropped_aside_are_dropped_on_another_thread_one_after_another() {
+        let (send, receive) = std::sync::mpsc::channel();
+        for _ in 0..3 {
+            drop_aside(Dropped(send.clone()));
+        }
+        drop(send);
+        let threads: Vec<_> = receive.iter().collect();
+        assert_eq!(threads.len(), 3, "every value dropped");
+        assert!(threads.iter().all(|&t| t != std::thread::current().id()));
+        assert!(
+            threads.iter().all(|&t| t == threads[0]),
+            "by the one thread kept for it"
+        );
+    }
 
     #[test]
     fn results_come_back_in_index_order_whichever_thread_ran_them() {
