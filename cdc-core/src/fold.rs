@@ -25,10 +25,15 @@ use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::{Schema, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::model::{ChangeBatch, Checkpoint, EventMeta, FirstOffsets, Op, TableId, UnchangedMask};
+use crate::model::{ChangeBatch, Checkpoint, FirstOffsets, Op, TableId, UnchangedMask};
 use crate::parallel::{map_pieces, PARALLEL_ROWS};
 use crate::schema::{conform_batch_dropping, merge_schemas};
 use crate::sink::TableSchema;
+
+mod order;
+
+pub use order::capture_order;
+pub(crate) use order::{CaptureOrder, Events};
 
 /// The net effect of a batch of events on one table: what a sink applies in one commit.
 #[derive(Debug, Clone)]
@@ -233,7 +238,7 @@ pub(crate) struct Conformed {
     pub(crate) schema: SchemaRef,
     pub(crate) rows: RecordBatch,
     pub(crate) unchanged: UnchangedMask,
-    pub(crate) events: Vec<EventMeta>,
+    pub(crate) events: Events,
 }
 
 impl Conformed {
@@ -269,9 +274,7 @@ impl Conformed {
         let schema: SchemaRef = Arc::new(schema);
         let mut rows = Vec::with_capacity(batches.len());
         let mut masks = Vec::with_capacity(batches.len());
-        // Sized up front: grown by doubling, it copied ~100 000 events over and over.
-        let mut events: Vec<EventMeta> =
-            Vec::with_capacity(batches.iter().map(|b| b.events.len()).sum());
+        let mut events = Events::default();
         // A column a batch lacks was added after its events (a later batch has it: they keep
         // the table's value) or dropped before them (no later batch has it: null).
         let mut later: Vec<HashSet<String>> = vec![HashSet::new(); batches.len()];
@@ -293,7 +296,7 @@ impl Conformed {
                 conform_batch_dropping(table, &b.rows, &b.unchanged, &schema, &dropped)?;
             rows.push(batch);
             masks.push((mask, b.events.len()));
-            events.extend(b.events);
+            events.push(b.events);
         }
         let all = concat_batches(table, &schema, &rows)?;
         let unchanged = concat_masks(schema.fields().len(), &masks)?;
@@ -518,109 +521,10 @@ fn concat_masks(n_cols: usize, masks: &[(UnchangedMask, usize)]) -> Result<Uncha
     Ok(UnchangedMask::new(out))
 }
 
-/// Row indices in capture order: each topic-partition in offset order, partitions merged by the
-/// database's commit order (then Kafka coordinates). A merge rather than a sort, because the two
-/// orders need not agree and only the per-partition one is authoritative.
-pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
-    CaptureOrder::of(events).order
-}
-
-/// The events of a batch in capture order, with the positions they cover.
-pub(crate) struct CaptureOrder {
-    /// Row indices in capture order (see [`capture_order`]).
-    pub(crate) order: Vec<usize>,
-    /// Every partition's next offset after the events.
-    pub(crate) checkpoint: Checkpoint,
-    /// Every partition's first offset among the events.
-    pub(crate) first_offsets: FirstOffsets,
-}
-
-impl CaptureOrder {
-    pub(crate) fn of(events: &[EventMeta]) -> Self {
-        let mut queues = partition_queues(events);
-        let (mut checkpoint, mut first_offsets) = (Checkpoint::default(), FirstOffsets::default());
-        for q in &queues {
-            let (first, last) = (&events[q[0]].position, &events[q[q.len() - 1]].position);
-            checkpoint.advance(&first.topic, first.partition, last.offset);
-            first_offsets.note(&first.topic, first.partition, first.offset);
-        }
-        let order = match queues.len() {
-            0 => Vec::new(),
-            1 => queues.pop().expect("one queue"),
-            _ => merge_queues(events, &queues),
-        };
-        CaptureOrder {
-            order,
-            checkpoint,
-            first_offsets,
-        }
-    }
-}
-
-/// The row indices of each topic-partition, in offset order. Events come in runs of one
-/// partition, so the last partition is tried before the map.
-fn partition_queues(events: &[EventMeta]) -> Vec<Vec<usize>> {
-    let mut index: foldhash::HashMap<(&str, i32), usize> = Default::default();
-    let mut queues: Vec<Vec<usize>> = Vec::new();
-    let mut last: Option<(&str, i32, usize)> = None;
-    for (i, e) in events.iter().enumerate() {
-        let tp = (&*e.position.topic, e.position.partition);
-        let q = match last {
-            Some((t, p, q)) if p == tp.1 && t == tp.0 => q,
-            _ => *index.entry(tp).or_insert_with(|| {
-                queues.push(Vec::new());
-                queues.len() - 1
-            }),
-        };
-        last = Some((tp.0, tp.1, q));
-        queues[q].push(i);
-    }
-    for q in &mut queues {
-        if !q.is_sorted_by_key(|&i| events[i].position.offset) {
-            q.sort_by_key(|&i| events[i].position.offset);
-        }
-    }
-    queues
-}
-
-/// The partitions' queues merged by [`SourcePosition::cmp_capture_order`].
-///
-/// [`SourcePosition::cmp_capture_order`]: crate::model::SourcePosition::cmp_capture_order
-fn merge_queues(events: &[EventMeta], queues: &[Vec<usize>]) -> Vec<usize> {
-    let mut heads = vec![0usize; queues.len()];
-    let mut out = Vec::with_capacity(events.len());
-    loop {
-        let mut best: Option<usize> = None;
-        for (q, queue) in queues.iter().enumerate() {
-            let Some(&i) = queue.get(heads[q]) else {
-                continue;
-            };
-            best = match best {
-                None => Some(q),
-                Some(b) => {
-                    let j = queues[b][heads[b]];
-                    if events[i]
-                        .position
-                        .cmp_capture_order(&events[j].position)
-                        .is_lt()
-                    {
-                        Some(q)
-                    } else {
-                        Some(b)
-                    }
-                }
-            };
-        }
-        let Some(q) = best else { break };
-        out.push(queues[q][heads[q]]);
-        heads[q] += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventMeta;
     use crate::model::{DbPosition, SourcePosition};
     use crate::sink::MemTable;
     use arrow_array::{Int32Array, StringArray};

@@ -34,9 +34,9 @@ use arrow_schema::{Schema, SchemaRef};
 use super::{micros, order_values, sequence, shape_columns, shape_key, OrderBy, TableShape};
 use crate::error::{Error, Result};
 use crate::fold::{
-    encode_keys, fold_key_columns, key_converter, CaptureOrder, ChangeSet, Conformed,
+    encode_keys, fold_key_columns, key_converter, CaptureOrder, ChangeSet, Conformed, Events,
 };
-use crate::model::{ChangeBatch, DbPosition, EventMeta, Op, TableId, UnchangedMask};
+use crate::model::{ChangeBatch, DbPosition, Op, TableId, UnchangedMask};
 use crate::schema::{cast_column, default_column, evolve_batch};
 use crate::sink::TableSchema;
 
@@ -47,7 +47,7 @@ pub struct PendingHistory {
     /// Row images in the source schema (the change set's schema without the shape's columns).
     rows: RecordBatch,
     unchanged: UnchangedMask,
-    events: Vec<EventMeta>,
+    events: Events,
     /// Per event: its sequence (`None`: a delete without an ordering value).
     seqs: Vec<Option<String>>,
     /// Event indices in capture order.
@@ -579,6 +579,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
+    use crate::model::EventMeta;
     use crate::model::SourcePosition;
     use crate::sink::MemTable;
 

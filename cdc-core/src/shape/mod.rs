@@ -356,7 +356,7 @@ pub(crate) fn order_values(
     order_by: &OrderBy,
     table: &str,
     rows: &RecordBatch,
-    events: &[EventMeta],
+    events: &crate::fold::Events,
 ) -> Result<Vec<Option<i64>>> {
     let missing = |i: usize, what: &str| {
         let p = &events[i].position;
