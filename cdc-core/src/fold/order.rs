@@ -60,7 +60,8 @@ impl Index<usize> for Events {
 
 /// Row indices in capture order: each topic-partition in offset order, partitions merged by the
 /// database's commit order (then Kafka coordinates). A merge rather than a sort, because the two
-/// orders need not agree and only the per-partition one is authoritative.
+/// orders need not agree and only the per-partition one is authoritative. (This orders a copy
+/// of `events`: the fold orders its events where the decoders left them.)
 pub fn capture_order(events: &[EventMeta]) -> Vec<usize> {
     CaptureOrder::of(&Events::from(events.to_vec())).order
 }
