@@ -139,10 +139,11 @@ pub fn encode_keys(
         .map_err(|e| Error::arrow(format!("encoding keys of {table}"), e))
 }
 
-/// What is known of one key while folding.
+/// What is known of one key while folding: 32 bytes, a million of them in the fold's map (rows
+/// are `u32`, as the take of the final images has them anyway).
 struct KeyState {
     /// Row of the last event.
-    row: usize,
+    row: u32,
     /// Final op is a delete.
     deleted: bool,
     /// The table's row for this key is obsolete (deleted or truncated in this batch).
@@ -151,9 +152,9 @@ struct KeyState {
     after_truncate: bool,
     /// Per column, the row its value comes from (only when an earlier event filled an
     /// unchanged cell).
-    sources: Option<Vec<u32>>,
+    sources: Option<Box<[u32]>>,
     /// Order of first appearance, so output is deterministic.
-    first_seen: usize,
+    first_seen: u32,
 }
 
 /// Folds `batches` of one table into a [`ChangeSet`].
@@ -334,12 +335,12 @@ impl<'k> Walk<'k> {
         match self.states.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(KeyState {
-                    row,
+                    row: row as u32,
                     deleted,
                     table_row_obsolete: self.truncate,
                     after_truncate: self.truncate,
                     sources: None,
-                    first_seen: next_index,
+                    first_seen: next_index as u32,
                 });
             }
             Entry::Occupied(mut o) => o.get_mut().replace(row, deleted, &all.unchanged),
@@ -359,7 +360,7 @@ impl<'k> Walk<'k> {
         // straight to its place (a sort of a million states was a quarter of the fold).
         let mut placed: Vec<Option<&KeyState>> = vec![None; self.states.len()];
         for s in self.states.values() {
-            placed[s.first_seen] = Some(s);
+            placed[s.first_seen as usize] = Some(s);
         }
         let finals: Vec<&KeyState> = placed.into_iter().flatten().collect();
         let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
@@ -367,7 +368,7 @@ impl<'k> Walk<'k> {
         let delete_rows: Vec<u32> = finals
             .iter()
             .filter(|s| s.deleted && !s.after_truncate)
-            .map(|s| s.row as u32)
+            .map(|s| s.row)
             .collect();
         let (upsert_batch, upsert_unchanged) = final_images(table, &all, &upserts)?;
         let key_batch = all
@@ -405,6 +406,7 @@ impl KeyState {
     /// A later event of the same key: its row replaces the key's, its unchanged cells taken
     /// from the previous image when both are upserts.
     fn replace(&mut self, row: usize, deleted: bool, unchanged: &UnchangedMask) {
+        let at = row as u32;
         if self.deleted && !deleted {
             // Deleted earlier in this batch: whatever the table held is gone.
             self.table_row_obsolete = true;
@@ -414,14 +416,14 @@ impl KeyState {
             let n_cols = unchanged.num_columns();
             for c in 0..n_cols {
                 if unchanged.is_unchanged(c, row) {
-                    let src = sources.get_or_insert_with(|| vec![row as u32; n_cols]);
-                    src[c] = self.sources.as_ref().map_or(self.row as u32, |s| s[c]);
+                    let src = sources.get_or_insert_with(|| vec![at; n_cols]);
+                    src[c] = self.sources.as_ref().map_or(self.row, |s| s[c]);
                 }
             }
         }
-        self.row = row;
+        self.row = at;
         self.deleted = deleted;
-        self.sources = sources;
+        self.sources = sources.map(Vec::into_boxed_slice);
     }
 }
 
@@ -438,7 +440,7 @@ fn final_images(
         let idx = UInt32Array::from_iter_values(
             upserts
                 .iter()
-                .map(|s| s.sources.as_ref().map_or(s.row as u32, |src| src[c])),
+                .map(|s| s.sources.as_ref().map_or(s.row, |src| src[c])),
         );
         let column = take(table, all.rows.column(c), &idx)?;
         let mask = match all.unchanged.column(c) {
@@ -614,6 +616,11 @@ mod tests {
     fn two_rows() -> MemTable {
         let rows = [(Op::Create, 1, Some("a")), (Op::Create, 2, Some("b"))];
         apply(None, batch(&rows, 0, None))
+    }
+
+    #[test]
+    fn a_key_state_takes_32_bytes() {
+        assert_eq!(std::mem::size_of::<KeyState>(), 32);
     }
 
     #[test]
