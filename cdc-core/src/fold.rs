@@ -153,7 +153,7 @@ struct KeyState {
     /// Per column, the row its value comes from (only when an earlier event filled an
     /// unchanged cell).
     sources: Option<Box<[u32]>>,
-    /// Order of first appearance, so output is deterministic.
+    /// Position in capture order of the key's first event, so output is deterministic.
     first_seen: u32,
 }
 
@@ -167,6 +167,18 @@ pub fn fold(
     known_keys: Option<&[String]>,
     batches: Vec<ChangeBatch>,
 ) -> Result<ChangeSet> {
+    fold_in_shards(table, table_schema, known_keys, batches, None)
+}
+
+/// [`fold`], its events walked in `shards` hash shards (by default: on every core when the
+/// batch is big and holds no truncate or null key).
+fn fold_in_shards(
+    table: &TableId,
+    table_schema: Option<&Schema>,
+    known_keys: Option<&[String]>,
+    batches: Vec<ChangeBatch>,
+    shards: Option<usize>,
+) -> Result<ChangeSet> {
     if batches.is_empty() {
         return Err(Error::sink(table, "nothing to fold"));
     }
@@ -175,22 +187,57 @@ pub fn fold(
     let keys = key_indices(table, &all.schema, &key_columns)?;
     let converter = key_converter(table, &all.schema, &keys)?;
     let key_rows = encode_keys(table, &converter, &all.rows, &keys)?;
-    let CaptureOrder {
-        order,
-        checkpoint,
-        first_offsets,
-    } = CaptureOrder::of(&all.events);
-    let mut walk = Walk {
-        states: HashMap::with_capacity_and_hasher(all.events.len(), Default::default()),
-        checkpoint,
-        first_offsets,
-        truncate: false,
-        max_ts: None,
-    };
-    for row in order {
-        walk.event(&all, &keys, key_rows.row(row).data(), row)?;
+    let capture = CaptureOrder::of(&all.events);
+    let shards = shards.unwrap_or_else(|| walk_shards(&all, &keys, capture.order.len()));
+    let walks = walk(&all, &keys, &key_rows, &capture.order, shards)?;
+    let folded = Folded::of(&walks, capture.order.len());
+    folded.into_change_set(table, all, key_columns, &keys, capture)
+}
+
+/// How many hash shards the walk of `events` events of `all` takes: one per core for a big
+/// batch, each on its thread; one when a truncate, which clears every key, or a null key,
+/// whose error must be the first in capture order, needs the whole batch in one walk.
+fn walk_shards(all: &Conformed, keys: &[usize], events: usize) -> usize {
+    let sharded = events >= PARALLEL_ROWS
+        && keys.iter().all(|&k| all.rows.column(k).null_count() == 0)
+        && !all.events.iter().any(|e| e.op == Op::Truncate);
+    match sharded {
+        true => crate::sink::upsert::parallelism(),
+        false => 1,
     }
-    walk.into_change_set(table, all, key_columns, &keys)
+}
+
+/// Walks the events of `order` (rows of `all`, keys `key_rows`) into every key's final state,
+/// in `shards` walks side by side, each taking the keys of one hash shard (a key's events stay
+/// in capture order in its walk).
+fn walk<'k>(
+    all: &Conformed,
+    keys: &[usize],
+    key_rows: &'k Rows,
+    order: &[usize],
+    shards: usize,
+) -> Result<Vec<Walk<'k>>> {
+    map_pieces(shards, shards > 1, |shard| {
+        let mut walk = Walk::with_capacity(order.len() / shards);
+        for (at, &row) in order.iter().enumerate() {
+            let key = key_rows.row(row).data();
+            if shards == 1 || key_shard(key, shards) == shard {
+                walk.event(all, keys, key, row, at)?;
+            }
+        }
+        Ok(walk)
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The shard of `key` among `shards`: from a hash seeded apart from the walk's maps, whose
+/// buckets would otherwise see only one shard's share of hash values.
+fn key_shard(key: &[u8], shards: usize) -> usize {
+    use std::hash::BuildHasher;
+    const SEED: u64 = 0x5eed_0fcd_c1a4_e000;
+    let hash = foldhash::fast::FixedState::with_seed(SEED).hash_one(key);
+    ((hash >> 32) as usize) % shards
 }
 
 /// The schema and key a table holding `holds` has once `batch` is folded onto it (as [`fold`]
@@ -310,18 +357,31 @@ impl Conformed {
     }
 }
 
-/// The state of every key after the events walked so far, in capture order.
+/// The state of every key (of one shard) after the events walked so far, in capture order.
 struct Walk<'k> {
     states: foldhash::HashMap<&'k [u8], KeyState>,
-    checkpoint: Checkpoint,
-    first_offsets: FirstOffsets,
     truncate: bool,
     max_ts: Option<i64>,
 }
 
 impl<'k> Walk<'k> {
-    /// Takes event `row` (of key `key`) into account.
-    fn event(&mut self, all: &Conformed, keys: &[usize], key: &'k [u8], row: usize) -> Result<()> {
+    fn with_capacity(keys: usize) -> Self {
+        Walk {
+            states: HashMap::with_capacity_and_hasher(keys, Default::default()),
+            truncate: false,
+            max_ts: None,
+        }
+    }
+
+    /// Takes event `row` (of key `key`, at `at` in capture order) into account.
+    fn event(
+        &mut self,
+        all: &Conformed,
+        keys: &[usize],
+        key: &'k [u8],
+        row: usize,
+        at: usize,
+    ) -> Result<()> {
         let meta = &all.events[row];
         self.max_ts = self.max_ts.max(meta.source_ts_ms);
         if meta.op == Op::Truncate {
@@ -331,7 +391,6 @@ impl<'k> Walk<'k> {
         }
         all.check_key(keys, row)?;
         let deleted = meta.op == Op::Delete;
-        let next_index = self.states.len();
         match self.states.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(KeyState {
@@ -340,12 +399,86 @@ impl<'k> Walk<'k> {
                     table_row_obsolete: self.truncate,
                     after_truncate: self.truncate,
                     sources: None,
-                    first_seen: next_index as u32,
+                    first_seen: at as u32,
                 });
             }
             Entry::Occupied(mut o) => o.get_mut().replace(row, deleted, &all.unchanged),
         }
         Ok(())
+    }
+}
+
+/// Every key's final state, from the walks of all shards, in order of first appearance.
+struct Folded<'w> {
+    /// The row of each upserted key's final image.
+    upsert_rows: Vec<u32>,
+    /// Upserts whose image takes cells from earlier rows: the upsert, the row of each column.
+    upsert_sources: Vec<(usize, &'w [u32])>,
+    /// Per upsert: the table's row for the key is obsolete.
+    obsolete: Vec<bool>,
+    /// The row of each deleted key the table may hold.
+    delete_rows: Vec<u32>,
+    truncate: bool,
+    max_ts: Option<i64>,
+}
+
+/// What [`Folded`] needs of a key's state, at the place of its first appearance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Placed {
+    row: u32,
+    present: bool,
+    deleted: bool,
+    obsolete: bool,
+    after_truncate: bool,
+}
+
+impl<'w> Folded<'w> {
+    /// `walks` of a batch of `events` events.
+    fn of(walks: &'w [Walk<'_>], events: usize) -> Self {
+        // `first_seen` is a position in capture order, so each state goes straight to its
+        // place (a sort of a million states was a quarter of the fold); what is needed of it
+        // is copied there, as the map is read in its own order, rather than pointed to and
+        // read from all over the map afterwards.
+        let mut placed = vec![Placed::default(); events];
+        let mut sourced: Vec<(u32, &[u32])> = Vec::new();
+        for s in walks.iter().flat_map(|w| w.states.values()) {
+            placed[s.first_seen as usize] = Placed {
+                row: s.row,
+                present: true,
+                deleted: s.deleted,
+                obsolete: s.table_row_obsolete,
+                after_truncate: s.after_truncate,
+            };
+            if let Some(src) = &s.sources {
+                sourced.push((s.first_seen, src));
+            }
+        }
+        sourced.sort_unstable_by_key(|&(at, _)| at);
+        let mut sourced = sourced.into_iter().peekable();
+        let mut folded = Folded {
+            upsert_rows: Vec::with_capacity(events),
+            upsert_sources: Vec::new(),
+            obsolete: Vec::with_capacity(events),
+            delete_rows: Vec::new(),
+            truncate: walks.iter().any(|w| w.truncate),
+            max_ts: walks.iter().filter_map(|w| w.max_ts).max(),
+        };
+        for (at, p) in placed.iter().enumerate().filter(|(_, p)| p.present) {
+            let src = sourced.next_if(|&(s, _)| s as usize == at);
+            match (p.deleted, src) {
+                // After a truncate the table holds no key: nothing to delete.
+                (true, _) if p.after_truncate => {}
+                (true, _) => folded.delete_rows.push(p.row),
+                (false, src) => {
+                    if let Some((_, src)) = src {
+                        folded.upsert_sources.push((folded.upsert_rows.len(), src));
+                    }
+                    folded.upsert_rows.push(p.row);
+                    folded.obsolete.push(p.obsolete);
+                }
+            }
+        }
+        folded
     }
 
     /// The net effect: the final image of every key not deleted, the deleted keys.
@@ -355,30 +488,17 @@ impl<'k> Walk<'k> {
         all: Conformed,
         key_columns: Arc<[String]>,
         keys: &[usize],
+        capture: CaptureOrder,
     ) -> Result<ChangeSet> {
-        // In order of first appearance: `first_seen` numbers the keys 0..n, so each state goes
-        // straight to its place (a sort of a million states was a quarter of the fold).
-        let mut placed: Vec<Option<&KeyState>> = vec![None; self.states.len()];
-        for s in self.states.values() {
-            placed[s.first_seen as usize] = Some(s);
-        }
-        let finals: Vec<&KeyState> = placed.into_iter().flatten().collect();
-        let upserts: Vec<&KeyState> = finals.iter().copied().filter(|s| !s.deleted).collect();
-        // After a truncate the table holds no key: nothing to delete.
-        let delete_rows: Vec<u32> = finals
-            .iter()
-            .filter(|s| s.deleted && !s.after_truncate)
-            .map(|s| s.row)
-            .collect();
-        let (upsert_batch, upsert_unchanged) = final_images(table, &all, &upserts)?;
+        let (upsert_batch, upsert_unchanged) =
+            final_images(table, &all, &self.upsert_rows, &self.upsert_sources)?;
         let key_batch = all
             .rows
             .project(keys)
             .map_err(|e| Error::arrow(format!("projecting keys of {table}"), e))?;
         let deletes =
-            arrow_select::take::take_record_batch(&key_batch, &UInt32Array::from(delete_rows))
+            arrow_select::take::take_record_batch(&key_batch, &UInt32Array::from(self.delete_rows))
                 .map_err(|e| Error::arrow(format!("building deletes of {table}"), e))?;
-        let obsolete: Vec<bool> = upserts.iter().map(|s| s.table_row_obsolete).collect();
         let events = all.events.len();
         if events >= PARALLEL_ROWS {
             // Each event's metadata holds shared strings: freeing a million took ~1 % of a run.
@@ -391,10 +511,10 @@ impl<'k> Walk<'k> {
             truncate: self.truncate,
             upserts: upsert_batch,
             upsert_unchanged,
-            ignore_table_values: BooleanArray::from(obsolete),
+            ignore_table_values: BooleanArray::from(self.obsolete),
             deletes,
-            checkpoint: self.checkpoint,
-            first_offsets: self.first_offsets,
+            checkpoint: capture.checkpoint,
+            first_offsets: capture.first_offsets,
             events,
             max_source_ts_ms: self.max_ts,
             history: None,
@@ -427,21 +547,23 @@ impl KeyState {
     }
 }
 
-/// The final image of every upserted key (cells filled from earlier images of the same key
-/// where the last event did not send them) and their remaining unchanged cells.
+/// The final image of every upserted key, rows `rows` (cells filled from earlier images of the
+/// same key where the last event did not send them: `sources`, by upsert) and their remaining
+/// unchanged cells.
 fn final_images(
     table: &TableId,
     all: &Conformed,
-    upserts: &[&KeyState],
+    rows: &[u32],
+    sources: &[(usize, &[u32])],
 ) -> Result<(RecordBatch, UnchangedMask)> {
     let n_cols = all.schema.fields().len();
-    let parallel = upserts.len() >= PARALLEL_ROWS;
+    let parallel = rows.len() >= PARALLEL_ROWS;
     let taken = map_pieces(n_cols, parallel, |c| -> Result<_> {
-        let idx = UInt32Array::from_iter_values(
-            upserts
-                .iter()
-                .map(|s| s.sources.as_ref().map_or(s.row, |src| src[c])),
-        );
+        let mut idx = rows.to_vec();
+        for &(upsert, src) in sources {
+            idx[upsert] = src[c];
+        }
+        let idx = UInt32Array::from(idx);
         let column = take(table, all.rows.column(c), &idx)?;
         let mask = match all.unchanged.column(c) {
             Some(m) => Some(
@@ -459,7 +581,7 @@ fn final_images(
     let batch = RecordBatch::try_new_with_options(
         all.schema.clone(),
         columns,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(upserts.len())),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
     )
     .map_err(|e| Error::arrow(format!("building upserts of {table}"), e))?;
     Ok((batch, UnchangedMask::new(out_masks)))
@@ -621,6 +743,45 @@ mod tests {
     #[test]
     fn a_key_state_takes_32_bytes() {
         assert_eq!(std::mem::size_of::<KeyState>(), 32);
+    }
+
+    #[test]
+    fn a_big_batch_walked_in_hash_shards_folds_as_in_one_walk() {
+        // Keys coming back in every order of creates, updates (some with an unchanged name)
+        // and deletes, over more events than a walk is sharded from.
+        let n = 3 * PARALLEL_ROWS;
+        let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        let ops: Vec<(Op, i32, Option<&str>)> = (0..n)
+            .map(|i| {
+                let key = ((i * 7919) % 4001) as i32;
+                match (i * 31) % 10 {
+                    0..=5 => (Op::Update, key, Some(names[i].as_str())),
+                    6 | 7 => (Op::Create, key, Some(names[i].as_str())),
+                    _ => (Op::Delete, key, None),
+                }
+            })
+            .collect();
+        let unchanged = (0..n).map(|i| i % 5 == 0 && ops[i].0 != Op::Delete);
+        let b = batch(&ops, 0, Some(unchanged.collect()));
+        let table = TableId::new("s", "t");
+        let folds: Vec<ChangeSet> = [1, 2, 3]
+            .into_iter()
+            .map(|shards| fold_in_shards(&table, None, None, vec![b.clone()], Some(shards)))
+            .collect::<Result<_>>()
+            .unwrap();
+        let one = &folds[0];
+        // What the walk has to get right is there to get wrong.
+        assert!(one.upserts.num_rows() > 1000 && one.deletes.num_rows() > 100);
+        assert!(one.ignore_table_values.true_count() > 100);
+        assert!(one.upsert_unchanged.column(1).unwrap().true_count() > 10);
+        assert_eq!(one.upserts.num_rows() + one.deletes.num_rows(), 4001);
+        for sharded in &folds[1..] {
+            assert_eq!(sharded.upserts, one.upserts);
+            assert_eq!(sharded.upsert_unchanged, one.upsert_unchanged);
+            assert_eq!(sharded.ignore_table_values, one.ignore_table_values);
+            assert_eq!(sharded.deletes, one.deletes);
+            assert_eq!(sharded.checkpoint, one.checkpoint);
+        }
     }
 
     #[test]

@@ -116,8 +116,8 @@ impl TableAt {
         };
         let first_new = groups.len();
         let (mut written, found, moved, rows_deleted) = rewrite_groups(ctx, groups).await?;
-        let fresh: Vec<usize> = (0..ctx.keys.upserts.num_rows())
-            .filter(|j| !found.contains(j))
+        let fresh: Vec<usize> = (found.iter().enumerate())
+            .filter_map(|(j, &found)| (!found).then_some(j))
             .collect();
         let inserts = Inserts::new(ctx, new_rows(ctx, &fresh, moved)?)?;
         let rewritten: HashSet<String> = written.iter().map(|(_, g)| g.file_id.clone()).collect();
@@ -186,9 +186,11 @@ impl TableAt {
     }
 }
 
+/// The groups written, which upserts had an old row (by upsert row: a set of a million rows
+/// hashed was a tenth of a big commit's serial time), the moved rows, the rows deleted.
 type Pass1 = (
     Vec<(WriteStat, FileGroup)>,
-    HashSet<usize>,
+    Vec<bool>,
     Vec<RecordBatch>,
     u64,
 );
@@ -202,11 +204,11 @@ async fn rewrite_groups(ctx: &Arc<Ctx>, groups: Vec<(Candidate, FilePlan)>) -> R
     let task_ctx = ctx.clone();
     let then = move |f: Located<Candidate>| rewrite_group(task_ctx.clone(), f);
     let mut tasks = locate_then(reader, ctx.keys.clone(), groups, RowRemoval::Rewrite, then);
-    let (mut written, mut found, mut moved, mut deleted) =
-        (Vec::new(), HashSet::new(), Vec::new(), 0);
+    let mut found = vec![false; ctx.keys.upserts.num_rows()];
+    let (mut written, mut moved, mut deleted) = (Vec::new(), Vec::new(), 0);
     while let Some(r) = tasks.next().await {
         let Some(r) = r? else { continue };
-        found.extend(r.found);
+        r.found.iter().for_each(|&j| found[j] = true);
         deleted += r.deleted;
         moved.extend(r.moved);
         written.push((r.stat, r.group));

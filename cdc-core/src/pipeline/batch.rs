@@ -243,11 +243,10 @@ pub(super) fn lost_decoder() -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[cfg(feature = "test-util")]
     #[test]
     fn a_decoded_batch_keeps_only_the_records_without_a_row() {
+        use super::*;
         use crate::decode::{DebeziumJsonDecoder, DecoderConfig};
         use crate::testing::backlog::{generate, BacklogSpec};
         let backlog = generate(&BacklogSpec {
