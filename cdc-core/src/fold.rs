@@ -188,19 +188,19 @@ fn fold_in_shards(
     let converter = key_converter(table, &all.schema, &keys)?;
     let key_rows = encode_keys(table, &converter, &all.rows, &keys)?;
     let capture = CaptureOrder::of(&all.events);
-    let shards = shards.unwrap_or_else(|| walk_shards(&all, &keys, capture.order.len()));
+    let shards = shards.unwrap_or_else(|| walk_shards(&all, &keys, &capture));
     let walks = walk(&all, &keys, &key_rows, &capture.order, shards)?;
     let folded = Folded::of(&walks, capture.order.len());
     folded.into_change_set(table, all, key_columns, &keys, capture)
 }
 
-/// How many hash shards the walk of `events` events of `all` takes: one per core for a big
-/// batch, each on its thread; one when a truncate, which clears every key, or a null key,
-/// whose error must be the first in capture order, needs the whole batch in one walk.
-fn walk_shards(all: &Conformed, keys: &[usize], events: usize) -> usize {
-    let sharded = events >= PARALLEL_ROWS
-        && keys.iter().all(|&k| all.rows.column(k).null_count() == 0)
-        && !all.events.iter().any(|e| e.op == Op::Truncate);
+/// How many hash shards the walk of the events of `all` (in `capture` order) takes: one per
+/// core for a big batch, each on its thread; one when a truncate, which clears every key, or a
+/// null key, whose error must be the first in capture order, needs the whole batch in one walk.
+fn walk_shards(all: &Conformed, keys: &[usize], capture: &CaptureOrder) -> usize {
+    let sharded = capture.order.len() >= PARALLEL_ROWS
+        && !capture.truncates
+        && keys.iter().all(|&k| all.rows.column(k).null_count() == 0);
     match sharded {
         true => crate::sink::upsert::parallelism(),
         false => 1,

@@ -2,7 +2,7 @@
 
 use std::ops::Index;
 
-use crate::model::{Checkpoint, EventMeta, FirstOffsets};
+use crate::model::{Checkpoint, EventMeta, FirstOffsets, Op};
 
 /// Every event of a fold's batches, in batch order, left in the batches' own vectors (copying
 /// them into one took a fifth of the fold's time on its thread, with the other core idle).
@@ -74,11 +74,13 @@ pub(crate) struct CaptureOrder {
     pub(crate) checkpoint: Checkpoint,
     /// Every partition's first offset among the events.
     pub(crate) first_offsets: FirstOffsets,
+    /// Some event is a truncate.
+    pub(crate) truncates: bool,
 }
 
 impl CaptureOrder {
     pub(crate) fn of(events: &Events) -> Self {
-        let mut queues = partition_queues(events);
+        let (mut queues, truncates) = partition_queues(events);
         let (mut checkpoint, mut first_offsets) = (Checkpoint::default(), FirstOffsets::default());
         for q in &queues {
             let (first, last) = (&events[q[0]].position, &events[q[q.len() - 1]].position);
@@ -94,6 +96,7 @@ impl CaptureOrder {
             order,
             checkpoint,
             first_offsets,
+            truncates,
         }
     }
 }
@@ -101,15 +104,18 @@ impl CaptureOrder {
 /// The row indices of each topic-partition, in offset order. Events come in runs of one
 /// partition, so the last partition is tried before the map; a queue is sorted only when its
 /// offsets came out of order (checked as they come: looking events up again by index was a
-/// tenth of the fold).
-fn partition_queues(events: &Events) -> Vec<Vec<usize>> {
+/// tenth of the fold). Also says whether some event is a truncate, while they are at hand.
+fn partition_queues(events: &Events) -> (Vec<Vec<usize>>, bool) {
     let mut index: foldhash::HashMap<(&str, i32), usize> = Default::default();
     let mut queues: Vec<Queue> = Vec::new();
     let mut last: Option<(&str, i32, usize)> = None;
+    let mut truncates = false;
     for (i, e) in events.iter().enumerate() {
+        truncates |= e.op == Op::Truncate;
         let tp = (&*e.position.topic, e.position.partition);
+        // A run's events share one topic string: the pointer says so before the bytes do.
         let q = match last {
-            Some((t, p, q)) if p == tp.1 && t == tp.0 => q,
+            Some((t, p, q)) if p == tp.1 && (std::ptr::eq(t, tp.0) || t == tp.0) => q,
             _ => *index.entry(tp).or_insert_with(|| {
                 queues.push(Queue::default());
                 queues.len() - 1
@@ -118,15 +124,15 @@ fn partition_queues(events: &Events) -> Vec<Vec<usize>> {
         last = Some((tp.0, tp.1, q));
         queues[q].push(i, e.position.offset);
     }
-    queues
-        .into_iter()
+    let queues = (queues.into_iter())
         .map(|mut q| {
             if !q.in_order {
                 q.rows.sort_by_key(|&i| events[i].position.offset);
             }
             q.rows
         })
-        .collect()
+        .collect();
+    (queues, truncates)
 }
 
 /// One topic-partition's rows as they come, and whether their offsets rose all along.
@@ -192,7 +198,7 @@ fn merge_queues(events: &Events, queues: &[Vec<usize>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DbPosition, Op, SourcePosition};
+    use crate::model::{DbPosition, SourcePosition};
 
     fn events(partition: i32, offsets: std::ops::Range<i64>) -> Vec<EventMeta> {
         (offsets.map(|offset| EventMeta {

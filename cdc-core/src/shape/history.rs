@@ -75,6 +75,7 @@ pub fn pending(
         order,
         checkpoint,
         first_offsets,
+        ..
     } = CaptureOrder::of(&all.events);
     let mut max_ts = None;
     let key_idx = crate::fold::key_indices(table, &all.schema, &source_key)?;
