@@ -189,6 +189,11 @@ fn fold_in_shards(
     let key_rows = encode_keys(table, &converter, &all.rows, &keys)?;
     let capture = CaptureOrder::of(&all.events);
     let shards = shards.unwrap_or_else(|| walk_shards(&all, &keys, &capture));
+    // A truncate clears every key: in shards it would clear only its own shard's.
+    debug_assert!(
+        shards == 1 || !capture.truncates,
+        "a truncate walked in shards"
+    );
     let walks = walk(&all, &keys, &key_rows, &capture.order, shards)?;
     let folded = Folded::of(&walks, capture.order.len());
     folded.into_change_set(table, all, key_columns, &keys, capture)
